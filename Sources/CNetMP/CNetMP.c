@@ -1,0 +1,157 @@
+#define _GNU_SOURCE
+#include "CNetMP.h"
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { PARK_IDLE = 0, PARK_NOTIFIED = 1, PARK_SLEEPING = 2 };
+
+int netmp_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns) {
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = (time_t)(timeout_ns / 1000000000LL);
+        ts.tv_nsec = (long)(timeout_ns % 1000000000LL);
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
+    return r == 0 ? 0 : errno;
+}
+
+int netmp_futex_wake(_Atomic uint32_t *addr, int count) {
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    return r < 0 ? -errno : (int)r;
+}
+
+void netmp_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+void netmp_parker_init(netmp_parker *p) { atomic_init(&p->state, PARK_IDLE); }
+
+void netmp_parker_reset(netmp_parker *p) { atomic_store_explicit(&p->state, PARK_IDLE, memory_order_relaxed); }
+
+bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
+    for (int i = 0; i < spins; i++) {
+        if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED) break;
+        netmp_cpu_relax();
+    }
+    int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
+    for (;;) {
+        uint32_t expected = PARK_NOTIFIED;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_IDLE, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            return true;
+        }
+        expected = PARK_IDLE;
+        if (!atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_SLEEPING, memory_order_acq_rel,
+                                                     memory_order_relaxed)) {
+            if (expected == PARK_NOTIFIED) continue;
+        }
+        int64_t remaining = -1;
+        if (deadline >= 0) {
+            remaining = deadline - netmp_monotonic_ns();
+            if (remaining <= 0) {
+                expected = PARK_SLEEPING;
+                if (atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_IDLE, memory_order_acquire,
+                                                            memory_order_relaxed)) {
+                    return false;
+                }
+                continue;  // notified meanwhile
+            }
+        }
+        netmp_futex_wait(&p->state, PARK_SLEEPING, remaining);
+    }
+}
+
+void netmp_parker_unpark(netmp_parker *p) {
+    uint32_t previous = atomic_exchange_explicit(&p->state, PARK_NOTIFIED, memory_order_release);
+    if (previous == PARK_SLEEPING) netmp_futex_wake(&p->state, 1);
+}
+
+int netmp_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int netmp_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static __thread void *current_context;
+void *netmp_current_context(void) { return current_context; }
+void netmp_set_current_context(void *context) { current_context = context; }
+
+int64_t netmp_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct netmp_mutex { pthread_mutex_t m; };
+
+netmp_mutex *netmp_mutex_create(void) {
+    netmp_mutex *m = aligned_alloc(64, 64);
+    if (!m) abort();
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&m->m, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return m;
+}
+void netmp_mutex_destroy(netmp_mutex *m) { pthread_mutex_destroy(&m->m); free(m); }
+void netmp_mutex_lock(netmp_mutex *m) { pthread_mutex_lock(&m->m); }
+void netmp_mutex_unlock(netmp_mutex *m) { pthread_mutex_unlock(&m->m); }
+bool netmp_mutex_trylock(netmp_mutex *m) { return pthread_mutex_trylock(&m->m) == 0; }
+
+struct thread_start { netmp_thread_body body; void *context; };
+static void *thread_trampoline(void *arg) {
+    struct thread_start start = *(struct thread_start *)arg;
+    free(arg);
+    start.body(start.context);
+    return NULL;
+}
+int netmp_thread_start(netmp_thread_body body, void *context, uint64_t *handle_out) {
+    struct thread_start *start = malloc(sizeof *start);
+    if (!start) return ENOMEM;
+    start->body = body;
+    start->context = context;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    int r = pthread_create(&thread, &attr, thread_trampoline, start);
+    pthread_attr_destroy(&attr);
+    if (r != 0) { free(start); return r; }
+    *handle_out = (uint64_t)thread;
+    return 0;
+}
+int netmp_thread_join(uint64_t handle) { return pthread_join((pthread_t)handle, NULL); }
+void netmp_thread_set_name(const char *name) {
+    char buf[16];
+    strncpy(buf, name, 15);
+    buf[15] = 0;
+    pthread_setname_np(pthread_self(), buf);
+}

@@ -1,0 +1,56 @@
+#ifndef CNETMP_H
+#define CNETMP_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+/// A one-word wake-up cell: a thread parks on it, another unparks it. The parker spins
+/// briefly before it sleeps in the kernel, and an unpark only makes a system call when the
+/// parker is really asleep, so a hand-off between two busy threads costs no system call.
+typedef struct netmp_parker {
+    _Atomic uint32_t state;   // 0 idle, 1 notified, 2 sleeping in futex
+} netmp_parker;
+
+void netmp_parker_init(netmp_parker *p);
+/// Waits until notified, spinning `spins` rounds first. `timeout_ns` < 0 waits forever.
+/// Returns true when notified, false on timeout. Consumes the notification.
+bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns);
+/// Notifies the parker; wakes it through the kernel only if it sleeps there.
+void netmp_parker_unpark(netmp_parker *p);
+/// Clears a pending notification without waiting.
+void netmp_parker_reset(netmp_parker *p);
+
+/// futex(2) on a 32-bit word.
+int netmp_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns);
+int netmp_futex_wake(_Atomic uint32_t *addr, int count);
+
+/// A CPU hint for spin loops (`pause` on x86, `yield` on ARM).
+void netmp_cpu_relax(void);
+
+/// Pins the calling thread to one CPU (sched_setaffinity). Returns 0 or an errno.
+int netmp_pin_current_thread(int cpu);
+int netmp_cpu_count(void);
+
+/// The calling thread's current protocol-thread context (a thread-local word), so a
+/// synchronous message sent to one's own thread can run inline.
+void *netmp_current_context(void);
+void netmp_set_current_context(void *context);
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
+int64_t netmp_monotonic_ns(void);
+
+/// A pthread mutex (adaptive where available): a lock ThreadSanitizer understands.
+typedef struct netmp_mutex netmp_mutex;
+netmp_mutex *netmp_mutex_create(void);
+void netmp_mutex_destroy(netmp_mutex *m);
+void netmp_mutex_lock(netmp_mutex *m);
+void netmp_mutex_unlock(netmp_mutex *m);
+bool netmp_mutex_trylock(netmp_mutex *m);
+
+/// Starts a detached-or-joinable OS thread running `body(context)`. Returns 0 or an errno.
+typedef void (*netmp_thread_body)(void *context);
+int netmp_thread_start(netmp_thread_body body, void *context, uint64_t *handle_out);
+int netmp_thread_join(uint64_t handle);
+void netmp_thread_set_name(const char *name);
+
+#endif

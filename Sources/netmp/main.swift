@@ -1,0 +1,2 @@
+import NetMP
+print("netmp \(NetMPVersion.string)")

@@ -1,0 +1,3 @@
+import XCTest
+@testable import NetMPWire
+final class WirePlaceholderTests: XCTestCase { func testBuilds() {} }
