@@ -1,2 +1,2 @@
 import NetMP
-print("netmp \(NetMPVersion.string)")
+print("netmp")

@@ -1,0 +1,89 @@
+/// A NetMP stack: its protocol threads, its domains and its sockets.
+///
+/// ```swift
+/// let stack = NetworkStack()
+/// let (a, b) = try stack.socketPair(.stream)
+/// try a.write(Array("hello".utf8))
+/// let reply = try b.read(maxBytes: 5)
+/// ```
+public final class NetworkStack: Sendable {
+    public struct Configuration: Sendable {
+        /// Protocol threads; the default is one per CPU.
+        public var threadCount: Int
+        /// The time source for timers; a `ManualClock` in tests.
+        public var clock: any NetClock
+        /// `.driven` runs every protocol thread on the caller's thread, stepped by
+        /// `runUntilIdle()`: the deterministic mode.
+        public var mode: ProtocolThread.Mode
+        /// Pins protocol thread i to CPU i.
+        public var pinThreads: Bool
+
+        public init(
+            threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
+            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false
+        ) {
+            self.threadCount = threadCount
+            self.clock = clock
+            self.mode = mode
+            self.pinThreads = pinThreads
+        }
+    }
+
+    let context: StackContext
+
+    /// The protocol threads, in index order.
+    public var threads: [ProtocolThread] { context.threads }
+
+    public var clock: any NetClock { context.clock }
+
+    public init(_ configuration: Configuration = Configuration()) {
+        let count = Swift.max(1, configuration.threadCount)
+        let threads = (0..<count).map { index in
+            ProtocolThread(
+                index: index, clock: configuration.clock, mode: configuration.mode,
+                pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil)
+        }
+        context = StackContext(clock: configuration.clock, threads: threads)
+    }
+
+    /// Stops the protocol threads after the messages already queued. Later calls on this
+    /// stack's sockets fail with `.shutdown`. Safe to call more than once.
+    public func shutdown() {
+        guard !context.isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        for thread in context.threads { thread.stop() }
+    }
+
+    /// Driven mode: runs every protocol thread until none has work now.
+    public func runUntilIdle() {
+        for thread in context.threads where thread.mode == .driven { thread.runUntilIdle() }
+    }
+
+    /// Sockets alive in this stack, open or not yet freed (for leak checks).
+    public var liveSocketCount: Int { context.liveSockets.load(ordering: .sequentiallyConsistent) }
+
+    /// Socket buffers alive in this stack (two per socket).
+    public var liveBufferCount: Int { context.liveBuffers.load(ordering: .sequentiallyConsistent) }
+
+    /// Byte chunks alive in the whole process, pooled ones included.
+    public static var liveChunkCount: Int { ByteChunk.liveCount.load(ordering: .relaxed) }
+
+    // MARK: Sockets
+
+    /// socket(2).
+    public func socket(_ domain: SocketDomain, _ type: SocketType) throws(NetError) -> NetSocket {
+        if context.isShutDown.load(ordering: .relaxed) { throw .shutdown }
+        switch domain {
+        case .local: return NetSocket(try context.localDomain.makeSocket(type: type, context: context))
+        }
+    }
+
+    /// socketpair(2): two local sockets connected to each other.
+    public func socketPair(_ type: SocketType) throws(NetError) -> (NetSocket, NetSocket) {
+        let first = try socket(.local, type)
+        let second = try socket(.local, type)
+        try first.core.request { () throws(NetError) in
+            try first.core.proto.connectPair(first.core, second.core)
+        }
+        return (first, second)
+    }
+}

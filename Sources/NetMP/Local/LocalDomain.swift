@@ -1,0 +1,299 @@
+/// The local domain (DragonFly's `uipc_usrreq`): in-process stream and datagram sockets named
+/// in the stack's own namespace.
+///
+/// Its owner is a synchronous port: requests run inline in the caller's thread under the
+/// domain's lock (the namespace and who is connected to whom) and each control block's lock.
+/// A sender appends straight into its peer's receive buffer, so a round trip needs no
+/// protocol-thread hop; waits are the same predicate messages, resolved under the buffer lock.
+final class LocalDomain: SocketProtocol, @unchecked Sendable {
+    /// Receive buffer of a local stream socket; it also bounds what a writer has in flight.
+    static let defaultStreamBufferSize = 256 << 10
+    /// Receive buffer of a local datagram socket; also the largest datagram.
+    static let defaultDatagramBufferSize = 208 << 10
+    /// Writes up to this size copy into the receiver's tail chunk under its lock when it has
+    /// room; larger ones are copied into fresh chunks before the lock is taken.
+    static let tailCopyLimit = 512
+
+    private let lock = NetLock()
+    private var names: [String: Socket] = [:]  // under lock
+
+    @inline(__always) private func block(_ socket: Socket) -> LocalControlBlock {
+        guard let block = socket.controlBlock else { preconditionFailure("local socket without control block") }
+        return unsafeDowncast(block, to: LocalControlBlock.self)
+    }
+
+    func makeSocket(type: SocketType, context: StackContext) throws(NetError) -> Socket {
+        let size = type == .stream ? LocalDomain.defaultStreamBufferSize : LocalDomain.defaultDatagramBufferSize
+        let socket = Socket(
+            domain: .local, type: type, context: context, proto: self, owner: context.synchronousPort,
+            receiveSize: size, sendSize: size)
+        try attach(socket)
+        return socket
+    }
+
+    // MARK: Control requests
+
+    func attach(_ socket: Socket) throws(NetError) {
+        socket.controlBlock = LocalControlBlock(socket: socket)
+    }
+
+    func detach(_ socket: Socket) {
+        let block = block(socket)
+        let peer: Socket? = lock.withLock {
+            if let name = block.boundName, names[name] === socket { names[name] = nil }
+            return unlinkLocked(socket)
+        }
+        if let peer { peerWentAway(peer) }
+    }
+
+    /// Drops the links between `socket` and its peer (under the domain lock). Returns a stream
+    /// peer that must be told.
+    private func unlinkLocked(_ socket: Socket) -> Socket? {
+        let block = block(socket)
+        guard let peer = block.peer else { return nil }
+        block.setPeer(nil)
+        if socket.state.contains(.connected) {
+            socket.state.clear(.connected)
+            socket.state.set(.disconnected)
+        }
+        guard socket.type == .stream else { return nil }
+        let peerBlock = self.block(peer)
+        if peerBlock.peer === socket { peerBlock.setPeer(nil) }
+        return peer
+    }
+
+    /// The other end of a stream closed: end-of-file for its reader, brokenPipe for its writer.
+    private func peerWentAway(_ peer: Socket) {
+        peer.state.set([.cantReceiveMore, .cantSendMore, .disconnected])
+        peer.state.clear(.connected)
+        peer.receiveBuffer.wake()
+        peer.sendBuffer.wake()
+    }
+
+    func bind(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        let name = try validName(address)
+        let block = block(socket)
+        try lock.withLock { () throws(NetError) in
+            if block.boundName != nil { throw .invalidArgument }
+            if names[name] != nil { throw .addressInUse }
+            names[name] = socket
+            block.setBoundName(name)
+        }
+        socket.state.set(.bound)
+    }
+
+    private func validName(_ address: SocketAddress) throws(NetError) -> String {
+        guard case .local(let name) = address else { throw .invalidArgument }
+        if name.isEmpty || name.utf8.contains(0) { throw .invalidArgument }
+        if name.utf8.count > SocketAddress.maximumLocalNameLength { throw .nameTooLong }
+        return name
+    }
+
+    func listen(_ socket: Socket, backlog: Int) throws(NetError) {
+        guard socket.type == .stream else { throw .notSupported }
+        guard block(socket).boundName != nil else { throw .destinationRequired }
+        socket.state.set(.listening)
+    }
+
+    func connect(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        let name = try validName(address)
+        let block = block(socket)
+        let listener: Socket? = try lock.withLock { () throws(NetError) -> Socket? in
+            guard let target = names[name], target.type == socket.type,
+                !target.state.contains(.noFileReference)
+            else { throw .connectionRefused }
+            if socket.type == .datagram {
+                block.setPeer(target)
+                socket.state.set(.connected)
+                return nil
+            }
+            guard target.state.contains(.listening), let queue = target.listenQueue else {
+                throw .connectionRefused
+            }
+            let child = Socket(
+                domain: .local, type: .stream, context: socket.context, proto: self, owner: socket.owner,
+                receiveSize: target.receiveBuffer.highWater.load(ordering: .relaxed),
+                sendSize: target.sendBuffer.highWater.load(ordering: .relaxed))
+            let childBlock = LocalControlBlock(socket: child)
+            child.controlBlock = childBlock
+            childBlock.inheritedName = name
+            // The peer is linked before the child can be seen on the complete queue.
+            childBlock.setPeer(socket)
+            child.state.set(.connected)
+            block.setPeer(child)
+            socket.state.set(.connected)
+            guard queue.addComplete(child) else {
+                block.setPeer(nil)
+                childBlock.setPeer(nil)
+                socket.state.clear(.connected)
+                child.state.set(.noFileReference)
+                throw .connectionRefused
+            }
+            return target
+        }
+        listener?.receiveBuffer.wake()
+    }
+
+    func connectPair(_ first: Socket, _ second: Socket) throws(NetError) {
+        guard first.type == second.type else { throw .invalidArgument }
+        lock.withLock {
+            block(first).setPeer(second)
+            block(second).setPeer(first)
+            first.state.set(.connected)
+            second.state.set(.connected)
+        }
+    }
+
+    func accept(_ child: Socket) throws(NetError) {}
+
+    func disconnect(_ socket: Socket) throws(NetError) {
+        let peer = lock.withLock { unlinkLocked(socket) }
+        if let peer { peerWentAway(peer) }
+    }
+
+    func abort(_ socket: Socket) {
+        try? disconnect(socket)
+    }
+
+    func shutdownSend(_ socket: Socket) {
+        guard socket.type == .stream, let peer = block(socket).peer else { return }
+        peer.state.set(.cantReceiveMore)
+        peer.receiveBuffer.wake()
+    }
+
+    func shutdownReceive(_ socket: Socket) {
+        socket.receiveBuffer.wake()
+        guard socket.type == .stream, let peer = block(socket).peer else { return }
+        // As on Linux: the peer's later writes fail with brokenPipe.
+        peer.state.set(.cantSendMore)
+        peer.sendBuffer.wake()
+    }
+
+    func checkState(_ socket: Socket) {}
+
+    func isWritable(_ socket: Socket) -> Bool {
+        let now = socket.state.value
+        if now.containsAny([.cantSendMore, .disconnected, .noFileReference]) || socket.hasError { return true }
+        guard let peer = block(socket).peer else { return socket.type == .datagram }
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { return true }
+        let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
+        let lowWater = setting > 0 ? setting : (socket.type == .stream ? peer.receiveBuffer.sendLowWater : 1)
+        return peer.receiveBuffer.room >= lowWater
+    }
+
+    func localAddress(_ socket: Socket) -> SocketAddress { block(socket).sourceAddress }
+
+    func peerAddress(_ socket: Socket) throws(NetError) -> SocketAddress {
+        guard let peer = block(socket).peer else { throw .notConnected }
+        return block(peer).sourceAddress
+    }
+
+    // MARK: Data path
+
+    func received(_ socket: Socket, count: Int) {
+        guard socket.type == .stream, let peer = block(socket).peer else { return }
+        peer.observers.notify()
+    }
+
+    func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
+        -> SendProgress
+    {
+        socket.type == .stream
+            ? try sendStream(socket, bytes, to: address) : try sendDatagram(socket, bytes, to: address)
+    }
+
+    private func sendStream(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
+        throws(NetError) -> SendProgress
+    {
+        let now = socket.state.value
+        if address != nil { throw now.contains(.connected) ? .alreadyConnected : .notConnected }
+        if now.contains(.cantSendMore) { throw .brokenPipe }
+        guard let peer = block(socket).peer else { throw now.contains(.disconnected) ? .brokenPipe : .notConnected }
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { throw .brokenPipe }
+        if bytes.isEmpty { return .sent(0) }
+        let buffer = peer.receiveBuffer
+        let highWater = buffer.highWater.load(ordering: .relaxed)
+
+        if bytes.count <= LocalDomain.tailCopyLimit {
+            buffer.lock.lock()
+            if highWater - buffer.chain.count >= bytes.count {
+                let n = buffer.chain.appendIntoTailRoom(bytes)
+                if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
+            }
+            buffer.lock.unlock()
+        }
+
+        let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
+        if estimate <= 0 { return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count)) }
+        // Copy into fresh chunks before taking the lock.
+        var chain = BufferChain(copying: UnsafeRawBufferPointer(rebasing: bytes[0..<estimate]))
+        buffer.lock.lock()
+        let room = highWater - buffer.chain.count
+        guard room > 0 else {
+            buffer.lock.unlock()
+            return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count))
+        }
+        if room < estimate { chain.trimBack(estimate - room) }
+        let n = chain.count
+        buffer.chain.append(chain)
+        return .sent(finishAppendLocked(buffer, n))
+    }
+
+    /// After bytes were appended under `buffer.lock`: publishes the count, wakes readers after
+    /// dropping the lock, tells observers.
+    @inline(__always) private func finishAppendLocked(_ buffer: SocketBuffer, _ n: Int) -> Int {
+        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+        var wakes = WakeList()
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+        return n
+    }
+
+    private func writeCondition(_ socket: Socket, peer: Socket, remaining: Int) -> WaitCondition {
+        let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
+        let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
+        return .room(in: peer, bytes: Swift.min(remaining, lowWater))
+    }
+
+    private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
+        throws(NetError) -> SendProgress
+    {
+        let block = block(socket)
+        let target: Socket
+        if let address {
+            let name = try validName(address)
+            if block.peer != nil { throw .alreadyConnected }
+            guard let found = lock.withLock({ names[name] }), found.type == .datagram else {
+                throw .connectionRefused
+            }
+            target = found
+        } else {
+            guard let peer = block.peer else { throw .destinationRequired }
+            target = peer
+        }
+        if socket.state.contains(.cantSendMore) { throw .brokenPipe }
+        if target.state.contains(.noFileReference) { throw .connectionRefused }
+        if target.state.contains(.cantReceiveMore) { throw .brokenPipe }
+        let buffer = target.receiveBuffer
+        let highWater = buffer.highWater.load(ordering: .relaxed)
+        if bytes.count > highWater { throw .messageTooLong }
+        if buffer.room < bytes.count { return .mustWait(buffer, .room(in: target, bytes: bytes.count)) }
+        let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
+        buffer.lock.lock()
+        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= bytes.count else {
+            buffer.lock.unlock()
+            return .mustWait(buffer, .room(in: target, bytes: bytes.count))
+        }
+        buffer.records.append(record)
+        buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
+        buffer.byteCount.add(bytes.count, ordering: .sequentiallyConsistent)
+        var wakes = WakeList()
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+        return .sent(bytes.count)
+    }
+}

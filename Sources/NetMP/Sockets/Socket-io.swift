@@ -1,0 +1,195 @@
+/// The data path: reads, writes, accept and connect. Each is an *attempt* that does what it can
+/// now and otherwise names the condition to wait for; the blocking and `async` faces only differ
+/// in how they wait.
+extension Socket {
+    /// What an attempt that could not finish waits for.
+    struct Blocked {
+        let buffer: SocketBuffer
+        let condition: WaitCondition
+    }
+
+    // MARK: Stream receive
+
+    /// Reads stream bytes into `destination`, adding to `copied`. Returns nil when the read is
+    /// finished (return `copied`), else what to wait for.
+    func attemptStreamReceive(
+        into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags, copied: inout Int
+    ) throws(NetError) -> Blocked? {
+        let buffer = receiveBuffer
+        let peek = flags.contains(.peek)
+        let waitAll = flags.contains(.waitAll) && !peek
+        while true {
+            let want = destination.count - copied
+            if want == 0 { return nil }
+            let highWater = buffer.highWater.load(ordering: .relaxed)
+            let needed = waitAll ? Swift.min(want, highWater) : Swift.min(buffer.receiveLowWater, want)
+            let now = state.value
+            let ending = now.contains(.cantReceiveMore) || hasError
+            buffer.lock.lock()
+            let available = buffer.chain.count
+            if available > 0 && (available >= needed || ending || (copied > 0 && !waitAll)) {
+                let target = UnsafeMutableRawBufferPointer(rebasing: destination[copied...])
+                if peek {
+                    let n = buffer.chain.copyOut(into: target)
+                    buffer.lock.unlock()
+                    copied += n
+                    return nil
+                }
+                let n = removeAndCopyOutLocked(buffer, into: target)  // unlocks
+                copied += n
+                proto.received(self, count: n)
+                if !waitAll || copied == destination.count { return nil }
+                continue
+            }
+            buffer.lock.unlock()
+            if copied > 0 && !waitAll { return nil }
+            if let error = takeError() {
+                if copied > 0 {
+                    setError(error)
+                    return nil
+                }
+                throw error
+            }
+            if now.contains(.noFileReference) { throw .badDescriptor }
+            if now.contains(.cantReceiveMore) { return nil }
+            if !now.containsAny([.connected, .connecting, .disconnected]) { throw .notConnected }
+            return Blocked(buffer: buffer, condition: .readable(minimum: needed))
+        }
+    }
+
+    /// With `buffer.lock` held: removes up to `target.count` bytes, drops the lock, then copies
+    /// them out and recycles the chunks. A partly read head is trimmed in place.
+    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+        withUnsafeTemporaryAllocation(of: ByteSlice.self, capacity: 8) { taken -> Int in
+            guard let slots = taken.baseAddress, let out = target.baseAddress else {
+                buffer.lock.unlock()
+                return 0
+            }
+            var sliceCount = 0
+            var total = 0
+            while sliceCount < 8, total < target.count,
+                let slice = buffer.chain.popFront(maxBytes: target.count - total)
+            {
+                (slots + sliceCount).initialize(to: slice)
+                sliceCount += 1
+                total += slice.count
+            }
+            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            var wakes = WakeList()
+            buffer.collectSatisfiedLocked(into: &wakes)
+            buffer.lock.unlock()
+            var offset = 0
+            for index in 0..<sliceCount {
+                let slice = (slots + index).move()
+                (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
+                offset += slice.count
+                ChunkPool.shared.recycle(slice)
+            }
+            wakes.publishAll()
+            return total
+        }
+    }
+
+    // MARK: Datagram receive
+
+    func attemptDatagramReceive(into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags)
+        throws(NetError) -> Result<DatagramReceipt, BlockedError>
+    {
+        let buffer = receiveBuffer
+        buffer.lock.lock()
+        if let first = buffer.records.first {
+            if flags.contains(.peek) {
+                let n = first.data.copyOut(into: destination)
+                buffer.lock.unlock()
+                return .success(
+                    DatagramReceipt(
+                        count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
+            }
+            buffer.records.popFirst()
+            buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
+            buffer.byteCount.subtract(first.data.count, ordering: .sequentiallyConsistent)
+            var wakes = WakeList()
+            buffer.collectSatisfiedLocked(into: &wakes)
+            buffer.lock.unlock()
+            var data = first.data
+            let n = data.copyOut(into: destination)
+            let length = data.count
+            data.trimFront(length)
+            wakes.publishAll()
+            proto.received(self, count: length)
+            return .success(DatagramReceipt(count: n, source: first.source, flags: length > n ? .truncated : []))
+        }
+        buffer.lock.unlock()
+        if let error = takeError() { throw error }
+        let now = state.value
+        if now.contains(.noFileReference) { throw .badDescriptor }
+        if now.contains(.cantReceiveMore) { return .success(DatagramReceipt(count: 0, source: .unnamed, flags: [])) }
+        return .failure(BlockedError(blocked: Blocked(buffer: buffer, condition: .readable(minimum: 1))))
+    }
+
+    /// Carries `Blocked` through a `Result`.
+    struct BlockedError: Error {
+        let blocked: Blocked
+    }
+
+    // MARK: Send
+
+    /// Sends from `bytes[sent...]`, adding to `sent`. Returns nil when done, else what to wait
+    /// for. A datagram goes whole or not at all.
+    func attemptSend(_ bytes: UnsafeRawBufferPointer, to address: SocketAddress?, sent: inout Int)
+        throws(NetError) -> Blocked?
+    {
+        repeat {
+            if let error = takeError() {
+                if sent > 0 {
+                    setError(error)
+                    return nil
+                }
+                throw error
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+            switch try proto.send(self, rest, to: address) {
+            case .sent(let n):
+                sent += n
+                if type == .datagram { return nil }
+            case .mustWait(let buffer, let condition):
+                return Blocked(buffer: buffer, condition: condition)
+            }
+        } while sent < bytes.count
+        return nil
+    }
+
+    // MARK: Accept and connect
+
+    /// Takes a connection from the complete queue, or names the wait.
+    func attemptAccept() throws(NetError) -> Result<Socket, BlockedError> {
+        guard let queue = listenQueue else { throw .notSupported }
+        let now = state.value
+        if now.contains(.noFileReference) { throw .badDescriptor }
+        guard now.contains(.listening) else { throw .invalidArgument }
+        if let child = queue.takeComplete() {
+            try request { () throws(NetError) in try child.proto.accept(child) }
+            return .success(child)
+        }
+        if let error = takeError() { throw error }
+        return .failure(BlockedError(blocked: Blocked(buffer: receiveBuffer, condition: .acceptable)))
+    }
+
+    /// Starts a connect; returns what to wait for if it is still in progress.
+    func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
+        try checkOpen()
+        let now = state.value
+        if now.contains(.listening) { throw .invalidArgument }
+        if now.contains(.connecting) { throw .alreadyInProgress }
+        if now.contains(.connected) && type == .stream { throw .alreadyConnected }
+        try request { [self] () throws(NetError) in try proto.connect(self, to: address) }
+        return state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+    }
+
+    /// After a connect wait: its result.
+    func finishConnect() throws(NetError) {
+        if let error = takeError() { throw error }
+        if state.contains(.noFileReference) { throw .badDescriptor }
+        if !state.contains(.connected) { throw .connectionRefused }
+    }
+}

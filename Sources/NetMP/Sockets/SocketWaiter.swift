@@ -1,0 +1,169 @@
+import CNetMP
+import Synchronization
+
+/// What a blocked call waits for. Evaluated under the lock of the buffer it is registered on.
+enum WaitCondition: Sendable {
+    /// At least `minimum` bytes (or one datagram) to read, or end-of-file, an error, a close.
+    case readable(minimum: Int)
+    /// `bytes` of room in `target`'s receive buffer (the local domain appends straight into the
+    /// peer), or a reason the write can no longer succeed.
+    case room(in: Socket, bytes: Int)
+    /// `bytes` of room in the socket's own send buffer.
+    case sendRoom(bytes: Int)
+    /// A connection on the listen queue, or the listen socket gone.
+    case acceptable
+    /// The connect finished, one way or the other.
+    case connected
+}
+
+/// How a wait ended.
+enum WaitOutcome: Sendable {
+    case satisfied, timedOut, cancelled
+}
+
+/// A blocked read, write, accept or connect: the predicate message of the design.
+///
+/// The owner of the socket evaluates the condition under the buffer's lock (where the races the
+/// seed describes are resolved) and either completes the waiter at once or keeps it on the
+/// buffer until a change makes the condition true. One object serves a blocked thread (a
+/// parker it spins on, then sleeps on) or a suspended task (a continuation).
+///
+/// Exactly one party completes it: the first to set `claimed` (the buffer's wake-up, a timeout
+/// or a cancellation) decides the outcome; whoever then finds both `published` and `armed`
+/// set resumes the continuation.
+final class SocketWaiter: @unchecked Sendable {
+    private static let claimed: UInt8 = 1
+    private static let published: UInt8 = 2
+    private static let armed: UInt8 = 4
+
+    let socket: Socket
+    let buffer: SocketBuffer
+    let condition: WaitCondition
+    private let phase = Atomic<UInt8>(0)
+    private var outcome: WaitOutcome = .satisfied
+    private var parker: UnsafeMutablePointer<netmp_parker>?
+    private var continuation: UnsafeContinuation<WaitOutcome, Never>?
+
+    init(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) {
+        self.socket = socket
+        self.buffer = buffer
+        self.condition = condition
+    }
+
+    deinit { parker?.deallocate() }
+
+    var isClaimed: Bool { phase.load(ordering: .acquiring) & SocketWaiter.claimed != 0 }
+
+    /// Takes the right to complete this waiter. Only one caller ever gets true.
+    func claim() -> Bool {
+        var current = phase.load(ordering: .relaxed)
+        while current & SocketWaiter.claimed == 0 {
+            let (exchanged, original) = phase.compareExchange(
+                expected: current, desired: current | SocketWaiter.claimed, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Completes a claimed waiter; call after dropping locks.
+    func publish(_ result: WaitOutcome) {
+        outcome = result
+        let before = phase.bitwiseOr(SocketWaiter.published, ordering: .acquiringAndReleasing).oldValue
+        if before & SocketWaiter.armed != 0, let continuation {
+            self.continuation = nil
+            continuation.resume(returning: result)
+        }
+        if let parker { netmp_parker_unpark(parker) }
+    }
+
+    /// Runs on the owner (the predicate message): complete at once, or stay registered.
+    func evaluateAndRegister() {
+        var wakes = WakeList()
+        buffer.lock.lock()
+        if isClaimed {
+            buffer.lock.unlock()
+            return
+        }
+        buffer.registerLocked(self)
+        if socket.isSatisfied(condition), claim() {
+            buffer.unregisterLocked(self)
+            wakes.add(self)
+        }
+        buffer.lock.unlock()
+        wakes.publishAll()
+    }
+
+    /// Cancels a waiter that is still pending; true if this call ended it.
+    func cancel(_ result: WaitOutcome) -> Bool {
+        guard claim() else { return false }
+        buffer.lock.withLock { buffer.unregisterLocked(self) }
+        publish(result)
+        return true
+    }
+
+    // MARK: Blocking threads
+
+    /// Prepares a thread wait; call before the predicate message is sent.
+    func prepareThreadWait() {
+        let parker = UnsafeMutablePointer<netmp_parker>.allocate(capacity: 1)
+        netmp_parker_init(parker)
+        self.parker = parker
+    }
+
+    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
+    func waitOnThread(deadline: Int64) -> WaitOutcome {
+        guard let parker else { preconditionFailure("prepareThreadWait not called") }
+        while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
+            var timeout: Int64 = -1
+            if deadline > 0 {
+                timeout = deadline - netmp_monotonic_ns()
+                if timeout <= 0 {
+                    if cancel(.timedOut) { return .timedOut }
+                    timeout = -1  // completed meanwhile: wait for its publish
+                }
+            }
+            _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, timeout)
+        }
+        return outcome
+    }
+
+    // MARK: Suspended tasks
+
+    /// Suspends the task until the waiter completes; `deliver` sends the predicate message.
+    /// Cancelling the task ends the wait with `.cancelled`.
+    func waitAsync(deliver: @Sendable (SocketWaiter) -> Bool) async -> WaitOutcome {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<WaitOutcome, Never>) in
+                self.continuation = continuation
+                let before = phase.bitwiseOr(SocketWaiter.armed, ordering: .acquiringAndReleasing).oldValue
+                if before & SocketWaiter.published != 0 {
+                    self.continuation = nil
+                    continuation.resume(returning: outcome)
+                    return
+                }
+                if !deliver(self) { _ = cancel(.cancelled) }
+            }
+        } onCancel: {
+            _ = cancel(.cancelled)
+        }
+    }
+}
+
+/// Waiters to complete once the buffer's lock is dropped. Holds one without allocating.
+struct WakeList {
+    private var first: SocketWaiter?
+    private var rest: [SocketWaiter] = []
+
+    var isEmpty: Bool { first == nil }
+
+    mutating func add(_ waiter: SocketWaiter) {
+        if first == nil { first = waiter } else { rest.append(waiter) }
+    }
+
+    func publishAll() {
+        guard let first else { return }
+        first.publish(.satisfied)
+        for waiter in rest { waiter.publish(.satisfied) }
+    }
+}
