@@ -46,6 +46,14 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
         if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED) break;
         netmp_cpu_relax();
     }
+    // A few yields next: when the thread that will notify us shares this CPU, it gets to run
+    // without us paying for a sleep and a kernel wake-up.
+    if (spins > 0) {
+        for (int i = 0; i < 4; i++) {
+            if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED) break;
+            sched_yield();
+        }
+    }
     int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
     for (;;) {
         uint32_t expected = PARK_NOTIFIED;

@@ -1,3 +1,5 @@
 import XCTest
+
 @testable import NetMPWire
+
 final class WirePlaceholderTests: XCTestCase { func testBuilds() {} }

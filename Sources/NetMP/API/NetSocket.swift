@@ -55,7 +55,8 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func connect(to address: SocketAddress) throws(NetError) {
         guard let blocked = try core.startConnect(to: address) else { return }
         guard core.mayWait([]) else { throw .inProgress }
-        try core.wait(for: blocked.condition, on: blocked.buffer, timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
+        try core.wait(
+            for: blocked.condition, on: blocked.buffer, timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
         try core.finishConnect()
     }
 
@@ -158,7 +159,8 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
 
     @discardableResult
     public func write(_ bytes: [UInt8], flags: MessageFlags = []) throws(NetError) -> Int {
-        try bytes.withUnsafeBytes { raw in Result { () throws(NetError) in try send(raw, to: nil, flags: flags) } }.get()
+        try bytes.withUnsafeBytes { raw in Result { () throws(NetError) in try send(raw, to: nil, flags: flags) } }
+            .get()
     }
 
     /// sendto(2): a datagram to `address` (nil: the connected peer).
@@ -175,7 +177,8 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
             }
             do {
                 try core.wait(
-                    for: blocked.condition, on: blocked.buffer, timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
+                    for: blocked.condition, on: blocked.buffer,
+                    timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
             } catch .wouldBlock where sent > 0 {
                 return sent
             }

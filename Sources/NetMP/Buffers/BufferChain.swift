@@ -59,7 +59,9 @@ public struct BufferChain: @unchecked Sendable {
         var offset = appendIntoTailRoom(bytes)
         while offset < bytes.count {
             let remaining = bytes.count - offset
-            let chunk = pool.take(atLeast: Swift.min(remaining, ChunkPool.sizeClasses[ChunkPool.sizeClasses.count - 1]), headroom: headroom)
+            let chunk = pool.take(
+                atLeast: Swift.min(remaining, ChunkPool.sizeClasses[ChunkPool.sizeClasses.count - 1]),
+                headroom: headroom)
             let n = Swift.min(chunk.room, remaining)
             guard let source = bytes.baseAddress else { return }
             (chunk.base + chunk.filled).copyMemory(from: source + offset, byteCount: n)

@@ -23,7 +23,8 @@ public final class Callout: @unchecked Sendable {
         generation &+= 1
         isArmed = true
         self.deadline = deadline
-        thread.timers.push(TimerEntry(deadline: deadline, sequence: thread.nextTimerSequence(), generation: generation, callout: self))
+        thread.timers.push(
+            TimerEntry(deadline: deadline, sequence: thread.nextTimerSequence(), generation: generation, callout: self))
     }
 
     /// Arms (or re-arms) the timer `nanoseconds` from now.

@@ -33,7 +33,8 @@ public final class SynchronousPort: MessagePort {
         try body()
     }
 
-    public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T {
+    public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T
+    {
         try body()
     }
 }

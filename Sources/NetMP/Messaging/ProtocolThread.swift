@@ -157,7 +157,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         return try reply.wait().get()
     }
 
-    public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T {
+    public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T
+    {
         if mode == .driven { return try call(body) }
         let result: Result<T, NetError> = await withUnsafeContinuation { continuation in
             let queued = enqueue(.closure({ continuation.resume(returning: Result(catching: body)) }))

@@ -121,7 +121,9 @@ final class Socket: @unchecked Sendable {
     // MARK: Control requests
 
     /// Runs a protocol request on the owner and waits for it.
-    @inline(__always) func request<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
+    @inline(__always) func request<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError)
+        -> T
+    {
         try owner.call(body)
     }
 

@@ -1,4 +1,5 @@
 import CNetMP
+import Glibc
 
 /// A dedicated OS thread (pthread), for protocol threads, benchmarks and tests that must block.
 public final class OSThread: @unchecked Sendable {
@@ -32,6 +33,9 @@ public final class OSThread: @unchecked Sendable {
 
     /// Waits for the thread to end (pthread_join). Call once.
     public func join() { _ = netmp_thread_join(handle) }
+
+    /// Lets another thread run (sched_yield).
+    public static func yieldNow() { _ = sched_yield() }
 
     /// The number of CPUs this process may run on.
     public static var cpuCount: Int { Int(netmp_cpu_count()) }

@@ -1,2 +1,0 @@
-import NetMP
-print("netmp")

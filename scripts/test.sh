@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need beyond the Swift toolchain, then runs them.
+# Tests that need something it could not install say why they are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "not root or no apt-get: tests that need ${need[*]} will be skipped and say so"
+    fi
+fi
+
+swift build --build-tests -Xswiftc -warnings-as-errors
+swift test --skip-build "$@"
