@@ -23,11 +23,13 @@ public enum InternetChecksum {
             offset += 8
         }
         if count - offset >= 4 {
-            accumulator = addWithCarry(accumulator, UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            accumulator = addWithCarry(
+                accumulator, UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
             offset += 4
         }
         if count - offset >= 2 {
-            accumulator = addWithCarry(accumulator, UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+            accumulator = addWithCarry(
+                accumulator, UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
             offset += 2
         }
         if count - offset >= 1 {

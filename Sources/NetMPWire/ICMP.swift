@@ -83,7 +83,9 @@ public struct ICMPHeader: Hashable, Sendable {
     }
 
     /// Parses an ICMP message that fills `bytes` (the IPv4 payload); the checksum covers all of it.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool = true) -> Result<ICMPPacket, WireError> {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool = true) -> Result<
+        ICMPPacket, WireError
+    > {
         Result { () throws(WireError) -> ICMPPacket in
             guard bytes.count >= length else { throw .truncated }
             if verifyChecksum {

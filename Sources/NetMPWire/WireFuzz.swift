@@ -146,7 +146,8 @@ public enum WireFuzz {
                     continue
                 }
                 roundTripIPv4(ip.header)
-                exerciseTransport(slice(network, ip.payloadRange), source: ip.header.source,
+                exerciseTransport(
+                    slice(network, ip.payloadRange), source: ip.header.source,
                     destination: ip.header.destination, verifyChecksum: verify)
             }
             // Transport parsers straight on the raw bytes too, so random input reaches their depths.
@@ -232,7 +233,8 @@ public enum WireFuzz {
         }
 
         func roundTripUDP(_ header: UDPHeader, source: IPv4Address, destination: IPv4Address) {
-            guard let length = try? header.emit(into: scratch, payloadLength: 0, source: source, destination: destination)
+            guard
+                let length = try? header.emit(into: scratch, payloadLength: 0, source: source, destination: destination)
             else {
                 expect(false, "UDP \(header) parsed but does not emit")
                 return
@@ -258,7 +260,8 @@ public enum WireFuzz {
                 expect(refused, "TCP options \(header.options) too long yet emitted")
                 return
             }
-            guard let length = try? header.emit(into: scratch, payloadLength: 0, source: source, destination: destination)
+            guard
+                let length = try? header.emit(into: scratch, payloadLength: 0, source: source, destination: destination)
             else {
                 expect(false, "TCP \(header) parsed but does not emit")
                 return

@@ -47,8 +47,9 @@ final class IPv4AddressTests: XCTestCase {
         XCTAssertEqual(IPv4Prefix("0.0.0.0/0")?.contains(IPv4Address(8, 8, 8, 8)), true)
         XCTAssertEqual(IPv4Prefix("10.0.0.1/32")?.netmask, .broadcast)
         XCTAssertEqual(IPv4Prefix(address: IPv4Address(198, 18, 0, 1), length: 15), benchmark)
-        for text in ["198.18.0.1/15", "198.18.0.0/33", "198.18.0.0/", "198.18.0.0", "198.18.0.0/015", "/15", "1.2.3.0/2 4"]
-        {
+        for text in [
+            "198.18.0.1/15", "198.18.0.0/33", "198.18.0.0/", "198.18.0.0", "198.18.0.0/015", "/15", "1.2.3.0/2 4",
+        ] {
             XCTAssertNil(IPv4Prefix(text), "accepted \(text)")
         }
         XCTAssertNil(IPv4Prefix(address: .unspecified, length: -1))

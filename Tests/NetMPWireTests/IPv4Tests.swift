@@ -30,11 +30,12 @@ enum KnownPackets {
         """)
 
     /// 198.18.0.2's ICMP port unreachable for `dnsQuery` (TOS 0xc0, no DF, quoting the whole datagram).
-    static let portUnreachable = hex(
-        """
-        45 c0 00 55 0c 01 00 00 40 01 e1 bf c6 12 00 02 c6 12 00 01
-        03 03 89 5b 00 00 00 00
-        """) + dnsQuery
+    static let portUnreachable =
+        hex(
+            """
+            45 c0 00 55 0c 01 00 00 40 01 e1 bf c6 12 00 02 c6 12 00 01
+            03 03 89 5b 00 00 00 00
+            """) + dnsQuery
 
     /// An ICMP "fragmentation needed, next-hop MTU 1400" quoting the header and 8 bytes of `dnsQuery`.
     static let fragmentationNeeded = hex("03 04 ff 1d 00 00 05 78") + Array(dnsQuery.prefix(28))

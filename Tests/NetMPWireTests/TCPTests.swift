@@ -40,7 +40,8 @@ final class TCPTests: XCTestCase {
             flags: [.ack, .psh], window: 502,
             options: TCPOptions(
                 sackBlocks: SACKBlocks([
-                    SACKBlock(left: 100, right: 200), SACKBlock(left: 300, right: 400), SACKBlock(left: 500, right: 600),
+                    SACKBlock(left: 100, right: 200), SACKBlock(left: 300, right: 400),
+                    SACKBlock(left: 500, right: 600),
                 ]),
                 timestamps: TCPTimestamps(value: 7, echoReply: 0x0A0B_0C0D)))
         let payload = Array("GET / HTTP/1.1\r\n\r\n".utf8)
@@ -61,8 +62,10 @@ final class TCPTests: XCTestCase {
     func testAllFlags() throws {
         let everything: TCPFlags = [.fin, .syn, .rst, .psh, .ack, .urg, .ece, .cwr]
         XCTAssertEqual(everything.rawValue, 0xFF)
-        let segment = TCPHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: 3, flags: [.syn, .ece, .cwr], window: 4)
-            .bytes(source: KnownPackets.client, destination: KnownPackets.server)
+        let segment = TCPHeader(
+            sourcePort: 1, destinationPort: 2, sequenceNumber: 3, flags: [.syn, .ece, .cwr], window: 4
+        )
+        .bytes(source: KnownPackets.client, destination: KnownPackets.server)
         XCTAssertEqual(segment[13], 0xC2)
         XCTAssertEqual(parse(segment).success?.header.flags, [.syn, .ece, .cwr])
     }
@@ -86,7 +89,8 @@ final class TCPTests: XCTestCase {
             sourcePort: 80, destinationPort: 45678, sequenceNumber: 9, acknowledgmentNumber: 10, flags: .ack,
             window: 500,
             options: TCPOptions(
-                sackBlocks: SACKBlocks([SACKBlock(left: 1, right: 2)]), timestamps: TCPTimestamps(value: 3, echoReply: 4))
+                sackBlocks: SACKBlocks([SACKBlock(left: 1, right: 2)]),
+                timestamps: TCPTimestamps(value: 3, echoReply: 4))
         ).bytes(payload: [1, 2, 3, 4, 5], source: KnownPackets.client, destination: KnownPackets.server)
         for (index, segment) in [synSegment, data].enumerated() {
             for verify in [true, false] {
@@ -164,7 +168,8 @@ final class TCPOptionsTests: XCTestCase {
         tooMany.sackBlocks = SACKBlocks((0..<4).map { SACKBlock(left: $0, right: $0 + 1) })
         XCTAssertEqual(tooMany.encodedLength, 48)
         XCTAssertEqual(tooMany.bytes(), [])
-        let header = TCPHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: 0, flags: .ack, window: 0, options: tooMany)
+        let header = TCPHeader(
+            sourcePort: 1, destinationPort: 2, sequenceNumber: 0, flags: .ack, window: 0, options: tooMany)
         XCTAssertEqual(header.bytes(source: KnownPackets.client, destination: KnownPackets.server), [])
         for options in [TCPOptions(windowScale: 1), TCPOptions(sackPermitted: true), tooMany] {
             XCTAssertEqual(options.encodedLength % 4, 0)
