@@ -38,7 +38,8 @@ public enum ICMPMessage: Hashable, Sendable {
     /// `nextHopMTU` is meaningful for `.fragmentationNeeded` and zero otherwise.
     case destinationUnreachable(code: DestinationUnreachableCode, nextHopMTU: UInt16)
     case timeExceeded(code: TimeExceededCode)
-    /// Any other type, or a known type with a code it does not define; `restOfHeader` is bytes 4..<8.
+    /// Any other type, or a known type with a code it does not define or non-zero bytes where it defines
+    /// them unused (kept raw so the message re-emits unchanged); `restOfHeader` is bytes 4..<8.
     case other(type: UInt8, code: UInt8, restOfHeader: UInt32)
 
     /// The wire type, code and bytes 4..<8 of this message.

@@ -144,7 +144,7 @@ public struct IPv4Header: Hashable, Sendable {
         return length
     }
 
-    /// The header as 20 bytes with its checksum.
+    /// The header as 20 bytes with its checksum (empty if a field is out of range, e.g. DSCP >= 64).
     public func bytes() -> [UInt8] {
         (try? emitToArray(capacity: IPv4Header.minimumLength) { (buffer) throws(WireError) in try emit(into: buffer) })
             ?? []

@@ -23,7 +23,8 @@ public enum WireError: Error, Sendable, Hashable {
 
 /// A parsed header together with where its payload lies in the buffer it was parsed from.
 ///
-/// Ranges rather than pointers, so the value is `Sendable` and never outlives its buffer by accident.
+/// Ranges rather than pointers, so the value is `Sendable` and never outlives its buffer by accident;
+/// `bytes.networkSlice(parsed.payloadRange)` gives the payload view for the next layer.
 public struct Parsed<Header: Sendable & Equatable>: Sendable, Equatable {
     /// The decoded header fields.
     public var header: Header

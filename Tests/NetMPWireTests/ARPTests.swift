@@ -44,7 +44,9 @@ final class ARPTests: XCTestCase {
 
     func testRobustness() {
         let packet = Array(requestFrame[14...])
-        let counts = robustness(of: packet, seed: 2, mutations: 20_000, randomInputs: 5_000) {
+        let counts = robustness(
+            of: packet, fieldOffsets: [0, 1, 2, 3, 4, 5, 6, 7], seed: 2, mutations: 20_000, randomInputs: 5_000
+        ) {
             ARPPacket.parse($0)
         } check: { input, arp in
             XCTAssertGreaterThanOrEqual(input.count, ARPPacket.length)

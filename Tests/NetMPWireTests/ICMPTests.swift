@@ -78,7 +78,10 @@ final class ICMPTests: XCTestCase {
         let samples = [pingMessage, KnownPackets.fragmentationNeeded, Array(KnownPackets.portUnreachable[20...])]
         for (index, message) in samples.enumerated() {
             for verify in [true, false] {
-                robustness(of: message, seed: 20 + UInt64(index), mutations: 8_000, randomInputs: 2_000) {
+                robustness(
+                    of: message, fieldOffsets: [0, 1, 4, 5, 6, 7, 8, 10, 11], seed: 20 + UInt64(index),
+                    mutations: 8_000, randomInputs: 2_000
+                ) {
                     ICMPHeader.parse($0, verifyChecksum: verify)
                 } check: { input, packet in
                     assertRangesInside(packet, input)

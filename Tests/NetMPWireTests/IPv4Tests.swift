@@ -136,7 +136,10 @@ final class IPv4Tests: XCTestCase {
     func testRobustness() {
         for (index, datagram) in [KnownPackets.ping, KnownPackets.syn, KnownPackets.portUnreachable].enumerated() {
             for verify in [true, false] {
-                robustness(of: datagram, seed: 10 + UInt64(index), mutations: 10_000, randomInputs: 2_000) {
+                robustness(
+                    of: datagram, fieldOffsets: [0, 2, 3, 6, 7], seed: 10 + UInt64(index), mutations: 10_000,
+                    randomInputs: 2_000
+                ) {
                     IPv4Header.parse($0, verifyChecksum: verify)
                 } check: { input, packet in
                     assertRangesInside(packet, input)

@@ -42,12 +42,17 @@ struct TestRandom: RandomNumberGenerator {
     }
 }
 
-/// Mutations the robustness tests apply to valid packets: bit flips, byte overwrites, truncation
-/// and extension, applied one to three at a time.
-func mutate(_ packet: [UInt8], using random: inout TestRandom) -> [UInt8] {
+/// Mutations the robustness tests apply to valid packets: bit flips, byte overwrites, truncation,
+/// extension, and random values in `fieldOffsets` (length and offset fields), one to three at a time.
+func mutate(_ packet: [UInt8], fieldOffsets: [Int] = [], using random: inout TestRandom) -> [UInt8] {
     var bytes = packet
     for _ in 0...random.below(3) {
-        switch random.below(5) {
+        switch random.below(6) {
+        case 4:
+            let offset = fieldOffsets.isEmpty ? 0 : fieldOffsets[random.below(fieldOffsets.count)]
+            if offset < bytes.count {
+                bytes[offset] = random.byte()
+            }
         case 0, 1:
             if !bytes.isEmpty {
                 bytes[random.below(bytes.count)] ^= 1 << UInt8(random.below(8))
@@ -69,7 +74,7 @@ func mutate(_ packet: [UInt8], using random: inout TestRandom) -> [UInt8] {
 /// random buffers, calling `check` on successes; returns (accepted, rejected).
 @discardableResult
 func robustness<Value>(
-    of packet: [UInt8], seed: UInt64, mutations: Int, randomInputs: Int,
+    of packet: [UInt8], fieldOffsets: [Int] = [], seed: UInt64, mutations: Int, randomInputs: Int,
     parse: ([UInt8]) -> Result<Value, WireError>,
     check: ([UInt8], Value) -> Void
 ) -> (accepted: Int, rejected: Int) {
@@ -89,7 +94,7 @@ func robustness<Value>(
         run(Array(packet.prefix(length)))
     }
     for _ in 0..<mutations {
-        run(mutate(packet, using: &random))
+        run(mutate(packet, fieldOffsets: fieldOffsets, using: &random))
     }
     for _ in 0..<randomInputs {
         run(random.bytes(random.below(80)))
