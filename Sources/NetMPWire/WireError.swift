@@ -41,3 +41,5 @@ public struct Parsed<Header: Sendable & Equatable>: Sendable, Equatable {
         self.payloadRange = payloadRange
     }
 }
+
+extension Parsed: Hashable where Header: Hashable {}

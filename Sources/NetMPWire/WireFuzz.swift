@@ -10,10 +10,10 @@ public enum WireFuzz {
     /// Runs `iterations` mutated inputs from `seed`; returns how many parse calls succeeded and failed.
     public static func run(iterations: Int, seed: UInt64) -> (accepted: Int, rejected: Int) {
         var random = SplitMix64(seed: seed)
-        var driver = Driver(corpus: corpus())
+        var driver = Driver(corpus: corpus(), seed: seed)
         defer { driver.release() }
         for iteration in 0..<Swift.max(0, iterations) {
-            driver.context = "WireFuzz seed \(seed) iteration \(iteration)"
+            driver.iteration = iteration
             let input = driver.mutatedInput(using: &random)
             input.withUnsafeBytes { driver.exercise(frame: $0) }
         }
@@ -90,11 +90,13 @@ public enum WireFuzz {
         let corpus: [[UInt8]]
         var accepted = 0
         var rejected = 0
-        var context = ""
+        let seed: UInt64
+        var iteration = 0
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
 
-        init(corpus: [[UInt8]]) {
+        init(corpus: [[UInt8]], seed: UInt64) {
             self.corpus = corpus
+            self.seed = seed
         }
 
         func release() {
@@ -278,7 +280,7 @@ public enum WireFuzz {
         }
 
         func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
-            precondition(condition, "\(context): \(message())")
+            precondition(condition, "WireFuzz seed \(seed) iteration \(iteration): \(message())")
         }
     }
 }

@@ -193,3 +193,62 @@ final class TCPOptionsTests: XCTestCase {
         XCTAssertGreaterThan(counts.rejected, 0)
     }
 }
+
+final class RandomRoundTripTests: XCTestCase {
+    /// Random field values survive emit then parse unchanged, for every header with fields to get wrong.
+    func testRandomHeadersRoundTrip() throws {
+        var random = TestRandom(seed: 99)
+        for _ in 0..<3_000 {
+            let source = IPv4Address(rawValue: UInt32(truncatingIfNeeded: random.next()))
+            let destination = IPv4Address(rawValue: UInt32(truncatingIfNeeded: random.next()))
+            let payload = random.bytes(random.below(64))
+
+            var ip = IPv4Header(
+                dscp: UInt8(random.below(64)), ecn: UInt8(random.below(4)), totalLength: UInt16(20 + payload.count),
+                identification: UInt16(truncatingIfNeeded: random.next()), dontFragment: random.below(2) == 0,
+                moreFragments: random.below(2) == 0, fragmentOffset: UInt16(random.below(0x2000)),
+                timeToLive: random.byte(), protocol: IPProtocol(rawValue: random.byte()), source: source,
+                destination: destination)
+            let parsedIP = try IPv4Header.parse(ip.bytes() + payload).get()
+            ip.checksum = parsedIP.header.checksum
+            XCTAssertEqual(parsedIP.header, ip)
+
+            var options = TCPOptions()
+            if random.below(2) == 0 { options.maximumSegmentSize = UInt16(truncatingIfNeeded: random.next()) }
+            if random.below(2) == 0 { options.windowScale = UInt8(random.below(15)) }
+            options.sackPermitted = random.below(2) == 0
+            if random.below(2) == 0 {
+                options.timestamps = TCPTimestamps(
+                    value: UInt32(truncatingIfNeeded: random.next()),
+                    echoReply: UInt32(truncatingIfNeeded: random.next()))
+            }
+            for _ in 0..<random.below(4) where options.encodedLength + 8 <= TCPOptions.maximumLength - 4 {
+                let left = UInt32(truncatingIfNeeded: random.next())
+                options.sackBlocks.append(SACKBlock(left: left, right: left &+ UInt32(random.below(5000))))
+            }
+            var tcp = TCPHeader(
+                sourcePort: UInt16(truncatingIfNeeded: random.next()),
+                destinationPort: UInt16(truncatingIfNeeded: random.next()),
+                sequenceNumber: UInt32(truncatingIfNeeded: random.next()),
+                acknowledgmentNumber: UInt32(truncatingIfNeeded: random.next()),
+                flags: TCPFlags(rawValue: random.byte()),
+                window: UInt16(truncatingIfNeeded: random.next()),
+                urgentPointer: UInt16(truncatingIfNeeded: random.next()),
+                options: options)
+            let segment = tcp.bytes(payload: payload, source: source, destination: destination)
+            let parsedTCP = try TCPHeader.parse(segment, source: source, destination: destination).get()
+            tcp.checksum = parsedTCP.header.checksum
+            XCTAssertEqual(parsedTCP.header, tcp)
+            XCTAssertEqual(Array(segment[parsedTCP.payloadRange]), payload)
+
+            let udp = UDPHeader(
+                sourcePort: UInt16(truncatingIfNeeded: random.next()),
+                destinationPort: UInt16(truncatingIfNeeded: random.next()))
+            let datagram = udp.bytes(payload: payload, source: source, destination: destination)
+            let parsedUDP = try UDPHeader.parse(datagram, source: source, destination: destination).get()
+            XCTAssertEqual(parsedUDP.header.sourcePort, udp.sourcePort)
+            XCTAssertEqual(parsedUDP.header.length, UInt16(8 + payload.count))
+            XCTAssertTrue(parsedUDP.header.hasChecksum)
+        }
+    }
+}
