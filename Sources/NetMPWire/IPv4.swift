@@ -1,0 +1,162 @@
+/// The IPv4 protocol field (and the pseudo-header's protocol): which transport a datagram carries.
+public struct IPProtocol: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt8
+
+    public init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    /// 1.
+    public static let icmp = IPProtocol(rawValue: 1)
+    /// 6.
+    public static let tcp = IPProtocol(rawValue: 6)
+    /// 17.
+    public static let udp = IPProtocol(rawValue: 17)
+}
+
+/// An IPv4 header (RFC 791). Options are skipped on parse (their length is in `headerLength`)
+/// and never emitted; the reserved flag bit is ignored.
+public struct IPv4Header: Hashable, Sendable {
+    /// Bytes of a header without options.
+    public static let minimumLength = 20
+
+    /// Differentiated Services code point, 6 bits.
+    public var dscp: UInt8
+    /// Explicit Congestion Notification, 2 bits (0 not-ECT, 1/2 ECT, 3 CE).
+    public var ecn: UInt8
+    /// Header plus payload, in bytes.
+    public var totalLength: UInt16
+    public var identification: UInt16
+    /// DF: routers must not fragment; the sender wants an ICMP "fragmentation needed" instead.
+    public var dontFragment: Bool
+    /// MF: more fragments of this datagram follow.
+    public var moreFragments: Bool
+    /// Offset of this fragment in 8-byte units (13 bits).
+    public var fragmentOffset: UInt16
+    public var timeToLive: UInt8
+    public var `protocol`: IPProtocol
+    /// The checksum as read; `emit` computes its own and ignores this.
+    public var checksum: UInt16
+    public var source: IPv4Address
+    public var destination: IPv4Address
+
+    public init(
+        dscp: UInt8 = 0, ecn: UInt8 = 0, totalLength: UInt16, identification: UInt16 = 0, dontFragment: Bool = true,
+        moreFragments: Bool = false, fragmentOffset: UInt16 = 0, timeToLive: UInt8 = 64, protocol: IPProtocol,
+        checksum: UInt16 = 0, source: IPv4Address, destination: IPv4Address
+    ) {
+        self.dscp = dscp
+        self.ecn = ecn
+        self.totalLength = totalLength
+        self.identification = identification
+        self.dontFragment = dontFragment
+        self.moreFragments = moreFragments
+        self.fragmentOffset = fragmentOffset
+        self.timeToLive = timeToLive
+        self.protocol = `protocol`
+        self.checksum = checksum
+        self.source = source
+        self.destination = destination
+    }
+
+    /// The fragment offset in bytes.
+    public var fragmentByteOffset: Int { Int(fragmentOffset) * 8 }
+
+    /// True for any piece of a fragmented datagram (first, middle or last).
+    public var isFragment: Bool { moreFragments || fragmentOffset != 0 }
+
+    /// Parses a datagram at the start of `bytes`.
+    ///
+    /// Checks version 4, IHL >= 5, IHL*4 <= total length <= buffer length, and (unless
+    /// `verifyChecksum` is false, for checksum-offloading devices) the header checksum. The payload
+    /// range ends at the total length, so Ethernet padding is excluded.
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool = true
+    ) -> Result<IPv4Packet, WireError> {
+        Result { () throws(WireError) -> IPv4Packet in
+            try parseHeader(bytes, verifyChecksum: verifyChecksum, allowTruncatedPayload: false)
+        }
+    }
+
+    /// Parses a datagram held in an array.
+    public static func parse(_ bytes: [UInt8], verifyChecksum: Bool = true) -> Result<IPv4Packet, WireError> {
+        bytes.withUnsafeBytes { parse($0, verifyChecksum: verifyChecksum) }
+    }
+
+    /// The shared parser; `allowTruncatedPayload` serves ICMP error quotes, which hold only the
+    /// header and the first 8 payload bytes of a longer datagram.
+    static func parseHeader(
+        _ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool, allowTruncatedPayload: Bool
+    ) throws(WireError) -> IPv4Packet {
+        guard bytes.count >= minimumLength else { throw .truncated }
+        let versionAndLength = try bytes.networkUInt8(at: 0)
+        guard versionAndLength >> 4 == 4 else { throw .badVersion }
+        let headerLength = Int(versionAndLength & 0xF) * 4
+        guard headerLength >= minimumLength else { throw .badHeaderLength }
+        guard headerLength <= bytes.count else { throw .truncated }
+        let totalLength = try bytes.networkUInt16(at: 2)
+        guard Int(totalLength) >= headerLength else { throw .badLength }
+        if !allowTruncatedPayload {
+            guard Int(totalLength) <= bytes.count else { throw .truncated }
+        }
+        if verifyChecksum {
+            guard InternetChecksum.verify(try bytes.networkSlice(0..<headerLength)) else { throw .badChecksum }
+        }
+        let trafficClass = try bytes.networkUInt8(at: 1)
+        let flagsAndOffset = try bytes.networkUInt16(at: 6)
+        let header = IPv4Header(
+            dscp: trafficClass >> 2,
+            ecn: trafficClass & 0x3,
+            totalLength: totalLength,
+            identification: try bytes.networkUInt16(at: 4),
+            dontFragment: flagsAndOffset & 0x4000 != 0,
+            moreFragments: flagsAndOffset & 0x2000 != 0,
+            fragmentOffset: flagsAndOffset & 0x1FFF,
+            timeToLive: try bytes.networkUInt8(at: 8),
+            protocol: IPProtocol(rawValue: try bytes.networkUInt8(at: 9)),
+            checksum: try bytes.networkUInt16(at: 10),
+            source: try IPv4Address.read(from: bytes, at: 12),
+            destination: try IPv4Address.read(from: bytes, at: 16))
+        let payloadEnd = Swift.min(Int(totalLength), bytes.count)
+        return IPv4Packet(header: header, headerLength: headerLength, payloadRange: headerLength..<payloadEnd)
+    }
+
+    /// Writes the 20-byte header (no options) with a freshly computed checksum at the start of
+    /// `buffer`; the caller places the payload after it. Returns the bytes written.
+    @discardableResult
+    public func emit(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        let length = IPv4Header.minimumLength
+        guard buffer.count >= length else { throw .bufferTooSmall }
+        guard dscp < 64, ecn < 4, fragmentOffset < 0x2000, Int(totalLength) >= length else { throw .badLength }
+        try buffer.storeNetwork(UInt8(0x45), at: 0)
+        try buffer.storeNetwork(dscp << 2 | ecn, at: 1)
+        try buffer.storeNetwork(totalLength, at: 2)
+        try buffer.storeNetwork(identification, at: 4)
+        let flags: UInt16 = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0)
+        try buffer.storeNetwork(flags | fragmentOffset, at: 6)
+        try buffer.storeNetwork(timeToLive, at: 8)
+        try buffer.storeNetwork(self.protocol.rawValue, at: 9)
+        try buffer.storeNetwork(UInt16(0), at: 10)
+        try source.write(to: buffer, at: 12)
+        try destination.write(to: buffer, at: 16)
+        let headerBytes = UnsafeRawBufferPointer(try buffer.networkSlice(0..<length))
+        try buffer.storeNetwork(InternetChecksum.checksum(headerBytes), at: 10)
+        return length
+    }
+
+    /// The header as 20 bytes with its checksum (empty if a field is out of range, e.g. DSCP >= 64).
+    public func bytes() -> [UInt8] {
+        (try? emitToArray(capacity: IPv4Header.minimumLength) { (buffer) throws(WireError) in try emit(into: buffer) })
+            ?? []
+    }
+
+    /// The pseudo-header sum for a transport segment of `length` bytes carried in this datagram.
+    public func pseudoHeaderSum(length: Int) -> UInt16 {
+        InternetChecksum.pseudoHeaderSum(
+            source: source, destination: destination, protocol: self.protocol,
+            length: UInt16(truncatingIfNeeded: length))
+    }
+}
+
+/// A parsed IPv4 datagram: header fields, header length (options included) and payload range.
+public typealias IPv4Packet = Parsed<IPv4Header>

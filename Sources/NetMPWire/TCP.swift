@@ -1,0 +1,147 @@
+/// The TCP control bits (RFC 793, RFC 3168 for ECE/CWR).
+public struct TCPFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt8
+
+    public init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    public static let fin = TCPFlags(rawValue: 0x01)
+    public static let syn = TCPFlags(rawValue: 0x02)
+    public static let rst = TCPFlags(rawValue: 0x04)
+    public static let psh = TCPFlags(rawValue: 0x08)
+    public static let ack = TCPFlags(rawValue: 0x10)
+    public static let urg = TCPFlags(rawValue: 0x20)
+    public static let ece = TCPFlags(rawValue: 0x40)
+    public static let cwr = TCPFlags(rawValue: 0x80)
+}
+
+/// A TCP header with its options (RFC 793/9293). The reserved bits (and the historic NS bit) are
+/// ignored on parse and written as zero.
+public struct TCPHeader: Hashable, Sendable {
+    /// Bytes of a header without options.
+    public static let minimumLength = 20
+
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var sequenceNumber: UInt32
+    public var acknowledgmentNumber: UInt32
+    public var flags: TCPFlags
+    /// The advertised window, unscaled as on the wire.
+    public var window: UInt16
+    /// The checksum as read; `emit` computes its own and ignores this.
+    public var checksum: UInt16
+    public var urgentPointer: UInt16
+    public var options: TCPOptions
+
+    public init(
+        sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: UInt32, acknowledgmentNumber: UInt32 = 0,
+        flags: TCPFlags, window: UInt16, checksum: UInt16 = 0, urgentPointer: UInt16 = 0,
+        options: TCPOptions = TCPOptions()
+    ) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.sequenceNumber = sequenceNumber
+        self.acknowledgmentNumber = acknowledgmentNumber
+        self.flags = flags
+        self.window = window
+        self.checksum = checksum
+        self.urgentPointer = urgentPointer
+        self.options = options
+    }
+
+    /// The header length `emit` writes: 20 bytes plus the encoded options.
+    public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
+
+    /// Parses a segment that fills `bytes` (the IPv4 payload) sent from `source` to `destination`.
+    ///
+    /// The data offset must be at least 5 and inside the buffer, the options well formed, and the
+    /// checksum (with the pseudo-header) valid unless `verifyChecksum` is false.
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
+    ) -> Result<TCPPacket, WireError> {
+        Result { () throws(WireError) -> TCPPacket in
+            guard bytes.count >= minimumLength else { throw .truncated }
+            let dataOffsetAndReserved = try bytes.networkUInt8(at: 12)
+            let headerLength = Int(dataOffsetAndReserved >> 4) * 4
+            guard headerLength >= minimumLength else { throw .badHeaderLength }
+            guard headerLength <= bytes.count else { throw .truncated }
+            // Segments come from IPv4 datagrams, whose length fits in 16 bits.
+            guard bytes.count <= Int(UInt16.max) else { throw .badLength }
+            if verifyChecksum {
+                let pseudoHeader = InternetChecksum.pseudoHeaderSum(
+                    source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
+                guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
+            }
+            let options = try TCPOptions.parseOptions(try bytes.networkSlice(minimumLength..<headerLength))
+            let header = TCPHeader(
+                sourcePort: try bytes.networkUInt16(at: 0),
+                destinationPort: try bytes.networkUInt16(at: 2),
+                sequenceNumber: try bytes.networkUInt32(at: 4),
+                acknowledgmentNumber: try bytes.networkUInt32(at: 8),
+                flags: TCPFlags(rawValue: try bytes.networkUInt8(at: 13)),
+                window: try bytes.networkUInt16(at: 14),
+                checksum: try bytes.networkUInt16(at: 16),
+                urgentPointer: try bytes.networkUInt16(at: 18),
+                options: options)
+            return TCPPacket(header: header, headerLength: headerLength, payloadRange: headerLength..<bytes.count)
+        }
+    }
+
+    /// Parses a segment held in an array.
+    public static func parse(
+        _ bytes: [UInt8], source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
+    ) -> Result<TCPPacket, WireError> {
+        bytes.withUnsafeBytes {
+            parse($0, source: source, destination: destination, verifyChecksum: verifyChecksum)
+        }
+    }
+
+    /// Writes the header and options at the start of `buffer`, with the checksum computed over them,
+    /// the `payloadLength` bytes the caller already placed after them, and the pseudo-header.
+    /// Returns the header length (where the payload must start: `encodedLength`).
+    @discardableResult
+    public func emit(
+        into buffer: UnsafeMutableRawBufferPointer, payloadLength: Int, source: IPv4Address,
+        destination: IPv4Address
+    ) throws(WireError) -> Int {
+        let optionsLength = options.encodedLength
+        guard optionsLength <= TCPOptions.maximumLength else { throw .badOption }
+        let headerLength = TCPHeader.minimumLength + optionsLength
+        guard payloadLength >= 0, payloadLength <= Int(UInt16.max) - headerLength else { throw .badLength }
+        let segmentLength = headerLength + payloadLength
+        guard buffer.count >= segmentLength else { throw .bufferTooSmall }
+        try buffer.storeNetwork(sourcePort, at: 0)
+        try buffer.storeNetwork(destinationPort, at: 2)
+        try buffer.storeNetwork(sequenceNumber, at: 4)
+        try buffer.storeNetwork(acknowledgmentNumber, at: 8)
+        try buffer.storeNetwork(UInt8(headerLength / 4) << 4, at: 12)
+        try buffer.storeNetwork(flags.rawValue, at: 13)
+        try buffer.storeNetwork(window, at: 14)
+        try buffer.storeNetwork(UInt16(0), at: 16)
+        try buffer.storeNetwork(urgentPointer, at: 18)
+        try options.emit(into: try buffer.networkSlice(TCPHeader.minimumLength..<headerLength))
+        let pseudoHeader = InternetChecksum.pseudoHeaderSum(
+            source: source, destination: destination, protocol: .tcp, length: UInt16(segmentLength))
+        let segment = UnsafeRawBufferPointer(try buffer.networkSlice(0..<segmentLength))
+        try buffer.storeNetwork(InternetChecksum.checksum(segment, initial: pseudoHeader), at: 16)
+        return headerLength
+    }
+
+    /// The whole segment (header, options, then `payload`) as bytes; empty if the options do not fit.
+    public func bytes(payload: [UInt8] = [], source: IPv4Address, destination: IPv4Address) -> [UInt8] {
+        let headerLength = encodedLength
+        let emitted = try? emitToArray(capacity: headerLength + payload.count) {
+            (buffer) throws(WireError) -> Int in
+            for (index, byte) in payload.enumerated() {
+                try buffer.storeNetwork(byte, at: headerLength + index)
+            }
+            return try emit(into: buffer, payloadLength: payload.count, source: source, destination: destination)
+                + payload.count
+        }
+        return emitted ?? []
+    }
+}
+
+/// A parsed TCP segment; the payload runs from the data offset to the end of the buffer.
+public typealias TCPPacket = Parsed<TCPHeader>

@@ -1,0 +1,271 @@
+/// One SACK block (RFC 2018): the receiver holds sequence numbers `left ..< right` out of order.
+public struct SACKBlock: Hashable, Sendable {
+    public var left: UInt32
+    public var right: UInt32
+
+    public init(left: UInt32, right: UInt32) {
+        self.left = left
+        self.right = right
+    }
+}
+
+/// Up to four SACK blocks, stored inline so parsing a segment allocates nothing.
+public struct SACKBlocks: RandomAccessCollection, Hashable, Sendable {
+    /// The most blocks one option can carry in 40 bytes of TCP options.
+    public static let capacity = 4
+
+    private var first = SACKBlock(left: 0, right: 0)
+    private var second = SACKBlock(left: 0, right: 0)
+    private var third = SACKBlock(left: 0, right: 0)
+    private var fourth = SACKBlock(left: 0, right: 0)
+    public private(set) var count = 0
+
+    /// No blocks.
+    public init() {}
+
+    /// The first `capacity` blocks of `blocks`, in order; later ones are dropped.
+    public init(_ blocks: some Sequence<SACKBlock>) {
+        for block in blocks where !append(block) {
+            break
+        }
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    /// The block at `position`; positions past `count` read as an empty block rather than trap.
+    public subscript(position: Int) -> SACKBlock {
+        switch position {
+        case 0: return first
+        case 1: return second
+        case 2: return third
+        case 3: return fourth
+        default: return SACKBlock(left: 0, right: 0)
+        }
+    }
+
+    /// Adds a block; false (and nothing added) when four are already held.
+    @discardableResult
+    public mutating func append(_ block: SACKBlock) -> Bool {
+        switch count {
+        case 0: first = block
+        case 1: second = block
+        case 2: third = block
+        case 3: fourth = block
+        default: return false
+        }
+        count += 1
+        return true
+    }
+
+    public static func == (lhs: SACKBlocks, rhs: SACKBlocks) -> Bool {
+        lhs.elementsEqual(rhs)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for block in self {
+            hasher.combine(block)
+        }
+    }
+}
+
+/// The TCP timestamps option (RFC 7323).
+public struct TCPTimestamps: Hashable, Sendable {
+    /// TSval: the sender's clock.
+    public var value: UInt32
+    /// TSecr: the most recent TSval received from the peer.
+    public var echoReply: UInt32
+
+    public init(value: UInt32, echoReply: UInt32) {
+        self.value = value
+        self.echoReply = echoReply
+    }
+}
+
+/// The TCP options a stack negotiates and uses. Unknown options are skipped on parse and not kept.
+public struct TCPOptions: Hashable, Sendable {
+    /// The most bytes of options a header can carry (data offset 15 minus the fixed 20 bytes).
+    public static let maximumLength = 40
+
+    /// MSS (kind 2), SYN only.
+    public var maximumSegmentSize: UInt16?
+    /// Window scale shift (kind 3), SYN only; stored as received (RFC 7323 caps its use at 14).
+    public var windowScale: UInt8?
+    /// SACK-permitted (kind 4), SYN only.
+    public var sackPermitted: Bool
+    /// SACK blocks (kind 5).
+    public var sackBlocks: SACKBlocks
+    /// Timestamps (kind 8).
+    public var timestamps: TCPTimestamps?
+
+    public init(
+        maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,
+        sackBlocks: SACKBlocks = SACKBlocks(), timestamps: TCPTimestamps? = nil
+    ) {
+        self.maximumSegmentSize = maximumSegmentSize
+        self.windowScale = windowScale
+        self.sackPermitted = sackPermitted
+        self.sackBlocks = sackBlocks
+        self.timestamps = timestamps
+    }
+
+    private enum Kind {
+        static let endOfList: UInt8 = 0
+        static let noOperation: UInt8 = 1
+        static let maximumSegmentSize: UInt8 = 2
+        static let windowScale: UInt8 = 3
+        static let sackPermitted: UInt8 = 4
+        static let sack: UInt8 = 5
+        static let timestamps: UInt8 = 8
+    }
+
+    /// Parses the options area (the bytes between the fixed header and the data offset).
+    ///
+    /// EOL ends the list; NOP is skipped; every other option needs a length byte of at least 2 that
+    /// stays inside the area, or the whole segment's options are `.badOption`. Known options with
+    /// the wrong length for their kind are also `.badOption`; unknown ones are skipped by length.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<TCPOptions, WireError> {
+        Result { () throws(WireError) -> TCPOptions in try parseOptions(bytes) }
+    }
+
+    /// Parses an options area held in an array.
+    public static func parse(_ bytes: [UInt8]) -> Result<TCPOptions, WireError> {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
+    static func parseOptions(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> TCPOptions {
+        var options = TCPOptions()
+        var offset = 0
+        while offset < bytes.count {
+            let kind = try bytes.networkUInt8(at: offset)
+            if kind == Kind.endOfList {
+                break
+            }
+            if kind == Kind.noOperation {
+                offset += 1
+                continue
+            }
+            guard offset + 1 < bytes.count else { throw .badOption }
+            let length = Int(try bytes.networkUInt8(at: offset + 1))
+            guard length >= 2, length <= bytes.count - offset else { throw .badOption }
+            let body = offset + 2
+            switch kind {
+            case Kind.maximumSegmentSize:
+                guard length == 4 else { throw .badOption }
+                options.maximumSegmentSize = try bytes.networkUInt16(at: body)
+            case Kind.windowScale:
+                guard length == 3 else { throw .badOption }
+                options.windowScale = try bytes.networkUInt8(at: body)
+            case Kind.sackPermitted:
+                guard length == 2 else { throw .badOption }
+                options.sackPermitted = true
+            case Kind.sack:
+                let blockCount = (length - 2) / 8
+                guard (length - 2) % 8 == 0, blockCount >= 1, blockCount <= SACKBlocks.capacity else {
+                    throw .badOption
+                }
+                var blocks = SACKBlocks()
+                for index in 0..<blockCount {
+                    let blockOffset = body + index * 8
+                    blocks.append(
+                        SACKBlock(
+                            left: try bytes.networkUInt32(at: blockOffset),
+                            right: try bytes.networkUInt32(at: blockOffset + 4)))
+                }
+                options.sackBlocks = blocks
+            case Kind.timestamps:
+                guard length == 10 else { throw .badOption }
+                options.timestamps = TCPTimestamps(
+                    value: try bytes.networkUInt32(at: body), echoReply: try bytes.networkUInt32(at: body + 4))
+            default:
+                break
+            }
+            offset += length
+        }
+        return options
+    }
+
+    /// Bytes `emit` writes: each option aligned with NOPs the way Linux lays them out, a multiple of 4.
+    public var encodedLength: Int {
+        var length = 0
+        if maximumSegmentSize != nil {
+            length += 4
+        }
+        if timestamps != nil {
+            length += 12  // SACK-permitted (or two NOPs) then timestamps.
+        } else if sackPermitted {
+            length += 4  // Two NOPs then SACK-permitted.
+        }
+        if windowScale != nil {
+            length += 4
+        }
+        if !sackBlocks.isEmpty {
+            length += 4 + 8 * sackBlocks.count
+        }
+        return length
+    }
+
+    /// Writes the options at the start of `buffer` in Linux's order (MSS, SACK-permitted +
+    /// timestamps, window scale, SACK), padded with NOPs to a multiple of 4 bytes, and returns the
+    /// bytes written. `.badOption` if they exceed 40 bytes (e.g. four SACK blocks with timestamps).
+    @discardableResult
+    public func emit(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        let length = encodedLength
+        guard length <= TCPOptions.maximumLength else { throw .badOption }
+        guard buffer.count >= length else { throw .bufferTooSmall }
+        var offset = 0
+        func put(_ byte: UInt8) throws(WireError) {
+            try buffer.storeNetwork(byte, at: offset)
+            offset += 1
+        }
+        if let maximumSegmentSize {
+            try put(Kind.maximumSegmentSize)
+            try put(4)
+            try buffer.storeNetwork(maximumSegmentSize, at: offset)
+            offset += 2
+        }
+        if let timestamps {
+            if sackPermitted {
+                try put(Kind.sackPermitted)
+                try put(2)
+            } else {
+                try put(Kind.noOperation)
+                try put(Kind.noOperation)
+            }
+            try put(Kind.timestamps)
+            try put(10)
+            try buffer.storeNetwork(timestamps.value, at: offset)
+            try buffer.storeNetwork(timestamps.echoReply, at: offset + 4)
+            offset += 8
+        } else if sackPermitted {
+            try put(Kind.noOperation)
+            try put(Kind.noOperation)
+            try put(Kind.sackPermitted)
+            try put(2)
+        }
+        if let windowScale {
+            try put(Kind.noOperation)
+            try put(Kind.windowScale)
+            try put(3)
+            try put(windowScale)
+        }
+        if !sackBlocks.isEmpty {
+            try put(Kind.noOperation)
+            try put(Kind.noOperation)
+            try put(Kind.sack)
+            try put(UInt8(2 + 8 * sackBlocks.count))
+            for block in sackBlocks {
+                try buffer.storeNetwork(block.left, at: offset)
+                try buffer.storeNetwork(block.right, at: offset + 4)
+                offset += 8
+            }
+        }
+        return offset
+    }
+
+    /// The encoded options as bytes (empty if they do not fit in 40 bytes).
+    public func bytes() -> [UInt8] {
+        (try? emitToArray(capacity: encodedLength) { (buffer) throws(WireError) in try emit(into: buffer) }) ?? []
+    }
+}

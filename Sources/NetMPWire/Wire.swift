@@ -1,1 +1,0 @@
-// Packet views for Ethernet, ARP, IPv4, ICMP, UDP and TCP: parse and emit, no state.

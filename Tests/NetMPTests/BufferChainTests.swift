@@ -1,0 +1,126 @@
+import XCTest
+
+@testable import NetMP
+
+final class BufferChainTests: XCTestCase {
+    func testAppendCopyOutAndTrimFrontInPlace() {
+        var chain = BufferChain()
+        chain.append(copying: UnsafeRawBufferPointer(start: nil, count: 0))
+        XCTAssertEqual(chain.count, 0)
+        let first: [UInt8] = Array(0..<100)
+        first.withUnsafeBytes { chain.append(copying: $0) }
+        XCTAssertEqual(chain.count, 100)
+        XCTAssertEqual(chain.sliceCount, 1)
+        // A small append lands in the same chunk's room.
+        [UInt8](100..<110).withUnsafeBytes { chain.append(copying: $0) }
+        XCTAssertEqual(chain.sliceCount, 1)
+        XCTAssertEqual(chain.bytes, Array(0..<110))
+        let chunk = chain.slices.first?.chunk
+        chain.trimFront(30)
+        XCTAssertEqual(chain.count, 80)
+        XCTAssertEqual(chain.bytes, Array(30..<110))
+        XCTAssertTrue(chain.slices.first?.chunk === chunk, "a partly consumed head is trimmed in place")
+        chain.trimBack(10)
+        XCTAssertEqual(chain.bytes, Array(30..<100))
+        chain.trimFront(1000)
+        XCTAssertTrue(chain.isEmpty)
+    }
+
+    func testLargeAppendSpansChunksAndCopiesOutExactly() {
+        var generator = SeededGenerator(seed: 7)
+        let payload = generator.bytes(300_000)
+        var chain = BufferChain(payload)
+        XCTAssertEqual(chain.count, payload.count)
+        XCTAssertGreaterThan(chain.sliceCount, 1)
+        XCTAssertEqual(chain.bytes, payload)
+        var out = [UInt8](repeating: 0, count: 1000)
+        let n = out.withUnsafeMutableBytes { chain.copyOut(from: 65_000, into: $0) }
+        XCTAssertEqual(n, 1000)
+        XCTAssertEqual(out, Array(payload[65_000..<66_000]))
+        XCTAssertEqual(out.withUnsafeMutableBytes { chain.copyOut(from: 300_000, into: $0) }, 0)
+        chain.trimFront(70_000)
+        XCTAssertEqual(chain.bytes, Array(payload[70_000...]))
+    }
+
+    func testSliceSharesBytesWithoutCopying() {
+        let payload = [UInt8](0..<200)
+        let chain = BufferChain(payload)
+        let part = chain.slice(from: 50, length: 100)
+        XCTAssertEqual(part.bytes, Array(payload[50..<150]))
+        XCTAssertTrue(part.slices.first?.chunk === chain.slices.first?.chunk)
+        XCTAssertEqual(chain.slice(from: 190, length: 100).bytes, Array(payload[190...]))
+        XCTAssertTrue(chain.slice(from: 500, length: 1).isEmpty)
+        XCTAssertTrue(chain.slice(from: -1, length: 5).isEmpty)
+    }
+
+    func testSharedTailChunkIsNeverWrittenThrough() {
+        var chain = BufferChain([1, 2, 3])
+        let shared = chain.slice(from: 0, length: 3)
+        // The chunk is shared now: the append must go to a new chunk.
+        [UInt8]([4]).withUnsafeBytes { chain.append(copying: $0) }
+        XCTAssertEqual(chain.sliceCount, 2)
+        XCTAssertEqual(shared.bytes, [1, 2, 3])
+        XCTAssertEqual(chain.bytes, [1, 2, 3, 4])
+    }
+
+    func testPrependUsesHeadroomThenNewChunk() {
+        var chain = BufferChain()
+        [UInt8](repeating: 9, count: 10).withUnsafeBytes { chain.append(copying: $0, headroom: 64) }
+        let chunk = chain.slices.first.map { ObjectIdentifier($0.chunk) }
+        [UInt8]([1, 2, 3, 4]).withUnsafeBytes { chain.prepend(copying: $0) }
+        XCTAssertEqual(chain.slices.first.map { ObjectIdentifier($0.chunk) }, chunk, "header went into the headroom")
+        XCTAssertEqual(chain.sliceCount, 1)
+        XCTAssertEqual(chain.bytes, [1, 2, 3, 4] + [UInt8](repeating: 9, count: 10))
+        var bare = BufferChain([5])
+        [UInt8]([6]).withUnsafeBytes { bare.prepend(copying: $0) }
+        XCTAssertEqual(bare.sliceCount, 2)
+        XCTAssertEqual(bare.bytes, [6, 5])
+    }
+
+    func testPopFrontSplitsHeadWithoutAllocatingChunks() {
+        var chain = BufferChain([UInt8](0..<10))
+        let live = NetworkStack.liveChunkCount
+        let first = chain.popFront(maxBytes: 4)
+        XCTAssertEqual(first?.count, 4)
+        XCTAssertEqual(first.map { Array($0.bytes) }, [0, 1, 2, 3])
+        XCTAssertEqual(chain.bytes, [4, 5, 6, 7, 8, 9])
+        XCTAssertEqual(NetworkStack.liveChunkCount, live)
+        let rest = chain.popFront(maxBytes: 100)
+        XCTAssertEqual(rest?.count, 6)
+        XCTAssertTrue(chain.isEmpty)
+        XCTAssertNil(chain.popFront(maxBytes: 1))
+    }
+
+    func testPoolRecyclesUniqueChunksOnly() {
+        let pool = ChunkPool()
+        var chunk: ByteChunk? = pool.take(atLeast: 100)
+        XCTAssertEqual(chunk?.capacity, 2048)
+        let keep = chunk
+        pool.recycle(&chunk)
+        XCTAssertEqual(pool.cachedCount, 0, "a chunk someone still holds is not recycled")
+        chunk = keep
+        _ = consume keep
+        pool.recycle(&chunk)
+        XCTAssertEqual(pool.cachedCount, 1)
+        let again = pool.take(atLeast: 2000)
+        XCTAssertEqual(pool.cachedCount, 0)
+        XCTAssertEqual(again.filled, 0)
+        XCTAssertEqual(pool.take(atLeast: 100_000).capacity, 100_000, "oversized requests get their own chunk")
+    }
+
+    func testRingQueueWrapsAndGrows() {
+        var ring = RingQueue<Int>(capacity: 2)
+        for value in 0..<5 { ring.append(value) }
+        XCTAssertEqual(ring.popFirst(), 0)
+        ring.prepend(-1)
+        ring.append(5)
+        var seen: [Int] = []
+        while let value = ring.popFirst() { seen.append(value) }
+        XCTAssertEqual(seen, [-1, 1, 2, 3, 4, 5])
+        for value in 0..<10 { ring.append(value) }
+        ring.removeAll { $0 % 2 == 0 }
+        XCTAssertEqual((0..<ring.count).map { ring[$0] }, [1, 3, 5, 7, 9])
+        XCTAssertEqual(ring.popLast(), 9)
+        XCTAssertEqual(ring.last, 7)
+    }
+}
