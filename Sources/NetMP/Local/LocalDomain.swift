@@ -274,7 +274,11 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
             target = peer
         }
         if socket.state.contains(.cantSendMore) { throw .brokenPipe }
-        if target.state.contains(.noFileReference) { throw .connectionRefused }
+        if target.state.contains(.noFileReference) {
+            // The connected peer is gone: forget it, as Linux does, so the socket can be reused.
+            if address == nil { try? disconnect(socket) }
+            throw .connectionRefused
+        }
         if target.state.contains(.cantReceiveMore) { throw .brokenPipe }
         let buffer = target.receiveBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
