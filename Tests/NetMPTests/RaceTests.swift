@@ -1,0 +1,171 @@
+import Synchronization
+import XCTest
+
+@testable import NetMP
+
+/// The races the seed names, each run many times: half the rounds wait until the blocked call
+/// is really registered as a waiter (so the wake-up path runs), half let the two sides race.
+final class RaceTests: StackTestCase {
+    private var rounds: Int { scaled(300) }
+
+    /// Spins (yielding) until `buffer` has a registered waiter: the call is blocked.
+    private func awaitBlocked(_ buffer: SocketBuffer) {
+        while buffer.waiterCount.load(ordering: .sequentiallyConsistent) == 0 { OSThread.yieldNow() }
+    }
+
+    private func inBackground<T: Sendable>(_ body: @escaping @Sendable () -> T) -> () -> T {
+        let box = LockedValue<T?>(nil)
+        let thread = OSThread.start(name: "race") { box.withLock { $0 = body() } }
+        return {
+            thread.join()
+            guard let value = box.withLock({ $0 }) else { preconditionFailure("no result") }
+            return value
+        }
+    }
+
+    func testRemoteCloseWhileReaderBlockedGivesEndOfFile() throws {
+        try bounded(60) {
+            for round in 0..<rounds {
+                let (a, b) = try stack.socketPair(.stream)
+                let result = inBackground { Result { () throws(NetError) in try b.read(maxBytes: 10) } }
+                if round % 2 == 0 { awaitBlocked(b.core.receiveBuffer) }
+                a.close()
+                XCTAssertEqual(try result().get(), [], "round \(round)")
+            }
+        }
+    }
+
+    func testShutdownReadWhileReaderBlockedGivesEndOfFile() throws {
+        try bounded(60) {
+            for round in 0..<rounds {
+                let (a, b) = try stack.socketPair(.stream)
+                let result = inBackground { Result { () throws(NetError) in try b.read(maxBytes: 10) } }
+                if round % 2 == 0 { awaitBlocked(b.core.receiveBuffer) }
+                try b.shutdown(.read)
+                XCTAssertEqual(try result().get(), [], "round \(round)")
+                withExtendedLifetime(a) {}
+            }
+        }
+    }
+
+    func testPeerCloseWhileWriterWaitsForSpaceGivesBrokenPipe() throws {
+        try bounded(60) {
+            for round in 0..<rounds {
+                let (a, b) = try stack.socketPair(.stream)
+                try b.setOption(.receiveBufferSize, 1000)
+                let result = inBackground {
+                    Result { () throws(NetError) in try a.write([UInt8](repeating: 1, count: 5000)) }
+                }
+                if round % 2 == 0 { awaitBlocked(b.core.receiveBuffer) }
+                b.close()
+                XCTAssertEqual(result().mapError { $0 }, .failure(.brokenPipe), "round \(round)")
+            }
+        }
+    }
+
+    func testListenSocketClosedWhileAcceptWaits() throws {
+        try bounded(60) {
+            for round in 0..<rounds {
+                let listener = try stack.socket(.local, .stream)
+                try listener.bind(to: .local("/race/\(round)"))
+                try listener.listen()
+                let result = inBackground { Result { () throws(NetError) in try listener.accept() } }
+                if round % 2 == 0 { awaitBlocked(listener.core.receiveBuffer) }
+                listener.close()
+                switch result() {
+                case .success: XCTFail("accept succeeded on a closed listener, round \(round)")
+                case .failure(let error): XCTAssertEqual(error, .badDescriptor, "round \(round)")
+                }
+            }
+        }
+    }
+
+    func testCloseWithQueuedConnectionsFreesThemAndTellsClients() throws {
+        try bounded(60) {
+            for round in 0..<scaled(100) {
+                let listener = try stack.socket(.local, .stream)
+                try listener.bind(to: .local("/queued"))
+                try listener.listen(backlog: 8)
+                var clients: [NetSocket] = []
+                for _ in 0..<5 {
+                    let client = try stack.socket(.local, .stream)
+                    try client.connect(to: .local("/queued"))
+                    try client.write([1, 2, 3])
+                    clients.append(client)
+                }
+                XCTAssertEqual(listener.core.listenQueue?.counts.complete, 5)
+                // 1 listener + 5 clients + 5 queued children.
+                XCTAssertEqual(stack.liveSocketCount, 11, "round \(round)")
+                listener.close()
+                XCTAssertEqual(stack.liveSocketCount, 6, "queued children freed (the closed listener and 5 clients remain), round \(round)")
+                for client in clients {
+                    XCTAssertEqual(try client.read(maxBytes: 10), [])
+                    assertThrows(.brokenPipe) { () throws(NetError) in try client.write([1]) }
+                }
+            }
+        }
+    }
+
+    func testOwnCloseWhileReaderBlockedEndsTheRead() throws {
+        try bounded(60) {
+            for round in 0..<rounds {
+                let (a, b) = try stack.socketPair(.stream)
+                let result = inBackground { Result { () throws(NetError) in try b.read(maxBytes: 10) } }
+                if round % 2 == 0 { awaitBlocked(b.core.receiveBuffer) }
+                b.close()
+                switch result() {
+                case .success(let bytes): XCTFail("read returned \(bytes) after close, round \(round)")
+                case .failure(let error): XCTAssertEqual(error, .badDescriptor, "round \(round)")
+                }
+                withExtendedLifetime(a) {}
+            }
+        }
+    }
+
+    func testWakeUpRacingTheWaitIsNeverLost() throws {
+        try bounded(120) {
+            let (a, b) = try stack.socketPair(.stream)
+            let count = scaled(30_000)
+            let echo = OSThread.start(name: "echo") {
+                for _ in 0..<count {
+                    guard let byte = try? b.read(maxBytes: 1), byte.count == 1, (try? b.write(byte)) == 1 else { return }
+                }
+            }
+            var sum = 0
+            for index in 0..<count {
+                try a.write([UInt8(truncatingIfNeeded: index)])
+                let reply = try a.read(maxBytes: 1)
+                XCTAssertEqual(reply.count, 1)
+                sum += Int(reply.first ?? 0)
+            }
+            echo.join()
+            XCTAssertEqual(sum, (0..<count).reduce(0) { $0 + $1 % 256 })
+        }
+    }
+
+    func testTimeoutRacingTheWakeUpNeverLosesData() throws {
+        try bounded(60) {
+            let (a, b) = try stack.socketPair(.stream)
+            b.receiveTimeout = .microseconds(50)
+            let count = scaled(20_000)
+            let writer = OSThread.start(name: "writer") {
+                for index in 0..<count { _ = try? a.write([UInt8(truncatingIfNeeded: index)]) }
+                a.close()
+            }
+            var received: [UInt8] = []
+            while true {
+                let attempt = Result { () throws(NetError) in try b.read(maxBytes: 64) }
+                if case .failure(let error) = attempt {
+                    XCTAssertEqual(error, .wouldBlock)
+                    continue
+                }
+                let chunk = try attempt.get()
+                if chunk.isEmpty { break }
+                received += chunk
+            }
+            writer.join()
+            XCTAssertEqual(received, (0..<count).map { UInt8(truncatingIfNeeded: $0) })
+            XCTAssertEqual(b.core.receiveBuffer.waiterCount.load(ordering: .relaxed), 0)
+        }
+    }
+}
