@@ -1,0 +1,69 @@
+import XCTest
+
+@testable import NetMP
+
+final class PollerTests: StackTestCase {
+    func testReportsOnlyReadySocketsAmongThousands() throws {
+        try bounded {
+            let poller = SocketPoller()
+            var pairs: [(NetSocket, NetSocket)] = []
+            for index in 0..<2000 {
+                let pair = try stack.socketPair(.stream)
+                try poller.register(pair.1, interest: .readable, token: index)
+                pairs.append(pair)
+            }
+            XCTAssertEqual(poller.wait(timeout: .zero), [])
+            for index in [3, 1999, 700] { try pairs[index].0.write([UInt8(index % 256)]) }
+            let events = poller.wait(timeout: .seconds(5))
+            XCTAssertEqual(Set(events.map(\.token)), [3, 700, 1999])
+            XCTAssertTrue(events.allSatisfy { $0.events == .readable })
+            // Level-triggered: still readable until read.
+            XCTAssertEqual(Set(poller.wait(timeout: .zero).map(\.token)), [3, 700, 1999])
+            _ = try pairs[700].1.read(maxBytes: 10)
+            XCTAssertEqual(Set(poller.wait(timeout: .zero).map(\.token)), [3, 1999])
+            poller.unregister(pairs[3].1)
+            XCTAssertEqual(Set(poller.wait(timeout: .zero).map(\.token)), [1999])
+            XCTAssertEqual(poller.count, 1999)
+        }
+    }
+
+    func testWakesAWaitingThreadAndReportsWritableAndHangup() throws {
+        try bounded {
+            let poller = SocketPoller()
+            let (a, b) = try stack.socketPair(.stream)
+            try b.setOption(.receiveBufferSize, 4096)
+            try poller.register(a, interest: .writable, token: 1)
+            XCTAssertEqual(poller.wait(timeout: .zero), [SocketPoller.Event(token: 1, events: .writable)])
+            a.isNonBlocking = true
+            while (try? a.write([UInt8](repeating: 0, count: 1000))) != nil {}
+            XCTAssertEqual(poller.wait(timeout: .zero), [], "full: not writable")
+            let reader = OSThread.start(name: "drain") { _ = try? b.read(maxBytes: 4096) }
+            XCTAssertEqual(poller.wait(timeout: .seconds(5)), [SocketPoller.Event(token: 1, events: .writable)])
+            reader.join()
+            try poller.register(b, interest: .readable, token: 2)
+            a.close()
+            let events = poller.wait(timeout: .seconds(5))
+            XCTAssertEqual(events.first { $0.token == 2 }?.events, [.readable, .hangup])
+        }
+    }
+
+    func testListenerIsReadableWhenAConnectionWaits() throws {
+        try bounded {
+            let poller = SocketPoller()
+            let listener = try stack.socket(.local, .stream)
+            try listener.bind(to: .local("/poll/listen"))
+            try listener.listen()
+            try poller.register(listener, interest: .readable, token: 9)
+            XCTAssertEqual(poller.wait(timeout: .milliseconds(1)), [])
+            let stack = self.stack!
+            let connector = OSThread.start(name: "connect") {
+                let client = try? stack.socket(.local, .stream)
+                try? client?.connect(to: .local("/poll/listen"))
+                client?.close()
+            }
+            XCTAssertEqual(poller.wait(timeout: .seconds(5)), [SocketPoller.Event(token: 9, events: .readable)])
+            connector.join()
+            XCTAssertNotNil(try listener.accept())
+        }
+    }
+}
