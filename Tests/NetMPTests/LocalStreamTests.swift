@@ -246,7 +246,8 @@ final class LocalStreamTests: StackTestCase {
             XCTAssertEqual(b.core.receiveBuffer.waiterCount.load(ordering: .relaxed), 0)
             try b.setOption(.receiveBufferSize, 100)
             a.sendTimeout = .milliseconds(10)
-            XCTAssertEqual(try a.write([UInt8](repeating: 0, count: 300)), 100, "a timed-out write reports what it sent")
+            XCTAssertEqual(
+                try a.write([UInt8](repeating: 0, count: 300)), 100, "a timed-out write reports what it sent")
             assertThrows(.wouldBlock) { () throws(NetError) in try a.write([1]) }
             XCTAssertEqual(b.core.receiveBuffer.waiterCount.load(ordering: .relaxed), 0)
             b.receiveTimeout = nil
@@ -329,6 +330,7 @@ final class LocalStreamTests: StackTestCase {
                 try a.write([1])
                 _ = b
             }
+            stack.quiesce()
             XCTAssertEqual(stack.liveSocketCount, 0)
             do {
                 let listener = try stack.socket(.local, .stream)
@@ -338,6 +340,7 @@ final class LocalStreamTests: StackTestCase {
                 try client.connect(to: .local("/dropped"))
                 _ = client
             }
+            stack.quiesce()
             XCTAssertEqual(stack.liveSocketCount, 0)
         }
     }

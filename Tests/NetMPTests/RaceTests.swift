@@ -94,10 +94,14 @@ final class RaceTests: StackTestCase {
                     clients.append(client)
                 }
                 XCTAssertEqual(listener.core.listenQueue?.counts.complete, 5)
+                stack.quiesce()
                 // 1 listener + 5 clients + 5 queued children.
                 XCTAssertEqual(stack.liveSocketCount, 11, "round \(round)")
                 listener.close()
-                XCTAssertEqual(stack.liveSocketCount, 6, "queued children freed (the closed listener and 5 clients remain), round \(round)")
+                stack.quiesce()
+                XCTAssertEqual(
+                    stack.liveSocketCount, 6,
+                    "queued children freed (the closed listener and 5 clients remain), round \(round)")
                 for client in clients {
                     XCTAssertEqual(try client.read(maxBytes: 10), [])
                     assertThrows(.brokenPipe) { () throws(NetError) in try client.write([1]) }
@@ -128,7 +132,9 @@ final class RaceTests: StackTestCase {
             let count = scaled(30_000)
             let echo = OSThread.start(name: "echo") {
                 for _ in 0..<count {
-                    guard let byte = try? b.read(maxBytes: 1), byte.count == 1, (try? b.write(byte)) == 1 else { return }
+                    guard let byte = try? b.read(maxBytes: 1), byte.count == 1, (try? b.write(byte)) == 1 else {
+                        return
+                    }
                 }
             }
             var sum = 0

@@ -8,8 +8,13 @@ import XCTest
 class StackTestCase: XCTestCase {
     var stack: NetworkStack!
 
-    /// Protocol threads for the stack (the default: every core).
+    /// Protocol threads for the stack.
     var threadCount: Int { 2 }
+
+    /// Whether local sockets are owned by protocol threads (requests and waits by message)
+    /// rather than run inline: set NETMP_LOCAL_ON_PROTOCOL_THREADS=1 (the test script runs the
+    /// socket suites both ways).
+    var localSocketsOnProtocolThreads: Bool { getenv("NETMP_LOCAL_ON_PROTOCOL_THREADS") != nil }
 
     /// Scales loop counts down under ThreadSanitizer (set NETMP_STRESS_SCALE in CI).
     var scale: Double {
@@ -21,12 +26,14 @@ class StackTestCase: XCTestCase {
 
     override func setUp() {
         super.setUp()
-        stack = NetworkStack(.init(threadCount: threadCount))
+        stack = NetworkStack(
+            .init(threadCount: threadCount, localSocketsOnProtocolThreads: localSocketsOnProtocolThreads))
     }
 
     override func tearDown() {
         if let stack = self.stack {
             self.stack = nil
+            stack.quiesce()
             XCTAssertEqual(stack.liveSocketCount, 0, "sockets leaked")
             XCTAssertEqual(stack.liveBufferCount, 0, "buffers leaked")
             stack.shutdown()

@@ -17,15 +17,22 @@ public final class NetworkStack: Sendable {
         public var mode: ProtocolThread.Mode
         /// Pins protocol thread i to CPU i.
         public var pinThreads: Bool
+        /// Local sockets normally run their requests inline (a synchronous port, as in
+        /// DragonFly). When true each local socket is owned by a protocol thread instead, in
+        /// turn, and every request and wait goes there by message: the path thread-owned
+        /// protocols take, exercised without a network.
+        public var localSocketsOnProtocolThreads: Bool
 
         public init(
             threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
-            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false
+            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false,
+            localSocketsOnProtocolThreads: Bool = false
         ) {
             self.threadCount = threadCount
             self.clock = clock
             self.mode = mode
             self.pinThreads = pinThreads
+            self.localSocketsOnProtocolThreads = localSocketsOnProtocolThreads
         }
     }
 
@@ -43,7 +50,9 @@ public final class NetworkStack: Sendable {
                 index: index, clock: configuration.clock, mode: configuration.mode,
                 pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil)
         }
-        context = StackContext(clock: configuration.clock, threads: threads)
+        context = StackContext(
+            clock: configuration.clock, threads: threads,
+            localSocketsOnProtocolThreads: configuration.localSocketsOnProtocolThreads)
     }
 
     /// Stops the protocol threads after the messages already queued. Later calls on this
@@ -56,6 +65,13 @@ public final class NetworkStack: Sendable {
     /// Driven mode: runs every protocol thread until none has work now.
     public func runUntilIdle() {
         for thread in context.threads where thread.mode == .driven { thread.runUntilIdle() }
+    }
+
+    /// Waits until every protocol thread has handled the messages queued before this call, so
+    /// that what those messages held (socket references among them) is released.
+    public func quiesce() {
+        guard !context.isShutDown.load(ordering: .relaxed) else { return }
+        for thread in context.threads { thread.flush() }
     }
 
     /// Sockets alive in this stack, open or not yet freed (for leak checks).

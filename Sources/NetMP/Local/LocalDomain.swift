@@ -25,7 +25,7 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
     func makeSocket(type: SocketType, context: StackContext) throws(NetError) -> Socket {
         let size = type == .stream ? LocalDomain.defaultStreamBufferSize : LocalDomain.defaultDatagramBufferSize
         let socket = Socket(
-            domain: .local, type: type, context: context, proto: self, owner: context.synchronousPort,
+            domain: .local, type: type, context: context, proto: self, owner: context.localOwner(),
             receiveSize: size, sendSize: size)
         try attach(socket)
         return socket
@@ -51,21 +51,31 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
     private func unlinkLocked(_ socket: Socket) -> Socket? {
         let block = block(socket)
         guard let peer = block.peer else { return nil }
-        block.setPeer(nil)
+        // State first, links second: whoever finds the link gone also finds the state that
+        // says why.
         if socket.state.contains(.connected) {
-            socket.state.clear(.connected)
             socket.state.set(.disconnected)
+            socket.state.clear(.connected)
         }
-        guard socket.type == .stream else { return nil }
+        guard socket.type == .stream else {
+            block.setPeer(nil)
+            return nil
+        }
         let peerBlock = self.block(peer)
-        if peerBlock.peer === socket { peerBlock.setPeer(nil) }
-        return peer
+        let linkedBack = peerBlock.peer === socket
+        if linkedBack {
+            // The other end of a stream closed: end-of-file for its reader, brokenPipe for its
+            // writer.
+            peer.state.set([.cantReceiveMore, .cantSendMore, .disconnected])
+            peer.state.clear(.connected)
+        }
+        block.setPeer(nil)
+        if linkedBack { peerBlock.setPeer(nil) }
+        return linkedBack ? peer : nil
     }
 
-    /// The other end of a stream closed: end-of-file for its reader, brokenPipe for its writer.
+    /// Wakes the other end of a stream that went away (after the domain lock is dropped).
     private func peerWentAway(_ peer: Socket) {
-        peer.state.set([.cantReceiveMore, .cantSendMore, .disconnected])
-        peer.state.clear(.connected)
         peer.receiveBuffer.wake()
         peer.sendBuffer.wake()
     }
@@ -111,7 +121,8 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
                 throw .connectionRefused
             }
             let child = Socket(
-                domain: .local, type: .stream, context: socket.context, proto: self, owner: socket.owner,
+                domain: .local, type: .stream, context: socket.context, proto: self,
+                owner: socket.context.localOwner(),
                 receiveSize: target.receiveBuffer.highWater.load(ordering: .relaxed),
                 sendSize: target.sendBuffer.highWater.load(ordering: .relaxed))
             let childBlock = LocalControlBlock(socket: child)
@@ -208,7 +219,9 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         let now = socket.state.value
         if address != nil { throw now.contains(.connected) ? .alreadyConnected : .notConnected }
         if now.contains(.cantSendMore) { throw .brokenPipe }
-        guard let peer = block(socket).peer else { throw now.contains(.disconnected) ? .brokenPipe : .notConnected }
+        guard let peer = block(socket).peer else {
+            throw socket.state.containsAny([.disconnected, .cantSendMore]) ? .brokenPipe : .notConnected
+        }
         if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { throw .brokenPipe }
         if bytes.isEmpty { return .sent(0) }
         let buffer = peer.receiveBuffer

@@ -36,6 +36,18 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         case driven
     }
 
+    private static let nothing: @Sendable () -> Void = {}
+
+    /// Waits until every message queued before this call has been handled (a no-op message
+    /// sent and waited for). From a protocol thread it only posts.
+    public func flush() {
+        if ProtocolThread.current != nil && !isCurrent {
+            send {}
+            return
+        }
+        _ = try? call { () throws(NetError) in }
+    }
+
     /// Messages handled between two end-of-batch points (where deferred output is flushed).
     public static let batchLimit = 32
 
@@ -185,7 +197,11 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         let count = batch.count
         if count == 0 { return 0 }
         var sinceBatchEnd = 0
-        for message in batch {
+        for index in batch.indices {
+            // Take the message out of the batch so that what it holds (a socket reference, a
+            // continuation) is released as soon as it has run.
+            let message = batch[index]
+            batch[index] = .closure(ProtocolThread.nothing)
             message.run()
             sinceBatchEnd += 1
             if sinceBatchEnd == ProtocolThread.batchLimit {
