@@ -4,6 +4,8 @@ import XCTest
 
 final class AsyncTests: StackTestCase {
     func testAsyncPingPongBetweenTasks() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let (a, b) = try stack.socketPair(.stream)
         let echo = Task {
             for _ in 0..<2000 {
@@ -21,6 +23,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testInboundSequenceDeliversEverythingWithBackPressure() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let (a, b) = try stack.socketPair(.stream)
         try b.setOption(.receiveBufferSize, 8192)
         var generator = SeededGenerator(seed: 11)
@@ -45,6 +49,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testAsyncAcceptConnectAndScopedConnection() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let listener = try stack.socket(.local, .stream)
         try listener.bind(to: .local("/async/server"))
         try listener.listen()
@@ -65,6 +71,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testCancellingAWaitingReadEndsItAndRemovesTheWaiter() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let (a, b) = try stack.socketPair(.stream)
         let reader = Task { () async throws(NetError) -> [UInt8] in try await b.read(maxBytes: 10) }
         while b.core.receiveBuffer.waiterCount.load(ordering: .sequentiallyConsistent) == 0 { await Task.yield() }
@@ -83,6 +91,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testCancelBeforeTheWaitStarts() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let (a, b) = try stack.socketPair(.stream)
         let reader = Task { () async throws(NetError) -> [UInt8] in
             withUnsafeCurrentTask { $0?.cancel() }
@@ -98,6 +108,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testAsyncDatagramsAndErrors() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let server = try stack.socket(.local, .datagram)
         try server.bind(to: .local("/async/dgram"))
         let client = try stack.socket(.local, .datagram)
@@ -120,6 +132,8 @@ final class AsyncTests: StackTestCase {
     }
 
     func testPeerCloseEndsAnAsyncReadWithEndOfFile() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let (a, b) = try stack.socketPair(.stream)
         let reader = Task { () async throws(NetError) -> [UInt8] in try await b.read(maxBytes: 10) }
         while b.core.receiveBuffer.waiterCount.load(ordering: .sequentiallyConsistent) == 0 { await Task.yield() }

@@ -108,6 +108,8 @@ final class RuntimeTests: XCTestCase {
     }
 
     func testSendAndAwaitSuspendsWithoutBlocking() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
         let thread = ProtocolThread(index: 0, clock: SystemClock())
         defer { thread.stop() }
         var total = 0
