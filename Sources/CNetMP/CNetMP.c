@@ -157,6 +157,7 @@ int netmp_thread_start(netmp_thread_body body, void *context, uint64_t *handle_o
     return 0;
 }
 int netmp_thread_join(uint64_t handle) { return pthread_join((pthread_t)handle, NULL); }
+int netmp_thread_detach(uint64_t handle) { return pthread_detach((pthread_t)handle); }
 void netmp_thread_set_name(const char *name) {
     char buf[16];
     strncpy(buf, name, 15);

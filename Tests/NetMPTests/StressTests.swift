@@ -15,10 +15,10 @@ final class StressTests: XCTestCase {
     /// Waits for OS threads without blocking a cooperative thread.
     private func join(_ threads: [OSThread]) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            _ = OSThread.start(name: "joiner") {
+            OSThread.start(name: "joiner") {
                 for thread in threads { thread.join() }
                 continuation.resume()
-            }
+            }.detach()
         }
     }
 

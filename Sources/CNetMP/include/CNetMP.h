@@ -51,6 +51,7 @@ bool netmp_mutex_trylock(netmp_mutex *m);
 typedef void (*netmp_thread_body)(void *context);
 int netmp_thread_start(netmp_thread_body body, void *context, uint64_t *handle_out);
 int netmp_thread_join(uint64_t handle);
+int netmp_thread_detach(uint64_t handle);
 void netmp_thread_set_name(const char *name);
 
 #endif

@@ -4,7 +4,7 @@
 /// Removing from the front trims a partly consumed head in place; slicing shares chunks; only
 /// appends of new bytes copy.
 public struct BufferChain: @unchecked Sendable {
-    var slices = RingQueue<ByteSlice>(capacity: 4)
+    var slices = RingQueue<ByteSlice>()
     public private(set) var count = 0
 
     public init() {}

@@ -13,6 +13,8 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
     /// Writes up to this size copy into the receiver's tail chunk under its lock when it has
     /// room; larger ones are copied into fresh chunks before the lock is taken.
     static let tailCopyLimit = 512
+    /// The largest chunk a write fills at once.
+    static let largestChunk = ChunkPool.sizeClasses[ChunkPool.sizeClasses.count - 1]
 
     private let lock = NetLock()
     private var names: [String: Socket] = [:]  // under lock
@@ -238,17 +240,24 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
 
         let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
         if estimate <= 0 { return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count)) }
-        // Copy into fresh chunks before taking the lock.
-        var chain = BufferChain(copying: UnsafeRawBufferPointer(rebasing: bytes[0..<estimate]))
+        // Copy into a fresh chunk before taking the lock; one chunk per call keeps the path free
+        // of allocation (the caller loops for the rest).
+        guard let source = bytes.baseAddress else { return .sent(0) }
+        let chunk = ChunkPool.shared.take(atLeast: Swift.min(estimate, LocalDomain.largestChunk))
+        let length = Swift.min(estimate, chunk.room)
+        (chunk.base + chunk.filled).copyMemory(from: source, byteCount: length)
+        let start = chunk.filled
+        chunk.filled += length
         buffer.lock.lock()
         let room = highWater - buffer.chain.count
         guard room > 0 else {
             buffer.lock.unlock()
+            var unused: ByteChunk? = chunk
+            ChunkPool.shared.recycle(&unused)
             return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count))
         }
-        if room < estimate { chain.trimBack(estimate - room) }
-        let n = chain.count
-        buffer.chain.append(chain)
+        let n = Swift.min(room, length)
+        buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
         return .sent(finishAppendLocked(buffer, n))
     }
 

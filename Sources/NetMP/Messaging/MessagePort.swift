@@ -11,6 +11,10 @@ public protocol MessagePort: AnyObject, Sendable {
     @discardableResult
     func send(_ message: @escaping @Sendable () -> Void) -> Bool
 
+    /// Sends a message embedded in a long-lived object (no allocation).
+    @discardableResult
+    func post(_ message: any EmbeddedMessage) -> Bool
+
     /// Sends and waits for the reply, blocking the calling thread (`lwkt_domsg`). Runs inline
     /// when called from the port's own thread.
     func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T
@@ -26,6 +30,12 @@ public final class SynchronousPort: MessagePort {
     @discardableResult
     public func send(_ message: @escaping @Sendable () -> Void) -> Bool {
         message()
+        return true
+    }
+
+    @discardableResult
+    public func post(_ message: any EmbeddedMessage) -> Bool {
+        message.handle()
         return true
     }
 

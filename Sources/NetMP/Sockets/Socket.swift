@@ -98,7 +98,7 @@ final class Socket: @unchecked Sendable {
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         waiter.prepareThreadWait()
         let deadline = timeout > 0 ? MonotonicTime.now + timeout : 0
-        guard owner.send({ waiter.evaluateAndRegister() }) else { throw .shutdown }
+        guard owner.post(waiter) else { throw .shutdown }
         switch waiter.waitOnThread(deadline: deadline) {
         case .satisfied: return
         case .timedOut: throw .wouldBlock
@@ -110,7 +110,7 @@ final class Socket: @unchecked Sendable {
     func waitAsync(for condition: WaitCondition, on buffer: SocketBuffer) async throws(NetError) {
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         let owner = self.owner
-        let outcome = await waiter.waitAsync { waiter in owner.send({ waiter.evaluateAndRegister() }) }
+        let outcome = await waiter.waitAsync { waiter in owner.post(waiter) }
         switch outcome {
         case .satisfied: return
         case .timedOut: throw .wouldBlock

@@ -31,7 +31,7 @@ enum WaitOutcome: Sendable {
 /// Exactly one party completes it: the first to set `claimed` (the buffer's wake-up, a timeout
 /// or a cancellation) decides the outcome; whoever then finds both `published` and `armed`
 /// set resumes the continuation.
-final class SocketWaiter: @unchecked Sendable {
+final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     private static let claimed: UInt8 = 1
     private static let published: UInt8 = 2
     private static let armed: UInt8 = 4
@@ -76,6 +76,9 @@ final class SocketWaiter: @unchecked Sendable {
         }
         if let parker { netmp_parker_unpark(parker) }
     }
+
+    /// The predicate message arriving at the owner.
+    func handle() { evaluateAndRegister() }
 
     /// Runs on the owner (the predicate message): complete at once, or stay registered.
     func evaluateAndRegister() {

@@ -31,8 +31,11 @@ public final class OSThread: @unchecked Sendable {
         return OSThread(handle: handle)
     }
 
-    /// Waits for the thread to end (pthread_join). Call once.
+    /// Waits for the thread to end (pthread_join). Call once, and not after `detach`.
     public func join() { _ = netmp_thread_join(handle) }
+
+    /// Lets the thread end on its own without being joined (pthread_detach).
+    public func detach() { _ = netmp_thread_detach(handle) }
 
     /// Lets another thread run (sched_yield).
     public static func yieldNow() { _ = sched_yield() }

@@ -4,8 +4,9 @@ struct RingQueue<Element> {
     private var head = 0
     private(set) var count = 0
 
-    init(capacity: Int = 4) {
-        storage = ContiguousArray(repeating: nil, count: Swift.max(1, capacity))
+    /// A ring with room for `capacity` elements; 0 allocates nothing until the first push.
+    init(capacity: Int = 0) {
+        storage = ContiguousArray(repeating: nil, count: Swift.max(0, capacity))
     }
 
     var isEmpty: Bool { count == 0 }
@@ -39,7 +40,7 @@ struct RingQueue<Element> {
     }
 
     private mutating func grow(to minimum: Int) {
-        var newCapacity = storage.count * 2
+        var newCapacity = Swift.max(4, storage.count * 2)
         while newCapacity < minimum { newCapacity *= 2 }
         var newStorage = ContiguousArray<Element?>(repeating: nil, count: newCapacity)
         for index in 0..<count { newStorage[index] = storage[physical(index)] }
