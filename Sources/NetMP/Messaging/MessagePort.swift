@@ -53,10 +53,14 @@ public final class SynchronousPort: MessagePort {
 /// kernel round trip, while a hand-off between two running threads takes well under a
 /// microsecond: a short spin turns most wake-ups into the cheap kind.
 public enum SpinPolicy {
-    /// Rounds of the CPU's pause hint a blocked user thread spins before parking.
-    nonisolated(unsafe) public static var waiterSpins: Int32 = 4000
-    /// Rounds a protocol thread spins on its empty port before parking.
-    nonisolated(unsafe) public static var protocolThreadSpins: Int = 4000
+    /// Rounds of the CPU's pause hint (about 40 ns each here) a blocked user thread spins
+    /// before it yields a few times and then parks: about 10 µs, longer than a hand-off between
+    /// running threads, short enough not to starve a partner that shares the CPU.
+    nonisolated(unsafe) public static var waiterSpins: Int32 = 250
+    /// Rounds a protocol thread spins on its empty port before parking; it yields the CPU every
+    /// `protocolThreadYieldEvery` rounds so that a sender on the same CPU can run.
+    nonisolated(unsafe) public static var protocolThreadSpins: Int = 500
+    nonisolated(unsafe) public static var protocolThreadYieldEvery: Int = 100
 }
 
 /// A one-shot reply slot that a blocked thread waits on.

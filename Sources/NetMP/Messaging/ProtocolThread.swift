@@ -229,6 +229,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             while spins < SpinPolicy.protocolThreadSpins && !hasWork.load(ordering: .relaxed) {
                 netmp_cpu_relax()
                 spins += 1
+                if spins % SpinPolicy.protocolThreadYieldEvery == 0 { OSThread.yieldNow() }
             }
             if hasWork.load(ordering: .relaxed) { continue }
             var timeout: Int64 = -1

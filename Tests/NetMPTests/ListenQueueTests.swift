@@ -1,0 +1,63 @@
+import XCTest
+
+@testable import NetMP
+
+/// The listen queues by themselves, as TCP will drive them: children handshaking on the
+/// incomplete queue, promoted to the complete queue, the oldest incomplete dropped when full.
+final class ListenQueueTests: StackTestCase {
+    private func child() throws -> Socket {
+        try stack.context.localDomain.makeSocket(type: .stream, context: stack.context)
+    }
+
+    func testIncompleteChildrenArePromotedInOrderAndTheOldestDroppedWhenFull() throws {
+        let queue = ListenQueue()
+        queue.setBacklog(2)
+        let (a, b, c) = (try child(), try child(), try child())
+        XCTAssertEqual(queue.addIncomplete(a).accepted, true)
+        XCTAssertTrue(a.state.contains(.inIncompleteQueue))
+        XCTAssertNil(queue.addIncomplete(b).dropped)
+        // Full: the oldest incomplete child makes room.
+        let third = queue.addIncomplete(c)
+        XCTAssertTrue(third.accepted)
+        XCTAssertTrue(third.dropped === a)
+        XCTAssertFalse(a.state.contains(.inIncompleteQueue))
+        XCTAssertEqual(queue.counts.incomplete, 2)
+        XCTAssertFalse(queue.promote(a), "a dropped child cannot be promoted")
+        XCTAssertTrue(queue.promote(c))
+        XCTAssertTrue(c.state.contains(.inCompleteQueue))
+        XCTAssertFalse(c.state.contains(.inIncompleteQueue))
+        XCTAssertTrue(queue.promote(b))
+        XCTAssertEqual(queue.completeCount.load(ordering: .relaxed), 2)
+        XCTAssertTrue(queue.takeComplete() === c)
+        XCTAssertTrue(queue.takeComplete() === b)
+        XCTAssertNil(queue.takeComplete())
+        XCTAssertEqual(queue.completeCount.load(ordering: .relaxed), 0)
+        for socket in [a, b, c] { socket.close() }
+    }
+
+    func testCompleteQueueRefusesPastTheBacklogAndCloseHandsBackEveryChild() throws {
+        let queue = ListenQueue()
+        queue.setBacklog(1)
+        let (a, b, c) = (try child(), try child(), try child())
+        XCTAssertTrue(queue.addComplete(a))
+        XCTAssertFalse(queue.addComplete(b))
+        XCTAssertTrue(queue.addIncomplete(c).accepted)
+        queue.remove(c)
+        XCTAssertEqual(queue.counts.incomplete, 0)
+        XCTAssertTrue(queue.addIncomplete(c).accepted)
+        let children = queue.close()
+        XCTAssertEqual(Set(children.map(ObjectIdentifier.init)), Set([a, c].map(ObjectIdentifier.init)))
+        XCTAssertTrue(children.allSatisfy { !$0.state.containsAny([.inCompleteQueue, .inIncompleteQueue]) })
+        XCTAssertFalse(queue.addComplete(b), "a closed queue takes nothing")
+        XCTAssertFalse(queue.addIncomplete(b).accepted)
+        for socket in [a, b, c] { socket.close() }
+    }
+
+    func testBacklogIsClampedToOneAndTheMaximum() {
+        let queue = ListenQueue()
+        queue.setBacklog(0)
+        XCTAssertEqual(queue.limit, 1)
+        queue.setBacklog(1 << 30)
+        XCTAssertEqual(queue.limit, ListenQueue.maximumBacklog)
+    }
+}
