@@ -41,27 +41,29 @@ void netmp_parker_init(netmp_parker *p) { atomic_init(&p->state, PARK_IDLE); }
 
 void netmp_parker_reset(netmp_parker *p) { atomic_store_explicit(&p->state, PARK_IDLE, memory_order_relaxed); }
 
-bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
+static bool parker_try_consume(netmp_parker *p) {
+    uint32_t expected = PARK_NOTIFIED;
+    return atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_IDLE, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns) {
     for (int i = 0; i < spins; i++) {
-        if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED) break;
+        if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED && parker_try_consume(p)) {
+            return i;
+        }
         netmp_cpu_relax();
     }
     // A few yields next: when the thread that will notify us shares this CPU, it gets to run
     // without us paying for a sleep and a kernel wake-up.
-    if (spins > 0) {
-        for (int i = 0; i < 4; i++) {
-            if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED) break;
-            sched_yield();
-        }
+    for (int i = 0; i < yields; i++) {
+        if (parker_try_consume(p)) return NETMP_PARK_YIELDED;
+        sched_yield();
     }
     int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
     for (;;) {
-        uint32_t expected = PARK_NOTIFIED;
-        if (atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_IDLE, memory_order_acquire,
-                                                    memory_order_relaxed)) {
-            return true;
-        }
-        expected = PARK_IDLE;
+        if (parker_try_consume(p)) return NETMP_PARK_SLEPT;
+        uint32_t expected = PARK_IDLE;
         if (!atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_SLEEPING, memory_order_acq_rel,
                                                      memory_order_relaxed)) {
             if (expected == PARK_NOTIFIED) continue;
@@ -73,13 +75,17 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
                 expected = PARK_SLEEPING;
                 if (atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_IDLE, memory_order_acquire,
                                                             memory_order_relaxed)) {
-                    return false;
+                    return NETMP_PARK_TIMED_OUT;
                 }
                 continue;  // notified meanwhile
             }
         }
         netmp_futex_wait(&p->state, PARK_SLEEPING, remaining);
     }
+}
+
+bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
+    return netmp_parker_park_reporting(p, spins, spins > 0 ? 4 : 0, timeout_ns) != NETMP_PARK_TIMED_OUT;
 }
 
 void netmp_parker_unpark(netmp_parker *p) {

@@ -15,6 +15,15 @@ void netmp_parker_init(netmp_parker *p);
 /// Waits until notified, spinning `spins` rounds first. `timeout_ns` < 0 waits forever.
 /// Returns true when notified, false on timeout. Consumes the notification.
 bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns);
+/// Like `netmp_parker_park`, reporting how the wait ended: the spin rounds used (>= 0) when
+/// the notification came while spinning, NETMP_PARK_YIELDED when it came while yielding,
+/// NETMP_PARK_SLEPT after sleeping in the kernel, NETMP_PARK_TIMED_OUT on timeout.
+/// A waiter uses this to size its next spin to what worked.
+#define NETMP_PARK_YIELDED (-1)
+#define NETMP_PARK_SLEPT (-2)
+#define NETMP_PARK_TIMED_OUT (-3)
+int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns);
+
 /// Notifies the parker; wakes it through the kernel only if it sleeps there.
 void netmp_parker_unpark(netmp_parker *p);
 /// Clears a pending notification without waiting.

@@ -53,10 +53,23 @@ public final class SynchronousPort: MessagePort {
 /// kernel round trip, while a hand-off between two running threads takes well under a
 /// microsecond: a short spin turns most wake-ups into the cheap kind.
 public enum SpinPolicy {
-    /// Rounds of the CPU's pause hint (about 40 ns each here) a blocked user thread spins
-    /// before it yields a few times and then parks: about 10 µs, longer than a hand-off between
-    /// running threads, short enough not to starve a partner that shares the CPU.
-    nonisolated(unsafe) public static var waiterSpins: Int32 = 250
+    /// The most rounds of the CPU's pause hint (about 40 ns each here) a blocked user thread
+    /// spins before it yields and then parks. The spin adapts per buffer below this: it grows
+    /// toward twice what caught the last wake-up and halves when spinning did not help (the
+    /// waker shares this CPU or is slow), so a busy machine does not burn its cores spinning.
+    nonisolated(unsafe) public static var waiterSpins: Int32 = 2000
+    /// The least a waiter spins, so that a fast partner is still noticed and the spin can grow.
+    nonisolated(unsafe) public static var waiterMinimumSpins: Int32 = 16
+    /// Yields between spinning and sleeping: a waker on the same CPU runs at once.
+    nonisolated(unsafe) public static var waiterYields: Int32 = 3
+
+    /// The next spin budget after a wait that ended with `result` (see
+    /// `netmp_parker_park_reporting`).
+    static func adaptedSpins(_ budget: Int32, after result: Int32) -> Int32 {
+        let next = result >= 0 ? result &* 2 &+ 32 : budget / 2
+        return Swift.min(waiterSpins, Swift.max(waiterMinimumSpins, next))
+    }
+
     /// Rounds a protocol thread spins on its empty port before parking; it yields the CPU every
     /// `protocolThreadYieldEvery` rounds so that a sender on the same CPU can run.
     nonisolated(unsafe) public static var protocolThreadSpins: Int = 500
@@ -82,9 +95,15 @@ final class ThreadReply<T>: @unchecked Sendable {
         netmp_parker_unpark(parker)
     }
 
-    func wait() -> Result<T, NetError> {
+    /// Waits for the reply, spinning as `budget` says first and adapting it.
+    func wait(budget: borrowing Atomic<Int32>) -> Result<T, NetError> {
+        var first = true
         while !ready.load(ordering: .acquiring) {
-            _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, -1)
+            let spins = budget.load(ordering: .relaxed)
+            let outcome = netmp_parker_park_reporting(
+                parker, first ? spins : 0, first ? SpinPolicy.waiterYields : 0, -1)
+            if first { budget.store(SpinPolicy.adaptedSpins(spins, after: outcome), ordering: .relaxed) }
+            first = false
         }
         return result ?? .failure(.shutdown)
     }

@@ -70,6 +70,11 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private var endOfBatchHooks: [() -> Void] = []
     private var drivenDepth = 0
 
+    /// How long a thread waiting for this thread's reply spins first (adapted per wait).
+    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    /// How long this thread spins on its empty port before parking (adapted per idle period).
+    private var idleSpinBudget = SpinPolicy.protocolThreadSpins
+
     /// Messages handled so far, and times the thread woke from a park (for statistics).
     public let messagesHandled = Atomic<Int>(0)
     public let parkWakeups = Atomic<Int>(0)
@@ -166,7 +171,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             "a protocol thread must not wait synchronously on another protocol thread")
         let reply = ThreadReply<T>()
         guard enqueue(.closure({ reply.complete(Result(catching: body)) })) else { throw .shutdown }
-        return try reply.wait().get()
+        return try reply.wait(budget: callerSpinBudget).get()
     }
 
     public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T
@@ -226,12 +231,17 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             runDueTimers()
             if drainPort() > 0 { continue }
             var spins = 0
-            while spins < SpinPolicy.protocolThreadSpins && !hasWork.load(ordering: .relaxed) {
+            while spins < idleSpinBudget && !hasWork.load(ordering: .relaxed) {
                 netmp_cpu_relax()
                 spins += 1
                 if spins % SpinPolicy.protocolThreadYieldEvery == 0 { OSThread.yieldNow() }
             }
-            if hasWork.load(ordering: .relaxed) { continue }
+            if hasWork.load(ordering: .relaxed) {
+                // Work came while spinning: spin about twice as long as that took, next time.
+                idleSpinBudget = Swift.min(SpinPolicy.protocolThreadSpins, Swift.max(64, spins * 2 + 32))
+                continue
+            }
+            idleSpinBudget = Swift.max(64, idleSpinBudget / 2)
             var timeout: Int64 = -1
             if !clock.isManual, let deadline = timers.nextDeadline() {
                 timeout = deadline - clock.nanoseconds

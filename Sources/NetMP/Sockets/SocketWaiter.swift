@@ -117,6 +117,7 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
     func waitOnThread(deadline: Int64) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
+        var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
             var timeout: Int64 = -1
             if deadline > 0 {
@@ -126,7 +127,13 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, timeout)
+            let budget = buffer.spinBudget.load(ordering: .relaxed)
+            let result = netmp_parker_park_reporting(
+                parker, first ? budget : 0, first ? SpinPolicy.waiterYields : 0, timeout)
+            if first && result != NETMP_PARK_TIMED_OUT {
+                buffer.spinBudget.store(SpinPolicy.adaptedSpins(budget, after: result), ordering: .relaxed)
+            }
+            first = false
         }
         return outcome
     }
