@@ -131,6 +131,7 @@ public final class SocketPoller: @unchecked Sendable {
     /// Waits until at least one watched socket is ready or `timeout` passes (nil: forever;
     /// zero: just look). Returns at most `maximumEvents` events.
     public func wait(timeout: Duration? = nil, maximumEvents: Int = 1024) -> [Event] {
+        let maximumEvents = Swift.max(1, maximumEvents)
         let deadline = timeout.map { MonotonicTime.now + Swift.max(0, $0.nanoseconds) }
         while true {
             let candidates: [Registration] = lock.withLock {
