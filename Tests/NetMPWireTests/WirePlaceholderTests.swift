@@ -1,5 +1,0 @@
-import XCTest
-
-@testable import NetMPWire
-
-final class WirePlaceholderTests: XCTestCase { func testBuilds() {} }
