@@ -177,11 +177,20 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T
     {
         if mode == .driven { return try call(body) }
-        let result: Result<T, NetError> = await withUnsafeContinuation { continuation in
-            let queued = enqueue(.closure({ continuation.resume(returning: Result(catching: body)) }))
-            if !queued { continuation.resume(returning: .failure(.shutdown)) }
+        // The reply travels in a locked slot and the continuation resumes with no value, so the
+        // hand-over is ordered by a lock ThreadSanitizer understands (the runtime's resume
+        // fast path is not instrumented).
+        let slot = LockedValue<Result<T, NetError>>(.failure(.shutdown))
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let queued = enqueue(
+                .closure({
+                    let result = Result(catching: body)
+                    slot.withLock { $0 = result }
+                    continuation.resume()
+                }))
+            if !queued { continuation.resume() }
         }
-        return try result.get()
+        return try slot.withLock { $0 }.get()
     }
 
     // MARK: Running
