@@ -231,6 +231,10 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
 
         if bytes.count <= LocalDomain.tailCopyLimit {
             buffer.lock.lock()
+            if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+                buffer.lock.unlock()
+                throw .brokenPipe
+            }
             if highWater - buffer.chain.count >= bytes.count {
                 let n = buffer.chain.appendIntoTailRoom(bytes)
                 if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
@@ -249,6 +253,12 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         let start = chunk.filled
         chunk.filled += length
         buffer.lock.lock()
+        // Checked again under the lock: a reader that shuts down sets the bit before it
+        // flushes under this lock, so nothing lands in a buffer nobody will read.
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            buffer.lock.unlock()
+            throw .brokenPipe
+        }
         let room = highWater - buffer.chain.count
         guard room > 0 else {
             buffer.lock.unlock()
@@ -308,6 +318,10 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         if buffer.room < bytes.count { return .mustWait(buffer, .room(in: target, bytes: bytes.count)) }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
         buffer.lock.lock()
+        if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            buffer.lock.unlock()
+            throw target.state.contains(.noFileReference) ? .connectionRefused : .brokenPipe
+        }
         guard highWater - buffer.byteCount.load(ordering: .relaxed) >= bytes.count else {
             buffer.lock.unlock()
             return .mustWait(buffer, .room(in: target, bytes: bytes.count))

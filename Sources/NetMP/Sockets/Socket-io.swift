@@ -97,27 +97,25 @@ extension Socket {
     {
         let buffer = receiveBuffer
         buffer.lock.lock()
-        if let first = buffer.records.first {
-            if flags.contains(.peek) {
-                let n = first.data.copyOut(into: destination)
-                buffer.lock.unlock()
-                return .success(
-                    DatagramReceipt(
-                        count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
-            }
-            buffer.records.popFirst()
+        if flags.contains(.peek), let first = buffer.records.first {
+            let n = first.data.copyOut(into: destination)
+            buffer.lock.unlock()
+            return .success(
+                DatagramReceipt(count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
+        }
+        if var record = buffer.records.popFirst() {
             buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
-            buffer.byteCount.subtract(first.data.count, ordering: .sequentiallyConsistent)
+            buffer.byteCount.subtract(record.data.count, ordering: .sequentiallyConsistent)
             var wakes = WakeList()
             buffer.collectSatisfiedLocked(into: &wakes)
             buffer.lock.unlock()
-            var data = first.data
-            let n = data.copyOut(into: destination)
-            let length = data.count
-            data.trimFront(length)
+            let n = record.data.copyOut(into: destination)
+            let length = record.data.count
+            // The record is the chunks' last user now: they go back to the pool.
+            record.data.trimFront(length)
             wakes.publishAll()
             proto.received(self, count: length)
-            return .success(DatagramReceipt(count: n, source: first.source, flags: length > n ? .truncated : []))
+            return .success(DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : []))
         }
         buffer.lock.unlock()
         if let error = takeError() { throw error }
