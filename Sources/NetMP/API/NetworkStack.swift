@@ -17,19 +17,29 @@ public final class NetworkStack: Sendable {
         public var mode: ProtocolThread.Mode
         /// Pins protocol thread i to CPU i.
         public var pinThreads: Bool
+        /// Seeds the stack's randomness (ephemeral ports, IP identification): the same seed
+        /// replays a deterministic run.
+        public var seed: UInt64
+        /// The IPv4 layer's tunables (forwarding, ARP, reassembly, ICMP rate).
+        public var inet: InetSettings
 
         public init(
             threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
-            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false
+            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false,
+            seed: UInt64 = UInt64.random(in: 0...UInt64.max), inet: InetSettings = InetSettings()
         ) {
             self.threadCount = threadCount
             self.clock = clock
             self.mode = mode
             self.pinThreads = pinThreads
+            self.seed = seed
+            self.inet = inet
         }
     }
 
     let context: StackContext
+    let inet: InetStack
+    let udp: UDPProtocol
 
     /// The protocol threads, in index order.
     public var threads: [ProtocolThread] { context.threads }
@@ -44,6 +54,8 @@ public final class NetworkStack: Sendable {
                 pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil)
         }
         context = StackContext(clock: configuration.clock, threads: threads)
+        inet = InetStack(context: context, settings: configuration.inet, seed: configuration.seed)
+        udp = UDPProtocol(inet: inet)
     }
 
     /// Stops the protocol threads after the messages already queued. Later calls on this
@@ -51,6 +63,7 @@ public final class NetworkStack: Sendable {
     public func shutdown() {
         guard !context.isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         for thread in context.threads { thread.stop() }
+        inet.detachInterfaces()
     }
 
     /// Driven mode: runs every protocol thread until none has work now.
@@ -74,6 +87,9 @@ public final class NetworkStack: Sendable {
         if context.isShutDown.load(ordering: .relaxed) { throw .shutdown }
         switch domain {
         case .local: return NetSocket(try context.localDomain.makeSocket(type: type, context: context))
+        case .inet:
+            guard type == .datagram else { throw .protocolNotSupported }
+            return NetSocket(try udp.makeSocket(context: context))
         }
     }
 
