@@ -90,7 +90,11 @@ extension InetThread {
         header.storeBytes(of: UInt8(0x06), toByteOffset: 13, as: UInt8.self)
         guard (try? packet.emit(into: mutableRegion(chunk, InetThread.linkHeaderLength, ARPPacket.length))) != nil
         else { return }
-        count(operation == .request ? .arpRequestsSent : .arpRepliesSent)
+        if operation == .reply {
+            count(.arpRepliesSent)
+        } else {
+            count(sender == target ? .arpAnnouncementsSent : .arpRequestsSent)
+        }
         enqueue(Frame(chunk: chunk, start: 0, end: length), interfaceIndex: interfaceIndex)
     }
 
