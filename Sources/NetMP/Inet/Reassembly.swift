@@ -157,8 +157,9 @@ extension InetThread {
 
     func reassemblyTimedOut() {
         let time = now
+        // Sorted so that a seed replays the same order of ICMP errors.
         let expired = reassembly.filter { $0.value.deadline <= time }.sorted {
-            $0.value.deadline < $1.value.deadline
+            ($0.value.deadline, $0.key.identification, $0.key.source) < ($1.value.deadline, $1.key.identification, $1.key.source)
         }
         for (key, entry) in expired {
             reassembly[key] = nil
