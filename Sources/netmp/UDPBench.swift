@@ -1,0 +1,151 @@
+import ArgumentParser
+import Glibc
+import NetMP
+import Synchronization
+
+struct UDPBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp",
+        abstract: "NetMP UDP over its loopback interface against the kernel's UDP over 127.0.0.1, same threads.")
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Protocol threads of the NetMP stack.")
+    var threads: Int = 1
+
+    @Option(help: "Datagrams a sender may be ahead of its receiver (keeps both sides loss-free).")
+    var window: Int = 64
+
+    func run() throws {
+        let stack = NetworkStack(.init(threadCount: threads))
+        defer { stack.shutdown() }
+        var results: [BenchResult] = []
+        for size in [64, 1400] {
+            let netmp = try netmpUDP(stack, size: size, seconds: options.seconds, window: window)
+            let kernel = try kernelUDP(size: size, seconds: options.seconds, window: window)
+            results.append(
+                BenchResult(benchmark: "udp.\(size)", unit: "dgram/s", netmp: netmp, kernel: kernel, better: "higher"))
+        }
+        printResults(results, json: options.json)
+        let stats = stack.inetStatistics()
+        if stats[.udpBufferFull] != 0 || stats[.udpNoPort] != 0 {
+            print("warning: NetMP dropped datagrams: \(stats)")
+        }
+    }
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Received so far, published by the receiver; the sender stays at most `window` ahead.
+private final class Progress: Sendable {
+    let received = Atomic<Int>(0)
+
+    func waitForRoom(sent: Int, window: Int) {
+        var spins = 0
+        while sent - received.load(ordering: .acquiring) >= window {
+            spins += 1
+            if spins > 64 { sched_yield() }
+        }
+    }
+}
+
+/// Sender thread + receiver thread over one NetMP stack's loopback; every datagram counted.
+private func netmpUDP(_ stack: NetworkStack, size: Int, seconds: Double, window: Int) throws -> Double {
+    func once(_ count: Int) throws -> Double {
+        let receiver = try stack.socket(.inet, .datagram)
+        try receiver.setOption(.receiveBufferSize, 4 << 20)
+        try receiver.bind(to: .ipv4(.loopback, port: 0))
+        receiver.receiveTimeout = .seconds(5)
+        let sender = try stack.socket(.inet, .datagram)
+        try sender.connect(to: receiver.localAddress)
+        defer {
+            sender.close()
+            receiver.close()
+        }
+        let progress = Progress()
+        let senderThread = OSThread.start(name: "bench-udp-send") {
+            let message = [UInt8](repeating: 1, count: size)
+            message.withUnsafeBytes { raw in
+                for index in 0..<count {
+                    progress.waitForRoom(sent: index, window: window)
+                    _ = try? sender.write(raw)
+                }
+            }
+        }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let start = now()
+        var received = 0
+        try buffer.withUnsafeMutableBytes { raw in
+            while received < count {
+                let receipt = try receiver.receive(into: raw)
+                guard receipt.count == size else { throw BenchFailure(description: "short datagram") }
+                received += 1
+                progress.received.store(received, ordering: .releasing)
+            }
+        }
+        let elapsed = now() - start
+        senderThread.join()
+        return Double(count) / elapsed
+    }
+    let rate = try once(20_000)
+    return try once(Swift.max(20_000, Int(rate * seconds)))
+}
+
+private func kernelUDP(size: Int, seconds: Double, window: Int) throws -> Double {
+    func once(_ count: Int) throws -> Double {
+        let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer {
+            Glibc.close(sender)
+            Glibc.close(receiver)
+        }
+        var bufferSize: Int32 = 4 << 20
+        _ = setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(receiver, $0, length) }
+        }
+        guard bound == 0 else { throw BenchFailure(description: "bind failed: \(errno)") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(receiver, $0, &length) }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(sender, $0, length) }
+        }
+        guard connected == 0 else { throw BenchFailure(description: "connect failed: \(errno)") }
+        let progress = Progress()
+        let senderThread = OSThread.start(name: "kernel-udp-send") {
+            let message = [UInt8](repeating: 1, count: size)
+            message.withUnsafeBytes { raw in
+                for index in 0..<count {
+                    progress.waitForRoom(sent: index, window: window)
+                    _ = Glibc.send(sender, raw.baseAddress, raw.count, 0)
+                }
+            }
+        }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        let start = now()
+        var received = 0
+        try buffer.withUnsafeMutableBytes { raw in
+            while received < count {
+                let n = Glibc.recv(receiver, raw.baseAddress, raw.count, 0)
+                guard n == size else { throw BenchFailure(description: "kernel recv returned \(n), errno \(errno)") }
+                received += 1
+                progress.received.store(received, ordering: .releasing)
+            }
+        }
+        let elapsed = now() - start
+        senderThread.join()
+        return Double(count) / elapsed
+    }
+    let rate = try once(20_000)
+    return try once(Swift.max(20_000, Int(rate * seconds)))
+}
