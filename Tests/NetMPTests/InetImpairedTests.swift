@@ -68,15 +68,20 @@ final class InetImpairedTests: XCTestCase {
         while offset < total {
             let size = Swift.min(total - offset, 200 + Int(generator.next() % 2800))
             let message =
-                [UInt8(sequence >> 24), UInt8((sequence >> 16) & 0xFF), UInt8((sequence >> 8) & 0xFF),
-                    UInt8(sequence & 0xFF)] + Array(data[offset..<(offset + size)])
+                [
+                    UInt8(sequence >> 24), UInt8((sequence >> 16) & 0xFF), UInt8((sequence >> 8) & 0xFF),
+                    UInt8(sequence & 0xFF),
+                ] + Array(data[offset..<(offset + size)])
             var attempts = 0
             while acked < Int64(sequence) {
                 attempts += 1
                 XCTAssertLessThan(attempts, 200, "seed \(seed): chunk \(sequence) never got through")
                 if attempts >= 200 { break }
                 try sender.send(message, to: target)
-                network.run(until: { pump(); return acked >= Int64(sequence) }, limit: .milliseconds(30))
+                network.run(
+                    until: {
+                        pump(); return acked >= Int64(sequence)
+                    }, limit: .milliseconds(30))
             }
             offset += size
             sequence += 1

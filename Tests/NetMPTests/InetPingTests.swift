@@ -154,7 +154,8 @@ final class InetPingTests: XCTestCase {
         try network.attach(a, to: lan, address: "198.18.0.1/24")
         try network.attach(b, to: lan, address: "198.18.0.2/24")
         for sequence in UInt16(1)...10 {
-            _ = try a.ping(address("198.18.0.2"), sequence: sequence, payloadSize: Int(sequence) * 300, timeout: .seconds(5))
+            _ = try a.ping(
+                address("198.18.0.2"), sequence: sequence, payloadSize: Int(sequence) * 300, timeout: .seconds(5))
         }
         XCTAssertEqual(b.inetStatistics()[.icmpEchoRepliesSent], 10)
     }

@@ -56,7 +56,8 @@ final class InetReassemblyTests: XCTestCase {
         let body = data ?? Array(datagram[range])
         let header = IPv4Header(
             totalLength: UInt16(20 + body.count), identification: id, dontFragment: false,
-            moreFragments: !(last ?? (range.upperBound == datagram.count)), fragmentOffset: UInt16(range.lowerBound / 8),
+            moreFragments: !(last ?? (range.upperBound == datagram.count)),
+            fragmentOffset: UInt16(range.lowerBound / 8),
             protocol: .udp, source: peer, destination: local)
         let ethernet = EthernetHeader(destination: interface.hardwareAddress, source: peerMAC, etherType: .ipv4)
         return ethernet.bytes() + header.bytes() + body

@@ -26,8 +26,10 @@ final class InterfaceTests: XCTestCase {
 
     /// A broadcast frame from `port` carrying `index`.
     func frame(from port: SwitchPort, _ index: Int, size: Int = 100) -> Frame {
-        var bytes = EthernetHeader(destination: .broadcast, source: port.hardwareAddress, etherType: EtherType(rawValue: 0x88B5))
-            .bytes()
+        var bytes = EthernetHeader(
+            destination: .broadcast, source: port.hardwareAddress, etherType: EtherType(rawValue: 0x88B5)
+        )
+        .bytes()
         bytes += [UInt8(index >> 8), UInt8(index & 0xFF)]
         bytes += [UInt8](repeating: 0xAB, count: size - bytes.count)
         return Frame(bytes)
@@ -60,7 +62,9 @@ final class InterfaceTests: XCTestCase {
         XCTAssertEqual(recorders[2].count, 50)
         XCTAssertEqual(recorders[0].count, 0)
         // Learned: a unicast frame to port 0's MAC goes to port 0 alone.
-        var unicast = EthernetHeader(destination: ports[0].hardwareAddress, source: ports[1].hardwareAddress, etherType: .ipv4).bytes()
+        var unicast = EthernetHeader(
+            destination: ports[0].hardwareAddress, source: ports[1].hardwareAddress, etherType: .ipv4
+        ).bytes()
         unicast += [UInt8](repeating: 0, count: 50)
         ports[1].transmit([Frame(unicast)])
         made.thread.runUntilIdle()
@@ -85,7 +89,11 @@ final class InterfaceTests: XCTestCase {
         XCTAssertTrue((50...130).contains(stats.duplicated), "\(stats)")
         XCTAssertTrue((50...130).contains(stats.corrupted), "\(stats)")
         // Corrupted frames differ from the original in exactly one bit.
-        let original = frame(from: SwitchPort(owner: SimulatedSwitch(clock: ManualClock(), mode: .driven, seed: 0), index: 0, name: "x", mtu: 1500, hardwareAddress: MACAddress(0x02, 0x00, 0x5E, 0, 0, 0)), 0).array
+        let original = frame(
+            from: SwitchPort(
+                owner: SimulatedSwitch(clock: ManualClock(), mode: .driven, seed: 0), index: 0, name: "x", mtu: 1500,
+                hardwareAddress: MACAddress(0x02, 0x00, 0x5E, 0, 0, 0)), 0
+        ).array
         var flipped = 0
         for received in frames {
             var bits = 0
@@ -104,7 +112,8 @@ final class InterfaceTests: XCTestCase {
 
     func testDelayJitterAndReorderingUseTheClock() {
         let (clock, made, ports, recorders) = makeSwitch(
-            LinkImpairments(reordering: 0.3, reorderDelay: .milliseconds(5), delay: .milliseconds(10), jitter: .microseconds(10)))
+            LinkImpairments(
+                reordering: 0.3, reorderDelay: .milliseconds(5), delay: .milliseconds(10), jitter: .microseconds(10)))
         defer { made.shutdown() }
         ports[0].transmit((0..<100).map { frame(from: ports[0], $0) })
         made.thread.runUntilIdle()
@@ -174,7 +183,8 @@ final class InterfaceTests: XCTestCase {
         XCTAssertEqual(received.count, ports[1].statistics.framesReceived)
         // The corrupted frames are in the capture as corrupted: records differ from the sent ones.
         let records = pcapRecords(received.bytes)
-        let originals = Dictionary(uniqueKeysWithValues: pcapRecords(sent.bytes).map { (Int($0[14]) << 8 | Int($0[15]), $0) })
+        let originals = Dictionary(
+            uniqueKeysWithValues: pcapRecords(sent.bytes).map { (Int($0[14]) << 8 | Int($0[15]), $0) })
         var differing = 0
         for record in records {
             let key = Int(record[14]) << 8 | Int(record[15])
@@ -235,13 +245,26 @@ final class InterfaceTests: XCTestCase {
         try socket.bind(to: .ipv4(.unspecified, port: 7))
         let local = address("198.18.0.1")
         let peer = address("198.18.0.2")
-        let ethernet = EthernetHeader(destination: interface.hardwareAddress, source: MACAddress(0x02, 0, 0, 0, 0, 9), etherType: .ipv4).bytes()
-        let udp = UDPHeader(sourcePort: 1, destinationPort: 7).bytes(payload: Array(repeating: 1, count: 40), source: peer, destination: local)
-        let ip = IPv4Header(totalLength: UInt16(20 + udp.count), identification: 1, protocol: .udp, source: peer, destination: local).bytes()
+        let ethernet = EthernetHeader(
+            destination: interface.hardwareAddress, source: MACAddress(0x02, 0, 0, 0, 0, 9), etherType: .ipv4
+        ).bytes()
+        let udp = UDPHeader(sourcePort: 1, destinationPort: 7).bytes(
+            payload: Array(repeating: 1, count: 40), source: peer, destination: local)
+        let ip = IPv4Header(
+            totalLength: UInt16(20 + udp.count), identification: 1, protocol: .udp, source: peer, destination: local
+        ).bytes()
         let valid = ethernet + ip + udp
         let icmp = ICMPHeader(message: .echoRequest(identifier: 1, sequenceNumber: 1)).bytes(payload: [1, 2, 3, 4])
-        let ping = ethernet + IPv4Header(totalLength: UInt16(20 + icmp.count), protocol: .icmp, source: peer, destination: local).bytes() + icmp
-        let fragment = ethernet + IPv4Header(totalLength: UInt16(20 + 16), identification: 9, dontFragment: false, moreFragments: true, protocol: .udp, source: peer, destination: local).bytes() + Array(udp[0..<16])
+        let ping =
+            ethernet
+            + IPv4Header(totalLength: UInt16(20 + icmp.count), protocol: .icmp, source: peer, destination: local)
+            .bytes() + icmp
+        let fragment =
+            ethernet
+            + IPv4Header(
+                totalLength: UInt16(20 + 16), identification: 9, dontFragment: false, moreFragments: true,
+                protocol: .udp, source: peer, destination: local
+            ).bytes() + Array(udp[0..<16])
         var generator = SeededGenerator(seed: 77)
         for round in 0..<200 {
             var batch: [[UInt8]] = []

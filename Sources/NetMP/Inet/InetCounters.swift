@@ -1,7 +1,8 @@
 /// Counters of the IPv4 layer, kept per protocol thread and summed on request.
 public enum InetCounter: Int, CaseIterable, Sendable {
     case framesIn, framesRunt, framesNotForUs, unknownEtherType
-    case arpIn, arpMalformed, arpConflicts, arpRequestsSent, arpRepliesSent, arpAnnouncementsSent, arpExpired, arpQueueDrops
+    case arpIn, arpMalformed, arpConflicts, arpRequestsSent, arpRepliesSent, arpAnnouncementsSent, arpExpired,
+        arpQueueDrops
     case arpResolutionFailures
     case ipIn, ipMalformed, ipBadChecksum, ipMartianSource, ipNotForUs, ipMulticastDropped, ipDelivered
     case ipOut, ipNoRoute, ipFragmentsOut, ipCannotFragment

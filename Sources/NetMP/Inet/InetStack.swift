@@ -107,9 +107,11 @@ final class InetStack: @unchecked Sendable {
             let index: Int
             if let interface, let found = interfaces.firstIndex(where: { $0 === interface }) {
                 index = found
-            } else if let gateway, let found = current.routes.first(where: {
-                $0.gateway == nil && $0.destination.contains(gateway)
-            }) {
+            } else if let gateway,
+                let found = current.routes.first(where: {
+                    $0.gateway == nil && $0.destination.contains(gateway)
+                })
+            {
                 index = found.interfaceIndex
             } else {
                 throw .networkUnreachable

@@ -87,7 +87,8 @@ final class InetThread: @unchecked Sendable {
     var now: Int64 { thread.clock.nanoseconds }
 
     @inline(__always) func checksumsSkipped(_ interfaceIndex: Int) -> Bool {
-        interfaceIndex < config.interfaces.count && config.interfaces[interfaceIndex].offloads.contains(.checksumsSkipped)
+        interfaceIndex < config.interfaces.count
+            && config.interfaces[interfaceIndex].offloads.contains(.checksumsSkipped)
     }
 
     func isLocalDestination(_ address: IPv4Address) -> Bool { config.isLocal(address) || address.isLoopback }
@@ -354,7 +355,8 @@ final class InetThread: @unchecked Sendable {
         let oldWord = UInt16(header.timeToLive) << 8 | UInt16(header.protocol.rawValue)
         let newWord = UInt16(header.timeToLive - 1) << 8 | UInt16(header.protocol.rawValue)
         ip.storeBytes(of: header.timeToLive - 1, toByteOffset: 8, as: UInt8.self)
-        let oldChecksum = UInt16(ip.load(fromByteOffset: 10, as: UInt8.self)) << 8
+        let oldChecksum =
+            UInt16(ip.load(fromByteOffset: 10, as: UInt8.self)) << 8
             | UInt16(ip.load(fromByteOffset: 11, as: UInt8.self))
         let newChecksum = InternetChecksum.update(checksum: oldChecksum, old16: oldWord, new16: newWord)
         ip.storeBytes(of: UInt8(newChecksum >> 8), toByteOffset: 10, as: UInt8.self)
@@ -368,7 +370,9 @@ final class InetThread: @unchecked Sendable {
 
     private func icmpInput(_ datagram: InboundDatagram) {
         let payload = datagram.payload
-        guard case .success(let icmp) = ICMPHeader.parse(payload, verifyChecksum: !checksumsSkipped(datagram.interfaceIndex))
+        guard
+            case .success(let icmp) = ICMPHeader.parse(
+                payload, verifyChecksum: !checksumsSkipped(datagram.interfaceIndex))
         else {
             count(.icmpMalformed)
             return

@@ -15,7 +15,9 @@ public final class PingRequest: @unchecked Sendable {
     var sentAt: Int64 = 0
     var timer: Callout?
 
-    init(destination: IPv4Address, identifier: UInt16, sequence: UInt16, payloadSize: Int, ttl: UInt8?, timeout: Duration) {
+    init(
+        destination: IPv4Address, identifier: UInt16, sequence: UInt16, payloadSize: Int, ttl: UInt8?, timeout: Duration
+    ) {
         self.destination = destination
         self.identifier = identifier
         self.sequence = sequence

@@ -106,7 +106,8 @@ extension InetThread {
         var added = 0
         for (low, high) in missing where high > low {
             entry.pieces.append(
-                FragmentPiece(start: low, end: high, chunk: datagram.chunk, offset: datagram.payloadStart + low - start))
+                FragmentPiece(start: low, end: high, chunk: datagram.chunk, offset: datagram.payloadStart + low - start)
+            )
             added += high - low
         }
         if added > 0 { entry.pieces.sort { $0.start < $1.start } }
@@ -126,7 +127,8 @@ extension InetThread {
         let chunk = ChunkPool.shared.take(atLeast: total, headroom: InetThread.headroom)
         for piece in entry.pieces where piece.start < total {
             let n = Swift.min(piece.end, total) - piece.start
-            (chunk.base + InetThread.headroom + piece.start).copyMemory(from: piece.chunk.base + piece.offset, byteCount: n)
+            (chunk.base + InetThread.headroom + piece.start).copyMemory(
+                from: piece.chunk.base + piece.offset, byteCount: n)
         }
         chunk.filled = InetThread.headroom + total
         var whole = first.header
@@ -159,7 +161,9 @@ extension InetThread {
         let time = now
         // Sorted so that a seed replays the same order of ICMP errors.
         let expired = reassembly.filter { $0.value.deadline <= time }.sorted {
-            ($0.value.deadline, $0.key.identification, $0.key.source) < ($1.value.deadline, $1.key.identification, $1.key.source)
+            ($0.value.deadline, $0.key.identification, $0.key.source) < (
+                $1.value.deadline, $1.key.identification, $1.key.source
+            )
         }
         for (key, entry) in expired {
             reassembly[key] = nil

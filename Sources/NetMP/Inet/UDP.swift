@@ -27,7 +27,8 @@ final class UDPBinding: @unchecked Sendable {
 
     var flowKey: UDPFlowKey? {
         guard let remoteAddress else { return nil }
-        return UDPFlowKey(localAddress: localAddress, localPort: localPort, remoteAddress: remoteAddress, remotePort: remotePort)
+        return UDPFlowKey(
+            localAddress: localAddress, localPort: localPort, remoteAddress: remoteAddress, remotePort: remotePort)
     }
 }
 

@@ -116,7 +116,8 @@ public final class SimulatedSwitch: @unchecked Sendable {
     public func addPort(mtu: Int = 1500, name: String? = nil) -> SwitchPort {
         let result: SwitchPort? = try? thread.call { [self] () throws(NetError) -> SwitchPort in
             let index = ports.count
-            let mac = MACAddress(0x02, 0x00, 0x5E, switchNumber, UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index))
+            let mac = MACAddress(
+                0x02, 0x00, 0x5E, switchNumber, UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index))
             let port = SwitchPort(
                 owner: self, index: index, name: name ?? "\(self.name).\(index)", mtu: mtu, hardwareAddress: mac)
             ports.append(port)
@@ -145,7 +146,8 @@ public final class SimulatedSwitch: @unchecked Sendable {
 
     /// Cuts the path between two ports (both directions).
     public func cut(_ a: SwitchPort, _ b: SwitchPort) {
-        _ = try? thread.call { [self] () throws(NetError) in _ = cuts.insert(SimulatedSwitch.pairKey(a.index, b.index)) }
+        _ = try? thread.call { [self] () throws(NetError) in _ = cuts.insert(SimulatedSwitch.pairKey(a.index, b.index))
+        }
     }
 
     /// Cuts a port off from every other.
