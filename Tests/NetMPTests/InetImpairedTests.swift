@@ -166,3 +166,67 @@ final class InetImpairedTests: XCTestCase {
         XCTAssertGreaterThan(lines, 20)
     }
 }
+
+/// The same protocol code on dedicated threads with the system clock.
+final class InetThreadedImpairedTests: XCTestCase {
+    func testStopAndWaitOverALossyLinkOnDedicatedThreads() throws {
+        try bounded(60) {
+            let network = SimulatedNetwork(threadedWithSeed: 8)
+            defer { network.shutdown() }
+            let lan = network.makeSwitch(
+                impairments: LinkImpairments(
+                    loss: 0.05, duplication: 0.05, reordering: 0.05, reorderDelay: .microseconds(300),
+                    corruption: 0.02))
+            let a = network.makeStack(threadCount: 2)
+            let b = network.makeStack(threadCount: 2)
+            try network.attach(a, to: lan, address: "198.18.0.1/24")
+            try network.attach(b, to: lan, address: "198.18.0.2/24")
+            let sender = try a.socket(.inet, .datagram)
+            try sender.connect(to: .ipv4(address("198.18.0.2"), port: 4444))
+            sender.receiveTimeout = .milliseconds(20)
+            let receiver = try b.socket(.inet, .datagram)
+            try receiver.bind(to: .ipv4(.unspecified, port: 4444))
+            receiver.receiveTimeout = .seconds(20)
+            var generator = SeededGenerator(seed: 8)
+            let chunks = (0..<300).map { _ in generator.bytes(1 + Int(generator.next() % 2000)) }
+            var hashOfSent = StreamHash()
+            for chunk in chunks { hashOfSent.add(chunk) }
+            let sentHash = hashOfSent
+            let echo = OSThread.start(name: "test-receiver") {
+                var expected = 0
+                var hash = StreamHash()
+                while expected < chunks.count {
+                    guard let datagram = try? receiver.receive(maxBytes: 4096), datagram.bytes.count >= 2 else {
+                        return
+                    }
+                    let sequence = Int(datagram.bytes[0]) << 8 | Int(datagram.bytes[1])
+                    if sequence == expected {
+                        hash.add(Array(datagram.bytes[2...]))
+                        expected += 1
+                    }
+                    _ = try? receiver.send(Array(datagram.bytes[0..<2]), to: datagram.source)
+                }
+                XCTAssertEqual(hash, sentHash)
+            }
+            for (index, chunk) in chunks.enumerated() {
+                let message = [UInt8(index >> 8), UInt8(index & 0xFF)] + chunk
+                var acked = false
+                var attempts = 0
+                while !acked {
+                    attempts += 1
+                    XCTAssertLessThan(attempts, 500)
+                    if attempts >= 500 { break }
+                    try sender.write(message)
+                    while let ack = try? sender.read(maxBytes: 2) {
+                        if ack.count == 2, Int(ack[0]) << 8 | Int(ack[1]) == index {
+                            acked = true
+                            break
+                        }
+                    }
+                }
+            }
+            echo.join()
+            XCTAssertGreaterThan(lan.statistics.lost, 0)
+        }
+    }
+}
