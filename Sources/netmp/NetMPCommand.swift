@@ -6,7 +6,7 @@ struct NetMPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netmp",
         abstract: "NetMP: a multi-core user-space TCP/IP stack and socket layer.",
-        subcommands: [Demo.self, Bench.self],
+        subcommands: [Demo.self, Bench.self, FuzzCommand.self],
         defaultSubcommand: Demo.self)
 }
 

@@ -14,15 +14,26 @@ struct UDPBench: ParsableCommand {
     var threads: Int = 1
 
     @Option(help: "Datagrams a sender may be ahead of its receiver (keeps both sides loss-free).")
-    var window: Int = 64
+    var window: Int = 256
+
+    @Flag(help: "Measure NetMP only (for profiling).")
+    var netmpOnly = false
+
+    @Option(help: "Pause rounds a blocked thread spins before sleeping (tuning).")
+    var spins: Int32?
+
+    @Option(help: "Pause rounds an idle protocol thread spins before sleeping (tuning).")
+    var protocolSpins: Int?
 
     func run() throws {
+        if let spins { SpinPolicy.waiterSpins = spins }
+        if let protocolSpins { SpinPolicy.protocolThreadSpins = protocolSpins }
         let stack = NetworkStack(.init(threadCount: threads))
         defer { stack.shutdown() }
         var results: [BenchResult] = []
         for size in [64, 1400] {
             let netmp = try netmpUDP(stack, size: size, seconds: options.seconds, window: window)
-            let kernel = try kernelUDP(size: size, seconds: options.seconds, window: window)
+            let kernel = netmpOnly ? nil : try kernelUDP(size: size, seconds: options.seconds, window: window)
             results.append(
                 BenchResult(benchmark: "udp.\(size)", unit: "dgram/s", netmp: netmp, kernel: kernel, better: "higher"))
         }
