@@ -14,6 +14,12 @@ final class InetUDPTests: XCTestCase {
     override func tearDown() {
         if let stack {
             self.stack = nil
+            // Closing posts the table removals to every thread: wait for them, then check
+            // that every socket and buffer was freed.
+            for thread in stack.threads { _ = try? thread.call { () throws(NetError) in 0 } }
+            for thread in stack.threads { _ = try? thread.call { () throws(NetError) in 0 } }
+            XCTAssertEqual(stack.liveSocketCount, 0, "sockets leaked")
+            XCTAssertEqual(stack.liveBufferCount, 0, "buffers leaked")
             stack.shutdown()
         }
         super.tearDown()
