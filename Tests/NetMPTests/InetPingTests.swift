@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import NetMP
@@ -158,5 +159,42 @@ final class InetPingTests: XCTestCase {
                 address("198.18.0.2"), sequence: sequence, payloadSize: Int(sequence) * 300, timeout: .seconds(5))
         }
         XCTAssertEqual(b.inetStatistics()[.icmpEchoRepliesSent], 10)
+    }
+
+    func testAsyncPing() async throws {
+        let stack = NetworkStack(.init(threadCount: 2))
+        defer { stack.shutdown() }
+        let rtt = try await stack.ping(.loopback, sequence: 5, timeout: .seconds(5))
+        XCTAssertGreaterThan(rtt, .zero)
+        do {
+            _ = try await stack.ping(IPv4Address(198, 19, 0, 1), timeout: .milliseconds(50))
+            XCTFail("no route expected")
+        } catch {
+            XCTAssertEqual(error, .networkUnreachable)
+        }
+    }
+
+    /// The README's example, as written there.
+    func testReadmeExample() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("readme-\(getpid()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let network = SimulatedNetwork(seed: 7)
+        defer { network.shutdown() }
+        let lan = network.makeSwitch(impairments: LinkImpairments(delay: .milliseconds(2), jitter: .microseconds(200)))
+        let a = network.makeStack()
+        let b = network.makeStack()
+        let portA = try network.attach(a, to: lan, address: "198.18.0.1/24")
+        try network.attach(b, to: lan, address: "198.18.0.2/24")
+        portA.setCapture(try PcapWriter(path: path, clock: network.clock))
+
+        let server = try b.socket(.inet, .datagram)
+        try server.bind(to: .ipv4(.unspecified, port: 53))
+        let client = try a.socket(.inet, .datagram)
+        try client.send(Array("query".utf8), to: .ipv4(IPv4Address(198, 18, 0, 2), port: 53))
+        let ping = a.startPing(IPv4Address(198, 18, 0, 2))
+        network.run(until: { ping.isComplete })
+        let datagram = try server.receive(maxBytes: 512, flags: .dontWait)
+        XCTAssertEqual(datagram.bytes, Array("query".utf8))
+        XCTAssertNotNil(try ping.result?.get())
     }
 }

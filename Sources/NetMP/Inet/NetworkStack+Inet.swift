@@ -69,6 +69,15 @@ extension NetworkStack {
         return request
     }
 
+    /// ping from Swift concurrency: suspends for the round-trip time (threaded mode only).
+    public func ping(
+        _ destination: IPv4Address, sequence: UInt16 = 1, payloadSize: Int = 56, ttl: UInt8? = nil,
+        timeout: Duration = .seconds(2)
+    ) async throws(NetError) -> Duration {
+        try await startPing(destination, sequence: sequence, payloadSize: payloadSize, ttl: ttl, timeout: timeout)
+            .value()
+    }
+
     /// ping: blocks for the round-trip time (threaded mode only).
     public func ping(
         _ destination: IPv4Address, sequence: UInt16 = 1, payloadSize: Int = 56, ttl: UInt8? = nil,

@@ -11,6 +11,7 @@ public final class PingRequest: @unchecked Sendable {
     private var outcome: Result<Duration, NetError>?  // under lock
     private var error: (message: ICMPMessage, source: IPv4Address)?  // under lock
     private let reply = ThreadReply<Duration>()
+    private var continuation: UnsafeContinuation<Result<Duration, NetError>, Never>?  // under lock
     // Owner-thread state.
     var sentAt: Int64 = 0
     var timer: Callout?
@@ -37,17 +38,36 @@ public final class PingRequest: @unchecked Sendable {
     public var icmpError: (message: ICMPMessage, source: IPv4Address)? { lock.withLock { error } }
 
     func complete(_ result: Result<Duration, NetError>, error: (ICMPMessage, IPv4Address)? = nil) {
-        let first = lock.withLock { () -> Bool in
-            guard outcome == nil else { return false }
+        let (first, waiting) = lock.withLock {
+            () -> (Bool, UnsafeContinuation<Result<Duration, NetError>, Never>?) in
+            guard outcome == nil else { return (false, nil) }
             outcome = result
             self.error = error
-            return true
+            let waiting = continuation
+            continuation = nil
+            return (true, waiting)
         }
-        if first { reply.complete(result) }
+        if first {
+            reply.complete(result)
+            waiting?.resume(returning: result)
+        }
     }
 
     /// Blocks until the reply, an error or the timeout (not in the deterministic mode).
     public func wait() throws(NetError) -> Duration { try reply.wait().get() }
+
+    /// Suspends until the reply, an error or the timeout; no thread is blocked.
+    public func value() async throws(NetError) -> Duration {
+        let result: Result<Duration, NetError> = await withUnsafeContinuation { continuation in
+            let done = lock.withLock { () -> Result<Duration, NetError>? in
+                if let outcome { return outcome }
+                self.continuation = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+        return try result.get()
+    }
 }
 
 extension InetThread {
