@@ -247,6 +247,8 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
             if now.contains(.connected) { throw .alreadyConnected }
             if port == 0 || host.isUnspecified { throw .invalidArgument }
             if host.isBroadcast && !block.allowsBroadcast.load(ordering: .relaxed) { throw .permissionDenied }
+            // As sendto(2) does: no route is an error now, not a silent drop later.
+            if inet.configuration.route(to: host) == nil { throw .networkUnreachable }
         } else if !now.contains(.connected) {
             throw .destinationRequired
         }
