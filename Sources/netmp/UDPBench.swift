@@ -38,6 +38,13 @@ struct UDPBench: ParsableCommand {
                 BenchResult(benchmark: "udp.\(size)", unit: "dgram/s", netmp: netmp, kernel: kernel, better: "higher"))
         }
         printResults(results, json: options.json)
+        if netmpOnly {
+            for thread in stack.threads {
+                print(
+                    "thread \(thread.index): messages \(thread.messagesHandled.load(ordering: .relaxed)),"
+                        + " wake-ups from park \(thread.parkWakeups.load(ordering: .relaxed))")
+            }
+        }
         let stats = stack.inetStatistics()
         if stats[.udpBufferFull] != 0 || stats[.udpNoPort] != 0 {
             print("warning: NetMP dropped datagrams: \(stats)")

@@ -69,6 +69,8 @@ final class InetThread: @unchecked Sendable {
     var udpBound: [UInt16: [UDPBinding]] = [:]
     var udpBySocket: [ObjectIdentifier: UDPBinding] = [:]
     var pings: [UInt32: PingRequest] = [:]
+    var pendingDeliveries: [PendingDelivery] = []
+    var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
     private var icmpRefill: Int64 = 0
     private var identification: UInt16
@@ -102,6 +104,7 @@ final class InetThread: @unchecked Sendable {
 
     /// Hands each interface its batch (after every batch of messages and after timers).
     func flush() {
+        flushDeliveries()
         for index in outQueues.indices where !outQueues[index].isEmpty {
             let batch = outQueues[index]
             outQueues[index] = []
@@ -113,6 +116,7 @@ final class InetThread: @unchecked Sendable {
 
     func input(_ frames: [Frame], interfaceIndex: Int) {
         for frame in frames { inputFrame(frame, interfaceIndex: interfaceIndex) }
+        flushDeliveries()
     }
 
     private func inputFrame(_ frame: Frame, interfaceIndex: Int) {

@@ -1,5 +1,12 @@
 import Synchronization
 
+/// A datagram for a socket, queued during a batch of input.
+struct PendingDelivery {
+    var socket: Socket
+    var record: DatagramRecord
+    var length: Int
+}
+
 struct UDPFlowKey: Hashable {
     var localAddress: IPv4Address
     var localPort: UInt16
@@ -448,34 +455,58 @@ extension InetThread {
         deliverUDP(to: best.socket, chunk: datagram.chunk, start: start, end: end, source: source)
     }
 
-    /// Appends a zero-copy slice of the frame to the socket's receive buffer, then wakes readers
-    /// after the lock is dropped.
+    /// Queues a zero-copy slice of the frame for the socket; `flushDeliveries` appends it.
     private func deliverUDP(to socket: Socket, chunk: ByteChunk, start: Int, end: Int, source: SocketAddress) {
         if socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
             count(.udpBufferFull)
             return
         }
-        let buffer = socket.receiveBuffer
-        let length = end - start
         var data = BufferChain()
         data.append(ByteSlice(chunk: chunk, start: start, end: end))
-        let record = DatagramRecord(data: data, source: source)
-        let highWater = buffer.highWater.load(ordering: .relaxed)
-        buffer.lock.lock()
-        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= length else {
+        pendingDeliveries.append(
+            PendingDelivery(socket: socket, record: DatagramRecord(data: data, source: source), length: end - start))
+    }
+
+    /// Appends the datagrams queued by this batch of input: one lock, one wake-up and one
+    /// readiness event per run of datagrams for the same socket, readers woken after the lock
+    /// is dropped. A datagram that does not fit is dropped (as UDP does).
+    func flushDeliveries() {
+        guard !pendingDeliveries.isEmpty else { return }
+        swap(&pendingDeliveries, &deliveriesInFlight)
+        let all = deliveriesInFlight
+        var index = 0
+        while index < all.count {
+            let socket = all[index].socket
+            var end = index + 1
+            while end < all.count && all[end].socket === socket { end += 1 }
+            let buffer = socket.receiveBuffer
+            let highWater = buffer.highWater.load(ordering: .relaxed)
+            var delivered = 0
+            var bytes = 0
+            buffer.lock.lock()
+            var held = buffer.byteCount.load(ordering: .relaxed)
+            for item in all[index..<end] where highWater - held >= item.length {
+                buffer.records.append(item.record)
+                held += item.length
+                bytes += item.length
+                delivered += 1
+            }
+            var wakes = WakeList()
+            if delivered > 0 {
+                buffer.recordCount.add(delivered, ordering: .sequentiallyConsistent)
+                buffer.byteCount.add(bytes, ordering: .sequentiallyConsistent)
+                buffer.collectSatisfiedLocked(into: &wakes)
+            }
             buffer.lock.unlock()
-            count(.udpBufferFull)
-            return
+            if delivered > 0 {
+                wakes.publishAll()
+                buffer.observers.notify()
+            }
+            count(.udpDelivered, delivered)
+            count(.udpBufferFull, end - index - delivered)
+            index = end
         }
-        buffer.records.append(record)
-        buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
-        buffer.byteCount.add(length, ordering: .sequentiallyConsistent)
-        var wakes = WakeList()
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
-        buffer.observers.notify()
-        count(.udpDelivered)
+        deliveriesInFlight.removeAll(keepingCapacity: true)
     }
 
     /// An ICMP error about a datagram one of our connected sockets sent.
