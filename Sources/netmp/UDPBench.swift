@@ -77,6 +77,7 @@ private func netmpUDP(_ stack: NetworkStack, size: Int, seconds: Double, window:
         try receiver.bind(to: .ipv4(.loopback, port: 0))
         receiver.receiveTimeout = .seconds(5)
         let sender = try stack.socket(.inet, .datagram)
+        try sender.setOption(.sendBufferSize, 4 << 20)
         try sender.connect(to: receiver.localAddress)
         defer {
             sender.close()
@@ -121,6 +122,7 @@ private func kernelUDP(size: Int, seconds: Double, window: Int) throws -> Double
         }
         var bufferSize: Int32 = 4 << 20
         _ = setsockopt(receiver, SOL_SOCKET, SO_RCVBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(sender, SOL_SOCKET, SO_SNDBUF, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         _ = setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
