@@ -473,19 +473,20 @@ extension InetThread {
     func flushDeliveries() {
         guard !pendingDeliveries.isEmpty else { return }
         swap(&pendingDeliveries, &deliveriesInFlight)
-        let all = deliveriesInFlight
+        let total = deliveriesInFlight.count
         var index = 0
-        while index < all.count {
-            let socket = all[index].socket
+        while index < total {
+            let socket = deliveriesInFlight[index].socket
             var end = index + 1
-            while end < all.count && all[end].socket === socket { end += 1 }
+            while end < total && deliveriesInFlight[end].socket === socket { end += 1 }
             let buffer = socket.receiveBuffer
             let highWater = buffer.highWater.load(ordering: .relaxed)
             var delivered = 0
             var bytes = 0
             buffer.lock.lock()
             var held = buffer.byteCount.load(ordering: .relaxed)
-            for item in all[index..<end] where highWater - held >= item.length {
+            for position in index..<end where highWater - held >= deliveriesInFlight[position].length {
+                let item = deliveriesInFlight[position]
                 buffer.records.append(item.record)
                 held += item.length
                 bytes += item.length
