@@ -220,4 +220,27 @@ final class InetUDPTests: XCTestCase {
             XCTAssertEqual(stack.inetStatistics()[.udpBufferFull], 0)
         }
     }
+
+    func testLargestDatagramIsFragmentedAndReassembledOverLoopback() throws {
+        try bounded {
+            let server = try socket()
+            try server.bind(to: .ipv4(.loopback, port: 8300))
+            let client = try socket()
+            var generator = SeededGenerator(seed: 12)
+            for size in [UDPProtocol.maximumPayload, 40_000, 16_400, 0] {
+                let payload = generator.bytes(size)
+                try client.send(payload, to: .ipv4(.loopback, port: 8300))
+                let received = try server.receive(maxBytes: 70_000)
+                XCTAssertEqual(received.bytes.count, size)
+                XCTAssertEqual(received.bytes, payload)
+            }
+            XCTAssertThrowsError(
+                try client.send(
+                    [UInt8](repeating: 0, count: UDPProtocol.maximumPayload + 1), to: .ipv4(.loopback, port: 8300))
+            ) { XCTAssertEqual($0 as? NetError, .messageTooLong) }
+            let stats = stack.inetStatistics()
+            XCTAssertEqual(stats[.reassembled], 3, "\(stats)")
+            XCTAssertEqual(stats[.ipFragmentsOut], 5 + 3 + 2, "\(stats)")
+        }
+    }
 }
