@@ -197,4 +197,36 @@ final class InetPingTests: XCTestCase {
         XCTAssertEqual(datagram.bytes, Array("query".utf8))
         XCTAssertNotNil(try ping.result?.get())
     }
+
+    func testRouterFragmentsForASmallerMTU() throws {
+        let network = SimulatedNetwork(seed: 13)
+        defer { network.shutdown() }
+        let lan1 = network.makeSwitch(name: "lan1")
+        let lan2 = network.makeSwitch(name: "lan2")
+        let a = network.makeStack()
+        let b = network.makeStack()
+        var settings = InetSettings()
+        settings.forwarding = true
+        let router = network.makeStack(settings: settings)
+        try network.attach(a, to: lan1, address: "198.18.1.10/24")
+        try network.attach(router, to: lan1, address: "198.18.1.1/24")
+        try network.attach(router, to: lan2, address: "198.18.2.1/24", mtu: 576)
+        try network.attach(b, to: lan2, address: "198.18.2.20/24", mtu: 576)
+        try a.setDefaultGateway(address("198.18.1.1"))
+        try b.setDefaultGateway(address("198.18.2.1"))
+        let server = try b.socket(.inet, .datagram)
+        try server.bind(to: .ipv4(.unspecified, port: 9))
+        let client = try a.socket(.inet, .datagram)
+        let payload = (0..<1400).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try client.send(payload, to: .ipv4(address("198.18.2.20"), port: 9))
+        network.runUntilIdle()
+        XCTAssertEqual(try server.receive(maxBytes: 2000, flags: .dontWait).bytes, payload)
+        // 1428 bytes of IP payload in 552-byte pieces: three fragments from the router.
+        XCTAssertEqual(router.inetStatistics()[.ipFragmentsOut], 3)
+        XCTAssertEqual(a.inetStatistics()[.ipFragmentsOut], 0)
+        XCTAssertEqual(b.inetStatistics()[.reassembled], 1)
+        let ping = a.startPing(address("198.18.2.20"), payloadSize: 1200)
+        XCTAssertTrue(network.run(until: { ping.isComplete }))
+        XCTAssertNotNil(try ping.result?.get())
+    }
 }
