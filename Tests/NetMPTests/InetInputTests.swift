@@ -109,6 +109,10 @@ final class InetInputTests: XCTestCase {
             XCTAssertEqual(deltas(frame(ip(udp(), source: address(source))))[.ipMartianSource], 1, source)
         }
         XCTAssertEqual(deltas(frame(ip(udp(), destination: address("198.18.0.77"))))[.ipNotForUs], 1)
+        for destination in ["127.0.0.1", "0.1.2.3", "240.0.0.1"] {
+            XCTAssertEqual(
+                deltas(frame(ip(udp(), destination: address(destination))))[.ipMartianDestination], 1, destination)
+        }
         XCTAssertEqual(deltas(frame(ip(udp(), destination: address("224.0.0.9"))))[.ipMulticastDropped], 1)
         XCTAssertEqual(deltas(frame(ip(udp()), to: MACAddress(0x02, 9, 9, 9, 9, 9)))[.framesNotForUs], 1)
         XCTAssertEqual(stack.inetStatistics()[.udpDelivered], 0)

@@ -1,15 +1,26 @@
 /// Counters of the IPv4 layer, kept per protocol thread and summed on request.
 public enum InetCounter: Int, CaseIterable, Sendable {
+    // Link layer.
     case framesIn, framesRunt, framesNotForUs, unknownEtherType
-    case arpIn, arpMalformed, arpConflicts, arpRequestsSent, arpRepliesSent, arpAnnouncementsSent, arpExpired,
-        arpQueueDrops
-    case arpResolutionFailures
-    case ipIn, ipMalformed, ipBadChecksum, ipMartianSource, ipNotForUs, ipMulticastDropped, ipDelivered
+    // ARP (gratuitous announcements counted apart from requests).
+    case arpIn, arpMalformed, arpConflicts
+    case arpRequestsSent, arpRepliesSent, arpAnnouncementsSent
+    case arpExpired, arpQueueDrops, arpResolutionFailures
+    // IPv4 input.
+    case ipIn, ipMalformed, ipBadChecksum
+    case ipMartianSource, ipMartianDestination
+    case ipNotForUs, ipMulticastDropped, ipDelivered
+    // IPv4 output and forwarding.
     case ipOut, ipNoRoute, ipFragmentsOut, ipCannotFragment
     case ipForwarded, ipTTLExceeded
+    // Reassembly.
     case fragmentsIn, fragmentsDuplicate, reassembled, reassemblyTimeouts, reassemblyDropped
-    case icmpIn, icmpMalformed, icmpEchoRepliesSent, icmpErrorsSent, icmpErrorsRateLimited, icmpErrorsIn
+    // ICMP.
+    case icmpIn, icmpMalformed, icmpEchoRepliesSent
+    case icmpErrorsSent, icmpErrorsRateLimited, icmpErrorsIn
+    // UDP.
     case udpIn, udpMalformed, udpNoPort, udpBufferFull, udpDelivered, udpOut
+    // Transports not handled here (TCP until its issue lands; others get protocol unreachable).
     case protocolUnsupported
 }
 

@@ -176,12 +176,20 @@ final class InetThread: @unchecked Sendable {
             payloadEnd: ipStart + packet.payloadRange.upperBound, interfaceIndex: interfaceIndex,
             linkBroadcast: linkBroadcast, destinationIsBroadcast: false)
         let destination = header.destination
-        if config.isLocal(destination) || (destination.isLoopback && interfaceIndex == 0) {
+        if destination.isLoopback && interfaceIndex != 0 {
+            count(.ipMartianDestination)
+            return
+        }
+        if config.isLocal(destination) || destination.isLoopback {
             // Ours.
         } else if config.isBroadcast(destination, on: interfaceIndex) {
             datagram.destinationIsBroadcast = true
         } else if destination.isMulticast {
             count(.ipMulticastDropped)
+            return
+        } else if destination.isLoopback || destination.rawValue >> 24 == 0 || destination.rawValue >> 28 == 0xF {
+            // 127/8 from outside, 0/8 and 240/4 are never forwarded (RFC 1812 5.3.7).
+            count(.ipMartianDestination)
             return
         } else {
             forward(datagram)
