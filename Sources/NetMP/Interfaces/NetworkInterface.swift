@@ -26,8 +26,9 @@ public struct InterfaceStatistics: Sendable, Hashable {
 /// A network interface: frames go out in batches through `transmit`, and come in in batches
 /// through the receiver the stack installs.
 ///
-/// Subclasses provide `transmit`; the base keeps the receiver, the capture and the counters.
-public class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
+/// Subclasses provide `transmit` and hand what arrives to `deliverInbound`; the base keeps the
+/// receiver, the capture and the counters. Subclass it (outside NetMP too) for other links.
+open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     public let name: String
     public let mtu: Int
     public let hardwareAddress: MACAddress
@@ -44,7 +45,7 @@ public class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     private let sentBytes = Atomic<Int>(0)
     private let receivedBytes = Atomic<Int>(0)
 
-    init(
+    public init(
         name: String, mtu: Int, hardwareAddress: MACAddress, offloads: InterfaceOffloads, needsAddressResolution: Bool
     ) {
         self.name = name
@@ -54,10 +55,11 @@ public class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         self.needsAddressResolution = needsAddressResolution
     }
 
-    public var description: String { "\(name) (\(hardwareAddress), mtu \(mtu))" }
+    open var description: String { "\(name) (\(hardwareAddress), mtu \(mtu))" }
 
-    /// Sends a batch of complete Ethernet frames. Called from protocol threads.
-    public func transmit(_ frames: [Frame]) {
+    /// Sends a batch of complete Ethernet frames. Called from protocol threads; must not block
+    /// on them. Call `noteTransmitted` for what was sent (counters and capture).
+    open func transmit(_ frames: [Frame]) {
         fatalError("NetworkInterface.transmit must be overridden")
     }
 
@@ -81,7 +83,7 @@ public class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// Subclasses call this for what they send.
-    func noteTransmitted(_ frames: [Frame]) {
+    public func noteTransmitted(_ frames: [Frame]) {
         var bytes = 0
         for frame in frames { bytes += frame.count }
         sentFrames.add(frames.count, ordering: .relaxed)
@@ -92,8 +94,9 @@ public class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         if let writer { for frame in frames { writer.write(frame.bytes) } }
     }
 
-    /// Subclasses call this to hand inbound frames to the stack.
-    func deliverInbound(_ frames: [Frame], recording: Bool = true) {
+    /// Subclasses call this to hand inbound frames to the stack (and the capture, if
+    /// `recording`).
+    public func deliverInbound(_ frames: [Frame], recording: Bool = true) {
         guard !frames.isEmpty else { return }
         var bytes = 0
         for frame in frames { bytes += frame.count }
