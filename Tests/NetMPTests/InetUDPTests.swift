@@ -243,4 +243,30 @@ final class InetUDPTests: XCTestCase {
             XCTAssertEqual(stats[.ipFragmentsOut], 5 + 3 + 2, "\(stats)")
         }
     }
+
+    func testPollerSeesUDPReadinessAndErrors() throws {
+        try bounded {
+            let poller = SocketPoller()
+            let server = try socket()
+            try server.bind(to: .ipv4(.loopback, port: 8400))
+            let client = try socket()
+            try client.connect(to: .ipv4(.loopback, port: 8400))
+            try poller.register(server, interest: .readable, token: 1)
+            try poller.register(client, interest: [.readable, .writable], token: 2)
+            XCTAssertEqual(poller.wait(timeout: .zero), [SocketPoller.Event(token: 2, events: .writable)])
+            try client.write([42])
+            // Level-triggered: the writable client shows up again until its interest changes.
+            poller.unregister(client)
+            try poller.register(client, interest: .readable, token: 2)
+            XCTAssertEqual(poller.wait(timeout: .seconds(10)), [SocketPoller.Event(token: 1, events: .readable)])
+            XCTAssertEqual(try server.receive(maxBytes: 4).bytes, [42])
+            // The peer goes away: the ICMP error makes the client readable.
+            poller.unregister(server)
+            server.close()
+            try client.write([43])
+            XCTAssertEqual(poller.wait(timeout: .seconds(10)), [SocketPoller.Event(token: 2, events: .readable)])
+            XCTAssertThrowsError(try client.read(maxBytes: 4)) { XCTAssertEqual($0 as? NetError, .connectionRefused) }
+            poller.unregister(client)
+        }
+    }
 }
