@@ -292,4 +292,28 @@ final class InterfaceTests: XCTestCase {
         XCTAssertGreaterThan(stats[.ipMalformed] + stats[.ipBadChecksum] + stats[.framesRunt], 0, "\(stats)")
         XCTAssertGreaterThan(stats[.icmpEchoRepliesSent], 0, "\(stats)")
     }
+
+    func testChecksumOffloadOnASimulatedLink() throws {
+        let network = SimulatedNetwork(seed: 31)
+        defer { network.shutdown() }
+        let lan = network.makeSwitch()
+        let a = network.makeStack()
+        let b = network.makeStack()
+        let portA = try network.attach(a, to: lan, address: "198.18.0.1/24", offloads: .checksumsSkipped)
+        try network.attach(b, to: lan, address: "198.18.0.2/24", offloads: .checksumsSkipped)
+        let writer = PcapWriter(clock: network.clock)
+        portA.setCapture(writer, direction: .transmit)
+        let server = try b.socket(.inet, .datagram)
+        try server.bind(to: .ipv4(.unspecified, port: 5))
+        let client = try a.socket(.inet, .datagram)
+        try client.send([1, 2, 3], to: .ipv4(address("198.18.0.2"), port: 5))
+        network.runUntilIdle()
+        XCTAssertEqual(try server.receive(maxBytes: 8, flags: .dontWait).bytes, [1, 2, 3])
+        // The UDP datagram went out with checksum 0 ("none"); the IP header checksum is kept.
+        guard let udpFrame = pcapRecords(writer.bytes).first(where: { $0.count > 23 && $0[23] == 17 }) else {
+            return XCTFail("no UDP frame captured")
+        }
+        XCTAssertEqual(Array(udpFrame[40..<42]), [0, 0])
+        XCTAssertNotEqual(Array(udpFrame[24..<26]), [0, 0])
+    }
 }

@@ -56,10 +56,11 @@ public final class SimulatedNetwork: @unchecked Sendable {
 
     /// Gives `stack` a port on `attached` with the address "198.18.x.y/len"; returns the port.
     @discardableResult
-    public func attach(_ stack: NetworkStack, to attached: SimulatedSwitch, address: String, mtu: Int = 1500)
-        throws(NetError) -> SwitchPort
-    {
-        let port = attached.addPort(mtu: mtu)
+    public func attach(
+        _ stack: NetworkStack, to attached: SimulatedSwitch, address: String, mtu: Int = 1500,
+        offloads: InterfaceOffloads = []
+    ) throws(NetError) -> SwitchPort {
+        let port = attached.addPort(mtu: mtu, offloads: offloads)
         try stack.addAddress(address, to: port)
         return port
     }

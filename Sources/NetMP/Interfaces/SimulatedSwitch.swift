@@ -56,10 +56,14 @@ public final class SwitchPort: NetworkInterface, @unchecked Sendable {
     public let index: Int
     weak var owner: SimulatedSwitch?
 
-    init(owner: SimulatedSwitch, index: Int, name: String, mtu: Int, hardwareAddress: MACAddress) {
+    init(
+        owner: SimulatedSwitch, index: Int, name: String, mtu: Int, hardwareAddress: MACAddress,
+        offloads: InterfaceOffloads = []
+    ) {
         self.owner = owner
         self.index = index
-        super.init(name: name, mtu: mtu, hardwareAddress: hardwareAddress, offloads: [], needsAddressResolution: true)
+        super.init(
+            name: name, mtu: mtu, hardwareAddress: hardwareAddress, offloads: offloads, needsAddressResolution: true)
     }
 
     public override func transmit(_ frames: [Frame]) {
@@ -112,14 +116,16 @@ public final class SimulatedSwitch: @unchecked Sendable {
         defaultImpairments = impairments
     }
 
-    /// Adds a port; the stack uses it as an interface.
-    public func addPort(mtu: Int = 1500, name: String? = nil) -> SwitchPort {
+    /// Adds a port; the stack uses it as an interface. `offloads: .checksumsSkipped` makes the
+    /// stack on it skip checksums as on loopback (then corruption goes undetected, as it would).
+    public func addPort(mtu: Int = 1500, name: String? = nil, offloads: InterfaceOffloads = []) -> SwitchPort {
         let result: SwitchPort? = try? thread.call { [self] () throws(NetError) -> SwitchPort in
             let index = ports.count
             let mac = MACAddress(
                 0x02, 0x00, 0x5E, switchNumber, UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index))
             let port = SwitchPort(
-                owner: self, index: index, name: name ?? "\(self.name).\(index)", mtu: mtu, hardwareAddress: mac)
+                owner: self, index: index, name: name ?? "\(self.name).\(index)", mtu: mtu, hardwareAddress: mac,
+                offloads: offloads)
             ports.append(port)
             portImpairments.append(defaultImpairments)
             busyUntil.append(0)
