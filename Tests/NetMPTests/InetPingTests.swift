@@ -60,7 +60,7 @@ final class InetPingTests: XCTestCase {
         let network = SimulatedNetwork(seed: 11)
         let lan1 = network.makeSwitch(name: "lan1")
         let lan2 = network.makeSwitch(name: "lan2")
-        let a = network.makeStack()
+        let a = network.makeStack(threadCount: 3)
         let b = network.makeStack(threadCount: 2)
         var routerSettings = InetSettings()
         routerSettings.forwarding = forwarding
