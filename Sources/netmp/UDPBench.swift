@@ -19,6 +19,9 @@ struct UDPBench: ParsableCommand {
     @Flag(help: "Measure NetMP only (for profiling).")
     var netmpOnly = false
 
+    @Flag(help: "Also print CPU time per datagram and protocol-thread counters.")
+    var verbose = false
+
     @Option(help: "Pause rounds a blocked thread spins before sleeping (tuning).")
     var spins: Int32?
 
@@ -38,7 +41,10 @@ struct UDPBench: ParsableCommand {
                 BenchResult(benchmark: "udp.\(size)", unit: "dgram/s", netmp: netmp, kernel: kernel, better: "higher"))
         }
         printResults(results, json: options.json)
-        if netmpOnly {
+        if verbose {
+            for (key, value) in lastCPUPerDatagram.sorted(by: { $0.key < $1.key }) {
+                print("cpu per datagram \(key): \(format3(value)) us (all threads, spinning included)")
+            }
             for thread in stack.threads {
                 print(
                     "thread \(thread.index): messages \(thread.messagesHandled.load(ordering: .relaxed)),"
@@ -51,6 +57,16 @@ struct UDPBench: ParsableCommand {
         }
     }
 }
+
+/// CPU seconds the whole process has used (all threads).
+func processCPUSeconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// Printed with --verbose: CPU microseconds per datagram of the last measurement.
+nonisolated(unsafe) var lastCPUPerDatagram: [String: Double] = [:]
 
 struct BenchFailure: Error, CustomStringConvertible {
     var description: String
@@ -95,6 +111,7 @@ private func netmpUDP(_ stack: NetworkStack, size: Int, seconds: Double, window:
         }
         var buffer = [UInt8](repeating: 0, count: 2048)
         let start = now()
+        let cpuStart = processCPUSeconds()
         var received = 0
         try buffer.withUnsafeMutableBytes { raw in
             while received < count {
@@ -105,6 +122,7 @@ private func netmpUDP(_ stack: NetworkStack, size: Int, seconds: Double, window:
             }
         }
         let elapsed = now() - start
+        lastCPUPerDatagram["netmp.\(size)"] = (processCPUSeconds() - cpuStart) * 1e6 / Double(count)
         senderThread.join()
         return Double(count) / elapsed
     }
@@ -153,6 +171,7 @@ private func kernelUDP(size: Int, seconds: Double, window: Int) throws -> Double
         }
         var buffer = [UInt8](repeating: 0, count: 2048)
         let start = now()
+        let cpuStart = processCPUSeconds()
         var received = 0
         try buffer.withUnsafeMutableBytes { raw in
             while received < count {
@@ -163,6 +182,7 @@ private func kernelUDP(size: Int, seconds: Double, window: Int) throws -> Double
             }
         }
         let elapsed = now() - start
+        lastCPUPerDatagram["kernel.\(size)"] = (processCPUSeconds() - cpuStart) * 1e6 / Double(count)
         senderThread.join()
         return Double(count) / elapsed
     }
