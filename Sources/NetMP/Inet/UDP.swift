@@ -295,37 +295,44 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
 
     // MARK: Output (owner thread)
 
+    /// Datagrams one run of the output message sends before it yields to the thread's other
+    /// messages (and the end-of-batch flush), so a steady sender's frames leave in batches of
+    /// this size rather than all at once when it pauses.
+    static let outputBatch = 32
+
     func runOutput(_ socket: Socket) {
         let block = block(socket)
         block.outputPending.store(false, ordering: .sequentiallyConsistent)
         let buffer = socket.sendBuffer
-        var any = false
-        while true {
-            buffer.lock.lock()
-            var bytes = 0
-            while block.scratch.count < 64, let record = buffer.records.popFirst() {
-                bytes += record.data.count
-                block.scratch.append(record)
-            }
-            if block.scratch.isEmpty {
-                buffer.lock.unlock()
-                break
-            }
-            buffer.recordCount.subtract(block.scratch.count, ordering: .sequentiallyConsistent)
-            buffer.byteCount.subtract(bytes, ordering: .sequentiallyConsistent)
-            var wakes = WakeList()
-            buffer.collectSatisfiedLocked(into: &wakes)
-            buffer.lock.unlock()
-            wakes.publishAll()
-            any = true
-            if socket.state.contains(.noFileReference) {
-                block.scratch.removeAll(keepingCapacity: true)
-                continue
-            }
-            for record in block.scratch { output(record, block: block) }
-            block.scratch.removeAll(keepingCapacity: true)
+        buffer.lock.lock()
+        var bytes = 0
+        while block.scratch.count < UDPProtocol.outputBatch, let record = buffer.records.popFirst() {
+            bytes += record.data.count
+            block.scratch.append(record)
         }
-        if any { buffer.observers.notify() }
+        let taken = block.scratch.count
+        let more = !buffer.records.isEmpty
+        var wakes = WakeList()
+        if taken > 0 {
+            buffer.recordCount.subtract(taken, ordering: .sequentiallyConsistent)
+            buffer.byteCount.subtract(bytes, ordering: .sequentiallyConsistent)
+            buffer.collectSatisfiedLocked(into: &wakes)
+        }
+        buffer.lock.unlock()
+        guard taken > 0 else { return }
+        wakes.publishAll()
+        if !socket.state.contains(.noFileReference) {
+            for record in block.scratch { output(record, block: block) }
+        }
+        block.scratch.removeAll(keepingCapacity: true)
+        buffer.observers.notify()
+        // More queued: run again after the messages already waiting (one reference per post).
+        if more, !block.outputPending.exchange(true, ordering: .sequentiallyConsistent),
+            let message = block.outputMessage
+        {
+            let held = Unmanaged.passUnretained(socket).retain()
+            if !block.owner.thread.post(message) { held.release() }
+        }
     }
 
     private func output(_ record: DatagramRecord, block: UDPControlBlock) {
