@@ -22,8 +22,12 @@ extension InetThread {
                 startResolution(entry, key: key)
             }
         } else {
+            // Full: evict the idle entry that expires first (ties by address, deterministic).
             if arp.count >= InetThread.arpCacheLimit,
-                let victim = arp.first(where: { $0.value.pending.isEmpty })?.key
+                let victim = arp.filter({ $0.value.pending.isEmpty }).min(by: {
+                    ($0.value.expires, $0.key.address, $0.key.interfaceIndex)
+                        < ($1.value.expires, $1.key.address, $1.key.interfaceIndex)
+                })?.key
             {
                 arp[victim]?.timer?.cancel()
                 arp[victim] = nil

@@ -147,8 +147,12 @@ extension InetThread {
                 linkBroadcast: first.linkBroadcast, destinationIsBroadcast: first.destinationIsBroadcast))
     }
 
+    /// The datagram that started first (ties broken by key, so a seed replays the same choice).
     private func oldestReassembly() -> FragmentKey? {
-        reassembly.min { $0.value.deadline < $1.value.deadline }?.key
+        reassembly.min {
+            ($0.value.deadline, $0.key.identification, $0.key.source, $0.key.destination)
+                < ($1.value.deadline, $1.key.identification, $1.key.source, $1.key.destination)
+        }?.key
     }
 
     private func dropReassembly(_ key: FragmentKey) {
