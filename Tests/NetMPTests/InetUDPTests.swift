@@ -88,6 +88,18 @@ final class InetUDPTests: XCTestCase {
         first.close()
         let third = try socket()
         try third.bind(to: .ipv4(.unspecified, port: 5353))
+        // A wildcard-bound socket that connects keeps its port (now on the source address),
+        // and frees it on close.
+        let roaming = try socket()
+        try roaming.bind(to: .ipv4(.unspecified, port: 6000))
+        try roaming.connect(to: .ipv4(.loopback, port: 6001))
+        XCTAssertEqual(roaming.localAddress, .ipv4(.loopback, port: 6000))
+        let rival = try socket()
+        XCTAssertThrowsError(try rival.bind(to: .ipv4(.unspecified, port: 6000))) {
+            XCTAssertEqual($0 as? NetError, .addressInUse)
+        }
+        roaming.close()
+        try rival.bind(to: .ipv4(.unspecified, port: 6000))
         XCTAssertThrowsError(try stack.socket(.inet, .stream)) {
             XCTAssertEqual($0 as? NetError, .protocolNotSupported)
         }

@@ -264,6 +264,15 @@ final class InetStack: @unchecked Sendable {
         }
     }
 
+    /// Moves a reservation to another address (a wildcard-bound socket that connects).
+    func moveReservation(_ port: UInt16, from old: IPv4Address, to new: IPv4Address) {
+        portLock.withLock {
+            guard var users = ports[port], let index = users.firstIndex(of: old) else { return }
+            users[index] = new
+            ports[port] = users
+        }
+    }
+
     func releasePort(_ port: UInt16, address: IPv4Address) {
         portLock.withLock {
             guard var users = ports[port], let index = users.firstIndex(of: address) else { return }

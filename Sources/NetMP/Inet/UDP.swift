@@ -202,10 +202,10 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
             socket.state.set(.bound)
         }
         if block.localAddress.isUnspecified {
-            // The port stays reserved on the wildcard address it was taken with.
+            // Connected: the local address becomes the route's source, and the port's
+            // reservation moves from the wildcard to it in one step.
+            inet.moveReservation(block.localPort, from: .unspecified, to: hop.source)
             block.localAddress = hop.source
-            inet.releasePort(block.localPort, address: .unspecified)
-            block.localPort = try inet.reservePort(block.localPort, address: hop.source)
         }
         block.remoteAddress = host
         block.remotePort = port
