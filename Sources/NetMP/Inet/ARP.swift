@@ -135,7 +135,7 @@ extension InetThread {
                 resolved(entry, mac: senderMAC, key: key)
             }
         }
-        if packet.operation == .request && targetIsOurs && index == stack.threads[0].index {
+        if packet.operation == .request && targetIsOurs && index == 0 {
             sendARP(.reply, to: sender, hardware: senderMAC, interfaceIndex: interfaceIndex, from: target)
         }
     }

@@ -101,7 +101,7 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
     static let maximumPayload = 65507
     static let headroom = InetThread.headroom + UDPHeader.length
 
-    unowned let inet: InetStack
+    let inet: InetStack
 
     init(inet: InetStack) { self.inet = inet }
 
