@@ -486,6 +486,12 @@ extension InetThread {
             let socket = deliveriesInFlight[index].socket
             var end = index + 1
             while end < total && deliveriesInFlight[end].socket === socket { end += 1 }
+            if socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
+                // Closed or shut down since the datagrams were matched.
+                count(.udpBufferFull, end - index)
+                index = end
+                continue
+            }
             let buffer = socket.receiveBuffer
             let highWater = buffer.highWater.load(ordering: .relaxed)
             var delivered = 0
