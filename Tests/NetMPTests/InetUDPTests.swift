@@ -281,4 +281,26 @@ final class InetUDPTests: XCTestCase {
             poller.unregister(client)
         }
     }
+
+    func testTimeoutsAndShutdownWakeABlockedReader() throws {
+        try bounded {
+            let server = try socket()
+            try server.bind(to: .ipv4(.loopback, port: 8500))
+            server.receiveTimeout = .milliseconds(30)
+            XCTAssertThrowsError(try server.receive(maxBytes: 8)) { XCTAssertEqual($0 as? NetError, .wouldBlock) }
+            server.receiveTimeout = nil
+            let reader = OSThread.start(name: "test-blocked-reader") {
+                let receipt = try? server.receive(maxBytes: 8)
+                XCTAssertEqual(receipt?.bytes, [])
+            }
+            // Whether the reader has blocked yet or not, the shutdown ends its read with 0 bytes.
+            try server.shutdown(.read)
+            reader.join()
+            // Datagrams for a socket that cannot receive are dropped, not queued.
+            let client = try socket()
+            try client.send([1], to: .ipv4(.loopback, port: 8500))
+            for thread in stack.threads { _ = try? thread.call { () throws(NetError) in 0 } }
+            XCTAssertEqual(try server.option(.bytesToRead), 0)
+        }
+    }
 }
