@@ -6,14 +6,14 @@ struct NetMPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netmp",
         abstract: "NetMP: a multi-core user-space TCP/IP stack and socket layer.",
-        subcommands: [Demo.self, Bench.self],
+        subcommands: [Demo.self, Bench.self, FuzzCommand.self],
         defaultSubcommand: Demo.self)
 }
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that run NetMP and the kernel side by side and print ratios.",
-        subcommands: [LocalBench.self])
+        subcommands: [LocalBench.self, UDPBench.self])
 }
 
 /// Options every benchmark takes.

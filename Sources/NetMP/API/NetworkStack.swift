@@ -22,21 +22,31 @@ public final class NetworkStack: Sendable {
         /// turn, and every request and wait goes there by message: the path thread-owned
         /// protocols take, exercised without a network.
         public var localSocketsOnProtocolThreads: Bool
+        /// Seeds the stack's randomness (ephemeral ports, IP identification): the same seed
+        /// replays a deterministic run.
+        public var seed: UInt64
+        /// The IPv4 layer's tunables (forwarding, ARP, reassembly, ICMP rate).
+        public var inet: InetSettings
 
         public init(
             threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
             mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false,
-            localSocketsOnProtocolThreads: Bool = false
+            localSocketsOnProtocolThreads: Bool = false,
+            seed: UInt64 = UInt64.random(in: 0...UInt64.max), inet: InetSettings = InetSettings()
         ) {
             self.threadCount = threadCount
             self.clock = clock
             self.mode = mode
             self.pinThreads = pinThreads
             self.localSocketsOnProtocolThreads = localSocketsOnProtocolThreads
+            self.seed = seed
+            self.inet = inet
         }
     }
 
     let context: StackContext
+    let inet: InetStack
+    let udp: UDPProtocol
 
     /// The protocol threads, in index order.
     public var threads: [ProtocolThread] { context.threads }
@@ -53,6 +63,8 @@ public final class NetworkStack: Sendable {
         context = StackContext(
             clock: configuration.clock, threads: threads,
             localSocketsOnProtocolThreads: configuration.localSocketsOnProtocolThreads)
+        inet = InetStack(context: context, settings: configuration.inet, seed: configuration.seed)
+        udp = UDPProtocol(inet: inet)
     }
 
     /// Stops the protocol threads after the messages already queued. Later calls on this
@@ -60,6 +72,7 @@ public final class NetworkStack: Sendable {
     public func shutdown() {
         guard !context.isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         for thread in context.threads { thread.stop() }
+        inet.detachInterfaces()
     }
 
     /// Driven mode: runs every protocol thread until none has work now.
@@ -90,6 +103,9 @@ public final class NetworkStack: Sendable {
         if context.isShutDown.load(ordering: .relaxed) { throw .shutdown }
         switch domain {
         case .local: return NetSocket(try context.localDomain.makeSocket(type: type, context: context))
+        case .inet:
+            guard type == .datagram else { throw .protocolNotSupported }
+            return NetSocket(try udp.makeSocket(context: context))
         }
     }
 

@@ -95,6 +95,12 @@ final class ThreadReply<T>: @unchecked Sendable {
         netmp_parker_unpark(parker)
     }
 
+    /// Waits for a reply that is not expected soon (no spinning).
+    func wait() -> Result<T, NetError> {
+        while !ready.load(ordering: .acquiring) { _ = netmp_parker_park(parker, 0, -1) }
+        return result ?? .failure(.shutdown)
+    }
+
     /// Waits for the reply, spinning as `budget` says first and adapting it.
     func wait(budget: borrowing Atomic<Int32>) -> Result<T, NetError> {
         var first = true

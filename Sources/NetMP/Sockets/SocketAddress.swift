@@ -1,9 +1,13 @@
+import NetMPWire
+
 /// The address of a socket.
 public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// A name in the stack's local namespace (like an AF_UNIX path); at most 107 bytes.
     case local(String)
     /// A local socket that has no name.
     case unnamed
+    /// An IPv4 address and port (AF_INET).
+    case ipv4(IPv4Address, port: UInt16)
 
     /// The longest local name, as AF_UNIX's `sun_path`.
     public static let maximumLocalNameLength = 107
@@ -12,6 +16,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .local(let name): return name
         case .unnamed: return "(unnamed)"
+        case .ipv4(let address, let port): return "\(address):\(port)"
         }
     }
 }

@@ -43,6 +43,8 @@ public enum SocketType: Sendable, Hashable {
 public enum SocketDomain: Sendable, Hashable {
     /// In-process sockets named in the stack's own namespace (AF_LOCAL / AF_UNIX).
     case local
+    /// IPv4 over the stack's interfaces (AF_INET).
+    case inet
 }
 
 /// Flags of one read or write (the MSG_* flags).
