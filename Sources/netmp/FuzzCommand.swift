@@ -13,6 +13,10 @@ struct FuzzCommand: ParsableCommand {
     @Option(help: "Seed (the same seed replays the same inputs).")
     var seed: UInt64 = 0x5EED
 
+    func validate() throws {
+        guard iterations >= 0 else { throw ValidationError("--iterations must not be negative") }
+    }
+
     func run() throws {
         let counts = WireFuzz.run(iterations: iterations, seed: seed)
         print("fuzz: \(iterations) iterations, seed \(seed): \(counts.accepted) parsed, \(counts.rejected) rejected")

@@ -13,6 +13,10 @@ struct LocalBench: ParsableCommand {
     @Option(help: "Pause rounds a blocked thread spins before sleeping (tuning).")
     var spins: Int32?
 
+    func validate() throws {
+        if let spins, spins < 0 { throw ValidationError("--spins must not be negative") }
+    }
+
     func run() throws {
         if let spins { SpinPolicy.waiterSpins = spins }
         let seconds = options.seconds

@@ -21,6 +21,12 @@ struct BenchOptions: ParsableArguments {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
-    @Option(help: "Seconds each side of a measurement runs (about).")
+    @Option(help: "Seconds each side of a measurement runs (about), 0.01 to 60.")
     var seconds: Double = 1.0
+
+    func validate() throws {
+        guard seconds.isFinite, seconds >= 0.01, seconds <= 60 else {
+            throw ValidationError("--seconds must be between 0.01 and 60")
+        }
+    }
 }

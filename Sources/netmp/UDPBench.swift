@@ -28,6 +28,13 @@ struct UDPBench: ParsableCommand {
     @Option(help: "Pause rounds an idle protocol thread spins before sleeping (tuning).")
     var protocolSpins: Int?
 
+    func validate() throws {
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
+        guard (1...1 << 20).contains(window) else { throw ValidationError("--window must be 1...1048576") }
+        if let spins, spins < 0 { throw ValidationError("--spins must not be negative") }
+        if let protocolSpins, protocolSpins < 0 { throw ValidationError("--protocol-spins must not be negative") }
+    }
+
     func run() throws {
         if let spins { SpinPolicy.waiterSpins = spins }
         if let protocolSpins { SpinPolicy.protocolThreadSpins = protocolSpins }

@@ -57,6 +57,17 @@ final class LocalDatagramTests: StackTestCase {
             assertThrows(.messageTooLong) { () throws(NetError) in
                 try client.write([UInt8](repeating: 0, count: LocalDomain.defaultDatagramBufferSize + 1))
             }
+            // Empty datagrams are charged too: a receiver nobody reads fills up instead of
+            // growing without bound.
+            let sink = try stack.socket(.local, .datagram)
+            try sink.bind(to: .local("/dg/sink"))
+            try sink.setOption(.receiveBufferSize, 10 * DatagramRecord.overhead)
+            let spammer = try stack.socket(.local, .datagram)
+            spammer.isNonBlocking = true
+            for _ in 0..<10 { try spammer.send([], to: .local("/dg/sink")) }
+            assertThrows(.wouldBlock) { () throws(NetError) in try spammer.send([], to: .local("/dg/sink")) }
+            XCTAssertEqual(try sink.option(.bytesToRead), 0)
+            XCTAssertEqual(try sink.receive(maxBytes: 4).bytes, [])
             server.close()
             assertThrows(.connectionRefused) { () throws(NetError) in try client.write([2]) }
             let stream = try stack.socket(.local, .stream)
@@ -69,7 +80,8 @@ final class LocalDatagramTests: StackTestCase {
     func testFullReceiverHoldsSendersBackUntilItDrains() throws {
         try bounded {
             let (a, b) = try stack.socketPair(.datagram)
-            try b.setOption(.receiveBufferSize, 3000)
+            // Room for exactly three 1000-byte datagrams (each is charged its overhead too).
+            try b.setOption(.receiveBufferSize, 3 * DatagramRecord.charge(forPayload: 1000))
             a.isNonBlocking = true
             try a.write([UInt8](repeating: 1, count: 1000))
             try a.write([UInt8](repeating: 2, count: 1000))

@@ -7,7 +7,9 @@ extension NetSocket {
         while true {
             try core.checkOpen()
             switch try core.attemptAccept() {
-            case .success(let child): return NetSocket(child)
+            case .success(let child):
+                try await core.finishAcceptAsync(child)
+                return NetSocket(child)
             case .failure(let blocked):
                 try await core.waitAsync(for: blocked.blocked.condition, on: blocked.blocked.buffer)
             }
@@ -16,7 +18,7 @@ extension NetSocket {
 
     /// connect(2), suspending until the connection is made or refused.
     public func connect(to address: SocketAddress) async throws(NetError) {
-        guard let blocked = try core.startConnect(to: address) else { return }
+        guard let blocked = try await core.startConnectAsync(to: address) else { return }
         try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
         try core.finishConnect()
     }
@@ -25,7 +27,7 @@ extension NetSocket {
     public func read(maxBytes: Int) async throws(NetError) -> [UInt8] {
         guard maxBytes >= 0 else { throw .invalidArgument }
         if core.type == .datagram { return try await receive(maxBytes: maxBytes).bytes }
-        var result = [UInt8](repeating: 0, count: maxBytes)
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: []))
         var copied = 0
         while true {
             try core.checkOpen()
@@ -62,7 +64,7 @@ extension NetSocket {
         bytes: [UInt8], source: SocketAddress, flags: MessageFlags
     ) {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: maxBytes)
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: []))
         while true {
             try core.checkOpen()
             let attempt = result.withUnsafeMutableBytes { raw in

@@ -24,7 +24,8 @@ public struct SocketOption: Hashable, Sendable, CustomStringConvertible {
     public static let error = SocketOption(7, "error")
     /// SO_ACCEPTCONN (read only): 1 when listening.
     public static let acceptsConnections = SocketOption(8, "acceptsConnections")
-    /// FIONREAD (read only): bytes waiting to be read.
+    /// FIONREAD (read only): bytes waiting to be read (on a datagram socket: the next
+    /// datagram's length).
     public static let bytesToRead = SocketOption(9, "bytesToRead")
 }
 
@@ -66,7 +67,11 @@ extension NetSocket {
         case .sendTimeout: return Int(core.sendBuffer.timeout.load(ordering: .relaxed))
         case .error: return Int(core.takeError()?.rawValue ?? 0)
         case .acceptsConnections: return core.state.contains(.listening) ? 1 : 0
-        case .bytesToRead: return core.receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent)
+        case .bytesToRead:
+            let buffer = core.receiveBuffer
+            // As FIONREAD: bytes queued on a stream, the next datagram's length on a datagram socket.
+            guard core.type == .datagram else { return buffer.byteCount.load(ordering: .sequentiallyConsistent) }
+            return buffer.lock.withLock { buffer.records.first?.data.count ?? 0 }
         default: throw .badOption
         }
     }

@@ -42,10 +42,14 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         while true {
             try core.checkOpen()
             switch try core.attemptAccept() {
-            case .success(let child): return NetSocket(child)
+            case .success(let child):
+                try core.finishAccept(child)
+                return NetSocket(child)
             case .failure(let blocked):
                 guard core.mayWait([]) else { throw .wouldBlock }
-                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, timeout: 0)
+                try core.wait(
+                    for: blocked.blocked.condition, on: blocked.blocked.buffer,
+                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
             }
         }
     }
@@ -90,13 +94,18 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         if core.type == .datagram { return try receive(into: buffer, flags: flags).count }
         var copied = 0
         while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
-            guard core.mayWait(flags) else { throw .wouldBlock }
+            // Bytes already taken are returned, whatever ends the wait.
+            guard core.mayWait(flags) else {
+                if copied > 0 { return copied }
+                throw .wouldBlock
+            }
             do {
                 try core.wait(
                     for: blocked.condition, on: blocked.buffer,
                     timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
-            } catch .wouldBlock where copied > 0 {
-                return copied
+            } catch {
+                if copied > 0 { return copied }
+                throw error
             }
         }
         return copied
@@ -105,7 +114,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     /// Reads up to `maxBytes`; an empty array means end-of-file.
     public func read(maxBytes: Int, flags: MessageFlags = []) throws(NetError) -> [UInt8] {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: maxBytes)
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
         let n = try result.withUnsafeMutableBytes { raw in
             Result { () throws(NetError) in try read(into: raw, flags: flags) }
         }.get()
@@ -139,7 +148,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         bytes: [UInt8], source: SocketAddress, flags: MessageFlags
     ) {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: maxBytes)
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
         let receipt = try result.withUnsafeMutableBytes { raw in
             Result { () throws(NetError) in try receive(into: raw, flags: flags) }
         }.get()

@@ -67,11 +67,16 @@ public final class NetworkStack: Sendable {
         udp = UDPProtocol(inet: inet)
     }
 
+    /// A stack nobody holds any more stops its threads.
+    deinit { shutdown() }
+
     /// Stops the protocol threads after the messages already queued. Later calls on this
     /// stack's sockets fail with `.shutdown`. Safe to call more than once.
     public func shutdown() {
         guard !context.isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         for thread in context.threads { thread.stop() }
+        // Calls still blocked on a socket end with `.shutdown`.
+        context.wakeEverySocket()
         inet.detachInterfaces()
     }
 

@@ -120,7 +120,7 @@ public final class SocketPoller: @unchecked Sendable {
         } else if socket.type == .datagram {
             if socket.receiveBuffer.recordCount.load(ordering: .sequentiallyConsistent) > 0 { events.insert(.readable) }
         } else if socket.receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent)
-            >= socket.receiveBuffer.receiveLowWater
+            >= Swift.min(socket.receiveBuffer.receiveLowWater, socket.receiveBuffer.highWater.load(ordering: .relaxed))
         {
             events.insert(.readable)
         }
@@ -132,7 +132,9 @@ public final class SocketPoller: @unchecked Sendable {
     /// zero: just look). Returns at most `maximumEvents` events.
     public func wait(timeout: Duration? = nil, maximumEvents: Int = 1024) -> [Event] {
         let maximumEvents = Swift.max(1, maximumEvents)
-        let deadline = timeout.map { MonotonicTime.now + Swift.max(0, $0.nanoseconds) }
+        let deadline = timeout.map { MonotonicTime.deadline(after: Swift.max(1, $0.nanoseconds)) }.flatMap {
+            $0 == 0 ? nil : $0
+        }
         while true {
             let candidates: [Registration] = lock.withLock {
                 let taken = ready
@@ -150,6 +152,13 @@ public final class SocketPoller: @unchecked Sendable {
                 let interest = lock.withLock { registration.isRemoved ? [] : registration.interest }
                 if interest.isEmpty && registration.isRemoved { continue }
                 let now = readiness(of: registration.socket)
+                if registration.socket.state.contains(.noFileReference) {
+                    // Closed: reported once, then forgotten (as epoll drops a closed descriptor).
+                    lock.withLock {
+                        registration.isRemoved = true
+                        registrations[ObjectIdentifier(registration.socket)] = nil
+                    }
+                }
                 let reported = now.intersection(interest.union(.hangup))
                 if !reported.isEmpty {
                     events.append(Event(token: registration.token, events: reported))

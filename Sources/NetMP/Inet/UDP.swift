@@ -50,6 +50,8 @@ final class UDPControlBlock: @unchecked Sendable {
     var remoteAddress: IPv4Address?
     var remotePort: UInt16 = 0
     var scratch: [DatagramRecord] = []
+    /// Set once detach has sent what was queued: later output messages do nothing.
+    var detached = false
     // Shared.
     let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>((.ipv4(.unspecified, port: 0), nil))
     /// SO_BROADCAST (set by the user, read by the sender).
@@ -162,6 +164,11 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
 
     func detach(_ socket: Socket) {
         let block = block(socket)
+        // Datagrams a send already accepted still leave: send them before the port goes.
+        while socket.sendBuffer.recordCount.load(ordering: .sequentiallyConsistent) > 0 {
+            runOutput(socket)
+        }
+        block.detached = true
         if block.localPort != 0 {
             inet.releasePort(block.localPort, address: block.localAddress)
             unpublish(socket)
@@ -251,7 +258,6 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         if now.contains(.cantSendMore) { throw .brokenPipe }
         if let address {
             let (host, port) = try ipv4(address)
-            if now.contains(.connected) { throw .alreadyConnected }
             if port == 0 || host.isUnspecified { throw .invalidArgument }
             if host.isBroadcast && !block.allowsBroadcast.load(ordering: .relaxed) { throw .permissionDenied }
             // As sendto(2) does: no route is an error now, not a silent drop later.
@@ -263,8 +269,9 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         if count > UDPProtocol.maximumPayload { throw .messageTooLong }
         let buffer = socket.sendBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
-        if count > highWater { throw .messageTooLong }
-        if buffer.room < count { return .mustWait(buffer, .sendRoom(bytes: count)) }
+        let charge = DatagramRecord.charge(forPayload: count)
+        if charge > highWater { throw .messageTooLong }
+        if buffer.room < charge { return .mustWait(buffer, .sendRoom(bytes: charge)) }
         // Copy outside the lock, with room in front for the link, IP and UDP headers.
         let chunk = ChunkPool.shared.take(atLeast: Swift.max(1, count), headroom: UDPProtocol.headroom)
         if let source = bytes.baseAddress, count > 0 {
@@ -275,13 +282,13 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         data.append(ByteSlice(chunk: chunk, start: UDPProtocol.headroom, end: UDPProtocol.headroom + count))
         let record = DatagramRecord(data: data, source: address ?? .unnamed)
         buffer.lock.lock()
-        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= count else {
+        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
             buffer.lock.unlock()
-            return .mustWait(buffer, .sendRoom(bytes: count))
+            return .mustWait(buffer, .sendRoom(bytes: charge))
         }
         buffer.records.append(record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
-        buffer.byteCount.add(count, ordering: .sequentiallyConsistent)
+        buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
         buffer.lock.unlock()
         if !block.outputPending.exchange(true, ordering: .sequentiallyConsistent), let message = block.outputMessage {
             let held = Unmanaged.passUnretained(socket).retain()
@@ -302,12 +309,13 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
 
     func runOutput(_ socket: Socket) {
         let block = block(socket)
+        guard !block.detached else { return }
         block.outputPending.store(false, ordering: .sequentiallyConsistent)
         let buffer = socket.sendBuffer
         buffer.lock.lock()
         var bytes = 0
         while block.scratch.count < UDPProtocol.outputBatch, let record = buffer.records.popFirst() {
-            bytes += record.data.count
+            bytes += record.charge
             block.scratch.append(record)
         }
         let taken = block.scratch.count
@@ -321,9 +329,7 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         buffer.lock.unlock()
         guard taken > 0 else { return }
         wakes.publishAll()
-        if !socket.state.contains(.noFileReference) {
-            for record in block.scratch { output(record, block: block) }
-        }
+        for record in block.scratch { output(record, block: block) }
         block.scratch.removeAll(keepingCapacity: true)
         buffer.observers.notify()
         // More queued: run again after the messages already waiting (one reference per post).
@@ -498,11 +504,13 @@ extension InetThread {
             var bytes = 0
             buffer.lock.lock()
             var held = buffer.byteCount.load(ordering: .relaxed)
-            for position in index..<end where highWater - held >= deliveriesInFlight[position].length {
+            for position in index..<end
+            where highWater - held >= DatagramRecord.charge(forPayload: deliveriesInFlight[position].length) {
                 let item = deliveriesInFlight[position]
+                let charge = DatagramRecord.charge(forPayload: item.length)
                 buffer.records.append(item.record)
-                held += item.length
-                bytes += item.length
+                held += charge
+                bytes += charge
                 delivered += 1
             }
             var wakes = WakeList()

@@ -122,6 +122,8 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
             guard target.state.contains(.listening), let queue = target.listenQueue else {
                 throw .connectionRefused
             }
+            // Checked under the domain lock: two racing connects make one connection.
+            if block.peer != nil { throw .alreadyConnected }
             let child = Socket(
                 domain: .local, type: .stream, context: socket.context, proto: self,
                 owner: socket.context.localOwner(),
@@ -191,7 +193,7 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { return true }
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
         let lowWater = setting > 0 ? setting : (socket.type == .stream ? peer.receiveBuffer.sendLowWater : 1)
-        return peer.receiveBuffer.room >= lowWater
+        return peer.receiveBuffer.room >= Swift.min(lowWater, peer.receiveBuffer.highWater.load(ordering: .relaxed))
     }
 
     func localAddress(_ socket: Socket) -> SocketAddress { block(socket).sourceAddress }
@@ -286,7 +288,8 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
     private func writeCondition(_ socket: Socket, peer: Socket, remaining: Int) -> WaitCondition {
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
         let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
-        return .room(in: peer, bytes: Swift.min(remaining, lowWater))
+        let limit = Swift.max(1, peer.receiveBuffer.highWater.load(ordering: .relaxed))
+        return .room(in: peer, bytes: Swift.min(remaining, lowWater, limit))
     }
 
     private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
@@ -314,21 +317,22 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         if target.state.contains(.cantReceiveMore) { throw .brokenPipe }
         let buffer = target.receiveBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
-        if bytes.count > highWater { throw .messageTooLong }
-        if buffer.room < bytes.count { return .mustWait(buffer, .room(in: target, bytes: bytes.count)) }
+        let charge = DatagramRecord.charge(forPayload: bytes.count)
+        if charge > highWater { throw .messageTooLong }
+        if buffer.room < charge { return .mustWait(buffer, .room(in: target, bytes: charge)) }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
         buffer.lock.lock()
         if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()
             throw target.state.contains(.noFileReference) ? .connectionRefused : .brokenPipe
         }
-        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= bytes.count else {
+        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
             buffer.lock.unlock()
-            return .mustWait(buffer, .room(in: target, bytes: bytes.count))
+            return .mustWait(buffer, .room(in: target, bytes: charge))
         }
         buffer.records.append(record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
-        buffer.byteCount.add(bytes.count, ordering: .sequentiallyConsistent)
+        buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
         var wakes = WakeList()
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()

@@ -20,6 +20,7 @@ public final class Callout: @unchecked Sendable {
     /// Arms (or re-arms) the timer for an absolute time on the thread's clock.
     public func arm(at deadline: Int64) {
         thread.assertOnThread()
+        if isArmed { thread.timers.noteStale() }
         generation &+= 1
         isArmed = true
         self.deadline = deadline

@@ -294,8 +294,9 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         portLock.unlock()
         if mustWake { netmp_parker_unpark(parker) }
         if !alreadyStopped, let thread = osThread {
-            precondition(!isCurrent, "a protocol thread cannot stop itself synchronously")
-            thread.join()
+            // A protocol thread never waits for another (nor for itself): from one, the stopped
+            // thread ends on its own.
+            if ProtocolThread.current == nil { thread.join() } else { thread.detach() }
         }
         if mode == .driven && !alreadyStopped { runUntilIdle() }
     }

@@ -8,6 +8,15 @@ extension Socket {
         let condition: WaitCondition
     }
 
+    /// How many bytes a read of up to `maxBytes` into a new array allocates: a read returns
+    /// at most what the buffer holds (a datagram is never larger), so a huge request costs no
+    /// huge allocation; a wait-all read is limited to 1 GiB.
+    func readAllocation(_ maxBytes: Int, flags: MessageFlags) -> Int {
+        let held = Swift.max(receiveBuffer.highWater.load(ordering: .relaxed), 64 << 10)
+        let limit = flags.contains(.waitAll) && type == .stream ? Swift.max(held, 1 << 30) : held
+        return Swift.min(Swift.max(0, maxBytes), limit)
+    }
+
     // MARK: Stream receive
 
     /// Reads stream bytes into `destination`, adding to `copied`. Returns nil when the read is
@@ -22,7 +31,9 @@ extension Socket {
             let want = destination.count - copied
             if want == 0 { return nil }
             let highWater = buffer.highWater.load(ordering: .relaxed)
-            let needed = waitAll ? Swift.min(want, highWater) : Swift.min(buffer.receiveLowWater, want)
+            // Never wait for more than the buffer can hold (a low-water mark above it, or a
+            // buffer shrunk meanwhile, would wait forever).
+            let needed = Swift.min(waitAll ? want : Swift.min(buffer.receiveLowWater, want), Swift.max(1, highWater))
             let now = state.value
             let ending = now.contains(.cantReceiveMore) || hasError
             buffer.lock.lock()
@@ -105,7 +116,7 @@ extension Socket {
         }
         if var record = buffer.records.popFirst() {
             buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
-            buffer.byteCount.subtract(record.data.count, ordering: .sequentiallyConsistent)
+            buffer.byteCount.subtract(record.charge, ordering: .sequentiallyConsistent)
             var wakes = WakeList()
             buffer.collectSatisfiedLocked(into: &wakes)
             buffer.lock.unlock()
@@ -146,7 +157,15 @@ extension Socket {
                 throw error
             }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
-            switch try proto.send(self, rest, to: address) {
+            let progress: SendProgress
+            do {
+                progress = try proto.send(self, rest, to: address)
+            } catch {
+                // What was sent stays sent: report the count; the error comes with the next call.
+                if sent > 0 { return nil }
+                throw error
+            }
+            switch progress {
             case .sent(let n):
                 sent += n
                 if type == .datagram { return nil }
@@ -159,29 +178,64 @@ extension Socket {
 
     // MARK: Accept and connect
 
-    /// Takes a connection from the complete queue, or names the wait.
+    /// Takes a connection from the complete queue (the caller then runs `finishAccept`), or
+    /// names the wait.
     func attemptAccept() throws(NetError) -> Result<Socket, BlockedError> {
         guard let queue = listenQueue else { throw .notSupported }
         let now = state.value
         if now.contains(.noFileReference) { throw .badDescriptor }
         guard now.contains(.listening) else { throw .invalidArgument }
-        if let child = queue.takeComplete() {
-            try request { () throws(NetError) in try child.proto.accept(child) }
-            return .success(child)
-        }
+        if let child = queue.takeComplete() { return .success(child) }
         if let error = takeError() { throw error }
         return .failure(BlockedError(blocked: Blocked(buffer: receiveBuffer, condition: .acceptable)))
     }
 
-    /// Starts a connect; returns what to wait for if it is still in progress.
-    func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
+    /// The protocol's accept request for a child taken off the queue; a child whose request
+    /// fails is closed, so its peer is not left waiting.
+    func finishAccept(_ child: Socket) throws(NetError) {
+        do {
+            try child.request { () throws(NetError) in try child.proto.accept(child) }
+        } catch {
+            child.close()
+            throw error
+        }
+    }
+
+    func finishAcceptAsync(_ child: Socket) async throws(NetError) {
+        do {
+            try await child.owner.callAsync { () throws(NetError) in try child.proto.accept(child) }
+        } catch {
+            child.close()
+            throw error
+        }
+    }
+
+    /// Checks that a connect may start now.
+    func checkConnect() throws(NetError) {
         try checkOpen()
         let now = state.value
         if now.contains(.listening) { throw .invalidArgument }
         if now.contains(.connecting) { throw .alreadyInProgress }
         if now.contains(.connected) && type == .stream { throw .alreadyConnected }
+    }
+
+    /// What a connect that was started waits for, if it is still in progress.
+    var connectInProgress: Blocked? {
+        state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+    }
+
+    /// Starts a connect; returns what to wait for if it is still in progress.
+    func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
+        try checkConnect()
         try request { [self] () throws(NetError) in try proto.connect(self, to: address) }
-        return state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+        return connectInProgress
+    }
+
+    /// Starts a connect without blocking the calling task's thread.
+    func startConnectAsync(to address: SocketAddress) async throws(NetError) -> Blocked? {
+        try checkConnect()
+        try await owner.callAsync { [self] () throws(NetError) in try proto.connect(self, to: address) }
+        return connectInProgress
     }
 
     /// After a connect wait: its result.

@@ -38,9 +38,13 @@ final class Socket: @unchecked Sendable {
         sendBuffer = SocketBuffer(context: context, observers: observers, highWater: sendSize)
         listenQueue = type == .stream ? ListenQueue() : nil
         context.liveSockets.add(1, ordering: .relaxed)
+        context.register(self)
     }
 
-    deinit { context.liveSockets.subtract(1, ordering: .relaxed) }
+    deinit {
+        context.unregister(ObjectIdentifier(self))
+        context.liveSockets.subtract(1, ordering: .relaxed)
+    }
 
     // MARK: Error slot
 
@@ -70,18 +74,22 @@ final class Socket: @unchecked Sendable {
     func isSatisfied(_ condition: WaitCondition) -> Bool {
         let now = state.value
         if now.contains(.noFileReference) || hasError { return true }
+        if context.isShutDown.load(ordering: .sequentiallyConsistent) { return true }
         switch condition {
         case .readable(let minimum):
             if now.contains(.cantReceiveMore) { return true }
             if type == .datagram { return receiveBuffer.recordCount.load(ordering: .sequentiallyConsistent) > 0 }
-            return receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent) >= minimum
+            let limit = Swift.max(1, receiveBuffer.highWater.load(ordering: .relaxed))
+            return receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent) >= Swift.min(minimum, limit)
         case .room(let target, let bytes):
             if !now.isDisjoint(with: [.cantSendMore, .disconnected]) { return true }
             if target.state.containsAny([.cantReceiveMore, .noFileReference]) { return true }
-            return target.receiveBuffer.room >= bytes
+            let limit = Swift.max(1, target.receiveBuffer.highWater.load(ordering: .relaxed))
+            return target.receiveBuffer.room >= Swift.min(bytes, limit)
         case .sendRoom(let bytes):
             if !now.isDisjoint(with: [.cantSendMore, .disconnected]) { return true }
-            return sendBuffer.room >= bytes
+            let limit = Swift.max(1, sendBuffer.highWater.load(ordering: .relaxed))
+            return sendBuffer.room >= Swift.min(bytes, limit)
         case .acceptable:
             guard let queue = listenQueue, now.contains(.listening) else { return true }
             return queue.completeCount.load(ordering: .sequentiallyConsistent) > 0
@@ -95,10 +103,17 @@ final class Socket: @unchecked Sendable {
     /// Blocks the calling thread until `condition` holds on `buffer` or the buffer's timeout
     /// runs out (then `.wouldBlock`, as SO_RCVTIMEO does).
     func wait(for condition: WaitCondition, on buffer: SocketBuffer, timeout: Int64) throws(NetError) {
+        if context.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         waiter.prepareThreadWait()
-        let deadline = timeout > 0 ? MonotonicTime.now + timeout : 0
+        let deadline = timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
         guard owner.post(waiter) else { throw .shutdown }
+        if let thread = owner as? ProtocolThread, thread.mode == .driven {
+            // The deterministic mode runs only when stepped: a wait cannot block, it can only
+            // find the condition true now.
+            thread.runUntilIdle()
+            if waiter.cancel(.timedOut) { throw .wouldBlock }
+        }
         switch waiter.waitOnThread(deadline: deadline) {
         case .satisfied: return
         case .timedOut: throw .wouldBlock
@@ -108,6 +123,7 @@ final class Socket: @unchecked Sendable {
 
     /// Suspends the calling task until `condition` holds; task cancellation ends it.
     func waitAsync(for condition: WaitCondition, on buffer: SocketBuffer) async throws(NetError) {
+        if context.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         let owner = self.owner
         let outcome = await waiter.waitAsync { waiter in owner.post(waiter) }
@@ -197,4 +213,10 @@ final class Socket: @unchecked Sendable {
 /// The monotonic clock user-side timeouts use.
 enum MonotonicTime {
     @inline(__always) static var now: Int64 { SystemClock.monotonicNanoseconds }
+
+    /// `now + nanoseconds`, or 0 (no deadline: wait forever) when that does not fit.
+    static func deadline(after nanoseconds: Int64) -> Int64 {
+        let (sum, overflow) = now.addingReportingOverflow(Swift.max(0, nanoseconds))
+        return overflow ? 0 : sum
+    }
 }

@@ -1,9 +1,18 @@
 import Synchronization
 
-/// One datagram held in a receive buffer, with its sender.
+/// One datagram held in a buffer, with its sender (or, queued for output, its destination).
 struct DatagramRecord {
     var data: BufferChain
     var source: SocketAddress
+
+    /// What a datagram costs its buffer beyond its payload (record, slices, chunk slack), so
+    /// that a flood of empty or tiny datagrams cannot hold unbounded memory.
+    static let overhead = 256
+
+    /// The bytes a datagram of `length` is charged against its buffer's limit.
+    @inline(__always) static func charge(forPayload length: Int) -> Int { length + overhead }
+
+    @inline(__always) var charge: Int { DatagramRecord.charge(forPayload: data.count) }
 }
 
 /// A socket's receive or send buffer (DragonFly's `signalsockbuf`): a lock, the bytes, their
