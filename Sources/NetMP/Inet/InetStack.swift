@@ -16,6 +16,7 @@ final class InetStack: @unchecked Sendable {
     private var routes: [Route] = []  // under configLock
     private var settings: InetSettings  // under configLock
     private var current: InetConfiguration  // under configLock
+    private var generation: UInt64 = 0  // under configLock
 
     /// Frames the dispatcher could not hand to any thread.
     let dispatchDrops = Atomic<Int>(0)
@@ -58,28 +59,48 @@ final class InetStack: @unchecked Sendable {
 
     var configuration: InetConfiguration { configLock.withLock { current } }
 
+    /// Makes a new snapshot of the configuration (under `configLock`); `publish` hands it out.
     private func publishLocked() {
         current = InetConfiguration(interfaces: interfaces, addresses: addresses, routes: routes, settings: settings)
-        let snapshot = current
+        generation &+= 1
+    }
+
+    /// Hands the newest snapshot to every protocol thread, after `configLock` is dropped: from a
+    /// user thread it waits until each has it; from a protocol thread (which never waits on
+    /// another) it posts. A thread keeps the newest generation it has seen, so snapshots that
+    /// cross on the way are never applied out of order.
+    private func publish() {
+        let (snapshot, number) = configLock.withLock { (current, generation) }
+        let waits = ProtocolThread.current == nil
         for state in perThread {
+            let apply: @Sendable () -> Void = {
+                if number > state.configGeneration {
+                    state.config = snapshot
+                    state.configGeneration = number
+                }
+            }
             if state.thread.isCurrent {
-                state.config = snapshot
+                apply()
+            } else if waits {
+                _ = try? state.thread.call { () throws(NetError) in apply() }
             } else {
-                _ = try? state.thread.call { () throws(NetError) in state.config = snapshot }
+                state.thread.send(apply)
             }
         }
     }
 
     @discardableResult
     func addInterface(_ interface: NetworkInterface) -> Int {
-        configLock.withLock {
-            if let existing = interfaces.firstIndex(where: { $0 === interface }) { return existing }
+        let (index, added) = configLock.withLock { () -> (Int, Bool) in
+            if let existing = interfaces.firstIndex(where: { $0 === interface }) { return (existing, false) }
             let index = interfaces.count
             interfaces.append(interface)
             interface.setReceiver { [weak self] frames in self?.receive(frames, interfaceIndex: index) }
             publishLocked()
-            return index
+            return (index, true)
         }
+        if added { publish() }
+        return index
     }
 
     func interfaceIndex(of interface: NetworkInterface) -> Int? {
@@ -94,6 +115,7 @@ final class InetStack: @unchecked Sendable {
             addresses.append(InterfaceAddress(address: address, prefix: prefix, interfaceIndex: index))
             publishLocked()
         }
+        publish()
         if interface.needsAddressResolution, let first = perThread.first {
             first.thread.send {
                 first.announce(address, interfaceIndex: index)
@@ -120,6 +142,7 @@ final class InetStack: @unchecked Sendable {
             routes.append(Route(destination: destination, gateway: gateway, interfaceIndex: index))
             publishLocked()
         }
+        publish()
     }
 
     var currentSettings: InetSettings { configLock.withLock { settings } }
@@ -129,6 +152,7 @@ final class InetStack: @unchecked Sendable {
             body(&settings)
             publishLocked()
         }
+        publish()
     }
 
     func statistics() -> InetStatistics {

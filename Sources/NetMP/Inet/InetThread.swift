@@ -56,6 +56,8 @@ final class InetThread: @unchecked Sendable {
     let thread: ProtocolThread
     let index: Int
     var config: InetConfiguration
+    /// The generation of `config` (newer snapshots only replace it).
+    var configGeneration: UInt64 = 0
     var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
     private var outQueues: [[Frame]] = []
     var arp: [ARPKey: ARPEntry] = [:]
