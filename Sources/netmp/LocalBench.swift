@@ -13,6 +13,11 @@ struct LocalBench: ParsableCommand {
     @Option(help: "Pause rounds a blocked thread spins before sleeping (tuning).")
     var spins: Int32?
 
+    @Option(help: "Run only the benchmarks whose name contains this text.")
+    var only: String?
+
+    private func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
+
     func validate() throws {
         if let spins, spins < 0 { throw ValidationError("--spins must not be negative") }
     }
@@ -24,33 +29,43 @@ struct LocalBench: ParsableCommand {
         defer { stack.shutdown() }
         var results: [BenchResult] = []
 
-        let stream = BenchResult(
-            benchmark: "local.stream.64k", unit: "GB/s",
-            netmp: try netmpStream(stack, seconds: seconds), kernel: kernelStream(seconds: seconds), better: "higher")
-        results.append(stream)
-        results.append(
-            BenchResult(
-                benchmark: "local.pingpong", unit: "us",
-                netmp: try netmpPingPong(stack, seconds: seconds), kernel: kernelPingPong(seconds: seconds),
-                better: "lower"))
-        results.append(
-            BenchResult(
-                benchmark: "local.pingpong.async", unit: "us",
-                netmp: try netmpPingPongAsync(stack, seconds: seconds), kernel: kernelPingPong(seconds: seconds),
-                better: "lower"))
-        results.append(
-            BenchResult(
-                benchmark: "local.dgram.1k", unit: "msg/s",
-                netmp: try netmpDatagrams(stack, seconds: seconds), kernel: kernelDatagrams(seconds: seconds),
-                better: "higher"))
-        results.append(
-            BenchResult(
-                benchmark: "runtime.messages", unit: "msg/s", netmp: runtimeMessages(stack, seconds: seconds),
-                kernel: nil, better: "higher"))
-        results.append(
-            BenchResult(
-                benchmark: "runtime.sendwait", unit: "us", netmp: try runtimeSendWait(stack, seconds: seconds),
-                kernel: nil, better: "lower"))
+        if selected("local.stream.64k") {
+            results.append(
+                BenchResult(
+                    benchmark: "local.stream.64k", unit: "GB/s", netmp: try netmpStream(stack, seconds: seconds),
+                    kernel: kernelStream(seconds: seconds), better: "higher"))
+        }
+        if selected("local.pingpong") && only != "local.pingpong.async" {
+            results.append(
+                BenchResult(
+                    benchmark: "local.pingpong", unit: "us", netmp: try netmpPingPong(stack, seconds: seconds),
+                    kernel: kernelPingPong(seconds: seconds), better: "lower"))
+        }
+        if selected("local.pingpong.async") {
+            results.append(
+                BenchResult(
+                    benchmark: "local.pingpong.async", unit: "us",
+                    netmp: try netmpPingPongAsync(stack, seconds: seconds), kernel: kernelPingPong(seconds: seconds),
+                    better: "lower"))
+        }
+        if selected("local.dgram.1k") {
+            results.append(
+                BenchResult(
+                    benchmark: "local.dgram.1k", unit: "msg/s", netmp: try netmpDatagrams(stack, seconds: seconds),
+                    kernel: kernelDatagrams(seconds: seconds), better: "higher"))
+        }
+        if selected("runtime.messages") {
+            results.append(
+                BenchResult(
+                    benchmark: "runtime.messages", unit: "msg/s", netmp: runtimeMessages(stack, seconds: seconds),
+                    kernel: nil, better: "higher"))
+        }
+        if selected("runtime.sendwait") {
+            results.append(
+                BenchResult(
+                    benchmark: "runtime.sendwait", unit: "us", netmp: try runtimeSendWait(stack, seconds: seconds),
+                    kernel: nil, better: "lower"))
+        }
         printResults(results, json: options.json)
     }
 }

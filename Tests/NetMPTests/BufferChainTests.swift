@@ -123,4 +123,34 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(ring.popLast(), 9)
         XCTAssertEqual(ring.last, 7)
     }
+
+    func testRingQueueKeepsOneElementInlineAndMovesItWhenItGrows() {
+        var ring = RingQueue<Int>()
+        XCTAssertNil(ring.first)
+        ring.append(1)
+        XCTAssertEqual(ring.capacity, 1, "one element needs no storage")
+        XCTAssertEqual(
+            ring.withFirst { value -> Int in
+                value += 10
+                return value
+            }, 11)
+        XCTAssertEqual(ring.last, 11)
+        ring.prepend(0)
+        ring.append(12)
+        XCTAssertEqual((0..<ring.count).map { ring[$0] }, [0, 11, 12])
+        XCTAssertEqual(ring.popLast(), 12)
+        XCTAssertEqual(ring.popFirst(), 0)
+        XCTAssertEqual(ring.popFirst(), 11)
+        XCTAssertNil(ring.popFirst())
+        var single = RingQueue<Int>()
+        single.prepend(5)
+        single.removeAll { $0 == 4 }
+        XCTAssertEqual(single.count, 1)
+        single.removeAll { $0 == 5 }
+        XCTAssertTrue(single.isEmpty)
+        single.append(6)
+        XCTAssertEqual(single.popLast(), 6)
+        single.reserve(3)
+        XCTAssertGreaterThanOrEqual(single.capacity, 3)
+    }
 }

@@ -319,7 +319,10 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         let highWater = buffer.highWater.load(ordering: .relaxed)
         let charge = DatagramRecord.charge(forPayload: bytes.count)
         if charge > highWater { throw .messageTooLong }
-        if buffer.room < charge { return .mustWait(buffer, .room(in: target, bytes: charge)) }
+        // A blocked sender waits for a quarter of the buffer (or its datagram, if larger), so a
+        // full receiver does not wake it once per datagram it takes.
+        let wait = WaitCondition.room(in: target, bytes: Swift.max(charge, buffer.sendLowWater))
+        if buffer.room < charge { return .mustWait(buffer, wait) }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
         buffer.lock.lock()
         if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
@@ -328,7 +331,7 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         }
         guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
             buffer.lock.unlock()
-            return .mustWait(buffer, .room(in: target, bytes: charge))
+            return .mustWait(buffer, wait)
         }
         buffer.records.append(record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)

@@ -59,7 +59,7 @@ public enum SpinPolicy {
     /// waker shares this CPU or is slow), so a busy machine does not burn its cores spinning.
     nonisolated(unsafe) public static var waiterSpins: Int32 = 2000
     /// The least a waiter spins, so that a fast partner is still noticed and the spin can grow.
-    nonisolated(unsafe) public static var waiterMinimumSpins: Int32 = 16
+    nonisolated(unsafe) public static var waiterMinimumSpins: Int32 = 250
     /// Yields between spinning and sleeping: a waker on the same CPU runs at once.
     nonisolated(unsafe) public static var waiterYields: Int32 = 3
 

@@ -1,17 +1,24 @@
 /// A growable FIFO ring: O(1) push at either end and pop at the front, storage reused.
+///
+/// A ring that never holds more than one element keeps it inline and allocates nothing: most
+/// chains (one slice) and most queues between batches are that small.
 struct RingQueue<Element> {
     private var storage: ContiguousArray<Element?>
+    /// The element of a ring without storage (count 0 or 1).
+    private var single: Element?
     private var head = 0
     private(set) var count = 0
 
-    /// A ring with room for `capacity` elements; 0 allocates nothing until the first push.
+    /// A ring with room for `capacity` elements; 0 allocates nothing until a second element.
     init(capacity: Int = 0) {
         storage = ContiguousArray(repeating: nil, count: Swift.max(0, capacity))
     }
 
     var isEmpty: Bool { count == 0 }
 
-    var capacity: Int { storage.count }
+    var capacity: Int { Swift.max(1, storage.count) }
+
+    @inline(__always) private var isInline: Bool { storage.isEmpty }
 
     @inline(__always) private func physical(_ index: Int) -> Int {
         let position = head + index
@@ -21,41 +28,63 @@ struct RingQueue<Element> {
     subscript(index: Int) -> Element {
         get {
             precondition(index >= 0 && index < count)
-            guard let element = storage[physical(index)] else { preconditionFailure("empty ring slot") }
+            let element = isInline ? single : storage[physical(index)]
+            guard let element else { preconditionFailure("empty ring slot") }
             return element
         }
         set {
             precondition(index >= 0 && index < count)
-            storage[physical(index)] = newValue
+            if isInline { single = newValue } else { storage[physical(index)] = newValue }
         }
     }
 
-    var first: Element? { count == 0 ? nil : storage[head] }
+    var first: Element? {
+        guard count > 0 else { return nil }
+        return isInline ? single : storage[head]
+    }
 
-    var last: Element? { count == 0 ? nil : storage[physical(count - 1)] }
+    var last: Element? {
+        guard count > 0 else { return nil }
+        return isInline ? single : storage[physical(count - 1)]
+    }
 
     /// Makes room for `extra` more elements now, so later pushes do not allocate.
     mutating func reserve(_ extra: Int) {
-        if count + extra > storage.count { grow(to: count + extra) }
+        if count + extra > capacity { grow(to: count + extra) }
     }
 
     private mutating func grow(to minimum: Int) {
         var newCapacity = Swift.max(4, storage.count * 2)
         while newCapacity < minimum { newCapacity *= 2 }
         var newStorage = ContiguousArray<Element?>(repeating: nil, count: newCapacity)
-        for index in 0..<count { newStorage[index] = storage[physical(index)] }
+        if isInline {
+            newStorage[0] = single
+            single = nil
+        } else {
+            for index in 0..<count { newStorage[index] = storage[physical(index)] }
+        }
         storage = newStorage
         head = 0
     }
 
     mutating func append(_ element: Element) {
-        if count == storage.count { grow(to: count + 1) }
+        if isInline && count == 0 {
+            single = element
+            count = 1
+            return
+        }
+        if count == capacity || isInline { grow(to: count + 1) }
         storage[physical(count)] = element
         count += 1
     }
 
     mutating func prepend(_ element: Element) {
-        if count == storage.count { grow(to: count + 1) }
+        if isInline && count == 0 {
+            single = element
+            count = 1
+            return
+        }
+        if count == capacity || isInline { grow(to: count + 1) }
         head = head == 0 ? storage.count - 1 : head - 1
         storage[head] = element
         count += 1
@@ -64,26 +93,36 @@ struct RingQueue<Element> {
     @discardableResult
     mutating func popFirst() -> Element? {
         guard count > 0 else { return nil }
+        count -= 1
+        if isInline {
+            defer { single = nil }
+            return single
+        }
         let element = storage[head]
         storage[head] = nil
         head = head + 1 == storage.count ? 0 : head + 1
-        count -= 1
         return element
     }
 
     @discardableResult
     mutating func popLast() -> Element? {
         guard count > 0 else { return nil }
-        let index = physical(count - 1)
+        count -= 1
+        if isInline {
+            defer { single = nil }
+            return single
+        }
+        let index = physical(count)
         let element = storage[index]
         storage[index] = nil
-        count -= 1
         return element
     }
 
-    /// Applies `body` to the element in place (for unique-reference checks on class payloads).
+    /// Applies `body` to the last element in place (for unique-reference checks on class
+    /// payloads: the element is moved out of the ring while `body` runs).
     mutating func withLast<T>(_ body: (inout Element) -> T) -> T? {
         guard count > 0 else { return nil }
+        if isInline { return withInline(body) }
         let index = physical(count - 1)
         guard var element = storage[index] else { return nil }
         storage[index] = nil
@@ -92,12 +131,22 @@ struct RingQueue<Element> {
         return result
     }
 
+    /// Applies `body` to the first element in place.
     mutating func withFirst<T>(_ body: (inout Element) -> T) -> T? {
         guard count > 0 else { return nil }
+        if isInline { return withInline(body) }
         guard var element = storage[head] else { return nil }
         storage[head] = nil
         let result = body(&element)
         storage[head] = element
+        return result
+    }
+
+    private mutating func withInline<T>(_ body: (inout Element) -> T) -> T? {
+        guard var element = single else { return nil }
+        single = nil
+        let result = body(&element)
+        single = element
         return result
     }
 
@@ -108,6 +157,13 @@ struct RingQueue<Element> {
 
     /// Removes the elements for which `shouldRemove` is true, keeping order.
     mutating func removeAll(where shouldRemove: (Element) -> Bool) {
+        if isInline {
+            if let element = single, shouldRemove(element) {
+                single = nil
+                count = 0
+            }
+            return
+        }
         var kept = 0
         let total = count
         for index in 0..<total {
