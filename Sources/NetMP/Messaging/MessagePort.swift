@@ -58,7 +58,8 @@ public enum SpinPolicy {
     /// toward twice what caught the last wake-up and halves when spinning did not help (the
     /// waker shares this CPU or is slow), so a busy machine does not burn its cores spinning.
     nonisolated(unsafe) public static var waiterSpins: Int32 = 2000
-    /// The least a waiter spins, so that a fast partner is still noticed and the spin can grow.
+    /// The least a waiter spins (about 10 µs), so that a partner that answers within a few
+    /// microseconds is still caught and the spin can grow again.
     nonisolated(unsafe) public static var waiterMinimumSpins: Int32 = 250
     /// Yields between spinning and sleeping: a waker on the same CPU runs at once.
     nonisolated(unsafe) public static var waiterYields: Int32 = 3
@@ -74,6 +75,9 @@ public enum SpinPolicy {
     /// `protocolThreadYieldEvery` rounds so that a sender on the same CPU can run.
     nonisolated(unsafe) public static var protocolThreadSpins: Int = 500
     nonisolated(unsafe) public static var protocolThreadYieldEvery: Int = 100
+    /// The least an idle protocol thread spins (about 10 µs): a caller's next request usually
+    /// comes sooner, and a futex wake here costs several times that.
+    nonisolated(unsafe) public static var protocolThreadMinimumSpins: Int = 250
 }
 
 /// A one-shot reply slot that a blocked thread waits on.

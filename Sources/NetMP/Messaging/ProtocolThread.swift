@@ -247,10 +247,11 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             }
             if hasWork.load(ordering: .relaxed) {
                 // Work came while spinning: spin about twice as long as that took, next time.
-                idleSpinBudget = Swift.min(SpinPolicy.protocolThreadSpins, Swift.max(64, spins * 2 + 32))
+                idleSpinBudget = Swift.min(
+                    SpinPolicy.protocolThreadSpins, Swift.max(SpinPolicy.protocolThreadMinimumSpins, spins * 2 + 32))
                 continue
             }
-            idleSpinBudget = Swift.max(64, idleSpinBudget / 2)
+            idleSpinBudget = Swift.max(SpinPolicy.protocolThreadMinimumSpins, idleSpinBudget / 2)
             var timeout: Int64 = -1
             if !clock.isManual, let deadline = timers.nextDeadline() {
                 timeout = deadline - clock.nanoseconds
