@@ -30,7 +30,11 @@ final class InetStack: @unchecked Sendable {
     /// The ephemeral port range (RFC 6056 suggests 49152-65535).
     static let ephemeralPorts: ClosedRange<UInt16> = 49152...65535
 
+    /// The IPv4 identification counter every protocol thread draws from.
+    let identification: Atomic<UInt32>
+
     init(context: StackContext, settings: InetSettings, seed: UInt64) {
+        identification = Atomic(UInt32(truncatingIfNeeded: seed >> 16))
         self.context = context
         self.settings = settings
         self.seed = seed

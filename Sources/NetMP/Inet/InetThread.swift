@@ -75,7 +75,6 @@ final class InetThread: @unchecked Sendable {
     var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
     private var icmpRefill: Int64 = 0
-    private var identification: UInt16
 
     init(stack: InetStack, thread: ProtocolThread, config: InetConfiguration, seed: UInt64) {
         self.stack = stack
@@ -83,7 +82,6 @@ final class InetThread: @unchecked Sendable {
         self.index = thread.index
         self.config = config
         icmpTokens = Double(config.settings.icmpErrorBurst)
-        identification = UInt16(truncatingIfNeeded: seed >> 16)
     }
 
     @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
@@ -219,10 +217,10 @@ final class InetThread: @unchecked Sendable {
 
     // MARK: IPv4 output
 
+    /// One counter for the whole stack, so every thread draws from the full 16-bit space and
+    /// no two datagrams in flight share an identification until 65536 more have been sent.
     private func nextIdentification() -> UInt16 {
-        identification &+= 1
-        // The low bits name the thread, so two threads never reuse an identification at once.
-        return identification << 4 | UInt16(truncatingIfNeeded: index & 0xF)
+        UInt16(truncatingIfNeeded: stack.identification.add(1, ordering: .relaxed).newValue)
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`

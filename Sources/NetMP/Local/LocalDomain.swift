@@ -206,7 +206,9 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
     // MARK: Data path
 
     func received(_ socket: Socket, count: Int) {
-        guard socket.type == .stream, let peer = block(socket).peer else { return }
+        // The peer may be writable again (a datagram sender only when it is linked back, as a
+        // socketpair is; blocked writers of any kind are woken by the buffer itself).
+        guard let peer = block(socket).peer else { return }
         peer.observers.notify()
     }
 
