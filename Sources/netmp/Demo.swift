@@ -18,7 +18,7 @@ struct Demo: ParsableCommand {
             throw ValidationError("clients must be 1...1000 and bytes 0...1 GiB")
         }
         let stack = NetworkStack()
-        print("NetMP demo: \(stack.threads.count) protocol threads, local domain")
+        print("NetMP demo: \(stack.threads.count) protocol threads; local sockets, then a virtual IPv4 network")
         let start = now()
 
         // 1. Messages around the ring of protocol threads.
@@ -26,6 +26,7 @@ struct Demo: ParsableCommand {
         print("  token ring: \(hops) messages passed across \(stack.threads.count) protocol threads in order")
 
         let (problems, reports) = try echoRun(stack, clients: clients, bytes: bytes)
+        let networkProblems = try networkRun()
         let elapsed = now() - start
         for problem in problems { print("  FAILED \(problem)") }
         print("  echo: \(clients) clients x \(bytes) bytes each way, every stream hash matched: \(problems.isEmpty)")
@@ -33,7 +34,9 @@ struct Demo: ParsableCommand {
         print("  sockets alive after every handle closed: \(stack.liveSocketCount)")
         print("  done in \(format3(elapsed)) s")
         stack.shutdown()
-        if !problems.isEmpty || reports.count != clients || stack.liveSocketCount != 0 { throw ExitCode.failure }
+        if !problems.isEmpty || reports.count != clients || stack.liveSocketCount != 0 || !networkProblems.isEmpty {
+            throw ExitCode.failure
+        }
     }
 }
 
@@ -230,4 +233,63 @@ final class EchoServer: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Two stacks joined by a simulated switch (2 ms each way, jitter): ping, then UDP echoes
+/// checked byte for byte. Returns what went wrong.
+private func networkRun() throws -> [String] {
+    let network = SimulatedNetwork(threadedWithSeed: 2026)
+    defer { network.shutdown() }
+    let lan = network.makeSwitch(impairments: LinkImpairments(delay: .milliseconds(2), jitter: .microseconds(300)))
+    let a = network.makeStack(threadCount: 2)
+    let b = network.makeStack(threadCount: 2)
+    try network.attach(a, to: lan, address: "198.18.0.1/24")
+    try network.attach(b, to: lan, address: "198.18.0.2/24")
+    var problems: [String] = []
+    print("  virtual network: 2 stacks on a simulated switch, 198.18.0.0/24, 2 ms delay with jitter")
+
+    var times: [String] = []
+    for sequence in 1...3 {
+        let rtt = try a.ping(IPv4Address(198, 18, 0, 2), sequence: UInt16(sequence))
+        times.append("\(format3(Double(rtt.nanoseconds) / 1e6)) ms")
+    }
+    print("  ping 198.18.0.2: \(times.joined(separator: ", "))")
+
+    let server = try b.socket(.inet, .datagram)
+    try server.bind(to: .ipv4(.unspecified, port: 7))
+    server.receiveTimeout = .seconds(2)
+    let echo = OSThread.start(name: "demo-udp-echo") {
+        while let message = try? server.receive(maxBytes: 2048) {
+            if message.bytes.isEmpty { break }
+            _ = try? server.send(message.bytes, to: message.source)
+        }
+    }
+    let client = try a.socket(.inet, .datagram)
+    try client.connect(to: .ipv4(IPv4Address(198, 18, 0, 2), port: 7))
+    client.receiveTimeout = .seconds(2)
+    let rounds = 40
+    let window = 25
+    var echoed = 0
+    for round in 0..<rounds {
+        var sent: [[UInt8]] = []
+        for index in 0..<window {
+            let datagram = payload(index: round * window + index, count: 64 + (round * 37 + index * 101) % 1200)
+            try client.write(datagram)
+            sent.append(datagram)
+        }
+        // Jitter may reorder datagrams: compare as a set of hashes.
+        var expected = Set(sent.map(fnv))
+        for _ in 0..<window {
+            let reply = try client.read(maxBytes: 2048)
+            if expected.remove(fnv(reply)) != nil { echoed += 1 } else { problems.append("an echo that was not sent") }
+        }
+    }
+    try client.write([])
+    try server.send([], to: client.localAddress)
+    echo.join()
+    let stats = lan.statistics
+    print("  udp echo: \(echoed) of \(rounds * window) datagrams (64-1263 bytes) came back exact")
+    print("  switch: \(stats.received) frames in, \(stats.delivered) delivered, \(stats.lost) lost")
+    if echoed != rounds * window { problems.append("\(rounds * window - echoed) echoes missing") }
+    return problems
 }
