@@ -221,6 +221,19 @@ final class LocalStreamTests: StackTestCase {
         }
     }
 
+    func testPeekAcrossChunksSeesTheStreamInOrder() throws {
+        try bounded {
+            let (a, b) = try stack.socketPair(.stream)
+            var generator = SeededGenerator(seed: 9)
+            let payload = generator.bytes(1800)
+            // Writes above the tail-copy size land in chunks of their own.
+            for part in stride(from: 0, to: 1800, by: 600) { try a.write(Array(payload[part..<part + 600])) }
+            XCTAssertGreaterThanOrEqual(b.core.receiveBuffer.chain.sliceCount, 3)
+            XCTAssertEqual(try b.read(maxBytes: 1500, flags: .peek), Array(payload[0..<1500]))
+            XCTAssertEqual(try b.read(maxBytes: 1800, flags: .waitAll), payload)
+        }
+    }
+
     func testReceiveLowWaterHoldsReadersBack() throws {
         try bounded {
             let (a, b) = try stack.socketPair(.stream)

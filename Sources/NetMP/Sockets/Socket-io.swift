@@ -41,9 +41,7 @@ extension Socket {
             if available > 0 && (available >= needed || ending || (copied > 0 && !waitAll)) {
                 let target = UnsafeMutableRawBufferPointer(rebasing: destination[copied...])
                 if peek {
-                    let n = buffer.chain.copyOut(into: target)
-                    buffer.lock.unlock()
-                    copied += n
+                    copied += peekAndCopyOutLocked(buffer, into: target)  // unlocks
                     return nil
                 }
                 let n = removeAndCopyOutLocked(buffer, into: target)  // unlocks
@@ -97,6 +95,36 @@ extension Socket {
                 ChunkPool.shared.recycle(slice)
             }
             wakes.publishAll()
+            return total
+        }
+    }
+
+    /// With `buffer.lock` held: takes references to the first bytes (up to 8 slices), drops the
+    /// lock, then copies them out. The bytes of a filled chunk never change while referenced,
+    /// so the copy needs no lock.
+    private func peekAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+        withUnsafeTemporaryAllocation(of: ByteSlice.self, capacity: 8) { taken -> Int in
+            guard let slots = taken.baseAddress, let out = target.baseAddress else {
+                buffer.lock.unlock()
+                return 0
+            }
+            var sliceCount = 0
+            var total = 0
+            let slices = buffer.chain.slices
+            while sliceCount < 8, sliceCount < slices.count, total < target.count {
+                var slice = slices[sliceCount]
+                slice.end = slice.start + Swift.min(slice.count, target.count - total)
+                (slots + sliceCount).initialize(to: slice)
+                sliceCount += 1
+                total += slice.count
+            }
+            buffer.lock.unlock()
+            var offset = 0
+            for index in 0..<sliceCount {
+                let slice = (slots + index).move()
+                (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
+                offset += slice.count
+            }
             return total
         }
     }
