@@ -137,8 +137,9 @@ extension Socket {
         let buffer = receiveBuffer
         buffer.lock.lock()
         if flags.contains(.peek), let first = buffer.records.first {
-            let n = first.data.copyOut(into: destination)
+            // The record's chunks are shared, not copied; the bytes are copied after unlocking.
             buffer.lock.unlock()
+            let n = first.data.copyOut(into: destination)
             return .success(
                 DatagramReceipt(count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
         }
