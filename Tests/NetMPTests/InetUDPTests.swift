@@ -131,8 +131,8 @@ final class InetUDPTests: XCTestCase {
             XCTAssertEqual(try client.peerAddress(), .ipv4(.loopback, port: 7000))
             // As on Linux, sendto names another destination even on a connected socket.
             let other = try socket()
-            try other.bind(to: .ipv4(.loopback, port: 7002))
-            try client.send([1], to: .ipv4(.loopback, port: 7002))
+            try other.bind(to: .ipv4(.loopback, port: 7003))
+            try client.send([1], to: .ipv4(.loopback, port: 7003))
             XCTAssertEqual(try other.receive(maxBytes: 8).bytes, [1])
             try client.write(Array("connected".utf8))
             let got = try server.receive(maxBytes: 64)
@@ -159,8 +159,13 @@ final class InetUDPTests: XCTestCase {
             XCTAssertThrowsError(try loose.receive(maxBytes: 10, flags: .dontWait)) {
                 XCTAssertEqual($0 as? NetError, .wouldBlock)
             }
+            guard case .ipv4(let connectedAddress, let port) = client.localAddress else {
+                return XCTFail("no local address")
+            }
+            XCTAssertEqual(connectedAddress, .loopback, "connect chose the route's source")
             try client.disconnect()
             XCTAssertThrowsError(try client.write([1])) { XCTAssertEqual($0 as? NetError, .destinationRequired) }
+            XCTAssertEqual(client.localAddress, .ipv4(.unspecified, port: port), "disconnect gave the source back")
         }
     }
 

@@ -52,6 +52,9 @@ final class UDPControlBlock: @unchecked Sendable {
     var scratch: [DatagramRecord] = []
     /// Set once detach has sent what was queued: later output messages do nothing.
     var detached = false
+    /// The local address came from connect (the route's source), not from bind: disconnect
+    /// gives it back, as Linux does.
+    var addressFromConnect = false
     // Shared.
     let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>((.ipv4(.unspecified, port: 0), nil))
     /// SO_BROADCAST (set by the user, read by the sender).
@@ -213,6 +216,7 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
             // reservation moves from the wildcard to it in one step.
             inet.moveReservation(block.localPort, from: .unspecified, to: hop.source)
             block.localAddress = hop.source
+            block.addressFromConnect = true
         }
         block.remoteAddress = host
         block.remotePort = port
@@ -226,6 +230,11 @@ final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         guard block.remoteAddress != nil else { throw .notConnected }
         block.remoteAddress = nil
         block.remotePort = 0
+        if block.addressFromConnect {
+            inet.moveReservation(block.localPort, from: block.localAddress, to: .unspecified)
+            block.localAddress = .unspecified
+            block.addressFromConnect = false
+        }
         publish(block)
         socket.state.clear(.connected)
     }
