@@ -69,40 +69,40 @@ extension Socket {
     /// With `buffer.lock` held: removes up to `target.count` bytes, drops the lock, then copies
     /// them out and recycles the chunks. A partly read head is trimmed in place.
     private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
-        withUnsafeTemporaryAllocation(of: ByteSlice.self, capacity: 8) { taken -> Int in
-            guard let slots = taken.baseAddress, let out = target.baseAddress else {
-                buffer.lock.unlock()
-                return 0
-            }
-            var sliceCount = 0
-            var total = 0
-            while sliceCount < 8, total < target.count,
-                let slice = buffer.chain.popFront(maxBytes: target.count - total)
-            {
-                (slots + sliceCount).initialize(to: slice)
-                sliceCount += 1
-                total += slice.count
-            }
+        var wakes = WakeList()
+        let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
+            buffer.chain.popFront(maxBytes: remaining)
+        } whileLocked: {
             buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
-            var wakes = WakeList()
             buffer.collectSatisfiedLocked(into: &wakes)
-            buffer.lock.unlock()
-            var offset = 0
-            for index in 0..<sliceCount {
-                let slice = (slots + index).move()
-                (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
-                offset += slice.count
-                ChunkPool.shared.recycle(slice)
-            }
-            wakes.publishAll()
-            return total
+        }
+        wakes.publishAll()
+        return total
+    }
+
+    /// With `buffer.lock` held: takes references to the first bytes, drops the lock, then
+    /// copies them out. The bytes of a filled chunk never change while referenced, so the copy
+    /// needs no lock.
+    private func peekAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+        let slices = buffer.chain.slices
+        var next = 0
+        return copyOutsideLock(buffer, into: target, recycling: false) { remaining in
+            guard next < slices.count else { return nil }
+            var slice = slices[next]
+            next += 1
+            slice.end = slice.start + Swift.min(slice.count, remaining)
+            return slice
+        } whileLocked: {
         }
     }
 
-    /// With `buffer.lock` held: takes references to the first bytes (up to 8 slices), drops the
-    /// lock, then copies them out. The bytes of a filled chunk never change while referenced,
-    /// so the copy needs no lock.
-    private func peekAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+    /// The shared shape of both: with `buffer.lock` held, gathers up to 8 slices (`take` gets
+    /// the bytes still wanted) on the stack, runs `whileLocked`, unlocks, then copies the
+    /// slices into `target` (returning spent chunks to the pool when `recycling`).
+    private func copyOutsideLock(
+        _ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer, recycling: Bool,
+        take: (Int) -> ByteSlice?, whileLocked: () -> Void
+    ) -> Int {
         withUnsafeTemporaryAllocation(of: ByteSlice.self, capacity: 8) { taken -> Int in
             guard let slots = taken.baseAddress, let out = target.baseAddress else {
                 buffer.lock.unlock()
@@ -110,20 +110,19 @@ extension Socket {
             }
             var sliceCount = 0
             var total = 0
-            let slices = buffer.chain.slices
-            while sliceCount < 8, sliceCount < slices.count, total < target.count {
-                var slice = slices[sliceCount]
-                slice.end = slice.start + Swift.min(slice.count, target.count - total)
+            while sliceCount < 8, total < target.count, let slice = take(target.count - total) {
                 (slots + sliceCount).initialize(to: slice)
                 sliceCount += 1
                 total += slice.count
             }
+            whileLocked()
             buffer.lock.unlock()
             var offset = 0
             for index in 0..<sliceCount {
                 let slice = (slots + index).move()
                 (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
                 offset += slice.count
+                if recycling { ChunkPool.shared.recycle(slice) }
             }
             return total
         }
