@@ -6,8 +6,10 @@
 /// A sender appends straight into its peer's receive buffer, so a round trip needs no
 /// protocol-thread hop; waits are the same predicate messages, resolved under the buffer lock.
 final class LocalDomain: SocketProtocol, @unchecked Sendable {
-    /// Receive buffer of a local stream socket; it also bounds what a writer has in flight.
-    static let defaultStreamBufferSize = 256 << 10
+    /// Receive buffer of a local stream socket; it also bounds what a writer has in flight. A
+    /// megabyte lets a fast writer run ahead a few of its 64 KiB writes, so the two sides meet
+    /// (and wake each other) a quarter-megabyte at a time.
+    static let defaultStreamBufferSize = 1 << 20
     /// Receive buffer of a local datagram socket; also the largest datagram.
     static let defaultDatagramBufferSize = 208 << 10
     /// Writes up to this size copy into the receiver's tail chunk under its lock when it has
