@@ -22,7 +22,15 @@ final class LocalControlBlock: @unchecked Sendable {
     func setBoundName(_ value: String?) { lock.withLock { name = value } }
 
     /// The address this socket's datagrams carry as their source.
-    var sourceAddress: SocketAddress {
-        lock.withLock { name.map(SocketAddress.local) ?? inheritedName.map(SocketAddress.local) ?? .unnamed }
+    var sourceAddress: SocketAddress { lock.withLock { sourceAddressLocked } }
+
+    private var sourceAddressLocked: SocketAddress {
+        name.map(SocketAddress.local) ?? inheritedName.map(SocketAddress.local) ?? .unnamed
+    }
+
+    /// The peer and the source address together, in one trip through the lock (the datagram
+    /// send path needs both).
+    var peerAndSource: (peer: Socket?, source: SocketAddress) {
+        lock.withLock { (peerSocket, sourceAddressLocked) }
     }
 }

@@ -300,17 +300,18 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         throws(NetError) -> SendProgress
     {
         let block = block(socket)
+        let (connectedPeer, source) = block.peerAndSource
         let target: Socket
         if let address {
             let name = try validName(address)
-            if block.peer != nil { throw .alreadyConnected }
+            if connectedPeer != nil { throw .alreadyConnected }
             guard let found = lock.withLock({ names[name] }), found.type == .datagram else {
                 throw .connectionRefused
             }
             target = found
         } else {
-            guard let peer = block.peer else { throw .destinationRequired }
-            target = peer
+            guard let connectedPeer else { throw .destinationRequired }
+            target = connectedPeer
         }
         if socket.state.contains(.cantSendMore) { throw .brokenPipe }
         if target.state.contains(.noFileReference) {
@@ -327,7 +328,7 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         // full receiver does not wake it once per datagram it takes.
         let wait = WaitCondition.room(in: target, bytes: Swift.max(charge, buffer.sendLowWater))
         if buffer.room < charge { return .mustWait(buffer, wait) }
-        let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
+        let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)
         buffer.lock.lock()
         if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()
