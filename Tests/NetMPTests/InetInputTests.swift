@@ -3,30 +3,8 @@ import XCTest
 @testable import NetMP
 
 /// IPv4 input validation (RFC 1122 3.2.1), ICMP error rules and rate limit, gratuitous ARP.
-final class InetInputTests: XCTestCase {
-    let peerMAC = MACAddress(0x02, 0, 0, 0, 0, 2)
-    let local = address("198.18.0.1")
-    let peer = address("198.18.0.2")
-    var clock: ManualClock!
-    var stack: NetworkStack!
-    var interface: TestInterface!
-    var receiver: NetSocket!
-
-    override func setUpWithError() throws {
-        clock = ManualClock(startingAt: 1_000_000_000)
-        stack = NetworkStack(.init(threadCount: 1, clock: clock, mode: .driven, seed: 1))
-        interface = TestInterface()
-        try stack.addAddress(local, prefixLength: 24, to: interface)
-        receiver = try stack.socket(.inet, .datagram)
-        try receiver.bind(to: .ipv4(.unspecified, port: 9000))
-        stack.runUntilIdle()
-    }
-
-    override func tearDown() {
-        receiver?.close()
-        stack?.shutdown()
-        super.tearDown()
-    }
+final class InetInputTests: SingleHostTestCase {
+    override func setUpWithError() throws { try makeStack() }
 
     func udp(_ payload: [UInt8] = [1, 2, 3], port: UInt16 = 9000, from source: IPv4Address? = nil) -> [UInt8] {
         UDPHeader(sourcePort: 4000, destinationPort: port).bytes(

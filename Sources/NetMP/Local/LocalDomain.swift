@@ -236,11 +236,7 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         let highWater = buffer.highWater.load(ordering: .relaxed)
 
         if bytes.count <= LocalDomain.tailCopyLimit {
-            buffer.lock.lock()
-            if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
-                buffer.lock.unlock()
-                throw .brokenPipe
-            }
+            try lockForAppend(buffer, of: peer)
             if highWater - buffer.chain.count >= bytes.count {
                 let n = buffer.chain.appendIntoTailRoom(bytes)
                 if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
@@ -258,23 +254,27 @@ final class LocalDomain: SocketProtocol, @unchecked Sendable {
         (chunk.base + chunk.filled).copyMemory(from: source, byteCount: length)
         let start = chunk.filled
         chunk.filled += length
-        buffer.lock.lock()
-        // Checked again under the lock: a reader that shuts down sets the bit before it
-        // flushes under this lock, so nothing lands in a buffer nobody will read.
-        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
-            buffer.lock.unlock()
-            throw .brokenPipe
-        }
+        try lockForAppend(buffer, of: peer)
         let room = highWater - buffer.chain.count
         guard room > 0 else {
+            // Another writer took the room meanwhile (rare); the copy is dropped.
             buffer.lock.unlock()
-            var unused: ByteChunk? = chunk
-            ChunkPool.shared.recycle(&unused)
             return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count))
         }
         let n = Swift.min(room, length)
         buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
         return .sent(finishAppendLocked(buffer, n))
+    }
+
+    /// Locks the peer's receive buffer for an append, unless the peer stopped reading. Checked
+    /// under the lock: a reader that shuts down sets its bit before it flushes under this lock,
+    /// so nothing lands in a buffer nobody will read.
+    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, of peer: Socket) throws(NetError) {
+        buffer.lock.lock()
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            buffer.lock.unlock()
+            throw .brokenPipe
+        }
     }
 
     /// After bytes were appended under `buffer.lock`: publishes the count, wakes readers after

@@ -114,11 +114,7 @@ final class Socket: @unchecked Sendable {
             thread.runUntilIdle()
             if waiter.cancel(.timedOut) { throw .wouldBlock }
         }
-        switch waiter.waitOnThread(deadline: deadline) {
-        case .satisfied: return
-        case .timedOut: throw .wouldBlock
-        case .cancelled: throw .cancelled
-        }
+        try waiter.waitOnThread(deadline: deadline).check()
     }
 
     /// Suspends the calling task until `condition` holds; task cancellation ends it.
@@ -126,12 +122,7 @@ final class Socket: @unchecked Sendable {
         if context.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         let owner = self.owner
-        let outcome = await waiter.waitAsync { waiter in owner.post(waiter) }
-        switch outcome {
-        case .satisfied: return
-        case .timedOut: throw .wouldBlock
-        case .cancelled: throw .cancelled
-        }
+        try await waiter.waitAsync { waiter in owner.post(waiter) }.check()
     }
 
     // MARK: Control requests
@@ -198,7 +189,7 @@ final class Socket: @unchecked Sendable {
     /// Runs a request that returns nothing: waits for it from a user thread, posts it from a
     /// protocol thread (which must never wait on another).
     func requestWithoutResult(_ body: @escaping @Sendable () -> Void) {
-        if ProtocolThread.current != nil {
+        if let current = ProtocolThread.current, current !== owner {
             owner.send(body)
         } else {
             _ = try? owner.call { () throws(NetError) in body() }

@@ -19,6 +19,16 @@ enum WaitCondition: Sendable {
 /// How a wait ended.
 enum WaitOutcome: Sendable {
     case satisfied, timedOut, cancelled
+
+    /// Returns for a satisfied wait; throws what the caller sees otherwise (a timeout is
+    /// `.wouldBlock`, as SO_RCVTIMEO gives EAGAIN).
+    func check() throws(NetError) {
+        switch self {
+        case .satisfied: return
+        case .timedOut: throw .wouldBlock
+        case .cancelled: throw .cancelled
+        }
+    }
 }
 
 /// A blocked read, write, accept or connect: the predicate message of the design.
