@@ -34,6 +34,12 @@ public struct ByteSlice: @unchecked Sendable {
     public var start: Int
     public var end: Int
 
+    public init(chunk: ByteChunk, start: Int, end: Int) {
+        self.chunk = chunk
+        self.start = start
+        self.end = end
+    }
+
     @inline(__always) public var count: Int { end - start }
 
     @inline(__always) public var bytes: UnsafeRawBufferPointer {

@@ -1,19 +1,11 @@
-/// One link-layer frame: a contiguous region of a pooled chunk (an mbuf with one cluster).
+/// One link-layer frame: a contiguous slice of a pooled chunk (an mbuf with one cluster).
 ///
 /// Frames are immutable once handed to an interface: a duplicated frame shares its chunk, and a
 /// received datagram's payload is given to the socket as a slice of the same chunk (zero-copy).
-public struct Frame: @unchecked Sendable {
-    public var chunk: ByteChunk
-    public var start: Int
-    public var end: Int
+public typealias Frame = ByteSlice
 
-    public init(chunk: ByteChunk, start: Int, end: Int) {
-        self.chunk = chunk
-        self.start = start
-        self.end = end
-    }
-
-    /// A frame holding a copy of `bytes`.
+extension ByteSlice {
+    /// A slice holding a copy of `bytes` in a chunk from `pool`.
     public init(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared) {
         let chunk = pool.take(atLeast: Swift.max(1, bytes.count))
         if let source = bytes.baseAddress, !bytes.isEmpty {
@@ -25,17 +17,10 @@ public struct Frame: @unchecked Sendable {
     }
 
     public init(_ bytes: [UInt8]) {
-        var frame: Frame?
-        bytes.withUnsafeBytes { frame = Frame(copying: $0) }
-        guard let frame else { preconditionFailure("unreachable") }
-        self = frame
-    }
-
-    @inline(__always) public var count: Int { end - start }
-
-    /// The frame's bytes (valid while the frame is alive).
-    @inline(__always) public var bytes: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: chunk.base + start, count: end - start)
+        var slice: ByteSlice?
+        bytes.withUnsafeBytes { slice = ByteSlice(copying: $0) }
+        guard let slice else { preconditionFailure("unreachable") }
+        self = slice
     }
 
     /// A copy of the bytes (tests, capture).
