@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// One target per layer of ../shared/DESIGN.md, each importing only the targets it lists, all of
+// them lower layers (the build checks this with --explicit-target-dependency-import-check error).
+// From the bottom: CNetMP, NetMPWire, NetMPRuntime, NetMPSockets, NetMPLocal, NetMPInterfaces,
+// NetMPInet, NetMP (the public face).
 let package = Package(
     name: "NetMP",
     products: [
@@ -15,7 +19,26 @@ let package = Package(
         .target(name: "CNetMP"),
         // Packet views: parse and emit, no state.
         .target(name: "NetMPWire"),
-        .target(name: "NetMP", dependencies: ["CNetMP", "NetMPWire"]),
+        // Protocol threads, ports, timers, clocks, parking, locks, byte chunks and chains, errors.
+        .target(name: "NetMPRuntime", dependencies: ["CNetMP"]),
+        // The socket, its buffers and waiters, listen queues, the protocol-request interface.
+        .target(name: "NetMPSockets", dependencies: ["NetMPRuntime", "NetMPWire", "CNetMP"]),
+        // In-process stream and datagram sockets.
+        .target(name: "NetMPLocal", dependencies: ["NetMPSockets", "NetMPRuntime"]),
+        // Links: the interface base, loopback, simulated switches, pcap.
+        .target(name: "NetMPInterfaces", dependencies: ["NetMPRuntime", "NetMPWire"]),
+        // Addresses, routes, ARP, IPv4, fragments, ICMP, UDP.
+        .target(
+            name: "NetMPInet",
+            dependencies: ["NetMPInterfaces", "NetMPSockets", "NetMPRuntime", "NetMPWire"]
+        ),
+        // The public face: NetworkStack, NetSocket, the poller, the simulated network.
+        .target(
+            name: "NetMP",
+            dependencies: [
+                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPWire", "CNetMP",
+            ]
+        ),
         .executableTarget(
             name: "netmp",
             dependencies: [
@@ -23,7 +46,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "NetMPTests", dependencies: ["NetMP", "CNetMP"]),
+        .testTarget(
+            name: "NetMPTests",
+            dependencies: [
+                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "CNetMP",
+            ]
+        ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
     ],
     swiftLanguageModes: [.v6]

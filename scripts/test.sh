@@ -18,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-swift build --build-tests -Xswiftc -warnings-as-errors
+swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 swift test --skip-build "$@"
 if [ $# -eq 0 ]; then
     # The socket suites again, with every local socket owned by a protocol thread: requests

@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// Cases a user of a serious stack would trip on: limits at their extremes, shutdown with
 /// calls blocked, data accepted just before a close.

@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// A whole routed network of multi-threaded stacks, run single-threaded from a seed, twice.
 final class InetDeterminismTests: XCTestCase {

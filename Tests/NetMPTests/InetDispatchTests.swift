@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// Inbound dispatch: flows spread over protocol threads by the symmetric Toeplitz hash, both
 /// directions of a flow on one thread, one message per thread per batch, ARP seen by all.

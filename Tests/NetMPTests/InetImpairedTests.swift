@@ -2,6 +2,11 @@ import Foundation
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// UDP through impaired links, checked exactly; the same seed replays the same packets.
 final class InetImpairedTests: XCTestCase {

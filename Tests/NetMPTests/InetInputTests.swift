@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// IPv4 input validation (RFC 1122 3.2.1), ICMP error rules and rate limit, gratuitous ARP.
 final class InetInputTests: SingleHostTestCase {

@@ -2,6 +2,11 @@ import Foundation
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// Two or three stacks on simulated switches, stepped deterministically.
 final class InetPingTests: XCTestCase {

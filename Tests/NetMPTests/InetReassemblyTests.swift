@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// IPv4 reassembly: out-of-order, duplicate and overlapping fragments, limits, timeout.
 final class InetReassemblyTests: SingleHostTestCase {

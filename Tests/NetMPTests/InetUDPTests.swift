@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// UDP sockets over loopback (threaded) and over simulated links (deterministic).
 final class InetUDPTests: XCTestCase {

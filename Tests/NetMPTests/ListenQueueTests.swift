@@ -1,12 +1,17 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// The listen queues by themselves, as TCP will drive them: children handshaking on the
 /// incomplete queue, promoted to the complete queue, the oldest incomplete dropped when full.
 final class ListenQueueTests: StackTestCase {
     private func child() throws -> Socket {
-        try stack.context.localDomain.makeSocket(type: .stream, context: stack.context)
+        try stack.localDomain.makeSocket(type: .stream, registry: stack.sockets)
     }
 
     func testIncompleteChildrenArePromotedInOrderAndTheOldestDroppedWhenFull() throws {

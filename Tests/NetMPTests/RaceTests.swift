@@ -2,6 +2,11 @@ import Synchronization
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// The races the seed names, each run many times: half the rounds wait until the blocked call
 /// is really registered as a waiter (so the wake-up path runs), half let the two sides race.

@@ -2,6 +2,11 @@ import Synchronization
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// A value only a protocol thread's messages touch.
 final class OwnedBox<Value>: @unchecked Sendable {

@@ -1,6 +1,11 @@
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// An interface the test drives by hand: it records what the stack sends and injects frames.
 final class TestInterface: NetworkInterface, @unchecked Sendable {

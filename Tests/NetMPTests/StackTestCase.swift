@@ -2,6 +2,11 @@ import Glibc
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// A test case with a fresh stack per test that checks, at the end, that every socket and
 /// buffer the test made was freed.

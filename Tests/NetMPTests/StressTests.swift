@@ -2,6 +2,11 @@ import Synchronization
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// Many threads and tasks writing, reading, shutting down and closing at once, on stacks whose
 /// local sockets run inline and on stacks whose sockets belong to every protocol thread in

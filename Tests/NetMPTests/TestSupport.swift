@@ -3,6 +3,11 @@ import Synchronization
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
+@testable import NetMPRuntime
+@testable import NetMPSockets
 
 /// FNV-1a, 64 bits: the hash every transfer is checked with.
 struct StreamHash: Equatable, CustomStringConvertible {

@@ -1,0 +1,210 @@
+import CNetMP
+import NetMPInet
+import NetMPInterfaces
+import NetMPLocal
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+
+/// A socket handle: what a file descriptor is to a kernel socket. Dropping the last handle
+/// closes the socket, so no socket outlives its user by accident.
+///
+/// Every call is safe from any thread. Blocking calls wait (a short spin, then sleep) unless
+/// the socket is non-blocking or `.dontWait` is passed; then they throw `.wouldBlock`.
+/// The `async` calls suspend the task instead and never block a thread.
+public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
+    let core: Socket
+
+    init(_ core: Socket) { self.core = core }
+
+    deinit { core.close() }
+
+    public static func == (lhs: NetSocket, rhs: NetSocket) -> Bool { lhs === rhs }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+
+    public var description: String { "NetSocket(\(core.domain), \(core.type), \(localAddress))" }
+
+    public var type: SocketType { core.type }
+
+    public var domain: SocketDomain { core.domain }
+
+    /// The state bits now (for diagnostics; they may change at once).
+    public var state: SocketState { core.state.value }
+
+    // MARK: Setup
+
+    /// bind(2).
+    public func bind(to address: SocketAddress) throws(NetError) { try core.bind(to: address) }
+
+    /// listen(2). The backlog bounds the complete queue (at most 4096).
+    public func listen(backlog: Int = 128) throws(NetError) {
+        guard backlog >= 0 else { throw .invalidArgument }
+        try core.listen(backlog: backlog)
+    }
+
+    /// accept(2): the next connection, waiting for one unless non-blocking.
+    public func accept() throws(NetError) -> NetSocket {
+        while true {
+            try core.checkOpen()
+            switch try core.attemptAccept() {
+            case .success(let child):
+                try core.finishAccept(child)
+                return NetSocket(child)
+            case .failure(let blocked):
+                guard core.mayWait([]) else { throw .wouldBlock }
+                try core.wait(
+                    for: blocked.blocked.condition, on: blocked.blocked.buffer,
+                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+            }
+        }
+    }
+
+    /// connect(2). A non-blocking socket whose connect cannot finish at once throws
+    /// `.inProgress`; it becomes writable when done.
+    public func connect(to address: SocketAddress) throws(NetError) {
+        guard let blocked = try core.startConnect(to: address) else { return }
+        guard core.mayWait([]) else { throw .inProgress }
+        try core.wait(
+            for: blocked.condition, on: blocked.buffer, timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
+        try core.finishConnect()
+    }
+
+    /// shutdown(2).
+    public func shutdown(_ how: ShutdownHow) throws(NetError) { try core.shutdown(how) }
+
+    /// close(2). Later calls on this handle throw `.badDescriptor`; closing twice does nothing.
+    public func close() { core.close() }
+
+    /// getsockname(2).
+    public var localAddress: SocketAddress { core.localAddress }
+
+    /// getpeername(2).
+    public func peerAddress() throws(NetError) -> SocketAddress {
+        try core.checkOpen()
+        return try core.peerAddress()
+    }
+
+    /// O_NONBLOCK.
+    public var isNonBlocking: Bool {
+        get { core.nonBlocking.load(ordering: .relaxed) }
+        set { core.nonBlocking.store(newValue, ordering: .relaxed) }
+    }
+
+    // MARK: Reading
+
+    /// read(2)/recv(2) into raw memory. Returns 0 at end-of-file. On a datagram socket, reads
+    /// one datagram (the rest of a longer one is dropped; use `receive` to learn that).
+    public func read(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
+        try core.checkOpen()
+        if core.type == .datagram { return try receive(into: buffer, flags: flags).count }
+        var copied = 0
+        while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
+            // Bytes already taken are returned, whatever ends the wait.
+            guard core.mayWait(flags) else {
+                if copied > 0 { return copied }
+                throw .wouldBlock
+            }
+            do {
+                try core.wait(
+                    for: blocked.condition, on: blocked.buffer,
+                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+            } catch {
+                if copied > 0 { return copied }
+                throw error
+            }
+        }
+        return copied
+    }
+
+    /// Reads up to `maxBytes`; an empty array means end-of-file.
+    public func read(maxBytes: Int, flags: MessageFlags = []) throws(NetError) -> [UInt8] {
+        guard maxBytes >= 0 else { throw .invalidArgument }
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
+        let n = try result.withUnsafeMutableBytes { raw in
+            Result { () throws(NetError) in try read(into: raw, flags: flags) }
+        }.get()
+        result.removeSubrange(n...)
+        return result
+    }
+
+    /// recvfrom(2) on a datagram socket: one datagram, its sender, and `.truncated` if cut.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) throws(NetError)
+        -> DatagramReceipt
+    {
+        try core.checkOpen()
+        guard core.type == .datagram else {
+            let n = try read(into: buffer, flags: flags)
+            return DatagramReceipt(count: n, source: (try? core.peerAddress()) ?? .unnamed, flags: [])
+        }
+        while true {
+            switch try core.attemptDatagramReceive(into: buffer, flags: flags) {
+            case .success(let receipt): return receipt
+            case .failure(let blocked):
+                guard core.mayWait(flags) else { throw .wouldBlock }
+                try core.wait(
+                    for: blocked.blocked.condition, on: blocked.blocked.buffer,
+                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+            }
+        }
+    }
+
+    /// Receives one datagram of at most `maxBytes` with its sender.
+    public func receive(maxBytes: Int, flags: MessageFlags = []) throws(NetError) -> (
+        bytes: [UInt8], source: SocketAddress, flags: MessageFlags
+    ) {
+        guard maxBytes >= 0 else { throw .invalidArgument }
+        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
+        let receipt = try result.withUnsafeMutableBytes { raw in
+            Result { () throws(NetError) in try receive(into: raw, flags: flags) }
+        }.get()
+        result.removeSubrange(receipt.count...)
+        return (result, receipt.source, receipt.flags)
+    }
+
+    // MARK: Writing
+
+    /// write(2)/send(2). A blocking stream write sends everything before it returns (unless
+    /// a timeout or error cuts it short after some bytes: then the count sent so far); a
+    /// non-blocking one sends what fits, or throws `.wouldBlock` if nothing does.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
+        try send(bytes, to: nil, flags: flags)
+    }
+
+    @discardableResult
+    public func write(_ bytes: [UInt8], flags: MessageFlags = []) throws(NetError) -> Int {
+        try bytes.withUnsafeBytes { raw in Result { () throws(NetError) in try send(raw, to: nil, flags: flags) } }
+            .get()
+    }
+
+    /// sendto(2): a datagram to `address` (nil: the connected peer).
+    @discardableResult
+    public func send(_ bytes: UnsafeRawBufferPointer, to address: SocketAddress?, flags: MessageFlags = [])
+        throws(NetError) -> Int
+    {
+        try core.checkOpen()
+        var sent = 0
+        while let blocked = try core.attemptSend(bytes, to: address, sent: &sent) {
+            guard core.mayWait(flags) else {
+                if sent > 0 { return sent }
+                throw .wouldBlock
+            }
+            do {
+                try core.wait(
+                    for: blocked.condition, on: blocked.buffer,
+                    timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
+            } catch .wouldBlock where sent > 0 {
+                return sent
+            }
+            try core.checkOpen()
+        }
+        return sent
+    }
+
+    @discardableResult
+    public func send(_ bytes: [UInt8], to address: SocketAddress?, flags: MessageFlags = []) throws(NetError) -> Int {
+        try bytes.withUnsafeBytes { raw in Result { () throws(NetError) in try send(raw, to: address, flags: flags) } }
+            .get()
+    }
+}

@@ -1,0 +1,132 @@
+import NetMPInet
+import NetMPInterfaces
+import NetMPLocal
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+
+/// A NetMP stack: its protocol threads, its domains and its sockets.
+///
+/// ```swift
+/// let stack = NetworkStack()
+/// let (a, b) = try stack.socketPair(.stream)
+/// try a.write(Array("hello".utf8))
+/// let reply = try b.read(maxBytes: 5)
+/// ```
+public final class NetworkStack: Sendable {
+    public struct Configuration: Sendable {
+        /// Protocol threads; the default is one per CPU.
+        public var threadCount: Int
+        /// The time source for timers; a `ManualClock` in tests.
+        public var clock: any NetClock
+        /// `.driven` runs every protocol thread on the caller's thread, stepped by
+        /// `runUntilIdle()`: the deterministic mode.
+        public var mode: ProtocolThread.Mode
+        /// Pins protocol thread i to CPU i.
+        public var pinThreads: Bool
+        /// Local sockets normally run their requests inline (a synchronous port, as in
+        /// DragonFly). When true each local socket is owned by a protocol thread instead, in
+        /// turn, and every request and wait goes there by message: the path thread-owned
+        /// protocols take, exercised without a network.
+        public var localSocketsOnProtocolThreads: Bool
+        /// Seeds the stack's randomness (ephemeral ports, IP identification): the same seed
+        /// replays a deterministic run.
+        public var seed: UInt64
+        /// The IPv4 layer's tunables (forwarding, ARP, reassembly, ICMP rate).
+        public var inet: InetSettings
+
+        public init(
+            threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
+            mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false,
+            localSocketsOnProtocolThreads: Bool = false,
+            seed: UInt64 = UInt64.random(in: 0...UInt64.max), inet: InetSettings = InetSettings()
+        ) {
+            self.threadCount = threadCount
+            self.clock = clock
+            self.mode = mode
+            self.pinThreads = pinThreads
+            self.localSocketsOnProtocolThreads = localSocketsOnProtocolThreads
+            self.seed = seed
+            self.inet = inet
+        }
+    }
+
+    /// The protocol threads, in index order.
+    public let threads: [ProtocolThread]
+    public let clock: any NetClock
+    let sockets = SocketRegistry()
+    let localDomain: LocalDomain
+    let inet: InetStack
+    let udp: UDPProtocol
+
+    public init(_ configuration: Configuration = Configuration()) {
+        let count = Swift.max(1, configuration.threadCount)
+        let threads = (0..<count).map { index in
+            ProtocolThread(
+                index: index, clock: configuration.clock, mode: configuration.mode,
+                pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil)
+        }
+        self.threads = threads
+        clock = configuration.clock
+        localDomain = LocalDomain(threads: configuration.localSocketsOnProtocolThreads ? threads : [])
+        inet = InetStack(threads: threads, settings: configuration.inet, seed: configuration.seed)
+        udp = UDPProtocol(inet: inet)
+    }
+
+    /// A stack nobody holds any more stops its threads.
+    deinit { shutdown() }
+
+    /// Stops the protocol threads after the messages already queued. Later calls on this
+    /// stack's sockets fail with `.shutdown`. Safe to call more than once.
+    public func shutdown() {
+        guard sockets.markShutDown() else { return }
+        for thread in threads { thread.stop() }
+        // Calls still blocked on a socket end with `.shutdown`.
+        sockets.wakeEverySocket()
+        inet.detachInterfaces()
+    }
+
+    /// Driven mode: runs every protocol thread until none has work now.
+    public func runUntilIdle() {
+        for thread in threads where thread.mode == .driven { thread.runUntilIdle() }
+    }
+
+    /// Waits until every protocol thread has handled the messages queued before this call, so
+    /// that what those messages held (socket references among them) is released.
+    public func quiesce() {
+        guard !sockets.isShutDown.load(ordering: .relaxed) else { return }
+        for thread in threads { thread.flush() }
+    }
+
+    /// Sockets alive in this stack, open or not yet freed (for leak checks).
+    public var liveSocketCount: Int { sockets.liveSockets.load(ordering: .sequentiallyConsistent) }
+
+    /// Socket buffers alive in this stack (two per socket).
+    public var liveBufferCount: Int { sockets.liveBuffers.load(ordering: .sequentiallyConsistent) }
+
+    /// Byte chunks alive in the whole process, pooled ones included.
+    public static var liveChunkCount: Int { ByteChunk.liveCount.load(ordering: .relaxed) }
+
+    // MARK: Sockets
+
+    /// socket(2).
+    public func socket(_ domain: SocketDomain, _ type: SocketType) throws(NetError) -> NetSocket {
+        if sockets.isShutDown.load(ordering: .relaxed) { throw .shutdown }
+        switch domain {
+        case .local: return NetSocket(try localDomain.makeSocket(type: type, registry: sockets))
+        case .inet:
+            guard type == .datagram else { throw .protocolNotSupported }
+            return NetSocket(try udp.makeSocket(registry: sockets))
+        }
+    }
+
+    /// socketpair(2): two local sockets connected to each other.
+    public func socketPair(_ type: SocketType) throws(NetError) -> (NetSocket, NetSocket) {
+        let first = try socket(.local, type)
+        let second = try socket(.local, type)
+        try first.core.request { () throws(NetError) in
+            try first.core.proto.connectPair(first.core, second.core)
+        }
+        return (first, second)
+    }
+}

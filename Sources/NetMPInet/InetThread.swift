@@ -1,0 +1,514 @@
+import NetMPInterfaces
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+
+/// A received IPv4 datagram: its header and where its bytes are in a chunk.
+package struct InboundDatagram: @unchecked Sendable {
+    var header: IPv4Header
+    var chunk: ByteChunk
+    var ipStart: Int
+    var payloadStart: Int
+    var payloadEnd: Int
+    var interfaceIndex: Int
+    /// Arrived as a link-layer broadcast or multicast.
+    var linkBroadcast: Bool
+    /// Addressed to an IP broadcast address.
+    var destinationIsBroadcast: Bool
+
+    @inline(__always) var payload: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
+    }
+
+    @inline(__always) var datagramBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: chunk.base + ipStart, count: payloadEnd - ipStart)
+    }
+}
+
+package struct ARPKey: Hashable {
+    var interfaceIndex: Int
+    var address: IPv4Address
+}
+
+package final class ARPEntry {
+    package var mac: MACAddress?
+    var expires: Int64 = 0
+    var pending: [Frame] = []
+    var requests = 0
+    var timer: Callout?
+}
+
+@inline(__always) package func mutableRegion(_ chunk: ByteChunk, _ offset: Int, _ count: Int)
+    -> UnsafeMutableRawBufferPointer
+{
+    UnsafeMutableRawBufferPointer(start: chunk.base + offset, count: count)
+}
+
+@inline(__always) package func storeMAC(_ mac: MACAddress, at pointer: UnsafeMutableRawPointer) {
+    for index in 0..<6 {
+        pointer.storeBytes(
+            of: UInt8(truncatingIfNeeded: mac.rawValue >> UInt64(40 - 8 * index)), toByteOffset: index, as: UInt8.self)
+    }
+}
+
+/// The IPv4 layer's state on one protocol thread: its copy of the configuration, its ARP cache,
+/// its reassembly queues, its UDP tables and its pending pings. Touched only on that thread.
+package final class InetThread: @unchecked Sendable {
+    /// Link header, IPv4 header, and both together (the headroom of every outbound packet).
+    static let linkHeaderLength = 14
+    static let ipHeaderLength = 20
+    static let headroom = 34
+
+    unowned let stack: InetStack
+    package let thread: ProtocolThread
+    let index: Int
+    var config: InetConfiguration
+    /// The generation of `config` (newer snapshots only replace it).
+    var configGeneration: UInt64 = 0
+    package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
+    private var outQueues: [[Frame]] = []
+    package var arp: [ARPKey: ARPEntry] = [:]
+    var reassembly: [FragmentKey: ReassemblyEntry] = [:]
+    package var reassemblyBytes = 0
+    lazy var reassemblyTimer = Callout(on: thread) { [unowned self] in
+        self.reassemblyTimedOut()
+        self.flush()
+    }
+    var udpConnected: [UDPFlowKey: UDPBinding] = [:]
+    var udpBound: [UInt16: [UDPBinding]] = [:]
+    var udpBySocket: [ObjectIdentifier: UDPBinding] = [:]
+    var pings: [UInt32: PingRequest] = [:]
+    var pendingDeliveries: [PendingDelivery] = []
+    var deliveriesInFlight: [PendingDelivery] = []
+    private var icmpTokens: Double
+    private var icmpRefill: Int64 = 0
+
+    init(stack: InetStack, thread: ProtocolThread, config: InetConfiguration, seed: UInt64) {
+        self.stack = stack
+        self.thread = thread
+        self.index = thread.index
+        self.config = config
+        icmpTokens = Double(config.settings.icmpErrorBurst)
+    }
+
+    @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
+
+    var now: Int64 { thread.clock.nanoseconds }
+
+    @inline(__always) func checksumsSkipped(_ interfaceIndex: Int) -> Bool {
+        interfaceIndex < config.interfaces.count
+            && config.interfaces[interfaceIndex].offloads.contains(.checksumsSkipped)
+    }
+
+    func isLocalDestination(_ address: IPv4Address) -> Bool { config.isLocal(address) || address.isLoopback }
+
+    // MARK: Output queue
+
+    func enqueue(_ frame: Frame, interfaceIndex: Int) {
+        while outQueues.count <= interfaceIndex { outQueues.append([]) }
+        outQueues[interfaceIndex].append(frame)
+    }
+
+    /// Hands each interface its batch (after every batch of messages and after timers).
+    func flush() {
+        flushDeliveries()
+        for index in outQueues.indices where !outQueues[index].isEmpty {
+            let batch = outQueues[index]
+            outQueues[index] = []
+            if index < config.interfaces.count { config.interfaces[index].transmit(batch) }
+        }
+    }
+
+    // MARK: Input
+
+    func input(_ frames: [Frame], interfaceIndex: Int) {
+        for frame in frames { inputFrame(frame, interfaceIndex: interfaceIndex) }
+        flushDeliveries()
+    }
+
+    private func inputFrame(_ frame: Frame, interfaceIndex: Int) {
+        count(.framesIn)
+        guard interfaceIndex < config.interfaces.count else { return }
+        let interface = config.interfaces[interfaceIndex]
+        let bytes = frame.bytes
+        guard case .success(let ethernet) = EthernetHeader.parse(bytes) else {
+            count(.framesRunt)
+            return
+        }
+        let destination = ethernet.header.destination
+        let linkBroadcast = destination.isBroadcast || destination.isMulticast
+        if interface.needsAddressResolution && !linkBroadcast && destination != interface.hardwareAddress {
+            count(.framesNotForUs)
+            return
+        }
+        let payloadStart = frame.start + ethernet.payloadRange.lowerBound
+        let region = UnsafeRawBufferPointer(start: frame.chunk.base + payloadStart, count: ethernet.payloadRange.count)
+        switch ethernet.header.etherType {
+        case .arp: arpInput(region, interfaceIndex: interfaceIndex)
+        case .ipv4:
+            ipInput(
+                region, chunk: frame.chunk, ipStart: payloadStart, interfaceIndex: interfaceIndex,
+                linkBroadcast: linkBroadcast)
+        default: count(.unknownEtherType)
+        }
+    }
+
+    static func isMartianSource(_ source: IPv4Address) -> Bool {
+        source.isUnspecified || source.isBroadcast || source.isMulticast || source.rawValue >> 28 == 0xF
+            || source.rawValue >> 24 == 0
+    }
+
+    private func ipInput(
+        _ region: UnsafeRawBufferPointer, chunk: ByteChunk, ipStart: Int, interfaceIndex: Int, linkBroadcast: Bool
+    ) {
+        count(.ipIn)
+        let packet: IPv4Packet
+        switch IPv4Header.parse(region, verifyChecksum: !checksumsSkipped(interfaceIndex)) {
+        case .success(let parsed): packet = parsed
+        case .failure(.badChecksum):
+            count(.ipBadChecksum)
+            return
+        case .failure:
+            count(.ipMalformed)
+            return
+        }
+        let header = packet.header
+        let source = header.source
+        if InetThread.isMartianSource(source) || (source.isLoopback && interfaceIndex != 0) {
+            count(.ipMartianSource)
+            return
+        }
+        var datagram = InboundDatagram(
+            header: header, chunk: chunk, ipStart: ipStart, payloadStart: ipStart + packet.payloadRange.lowerBound,
+            payloadEnd: ipStart + packet.payloadRange.upperBound, interfaceIndex: interfaceIndex,
+            linkBroadcast: linkBroadcast, destinationIsBroadcast: false)
+        let destination = header.destination
+        if destination.isLoopback && interfaceIndex != 0 {
+            count(.ipMartianDestination)
+            return
+        }
+        if config.isLocal(destination) || destination.isLoopback {
+            // Ours.
+        } else if config.isBroadcast(destination, on: interfaceIndex) {
+            datagram.destinationIsBroadcast = true
+        } else if destination.isMulticast {
+            count(.ipMulticastDropped)
+            return
+        } else if destination.isLoopback || destination.rawValue >> 24 == 0 || destination.rawValue >> 28 == 0xF {
+            // 127/8 from outside, 0/8 and 240/4 are never forwarded (RFC 1812 5.3.7).
+            count(.ipMartianDestination)
+            return
+        } else {
+            forward(datagram)
+            return
+        }
+        if header.isFragment {
+            reassemble(datagram)
+            return
+        }
+        deliver(datagram)
+    }
+
+    /// Hands a whole datagram addressed to this stack to its transport.
+    func deliver(_ datagram: InboundDatagram) {
+        count(.ipDelivered)
+        switch datagram.header.protocol {
+        case .icmp: icmpInput(datagram)
+        case .udp: udpInput(datagram)
+        case .tcp: count(.protocolUnsupported)
+        default:
+            count(.protocolUnsupported)
+            sendICMPError(.destinationUnreachable(code: .protocolUnreachable, nextHopMTU: 0), about: datagram)
+        }
+    }
+
+    // MARK: IPv4 output
+
+    /// One counter for the whole stack, so every thread draws from the full 16-bit space and
+    /// no two datagrams in flight share an identification until 65536 more have been sent.
+    private func nextIdentification() -> UInt16 {
+        UInt16(truncatingIfNeeded: stack.identification.add(1, ordering: .relaxed).newValue)
+    }
+
+    /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
+    /// bytes free before it), fragmenting if it does not fit the interface.
+    @discardableResult
+    func outputIP(
+        chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false
+    ) -> NetError? {
+        guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
+            count(.ipNoRoute)
+            return .networkUnreachable
+        }
+        let interface = config.interfaces[hop.interfaceIndex]
+        let payloadLength = payloadEnd - payloadStart
+        let total = InetThread.ipHeaderLength + payloadLength
+        guard total <= Int(UInt16.max) else { return .messageTooLong }
+        var header = IPv4Header(
+            totalLength: UInt16(total), identification: nextIdentification(), dontFragment: dontFragment,
+            timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
+            destination: destination)
+        count(.ipOut)
+        if total <= interface.mtu {
+            guard
+                (try? header.emit(
+                    into: mutableRegion(chunk, payloadStart - InetThread.ipHeaderLength, InetThread.ipHeaderLength)))
+                    != nil
+            else { return .invalidArgument }
+            sendFrame(
+                Frame(chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd), etherType: 0x0800,
+                hop: hop)
+            return nil
+        }
+        if dontFragment {
+            count(.ipCannotFragment)
+            return .messageTooLong
+        }
+        header.dontFragment = false
+        let payload = UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadLength)
+        return fragment(header, payload: payload, baseOffset: 0, moreAfter: false, hop: hop, mtu: interface.mtu)
+    }
+
+    /// Sends `payload` as fragments of `template`, starting at byte `baseOffset` of the original.
+    func fragment(
+        _ template: IPv4Header, payload: UnsafeRawBufferPointer, baseOffset: Int, moreAfter: Bool, hop: NextHop,
+        mtu: Int
+    ) -> NetError? {
+        let maxPiece = (mtu - InetThread.ipHeaderLength) & ~7
+        guard maxPiece >= 8, let source = payload.baseAddress else {
+            count(.ipCannotFragment)
+            return .messageTooLong
+        }
+        var offset = 0
+        while offset < payload.count {
+            let piece = Swift.min(maxPiece, payload.count - offset)
+            let more = offset + piece < payload.count || moreAfter
+            let chunk = ChunkPool.shared.take(atLeast: piece, headroom: InetThread.headroom)
+            (chunk.base + InetThread.headroom).copyMemory(from: source + offset, byteCount: piece)
+            chunk.filled = InetThread.headroom + piece
+            var header = template
+            header.totalLength = UInt16(truncatingIfNeeded: InetThread.ipHeaderLength + piece)
+            header.moreFragments = more
+            header.fragmentOffset = UInt16(truncatingIfNeeded: (baseOffset + offset) / 8)
+            guard
+                (try? header.emit(
+                    into: mutableRegion(chunk, InetThread.linkHeaderLength, InetThread.ipHeaderLength))) != nil
+            else {
+                count(.ipCannotFragment)
+                return .messageTooLong
+            }
+            count(.ipFragmentsOut)
+            sendFrame(Frame(chunk: chunk, start: 0, end: InetThread.headroom + piece), etherType: 0x0800, hop: hop)
+            offset += piece
+        }
+        return nil
+    }
+
+    /// Writes the link header and queues the frame, resolving the next hop's hardware address.
+    func sendFrame(_ frame: Frame, etherType: UInt16, hop: NextHop) {
+        guard hop.interfaceIndex < config.interfaces.count, frame.count >= InetThread.linkHeaderLength else { return }
+        let interface = config.interfaces[hop.interfaceIndex]
+        let header = frame.chunk.base + frame.start
+        storeMAC(.zero, at: header)
+        storeMAC(interface.hardwareAddress, at: header + 6)
+        header.storeBytes(of: UInt8(etherType >> 8), toByteOffset: 12, as: UInt8.self)
+        header.storeBytes(of: UInt8(etherType & 0xFF), toByteOffset: 13, as: UInt8.self)
+        if !interface.needsAddressResolution {
+            enqueue(frame, interfaceIndex: hop.interfaceIndex)
+        } else if hop.isBroadcast || hop.nextHop.isBroadcast {
+            storeMAC(.broadcast, at: header)
+            enqueue(frame, interfaceIndex: hop.interfaceIndex)
+        } else if hop.nextHop.isMulticast {
+            storeMAC(MACAddress(rawValue: 0x0100_5E00_0000 | UInt64(hop.nextHop.rawValue & 0x7F_FFFF)), at: header)
+            enqueue(frame, interfaceIndex: hop.interfaceIndex)
+        } else {
+            arpOutput(frame, key: ARPKey(interfaceIndex: hop.interfaceIndex, address: hop.nextHop))
+        }
+    }
+
+    // MARK: Forwarding
+
+    private func forward(_ datagram: InboundDatagram) {
+        let header = datagram.header
+        guard config.settings.forwarding, !datagram.linkBroadcast else {
+            count(.ipNotForUs)
+            return
+        }
+        if header.timeToLive <= 1 {
+            count(.ipTTLExceeded)
+            sendICMPError(.timeExceeded(code: .timeToLiveExceeded), about: datagram)
+            return
+        }
+        guard let hop = config.route(to: header.destination), hop.interfaceIndex != 0 else {
+            count(.ipNoRoute)
+            sendICMPError(.destinationUnreachable(code: .networkUnreachable, nextHopMTU: 0), about: datagram)
+            return
+        }
+        let interface = config.interfaces[hop.interfaceIndex]
+        let length = datagram.payloadEnd - datagram.ipStart
+        if length > interface.mtu {
+            if header.dontFragment {
+                sendICMPError(
+                    .destinationUnreachable(
+                        code: .fragmentationNeeded, nextHopMTU: UInt16(truncatingIfNeeded: interface.mtu)),
+                    about: datagram)
+                count(.ipCannotFragment)
+                return
+            }
+            var template = header
+            template.timeToLive = header.timeToLive - 1
+            count(.ipForwarded)
+            _ = fragment(
+                template, payload: datagram.payload, baseOffset: header.fragmentByteOffset,
+                moreAfter: header.moreFragments, hop: hop, mtu: interface.mtu)
+            return
+        }
+        let chunk = ChunkPool.shared.take(atLeast: length, headroom: InetThread.linkHeaderLength)
+        if let source = datagram.datagramBytes.baseAddress {
+            (chunk.base + InetThread.linkHeaderLength).copyMemory(from: source, byteCount: length)
+        }
+        chunk.filled = InetThread.linkHeaderLength + length
+        // TTL is byte 8; the checksum (bytes 10-11) is updated incrementally (RFC 1624).
+        let ip = chunk.base + InetThread.linkHeaderLength
+        let oldWord = UInt16(header.timeToLive) << 8 | UInt16(header.protocol.rawValue)
+        let newWord = UInt16(header.timeToLive - 1) << 8 | UInt16(header.protocol.rawValue)
+        ip.storeBytes(of: header.timeToLive - 1, toByteOffset: 8, as: UInt8.self)
+        let oldChecksum =
+            UInt16(ip.load(fromByteOffset: 10, as: UInt8.self)) << 8
+            | UInt16(ip.load(fromByteOffset: 11, as: UInt8.self))
+        let newChecksum = InternetChecksum.update(checksum: oldChecksum, old16: oldWord, new16: newWord)
+        ip.storeBytes(of: UInt8(newChecksum >> 8), toByteOffset: 10, as: UInt8.self)
+        ip.storeBytes(of: UInt8(newChecksum & 0xFF), toByteOffset: 11, as: UInt8.self)
+        count(.ipForwarded)
+        sendFrame(
+            Frame(chunk: chunk, start: 0, end: InetThread.linkHeaderLength + length), etherType: 0x0800, hop: hop)
+    }
+
+    // MARK: ICMP
+
+    private func icmpInput(_ datagram: InboundDatagram) {
+        let payload = datagram.payload
+        guard
+            case .success(let icmp) = ICMPHeader.parse(
+                payload, verifyChecksum: !checksumsSkipped(datagram.interfaceIndex))
+        else {
+            count(.icmpMalformed)
+            return
+        }
+        count(.icmpIn)
+        switch icmp.header.message {
+        case .echoRequest(let identifier, let sequence):
+            if datagram.destinationIsBroadcast { return }
+            let data = UnsafeRawBufferPointer(rebasing: payload[icmp.payloadRange])
+            sendEcho(
+                .echoReply(identifier: identifier, sequenceNumber: sequence), data: data,
+                to: datagram.header.source, from: datagram.header.destination)
+            count(.icmpEchoRepliesSent)
+        case .echoReply(let identifier, let sequence):
+            pingReplied(identifier: identifier, sequence: sequence, from: datagram.header.source)
+        case .destinationUnreachable, .timeExceeded:
+            count(.icmpErrorsIn)
+            icmpErrorInput(icmp, payload: payload, from: datagram.header.source)
+        case .other:
+            break
+        }
+    }
+
+    /// Sends an echo request or reply carrying `data`.
+    @discardableResult
+    func sendEcho(
+        _ message: ICMPMessage, data: UnsafeRawBufferPointer, to destination: IPv4Address, from source: IPv4Address?,
+        ttl: UInt8? = nil
+    ) -> NetError? {
+        guard let hop = config.route(to: destination, from: source) else {
+            count(.ipNoRoute)
+            return .networkUnreachable
+        }
+        let length = ICMPHeader.length + data.count
+        let chunk = ChunkPool.shared.take(atLeast: length, headroom: InetThread.headroom)
+        if let base = data.baseAddress, !data.isEmpty {
+            (chunk.base + InetThread.headroom + ICMPHeader.length).copyMemory(from: base, byteCount: data.count)
+        }
+        chunk.filled = InetThread.headroom + length
+        guard
+            (try? ICMPHeader(message: message).emit(
+                into: mutableRegion(chunk, InetThread.headroom, length), payloadLength: data.count)) != nil
+        else { return .invalidArgument }
+        return outputIP(
+            chunk: chunk, payloadStart: InetThread.headroom, payloadEnd: InetThread.headroom + length,
+            protocol: .icmp, hop: hop, destination: destination, ttl: ttl)
+    }
+
+    private func takeICMPToken() -> Bool {
+        let time = now
+        let rate = Double(config.settings.icmpErrorsPerSecond)
+        let burst = Double(config.settings.icmpErrorBurst)
+        let elapsed = Double(Swift.max(0, time - icmpRefill)) / 1e9
+        icmpTokens = Swift.min(burst, icmpTokens + elapsed * rate)
+        icmpRefill = time
+        if icmpTokens >= 1 {
+            icmpTokens -= 1
+            return true
+        }
+        return false
+    }
+
+    /// Sends an ICMP error about `datagram` to its source (RFC 1122 3.2.2: never about an ICMP
+    /// error, a broadcast, a non-initial fragment or a martian source), rate-limited.
+    func sendICMPError(_ message: ICMPMessage, about datagram: InboundDatagram) {
+        let header = datagram.header
+        if datagram.linkBroadcast || datagram.destinationIsBroadcast || header.destination.isMulticast { return }
+        if header.fragmentOffset != 0 { return }
+        let source = header.source
+        if InetThread.isMartianSource(source) { return }
+        if header.protocol == .icmp {
+            guard datagram.payloadEnd > datagram.payloadStart else { return }
+            let type = datagram.chunk.base.load(fromByteOffset: datagram.payloadStart, as: UInt8.self)
+            if type == 3 || type == 4 || type == 5 || type == 11 || type == 12 { return }
+        }
+        guard takeICMPToken() else {
+            count(.icmpErrorsRateLimited)
+            return
+        }
+        let headerLength = datagram.payloadStart - datagram.ipStart
+        let quoteLength = Swift.min(headerLength + 8, datagram.payloadEnd - datagram.ipStart)
+        let length = ICMPHeader.length + quoteLength
+        let from =
+            isLocalDestination(header.destination)
+            ? header.destination : config.address(on: datagram.interfaceIndex, near: source)
+        guard let from, let hop = config.route(to: source, from: from) else { return }
+        let chunk = ChunkPool.shared.take(atLeast: length, headroom: InetThread.headroom)
+        (chunk.base + InetThread.headroom + ICMPHeader.length).copyMemory(
+            from: datagram.chunk.base + datagram.ipStart, byteCount: quoteLength)
+        chunk.filled = InetThread.headroom + length
+        guard
+            (try? ICMPHeader(message: message).emit(
+                into: mutableRegion(chunk, InetThread.headroom, length), payloadLength: quoteLength)) != nil
+        else { return }
+        count(.icmpErrorsSent)
+        outputIP(
+            chunk: chunk, payloadStart: InetThread.headroom, payloadEnd: InetThread.headroom + length,
+            protocol: .icmp, hop: hop, destination: source)
+    }
+
+    private func icmpErrorInput(_ icmp: ICMPPacket, payload: UnsafeRawBufferPointer, from sender: IPv4Address) {
+        guard case .success(let quote) = icmp.quotedDatagram(in: payload) else {
+            count(.icmpMalformed)
+            return
+        }
+        switch quote.header.protocol {
+        case .udp:
+            udpError(icmp.header.message, quote: quote)
+        case .icmp:
+            // Our echo request: identifier and sequence are bytes 4..<8 of the quote.
+            let start = quote.transportRange.lowerBound
+            guard let identifier = try? payload.networkUInt16(at: start + 4),
+                let sequence = try? payload.networkUInt16(at: start + 6)
+            else { return }
+            pingFailed(identifier: identifier, sequence: sequence, message: icmp.header.message, from: sender)
+        default:
+            break
+        }
+    }
+}

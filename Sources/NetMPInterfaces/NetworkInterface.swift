@@ -1,0 +1,130 @@
+import NetMPRuntime
+import NetMPWire
+import Synchronization
+
+/// What an interface does in place of the stack (offloads).
+public struct InterfaceOffloads: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// Checksums are neither computed on output (UDP sends 0, "none") nor verified on input, as
+    /// Linux does on loopback. Only for links that cannot corrupt.
+    public static let checksumsSkipped = InterfaceOffloads(rawValue: 1 << 0)
+}
+
+/// Which frames a capture records.
+public enum CaptureDirection: Sendable, Hashable {
+    case transmit, receive, both
+}
+
+/// Counters of one interface.
+public struct InterfaceStatistics: Sendable, Hashable {
+    public var framesSent = 0
+    public var framesReceived = 0
+    public var bytesSent = 0
+    public var bytesReceived = 0
+}
+
+/// A network interface: frames go out in batches through `transmit`, and come in in batches
+/// through the receiver the stack installs.
+///
+/// Subclasses provide `transmit` and hand what arrives to `deliverInbound`; the base keeps the
+/// receiver, the capture and the counters. Subclass it (outside NetMP too) for other links.
+open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
+    public let name: String
+    public let mtu: Int
+    public let hardwareAddress: MACAddress
+    public let offloads: InterfaceOffloads
+    /// False for loopback: frames need no link-layer resolution.
+    public let needsAddressResolution: Bool
+
+    private let lock = NetLock()
+    private var receiver: (@Sendable ([Frame]) -> Void)?  // under lock
+    private var capture: PcapWriter?  // under lock
+    private var captureDirection: CaptureDirection = .both  // under lock
+    private let sentFrames = Atomic<Int>(0)
+    private let receivedFrames = Atomic<Int>(0)
+    private let sentBytes = Atomic<Int>(0)
+    private let receivedBytes = Atomic<Int>(0)
+
+    public init(
+        name: String, mtu: Int, hardwareAddress: MACAddress, offloads: InterfaceOffloads, needsAddressResolution: Bool
+    ) {
+        self.name = name
+        self.mtu = mtu
+        self.hardwareAddress = hardwareAddress
+        self.offloads = offloads
+        self.needsAddressResolution = needsAddressResolution
+    }
+
+    open var description: String { "\(name) (\(hardwareAddress), mtu \(mtu))" }
+
+    /// Sends a batch of complete Ethernet frames. Called from protocol threads; must not block
+    /// on them. Call `noteTransmitted` for what was sent (counters and capture).
+    open func transmit(_ frames: [Frame]) {
+        fatalError("NetworkInterface.transmit must be overridden")
+    }
+
+    /// Installs (or removes) the consumer of inbound batches.
+    public func setReceiver(_ receiver: (@Sendable ([Frame]) -> Void)?) {
+        lock.withLock { self.receiver = receiver }
+    }
+
+    /// Records frames to `writer` (nil stops).
+    public func setCapture(_ writer: PcapWriter?, direction: CaptureDirection = .both) {
+        lock.withLock {
+            capture = writer
+            captureDirection = direction
+        }
+    }
+
+    public var statistics: InterfaceStatistics {
+        InterfaceStatistics(
+            framesSent: sentFrames.load(ordering: .relaxed), framesReceived: receivedFrames.load(ordering: .relaxed),
+            bytesSent: sentBytes.load(ordering: .relaxed), bytesReceived: receivedBytes.load(ordering: .relaxed))
+    }
+
+    /// Subclasses call this for what they send.
+    public func noteTransmitted(_ frames: [Frame]) {
+        var bytes = 0
+        for frame in frames { bytes += frame.count }
+        sentFrames.add(frames.count, ordering: .relaxed)
+        sentBytes.add(bytes, ordering: .relaxed)
+        lock.lock()
+        let writer: PcapWriter? = captureDirection == .receive ? nil : capture
+        lock.unlock()
+        if let writer { for frame in frames { writer.write(frame.bytes) } }
+    }
+
+    /// Subclasses call this to hand inbound frames to the stack (and the capture, if
+    /// `recording`).
+    public func deliverInbound(_ frames: [Frame], recording: Bool = true) {
+        guard !frames.isEmpty else { return }
+        var bytes = 0
+        for frame in frames { bytes += frame.count }
+        receivedFrames.add(frames.count, ordering: .relaxed)
+        receivedBytes.add(bytes, ordering: .relaxed)
+        lock.lock()
+        let writer: PcapWriter? = captureDirection == .transmit || !recording ? nil : capture
+        let receiver = self.receiver
+        lock.unlock()
+        if let writer { for frame in frames { writer.write(frame.bytes) } }
+        receiver?(frames)
+    }
+}
+
+/// The loopback interface: what it sends it receives, in the same batch. Checksums are
+/// skipped (the `checksumsSkipped` offload), frames carry zero MAC addresses, and a capture
+/// records each frame once.
+public final class LoopbackInterface: NetworkInterface, @unchecked Sendable {
+    public init(name: String = "lo", mtu: Int = 16384) {
+        super.init(
+            name: name, mtu: mtu, hardwareAddress: .zero, offloads: .checksumsSkipped, needsAddressResolution: false)
+    }
+
+    public override func transmit(_ frames: [Frame]) {
+        guard !frames.isEmpty else { return }
+        noteTransmitted(frames)
+        deliverInbound(frames, recording: false)
+    }
+}

@@ -1,0 +1,157 @@
+import NetMPRuntime
+import NetMPSockets
+
+/// The data path: a sender appends straight into its peer's receive buffer.
+extension LocalDomain {
+    package func isWritable(_ socket: Socket) -> Bool {
+        let now = socket.state.value
+        if now.containsAny([.cantSendMore, .disconnected, .noFileReference]) || socket.hasError { return true }
+        guard let peer = block(socket).peer else { return socket.type == .datagram }
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { return true }
+        let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
+        let lowWater = setting > 0 ? setting : (socket.type == .stream ? peer.receiveBuffer.sendLowWater : 1)
+        return peer.receiveBuffer.room >= Swift.min(lowWater, peer.receiveBuffer.highWater.load(ordering: .relaxed))
+    }
+
+    package func received(_ socket: Socket, count: Int) {
+        // The peer may be writable again (a datagram sender only when it is linked back, as a
+        // socketpair is; blocked writers of any kind are woken by the buffer itself).
+        guard let peer = block(socket).peer else { return }
+        peer.observers.notify()
+    }
+
+    package func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
+        -> SendProgress
+    {
+        socket.type == .stream
+            ? try sendStream(socket, bytes, to: address) : try sendDatagram(socket, bytes, to: address)
+    }
+
+    private func sendStream(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
+        throws(NetError) -> SendProgress
+    {
+        let now = socket.state.value
+        if address != nil { throw now.contains(.connected) ? .alreadyConnected : .notConnected }
+        if now.contains(.cantSendMore) { throw .brokenPipe }
+        guard let peer = block(socket).peer else {
+            throw socket.state.containsAny([.disconnected, .cantSendMore]) ? .brokenPipe : .notConnected
+        }
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { throw .brokenPipe }
+        if bytes.isEmpty { return .sent(0) }
+        let buffer = peer.receiveBuffer
+        let highWater = buffer.highWater.load(ordering: .relaxed)
+
+        if bytes.count <= LocalDomain.tailCopyLimit {
+            try lockForAppend(buffer, of: peer)
+            if highWater - buffer.chain.count >= bytes.count {
+                let n = buffer.chain.appendIntoTailRoom(bytes)
+                if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
+            }
+            buffer.lock.unlock()
+        }
+
+        let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
+        if estimate <= 0 { return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count)) }
+        // Copy into a fresh chunk before taking the lock; one chunk per call keeps the path free
+        // of allocation (the caller loops for the rest).
+        guard let source = bytes.baseAddress else { return .sent(0) }
+        let chunk = ChunkPool.shared.take(atLeast: Swift.min(estimate, LocalDomain.largestChunk))
+        let length = Swift.min(estimate, chunk.room)
+        (chunk.base + chunk.filled).copyMemory(from: source, byteCount: length)
+        let start = chunk.filled
+        chunk.filled += length
+        try lockForAppend(buffer, of: peer)
+        let room = highWater - buffer.chain.count
+        guard room > 0 else {
+            // Another writer took the room meanwhile (rare); the copy is dropped.
+            buffer.lock.unlock()
+            return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count))
+        }
+        let n = Swift.min(room, length)
+        buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
+        return .sent(finishAppendLocked(buffer, n))
+    }
+
+    /// Locks the peer's receive buffer for an append, unless the peer stopped reading. Checked
+    /// under the lock: a reader that shuts down sets its bit before it flushes under this lock,
+    /// so nothing lands in a buffer nobody will read.
+    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, of peer: Socket) throws(NetError) {
+        buffer.lock.lock()
+        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            buffer.lock.unlock()
+            throw .brokenPipe
+        }
+    }
+
+    /// After bytes were appended under `buffer.lock`: publishes the count, wakes readers after
+    /// dropping the lock, tells observers.
+    @inline(__always) private func finishAppendLocked(_ buffer: SocketBuffer, _ n: Int) -> Int {
+        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+        var wakes = WakeList()
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+        return n
+    }
+
+    private func writeCondition(_ socket: Socket, peer: Socket, remaining: Int) -> WaitCondition {
+        let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
+        let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
+        let limit = Swift.max(1, peer.receiveBuffer.highWater.load(ordering: .relaxed))
+        return .protocolDefined(PeerRoom(peer: peer, bytes: Swift.min(remaining, lowWater, limit)))
+    }
+
+    private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
+        throws(NetError) -> SendProgress
+    {
+        let block = block(socket)
+        let (connectedPeer, source) = block.peerAndSource
+        let target: Socket
+        if let address {
+            let name = try LocalNamespace.validName(address)
+            if connectedPeer != nil { throw .alreadyConnected }
+            guard let found = lock.withLock({ namespace.socket(named: name) }), found.type == .datagram else {
+                throw .connectionRefused
+            }
+            target = found
+        } else {
+            guard let connectedPeer else { throw .destinationRequired }
+            target = connectedPeer
+        }
+        if socket.state.contains(.cantSendMore) { throw .brokenPipe }
+        if target.state.contains(.noFileReference) {
+            // The connected peer is gone: forget it, as Linux does, so the socket can be reused.
+            if address == nil { try? disconnect(socket) }
+            throw .connectionRefused
+        }
+        if target.state.contains(.cantReceiveMore) { throw .brokenPipe }
+        let buffer = target.receiveBuffer
+        let highWater = buffer.highWater.load(ordering: .relaxed)
+        let charge = DatagramRecord.charge(forPayload: bytes.count)
+        if charge > highWater { throw .messageTooLong }
+        // A blocked sender waits for a quarter of the buffer (or its datagram, if larger), so a
+        // full receiver does not wake it once per datagram it takes.
+        let wait = WaitCondition.protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))
+        if buffer.room < charge { return .mustWait(buffer, wait) }
+        let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)
+        buffer.lock.lock()
+        if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            buffer.lock.unlock()
+            throw target.state.contains(.noFileReference) ? .connectionRefused : .brokenPipe
+        }
+        guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
+            buffer.lock.unlock()
+            return .mustWait(buffer, wait)
+        }
+        buffer.records.append(record)
+        buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
+        buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
+        var wakes = WakeList()
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+        return .sent(bytes.count)
+    }
+}

@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Reference-counted byte storage: the unit of every buffer chain (an mbuf cluster).
+///
+/// A chunk is filled once, front to back (`filled`), and then only read; slices that share it
+/// never see each other's bytes change. Chunks come from `ChunkPool` and go back to it when the
+/// last slice that uses them is consumed, so hot paths do not call malloc per chunk.
+public final class ByteChunk: @unchecked Sendable {
+    public let base: UnsafeMutableRawPointer
+    public let capacity: Int
+    /// Bytes written so far, from the start. Only the chunk's single writer moves it.
+    public package(set) var filled: Int = 0
+
+    package static let liveCount = Atomic<Int>(0)
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(byteCount: capacity, alignment: 64)
+        ByteChunk.liveCount.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        base.deallocate()
+        ByteChunk.liveCount.subtract(1, ordering: .relaxed)
+    }
+
+    /// Room left after `filled`.
+    @inline(__always) public var room: Int { capacity - filled }
+}
+
+/// A view of part of a chunk. Copying a slice shares the bytes (zero-copy).
+public struct ByteSlice: @unchecked Sendable {
+    public var chunk: ByteChunk
+    public var start: Int
+    public var end: Int
+
+    public init(chunk: ByteChunk, start: Int, end: Int) {
+        self.chunk = chunk
+        self.start = start
+        self.end = end
+    }
+
+    @inline(__always) public var count: Int { end - start }
+
+    @inline(__always) public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: chunk.base + start, count: end - start)
+    }
+
+    /// True when this slice's bytes run up to the chunk's fill point, so more can be appended
+    /// to the chunk and to this slice together.
+    @inline(__always) var endsAtFill: Bool { end == chunk.filled }
+}

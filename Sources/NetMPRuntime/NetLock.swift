@@ -1,0 +1,39 @@
+import CNetMP
+
+/// A short lock for socket buffers, queues and control blocks.
+///
+/// It is a pthread mutex (adaptive: it spins briefly before sleeping) rather than the standard
+/// library's `Mutex`, because ThreadSanitizer understands pthread mutexes and reports false races
+/// on data guarded by `Mutex` under contention.
+package final class NetLock: @unchecked Sendable {
+    @usableFromInline let mutex: OpaquePointer
+
+    package init() { mutex = netmp_mutex_create() }
+
+    deinit { netmp_mutex_destroy(mutex) }
+
+    @inlinable @inline(__always) package func lock() { netmp_mutex_lock(mutex) }
+
+    @inlinable @inline(__always) package func unlock() { netmp_mutex_unlock(mutex) }
+
+    @inlinable @inline(__always) package func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        netmp_mutex_lock(mutex)
+        defer { netmp_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// A value guarded by its own `NetLock`.
+package final class LockedValue<Value>: @unchecked Sendable {
+    @usableFromInline let lock = NetLock()
+    @usableFromInline var value: Value
+
+    package init(_ value: Value) { self.value = value }
+
+    @inlinable @inline(__always) package func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T
+    {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -1,0 +1,313 @@
+import CNetMP
+import Synchronization
+
+/// A message a protocol thread handles that is embedded in a long-lived object (a socket's
+/// coalesced *rcvd* or *output* message), so that posting it allocates nothing.
+public protocol EmbeddedMessage: AnyObject, Sendable {
+    /// Runs on the protocol thread.
+    func handle()
+}
+
+package enum PortMessage {
+    case closure(@Sendable () -> Void)
+    case embedded(any EmbeddedMessage)
+
+    @inline(__always) func run() {
+        switch self {
+        case .closure(let body): body()
+        case .embedded(let message): message.handle()
+        }
+    }
+}
+
+/// A protocol thread: one OS thread with one FIFO multi-producer message port and its timers
+/// (DragonFly's netisr thread with its LWKT port). It owns the protocol control blocks that
+/// hash to it and is the only thread that touches them.
+///
+/// It drains its whole port on each wake-up in batches of at most `batchLimit` messages,
+/// spins briefly when idle, then parks; a sender wakes it only if it is parked, so it is woken
+/// at most once per batch.
+public final class ProtocolThread: MessagePort, @unchecked Sendable {
+    public enum Mode: Sendable {
+        /// Runs on its own OS thread.
+        case dedicated
+        /// Runs only when the caller steps it (`runUntilIdle`), on the caller's thread: the
+        /// deterministic mode.
+        case driven
+    }
+
+    private static let nothing: @Sendable () -> Void = {}
+
+    /// Waits until every message queued before this call has been handled (a no-op message
+    /// sent and waited for). From a protocol thread it only posts.
+    public func flush() {
+        if ProtocolThread.current != nil && !isCurrent {
+            send {}
+            return
+        }
+        _ = try? call { () throws(NetError) in }
+    }
+
+    /// Messages handled between two end-of-batch points (where deferred output is flushed).
+    public static let batchLimit = 32
+
+    public let index: Int
+    public let clock: any NetClock
+    public let mode: Mode
+
+    public var isDriven: Bool { mode == .driven }
+
+    private let portLock = NetLock()
+    private var incoming = ContiguousArray<PortMessage>()  // under portLock
+    private var isParked = false  // under portLock
+    private var isStopped = false  // under portLock
+    private let hasWork = Atomic<Bool>(false)
+    private let parker: UnsafeMutablePointer<netmp_parker>
+    private var osThread: OSThread?
+
+    // Owner-thread state.
+    private var batch = ContiguousArray<PortMessage>()
+    package var timers = TimerHeap()
+    private var timerSequence: UInt64 = 0
+    private var endOfBatchHooks: [() -> Void] = []
+    private var drivenDepth = 0
+
+    /// How long a thread waiting for this thread's reply spins first (adapted per wait).
+    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    /// How long this thread spins on its empty port before parking (adapted per idle period).
+    private var idleSpinBudget = SpinPolicy.protocolThreadSpins
+
+    /// Messages handled so far, and times the thread woke from a park (for statistics).
+    public let messagesHandled = Atomic<Int>(0)
+    public let parkWakeups = Atomic<Int>(0)
+
+    /// Creates a protocol thread; a dedicated one starts its OS thread now.
+    public init(index: Int, clock: any NetClock, mode: Mode = .dedicated, pinToCPU cpu: Int? = nil) {
+        self.index = index
+        self.clock = clock
+        self.mode = mode
+        parker = .allocate(capacity: 1)
+        netmp_parker_init(parker)
+        incoming.reserveCapacity(256)
+        batch.reserveCapacity(256)
+        if clock.isManual {
+            clock.addAdvanceObserver { [weak self] in self?.send {} }
+        }
+        if mode == .dedicated {
+            osThread = OSThread.start(name: "netmp-proto-\(index)") { [self] in
+                if let cpu { _ = netmp_pin_current_thread(Int32(cpu)) }
+                self.runLoop()
+            }
+        }
+    }
+
+    deinit { parker.deallocate() }
+
+    private var contextPointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    /// True when the calling code runs on this protocol thread.
+    public var isCurrent: Bool { netmp_current_context() == contextPointer }
+
+    /// The protocol thread the caller runs on, if any.
+    package static var current: ProtocolThread? {
+        guard let context = netmp_current_context() else { return nil }
+        return Unmanaged<ProtocolThread>.fromOpaque(context).takeUnretainedValue()
+    }
+
+    func assertOnThread() {
+        precondition(isCurrent, "protocol state touched off its owner thread")
+    }
+
+    func nextTimerSequence() -> UInt64 {
+        timerSequence &+= 1
+        return timerSequence
+    }
+
+    /// Registers work to run after each batch of messages (on this thread).
+    public func addEndOfBatchHook(_ hook: @escaping () -> Void) {
+        assertOnThread()
+        endOfBatchHooks.append(hook)
+    }
+
+    // MARK: Sending
+
+    @discardableResult
+    private func enqueue(_ message: PortMessage) -> Bool {
+        portLock.lock()
+        if isStopped {
+            portLock.unlock()
+            return false
+        }
+        incoming.append(message)
+        let mustWake = isParked
+        isParked = false
+        hasWork.store(true, ordering: .relaxed)
+        portLock.unlock()
+        if mustWake { netmp_parker_unpark(parker) }
+        return true
+    }
+
+    @discardableResult
+    public func send(_ message: @escaping @Sendable () -> Void) -> Bool {
+        enqueue(.closure(message))
+    }
+
+    /// Posts an embedded message (no allocation).
+    @discardableResult
+    public func post(_ message: any EmbeddedMessage) -> Bool {
+        enqueue(.embedded(message))
+    }
+
+    public func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
+        if isCurrent { return try body() }
+        if mode == .driven {
+            var result: Result<T, NetError>?
+            let slot = UnsafeSendableBox { (value: Result<T, NetError>) in result = value }
+            guard enqueue(.closure({ slot.value(Result(catching: body)) })) else { throw .shutdown }
+            runUntilIdle()
+            guard let result else { throw .shutdown }
+            return try result.get()
+        }
+        precondition(
+            ProtocolThread.current == nil,
+            "a protocol thread must not wait synchronously on another protocol thread")
+        let reply = ThreadReply<T>()
+        guard enqueue(.closure({ reply.complete(Result(catching: body)) })) else { throw .shutdown }
+        return try reply.wait(budget: callerSpinBudget).get()
+    }
+
+    public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T
+    {
+        if mode == .driven { return try call(body) }
+        // The reply travels in a locked slot and the continuation resumes with no value, so the
+        // hand-over is ordered by a lock ThreadSanitizer understands (the runtime's resume
+        // fast path is not instrumented).
+        let slot = LockedValue<Result<T, NetError>>(.failure(.shutdown))
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let queued = enqueue(
+                .closure({
+                    let result = Result(catching: body)
+                    slot.withLock { $0 = result }
+                    continuation.resume()
+                }))
+            if !queued { continuation.resume() }
+        }
+        return try slot.withLock { $0 }.get()
+    }
+
+    // MARK: Running
+
+    private func runDueTimers() {
+        let now = clock.nanoseconds
+        while let entry = timers.popDue(now: now) {
+            entry.callout.fireIfCurrent(entry)
+        }
+    }
+
+    /// Handles everything queued now; returns how many messages ran.
+    private func drainPort() -> Int {
+        portLock.lock()
+        swap(&incoming, &batch)
+        hasWork.store(false, ordering: .relaxed)
+        portLock.unlock()
+        let count = batch.count
+        if count == 0 { return 0 }
+        var sinceBatchEnd = 0
+        for index in batch.indices {
+            // Take the message out of the batch so that what it holds (a socket reference, a
+            // continuation) is released as soon as it has run.
+            let message = batch[index]
+            batch[index] = .closure(ProtocolThread.nothing)
+            message.run()
+            sinceBatchEnd += 1
+            if sinceBatchEnd == ProtocolThread.batchLimit {
+                sinceBatchEnd = 0
+                runEndOfBatch()
+            }
+        }
+        batch.removeAll(keepingCapacity: true)
+        runEndOfBatch()
+        messagesHandled.add(count, ordering: .relaxed)
+        return count
+    }
+
+    private func runEndOfBatch() {
+        for hook in endOfBatchHooks { hook() }
+    }
+
+    private func runLoop() {
+        netmp_set_current_context(contextPointer)
+        defer { netmp_set_current_context(nil) }
+        while true {
+            runDueTimers()
+            if drainPort() > 0 { continue }
+            var spins = 0
+            while spins < idleSpinBudget && !hasWork.load(ordering: .relaxed) {
+                netmp_cpu_relax()
+                spins += 1
+                if spins % SpinPolicy.protocolThreadYieldEvery == 0 { OSThread.yieldNow() }
+            }
+            if hasWork.load(ordering: .relaxed) {
+                // Work came while spinning: spin about twice as long as that took, next time.
+                idleSpinBudget = Swift.min(
+                    SpinPolicy.protocolThreadSpins, Swift.max(SpinPolicy.protocolThreadMinimumSpins, spins * 2 + 32))
+                continue
+            }
+            idleSpinBudget = Swift.max(SpinPolicy.protocolThreadMinimumSpins, idleSpinBudget / 2)
+            var timeout: Int64 = -1
+            if !clock.isManual, let deadline = timers.nextDeadline() {
+                timeout = deadline - clock.nanoseconds
+                if timeout <= 0 { continue }
+            }
+            portLock.lock()
+            let stop = isStopped && incoming.isEmpty
+            let park = !stop && incoming.isEmpty
+            if park { isParked = true }
+            portLock.unlock()
+            if stop { return }
+            if park {
+                _ = netmp_parker_park(parker, 0, timeout)
+                parkWakeups.add(1, ordering: .relaxed)
+                portLock.withLock { isParked = false }
+            }
+        }
+    }
+
+    /// Driven mode: runs queued messages and due timers on the caller's thread until nothing is
+    /// left to do now.
+    public func runUntilIdle() {
+        precondition(mode == .driven, "only a driven protocol thread is stepped by its caller")
+        let previous = netmp_current_context()
+        netmp_set_current_context(contextPointer)
+        defer { netmp_set_current_context(previous) }
+        drivenDepth += 1
+        defer { drivenDepth -= 1 }
+        repeat {
+            runDueTimers()
+        } while drainPort() > 0
+    }
+
+    /// Stops after the messages already queued have run; later sends are refused.
+    public func stop() {
+        portLock.lock()
+        let alreadyStopped = isStopped
+        isStopped = true
+        let mustWake = isParked
+        isParked = false
+        portLock.unlock()
+        if mustWake { netmp_parker_unpark(parker) }
+        if !alreadyStopped, let thread = osThread {
+            // A protocol thread never waits for another (nor for itself): from one, the stopped
+            // thread ends on its own.
+            if ProtocolThread.current == nil { thread.join() } else { thread.detach() }
+        }
+        if mode == .driven && !alreadyStopped { runUntilIdle() }
+    }
+}
+
+/// Wraps a non-Sendable closure for the driven mode, where every message runs on the caller's
+/// own thread.
+package final class UnsafeSendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

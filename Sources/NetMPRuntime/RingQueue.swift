@@ -1,0 +1,179 @@
+/// A growable FIFO ring: O(1) push at either end and pop at the front, storage reused.
+///
+/// A ring that never holds more than one element keeps it inline and allocates nothing: most
+/// chains (one slice) and most queues between batches are that small.
+package struct RingQueue<Element> {
+    @usableFromInline var storage: ContiguousArray<Element?>
+    /// The element of a ring without storage (count 0 or 1).
+    @usableFromInline var single: Element?
+    @usableFromInline var head = 0
+    @usableFromInline package internal(set) var count = 0
+
+    /// A ring with room for `capacity` elements; 0 allocates nothing until a second element.
+    @inlinable package init(capacity: Int = 0) {
+        storage = ContiguousArray(repeating: nil, count: Swift.max(0, capacity))
+    }
+
+    @inlinable package var isEmpty: Bool { count == 0 }
+
+    @inlinable package var capacity: Int { Swift.max(1, storage.count) }
+
+    @inlinable @inline(__always) var isInline: Bool { storage.isEmpty }
+
+    @inlinable @inline(__always) func physical(_ index: Int) -> Int {
+        let position = head + index
+        return position >= storage.count ? position - storage.count : position
+    }
+
+    @inlinable package subscript(index: Int) -> Element {
+        get {
+            precondition(index >= 0 && index < count)
+            let element = isInline ? single : storage[physical(index)]
+            guard let element else { preconditionFailure("empty ring slot") }
+            return element
+        }
+        set {
+            precondition(index >= 0 && index < count)
+            if isInline { single = newValue } else { storage[physical(index)] = newValue }
+        }
+    }
+
+    @inlinable package var first: Element? {
+        guard count > 0 else { return nil }
+        return isInline ? single : storage[head]
+    }
+
+    @inlinable package var last: Element? {
+        guard count > 0 else { return nil }
+        return isInline ? single : storage[physical(count - 1)]
+    }
+
+    /// Makes room for `extra` more elements now, so later pushes do not allocate.
+    @inlinable package mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
+    }
+
+    @inlinable mutating func grow(to minimum: Int) {
+        var newCapacity = Swift.max(4, storage.count * 2)
+        while newCapacity < minimum { newCapacity *= 2 }
+        var newStorage = ContiguousArray<Element?>(repeating: nil, count: newCapacity)
+        if isInline {
+            newStorage[0] = single
+            single = nil
+        } else {
+            for index in 0..<count { newStorage[index] = storage[physical(index)] }
+        }
+        storage = newStorage
+        head = 0
+    }
+
+    @inlinable package mutating func append(_ element: Element) {
+        if isInline && count == 0 {
+            single = element
+            count = 1
+            return
+        }
+        if count == capacity || isInline { grow(to: count + 1) }
+        storage[physical(count)] = element
+        count += 1
+    }
+
+    @inlinable package mutating func prepend(_ element: Element) {
+        if isInline && count == 0 {
+            single = element
+            count = 1
+            return
+        }
+        if count == capacity || isInline { grow(to: count + 1) }
+        head = head == 0 ? storage.count - 1 : head - 1
+        storage[head] = element
+        count += 1
+    }
+
+    @discardableResult
+    @inlinable package mutating func popFirst() -> Element? {
+        guard count > 0 else { return nil }
+        count -= 1
+        if isInline {
+            defer { single = nil }
+            return single
+        }
+        let element = storage[head]
+        storage[head] = nil
+        head = head + 1 == storage.count ? 0 : head + 1
+        return element
+    }
+
+    @discardableResult
+    @inlinable package mutating func popLast() -> Element? {
+        guard count > 0 else { return nil }
+        count -= 1
+        if isInline {
+            defer { single = nil }
+            return single
+        }
+        let index = physical(count)
+        let element = storage[index]
+        storage[index] = nil
+        return element
+    }
+
+    /// Applies `body` to the last element in place (for unique-reference checks on class
+    /// payloads: the element is moved out of the ring while `body` runs).
+    @inlinable mutating func withLast<T>(_ body: (inout Element) -> T) -> T? {
+        guard count > 0 else { return nil }
+        if isInline { return withInline(body) }
+        let index = physical(count - 1)
+        guard var element = storage[index] else { return nil }
+        storage[index] = nil
+        let result = body(&element)
+        storage[index] = element
+        return result
+    }
+
+    /// Applies `body` to the first element in place.
+    @inlinable package mutating func withFirst<T>(_ body: (inout Element) -> T) -> T? {
+        guard count > 0 else { return nil }
+        if isInline { return withInline(body) }
+        guard var element = storage[head] else { return nil }
+        storage[head] = nil
+        let result = body(&element)
+        storage[head] = element
+        return result
+    }
+
+    @inlinable mutating func withInline<T>(_ body: (inout Element) -> T) -> T? {
+        guard var element = single else { return nil }
+        single = nil
+        let result = body(&element)
+        single = element
+        return result
+    }
+
+    @inlinable package mutating func removeAll() {
+        while popFirst() != nil {}
+        head = 0
+    }
+
+    /// Removes the elements for which `shouldRemove` is true, keeping order.
+    @inlinable package mutating func removeAll(where shouldRemove: (Element) -> Bool) {
+        if isInline {
+            if let element = single, shouldRemove(element) {
+                single = nil
+                count = 0
+            }
+            return
+        }
+        var kept = 0
+        let total = count
+        for index in 0..<total {
+            guard let element = storage[physical(index)] else { continue }
+            if !shouldRemove(element) {
+                storage[physical(kept)] = element
+                kept += 1
+            }
+        }
+        for index in kept..<total { storage[physical(index)] = nil }
+        count = kept
+    }
+}

@@ -1,0 +1,21 @@
+import NetMPRuntime
+
+/// One datagram held in a buffer, with its sender (or, queued for output, its destination).
+package struct DatagramRecord {
+    package var data: BufferChain
+    package var source: SocketAddress
+
+    package init(data: BufferChain, source: SocketAddress) {
+        self.data = data
+        self.source = source
+    }
+
+    /// What a datagram costs its buffer beyond its payload (record, slices, chunk slack), so
+    /// that a flood of empty or tiny datagrams cannot hold unbounded memory.
+    static let overhead = 256
+
+    /// The bytes a datagram of `length` is charged against its buffer's limit.
+    @inline(__always) package static func charge(forPayload length: Int) -> Int { length + overhead }
+
+    @inline(__always) package var charge: Int { DatagramRecord.charge(forPayload: data.count) }
+}

@@ -1,0 +1,277 @@
+import NetMPRuntime
+
+/// The data path: reads, writes, accept and connect. Each is an *attempt* that does what it can
+/// now and otherwise names the condition to wait for; the blocking and `async` faces only differ
+/// in how they wait.
+extension Socket {
+    /// What an attempt that could not finish waits for.
+    package struct Blocked {
+        package let buffer: SocketBuffer
+        package let condition: WaitCondition
+    }
+
+    /// How many bytes a read of up to `maxBytes` into a new array allocates: a read returns
+    /// at most what the buffer holds (a datagram is never larger), so a huge request costs no
+    /// huge allocation; a wait-all read is limited to 1 GiB.
+    package func readAllocation(_ maxBytes: Int, flags: MessageFlags) -> Int {
+        let held = Swift.max(receiveBuffer.highWater.load(ordering: .relaxed), 64 << 10)
+        let limit = flags.contains(.waitAll) && type == .stream ? Swift.max(held, 1 << 30) : held
+        return Swift.min(Swift.max(0, maxBytes), limit)
+    }
+
+    // MARK: Stream receive
+
+    /// Reads stream bytes into `destination`, adding to `copied`. Returns nil when the read is
+    /// finished (return `copied`), else what to wait for.
+    package func attemptStreamReceive(
+        into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags, copied: inout Int
+    ) throws(NetError) -> Blocked? {
+        let buffer = receiveBuffer
+        let peek = flags.contains(.peek)
+        let waitAll = flags.contains(.waitAll) && !peek
+        while true {
+            let want = destination.count - copied
+            if want == 0 { return nil }
+            let highWater = buffer.highWater.load(ordering: .relaxed)
+            // Never wait for more than the buffer can hold (a low-water mark above it, or a
+            // buffer shrunk meanwhile, would wait forever).
+            let needed = Swift.min(waitAll ? want : Swift.min(buffer.receiveLowWater, want), Swift.max(1, highWater))
+            let now = state.value
+            let ending = now.contains(.cantReceiveMore) || hasError
+            buffer.lock.lock()
+            let available = buffer.chain.count
+            if available > 0 && (available >= needed || ending || (copied > 0 && !waitAll)) {
+                let target = UnsafeMutableRawBufferPointer(rebasing: destination[copied...])
+                if peek {
+                    copied += peekAndCopyOutLocked(buffer, into: target)  // unlocks
+                    return nil
+                }
+                let n = removeAndCopyOutLocked(buffer, into: target)  // unlocks
+                copied += n
+                proto.received(self, count: n)
+                if !waitAll || copied == destination.count { return nil }
+                continue
+            }
+            buffer.lock.unlock()
+            if copied > 0 && !waitAll { return nil }
+            if let error = takeError() {
+                if copied > 0 {
+                    setError(error)
+                    return nil
+                }
+                throw error
+            }
+            if now.contains(.noFileReference) { throw .badDescriptor }
+            if now.contains(.cantReceiveMore) { return nil }
+            if !now.containsAny([.connected, .connecting, .disconnected]) { throw .notConnected }
+            return Blocked(buffer: buffer, condition: .readable(minimum: needed))
+        }
+    }
+
+    /// With `buffer.lock` held: removes up to `target.count` bytes, drops the lock, then copies
+    /// them out and recycles the chunks. A partly read head is trimmed in place.
+    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+        var wakes = WakeList()
+        let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
+            buffer.chain.popFront(maxBytes: remaining)
+        } whileLocked: {
+            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            buffer.collectSatisfiedLocked(into: &wakes)
+        }
+        wakes.publishAll()
+        return total
+    }
+
+    /// With `buffer.lock` held: takes references to the first bytes, drops the lock, then
+    /// copies them out. The bytes of a filled chunk never change while referenced, so the copy
+    /// needs no lock.
+    private func peekAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+        let slices = buffer.chain.slices
+        var next = 0
+        return copyOutsideLock(buffer, into: target, recycling: false) { remaining in
+            guard next < slices.count else { return nil }
+            var slice = slices[next]
+            next += 1
+            slice.end = slice.start + Swift.min(slice.count, remaining)
+            return slice
+        } whileLocked: {
+        }
+    }
+
+    /// The shared shape of both: with `buffer.lock` held, gathers up to 8 slices (`take` gets
+    /// the bytes still wanted) on the stack, runs `whileLocked`, unlocks, then copies the
+    /// slices into `target` (returning spent chunks to the pool when `recycling`).
+    private func copyOutsideLock(
+        _ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer, recycling: Bool,
+        take: (Int) -> ByteSlice?, whileLocked: () -> Void
+    ) -> Int {
+        withUnsafeTemporaryAllocation(of: ByteSlice.self, capacity: 8) { taken -> Int in
+            guard let slots = taken.baseAddress, let out = target.baseAddress else {
+                buffer.lock.unlock()
+                return 0
+            }
+            var sliceCount = 0
+            var total = 0
+            while sliceCount < 8, total < target.count, let slice = take(target.count - total) {
+                (slots + sliceCount).initialize(to: slice)
+                sliceCount += 1
+                total += slice.count
+            }
+            whileLocked()
+            buffer.lock.unlock()
+            var offset = 0
+            for index in 0..<sliceCount {
+                let slice = (slots + index).move()
+                (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
+                offset += slice.count
+                if recycling { ChunkPool.shared.recycle(slice) }
+            }
+            return total
+        }
+    }
+
+    // MARK: Datagram receive
+
+    package func attemptDatagramReceive(into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags)
+        throws(NetError) -> Result<DatagramReceipt, BlockedError>
+    {
+        let buffer = receiveBuffer
+        buffer.lock.lock()
+        if flags.contains(.peek), let first = buffer.records.first {
+            // The record's chunks are shared, not copied; the bytes are copied after unlocking.
+            buffer.lock.unlock()
+            let n = first.data.copyOut(into: destination)
+            return .success(
+                DatagramReceipt(count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
+        }
+        if var record = buffer.records.popFirst() {
+            buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
+            buffer.byteCount.subtract(record.charge, ordering: .sequentiallyConsistent)
+            var wakes = WakeList()
+            buffer.collectSatisfiedLocked(into: &wakes)
+            buffer.lock.unlock()
+            let n = record.data.copyOut(into: destination)
+            let length = record.data.count
+            // The record is the chunks' last user now: they go back to the pool.
+            record.data.trimFront(length)
+            wakes.publishAll()
+            proto.received(self, count: length)
+            return .success(DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : []))
+        }
+        buffer.lock.unlock()
+        if let error = takeError() { throw error }
+        let now = state.value
+        if now.contains(.noFileReference) { throw .badDescriptor }
+        if now.contains(.cantReceiveMore) { return .success(DatagramReceipt(count: 0, source: .unnamed, flags: [])) }
+        return .failure(BlockedError(blocked: Blocked(buffer: buffer, condition: .readable(minimum: 1))))
+    }
+
+    /// Carries `Blocked` through a `Result`.
+    package struct BlockedError: Error {
+        package let blocked: Blocked
+    }
+
+    // MARK: Send
+
+    /// Sends from `bytes[sent...]`, adding to `sent`. Returns nil when done, else what to wait
+    /// for. A datagram goes whole or not at all.
+    package func attemptSend(_ bytes: UnsafeRawBufferPointer, to address: SocketAddress?, sent: inout Int)
+        throws(NetError) -> Blocked?
+    {
+        repeat {
+            if let error = takeError() {
+                if sent > 0 {
+                    setError(error)
+                    return nil
+                }
+                throw error
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
+            let progress: SendProgress
+            do {
+                progress = try proto.send(self, rest, to: address)
+            } catch {
+                // What was sent stays sent: report the count; the error comes with the next call.
+                if sent > 0 { return nil }
+                throw error
+            }
+            switch progress {
+            case .sent(let n):
+                sent += n
+                if type == .datagram { return nil }
+            case .mustWait(let buffer, let condition):
+                return Blocked(buffer: buffer, condition: condition)
+            }
+        } while sent < bytes.count
+        return nil
+    }
+
+    // MARK: Accept and connect
+
+    /// Takes a connection from the complete queue (the caller then runs `finishAccept`), or
+    /// names the wait.
+    package func attemptAccept() throws(NetError) -> Result<Socket, BlockedError> {
+        guard let queue = listenQueue else { throw .notSupported }
+        let now = state.value
+        if now.contains(.noFileReference) { throw .badDescriptor }
+        guard now.contains(.listening) else { throw .invalidArgument }
+        if let child = queue.takeComplete() { return .success(child) }
+        if let error = takeError() { throw error }
+        return .failure(BlockedError(blocked: Blocked(buffer: receiveBuffer, condition: .acceptable)))
+    }
+
+    /// The protocol's accept request for a child taken off the queue; a child whose request
+    /// fails is closed, so its peer is not left waiting.
+    package func finishAccept(_ child: Socket) throws(NetError) {
+        do {
+            try child.request { () throws(NetError) in try child.proto.accept(child) }
+        } catch {
+            child.close()
+            throw error
+        }
+    }
+
+    package func finishAcceptAsync(_ child: Socket) async throws(NetError) {
+        do {
+            try await child.owner.callAsync { () throws(NetError) in try child.proto.accept(child) }
+        } catch {
+            child.close()
+            throw error
+        }
+    }
+
+    /// Checks that a connect may start now.
+    func checkConnect() throws(NetError) {
+        try checkOpen()
+        let now = state.value
+        if now.contains(.listening) { throw .invalidArgument }
+        if now.contains(.connecting) { throw .alreadyInProgress }
+        if now.contains(.connected) && type == .stream { throw .alreadyConnected }
+    }
+
+    /// What a connect that was started waits for, if it is still in progress.
+    var connectInProgress: Blocked? {
+        state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+    }
+
+    /// Starts a connect; returns what to wait for if it is still in progress.
+    package func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
+        try checkConnect()
+        try request { [self] () throws(NetError) in try proto.connect(self, to: address) }
+        return connectInProgress
+    }
+
+    /// Starts a connect without blocking the calling task's thread.
+    package func startConnectAsync(to address: SocketAddress) async throws(NetError) -> Blocked? {
+        try checkConnect()
+        try await owner.callAsync { [self] () throws(NetError) in try proto.connect(self, to: address) }
+        return connectInProgress
+    }
+
+    /// After a connect wait: its result.
+    package func finishConnect() throws(NetError) {
+        if let error = takeError() { throw error }
+        if state.contains(.noFileReference) { throw .badDescriptor }
+        if !state.contains(.connected) { throw .connectionRefused }
+    }
+}

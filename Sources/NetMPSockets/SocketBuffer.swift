@@ -1,0 +1,127 @@
+import NetMPRuntime
+import Synchronization
+
+/// A socket's receive or send buffer (DragonFly's `signalsockbuf`): a lock, the bytes, their
+/// count, the water marks, and the calls waiting on it.
+///
+/// User threads and protocol threads both read and append under `lock`; neither allocates or
+/// copies a large block while holding it. `byteCount` mirrors the bytes held so that a
+/// condition can be read without the lock.
+public final class SocketBuffer: @unchecked Sendable {
+    /// The largest size a buffer may be set to.
+    public static let maximumSize = 64 << 20
+
+    package let lock = NetLock()
+    /// Stream bytes (under `lock`).
+    package var chain = BufferChain()
+    /// Datagrams (under `lock`).
+    package var records = RingQueue<DatagramRecord>(capacity: 8)
+    /// Bytes held, stream or datagram (written under `lock`).
+    package let byteCount = Atomic<Int>(0)
+    /// Datagrams held (written under `lock`).
+    package let recordCount = Atomic<Int>(0)
+    /// The size limit (SO_RCVBUF / SO_SNDBUF).
+    package let highWater: Atomic<Int>
+    /// The low water mark; 0 means automatic (1 byte to read, a quarter of the buffer to write).
+    package let lowWaterSetting = Atomic<Int>(0)
+    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
+    package let timeout = Atomic<Int64>(0)
+    /// How long the next waiter here spins before sleeping (adapted after each wait).
+    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+
+    private var waiters: [SocketWaiter] = []  // under lock
+    package let waiterCount = Atomic<Int>(0)
+    /// The owning socket's readiness observers, told after every change.
+    package let observers: ReadinessObservers
+    private let registry: SocketRegistry
+
+    init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int) {
+        self.registry = registry
+        self.observers = observers
+        self.highWater = Atomic(highWater)
+        registry.liveBuffers.add(1, ordering: .relaxed)
+    }
+
+    deinit { registry.liveBuffers.subtract(1, ordering: .relaxed) }
+
+    /// Bytes that still fit.
+    @inline(__always) package var room: Int {
+        highWater.load(ordering: .relaxed) - byteCount.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// The effective low water mark for writers: set, or a quarter of the buffer, which keeps
+    /// big writers from waking once per freed byte.
+    package var sendLowWater: Int {
+        let setting = lowWaterSetting.load(ordering: .relaxed)
+        return setting > 0 ? setting : Swift.max(1, highWater.load(ordering: .relaxed) / 4)
+    }
+
+    package var receiveLowWater: Int { Swift.max(1, lowWaterSetting.load(ordering: .relaxed)) }
+
+    // MARK: Waiters (all under lock)
+
+    func registerLocked(_ waiter: SocketWaiter) {
+        waiters.append(waiter)
+        waiterCount.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    func unregisterLocked(_ waiter: SocketWaiter) {
+        guard let index = waiters.firstIndex(where: { $0 === waiter }) else { return }
+        waiters.remove(at: index)
+        waiterCount.subtract(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Moves every waiter whose condition now holds (and drops cancelled ones) to `wakes`.
+    package func collectSatisfiedLocked(into wakes: inout WakeList) {
+        guard !waiters.isEmpty else { return }
+        var index = 0
+        while index < waiters.count {
+            let waiter = waiters[index]
+            if waiter.isClaimed {
+                waiters.remove(at: index)
+                waiterCount.subtract(1, ordering: .sequentiallyConsistent)
+            } else if waiter.socket.isSatisfied(waiter.condition), waiter.claim() {
+                waiters.remove(at: index)
+                waiterCount.subtract(1, ordering: .sequentiallyConsistent)
+                wakes.add(waiter)
+            } else {
+                index += 1
+            }
+        }
+    }
+
+    /// Re-checks the waiters after a change made outside the lock (a state bit, an error, a
+    /// queue), and tells readiness observers. Cheap when nobody waits.
+    package func wake() {
+        if waiterCount.load(ordering: .sequentiallyConsistent) > 0 {
+            var wakes = WakeList()
+            lock.lock()
+            collectSatisfiedLocked(into: &wakes)
+            lock.unlock()
+            wakes.publishAll()
+        }
+        observers.notify()
+    }
+
+    /// Empties the buffer (shutdown of the read side, close).
+    func flush() {
+        lock.lock()
+        chain.removeAll()
+        records.removeAll()
+        byteCount.store(0, ordering: .sequentiallyConsistent)
+        recordCount.store(0, ordering: .sequentiallyConsistent)
+        lock.unlock()
+    }
+
+    /// Ends every wait on this buffer (the socket is closing); their callers re-check state.
+    func wakeAll() {
+        var wakes = WakeList()
+        lock.lock()
+        for waiter in waiters where waiter.claim() { wakes.add(waiter) }
+        waiters.removeAll()
+        waiterCount.store(0, ordering: .sequentiallyConsistent)
+        lock.unlock()
+        wakes.publishAll()
+        observers.notify()
+    }
+}

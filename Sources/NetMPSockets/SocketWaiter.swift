@@ -1,0 +1,146 @@
+import CNetMP
+import NetMPRuntime
+import Synchronization
+
+/// A blocked read, write, accept or connect: the predicate message of the design.
+///
+/// The owner of the socket evaluates the condition under the buffer's lock (where the races the
+/// seed describes are resolved) and either completes the waiter at once or keeps it on the
+/// buffer until a change makes the condition true. One object serves a blocked thread (a
+/// parker it spins on, then sleeps on) or a suspended task (a continuation).
+///
+/// Exactly one party completes it: the first to set `claimed` (the buffer's wake-up, a timeout
+/// or a cancellation) decides the outcome; whoever then finds both `published` and `armed`
+/// set resumes the continuation.
+package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
+    private static let claimed: UInt8 = 1
+    private static let published: UInt8 = 2
+    private static let armed: UInt8 = 4
+
+    let socket: Socket
+    let buffer: SocketBuffer
+    let condition: WaitCondition
+    private let phase = Atomic<UInt8>(0)
+    private var outcome: WaitOutcome = .satisfied
+    private var parker: UnsafeMutablePointer<netmp_parker>?
+    private var continuation: UnsafeContinuation<Void, Never>?
+
+    init(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) {
+        self.socket = socket
+        self.buffer = buffer
+        self.condition = condition
+    }
+
+    deinit { parker?.deallocate() }
+
+    var isClaimed: Bool { phase.load(ordering: .acquiring) & SocketWaiter.claimed != 0 }
+
+    /// Takes the right to complete this waiter. Only one caller ever gets true.
+    func claim() -> Bool {
+        var current = phase.load(ordering: .relaxed)
+        while current & SocketWaiter.claimed == 0 {
+            let (exchanged, original) = phase.compareExchange(
+                expected: current, desired: current | SocketWaiter.claimed, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Completes a claimed waiter; call after dropping locks.
+    func publish(_ result: WaitOutcome) {
+        outcome = result
+        let before = phase.bitwiseOr(SocketWaiter.published, ordering: .acquiringAndReleasing).oldValue
+        if before & SocketWaiter.armed != 0, let continuation {
+            self.continuation = nil
+            continuation.resume()
+        }
+        if let parker { netmp_parker_unpark(parker) }
+    }
+
+    /// The predicate message arriving at the owner.
+    package func handle() { evaluateAndRegister() }
+
+    /// Runs on the owner (the predicate message): complete at once, or stay registered.
+    func evaluateAndRegister() {
+        var wakes = WakeList()
+        buffer.lock.lock()
+        if isClaimed {
+            buffer.lock.unlock()
+            return
+        }
+        buffer.registerLocked(self)
+        if socket.isSatisfied(condition), claim() {
+            buffer.unregisterLocked(self)
+            wakes.add(self)
+        }
+        buffer.lock.unlock()
+        wakes.publishAll()
+    }
+
+    /// Cancels a waiter that is still pending; true if this call ended it.
+    func cancel(_ result: WaitOutcome) -> Bool {
+        guard claim() else { return false }
+        buffer.lock.withLock { buffer.unregisterLocked(self) }
+        publish(result)
+        return true
+    }
+
+    // MARK: Blocking threads
+
+    /// Prepares a thread wait; call before the predicate message is sent.
+    func prepareThreadWait() {
+        let parker = UnsafeMutablePointer<netmp_parker>.allocate(capacity: 1)
+        netmp_parker_init(parker)
+        self.parker = parker
+    }
+
+    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
+    func waitOnThread(deadline: Int64) -> WaitOutcome {
+        guard let parker else { preconditionFailure("prepareThreadWait not called") }
+        var first = true
+        while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
+            var timeout: Int64 = -1
+            if deadline > 0 {
+                timeout = deadline - netmp_monotonic_ns()
+                if timeout <= 0 {
+                    if cancel(.timedOut) { return .timedOut }
+                    timeout = -1  // completed meanwhile: wait for its publish
+                }
+            }
+            let budget = buffer.spinBudget.load(ordering: .relaxed)
+            let result = netmp_parker_park_reporting(
+                parker, first ? budget : 0, first ? SpinPolicy.waiterYields : 0, timeout)
+            if first && result != NETMP_PARK_TIMED_OUT {
+                buffer.spinBudget.store(SpinPolicy.adaptedSpins(budget, after: result), ordering: .relaxed)
+            }
+            first = false
+        }
+        return outcome
+    }
+
+    // MARK: Suspended tasks
+
+    /// Suspends the task until the waiter completes; `deliver` sends the predicate message.
+    /// Cancelling the task ends the wait with `.cancelled`.
+    func waitAsync(deliver: @Sendable (SocketWaiter) -> Bool) async -> WaitOutcome {
+        // The continuation resumes with no value and the outcome is read through `phase` (an
+        // atomic ThreadSanitizer sees), not through the runtime's uninstrumented resume path.
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                self.continuation = continuation
+                let before = phase.bitwiseOr(SocketWaiter.armed, ordering: .acquiringAndReleasing).oldValue
+                if before & SocketWaiter.published != 0 {
+                    self.continuation = nil
+                    continuation.resume()
+                    return
+                }
+                if !deliver(self) { _ = cancel(.cancelled) }
+            }
+        } onCancel: {
+            _ = cancel(.cancelled)
+        }
+        _ = phase.load(ordering: .acquiring)
+        return outcome
+    }
+}
