@@ -5,7 +5,7 @@ import CNetMP
 /// It is a pthread mutex (adaptive: it spins briefly before sleeping) rather than the standard
 /// library's `Mutex`, because ThreadSanitizer understands pthread mutexes and reports false races
 /// on data guarded by `Mutex` under contention.
-package final class NetLock: @unchecked Sendable {
+public final class NetLock: @unchecked Sendable {
     @usableFromInline let mutex: OpaquePointer
 
     package init() { mutex = netmp_mutex_create() }
@@ -24,7 +24,7 @@ package final class NetLock: @unchecked Sendable {
 }
 
 /// A value guarded by its own `NetLock`.
-package final class LockedValue<Value>: @unchecked Sendable {
+public final class LockedValue<Value>: @unchecked Sendable {
     @usableFromInline let lock = NetLock()
     @usableFromInline var value: Value
 

@@ -2,7 +2,7 @@
 ///
 /// A ring that never holds more than one element keeps it inline and allocates nothing: most
 /// chains (one slice) and most queues between batches are that small.
-package struct RingQueue<Element> {
+public struct RingQueue<Element> {
     @usableFromInline var storage: ContiguousArray<Element?>
     /// The element of a ring without storage (count 0 or 1).
     @usableFromInline var single: Element?

@@ -2,26 +2,28 @@ import NetMPRuntime
 import Synchronization
 
 /// `SocketState` in one atomic word: set and cleared with atomic or/and, read anywhere.
-package final class AtomicSocketState: Sendable {
-    private let bits = Atomic<UInt32>(0)
+public final class AtomicSocketState: Sendable {
+    @usableFromInline let bits = Atomic<UInt32>(0)
 
-    @inline(__always) package var value: SocketState {
+    @inlinable @inline(__always) package var value: SocketState {
         SocketState(rawValue: bits.load(ordering: .sequentiallyConsistent))
     }
 
-    @inline(__always) package func contains(_ member: SocketState) -> Bool { value.contains(member) }
+    @inlinable @inline(__always) package func contains(_ member: SocketState) -> Bool { value.contains(member) }
 
-    @inline(__always) package func containsAny(_ members: SocketState) -> Bool { !value.isDisjoint(with: members) }
+    @inlinable @inline(__always) package func containsAny(_ members: SocketState) -> Bool {
+        !value.isDisjoint(with: members)
+    }
 
     /// Sets bits; returns the state before.
     @discardableResult
-    @inline(__always) package func set(_ members: SocketState) -> SocketState {
+    @inlinable @inline(__always) package func set(_ members: SocketState) -> SocketState {
         SocketState(rawValue: bits.bitwiseOr(members.rawValue, ordering: .sequentiallyConsistent).oldValue)
     }
 
     /// Clears bits; returns the state before.
     @discardableResult
-    @inline(__always) package func clear(_ members: SocketState) -> SocketState {
+    @inlinable @inline(__always) package func clear(_ members: SocketState) -> SocketState {
         SocketState(rawValue: bits.bitwiseAnd(~members.rawValue, ordering: .sequentiallyConsistent).oldValue)
     }
 }

@@ -1,7 +1,7 @@
 import NetMPRuntime
 
 /// One datagram held in a buffer, with its sender (or, queued for output, its destination).
-package struct DatagramRecord {
+public struct DatagramRecord {
     package var data: BufferChain
     package var source: SocketAddress
 
