@@ -46,10 +46,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Counts heap allocations in the test process (tests that a path allocates nothing).
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "NetMPTests",
             dependencies: [
                 "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "CNetMP",
+                "CAllocationCounter",
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),

@@ -21,6 +21,8 @@ fi
 swift build --build-tests -Xswiftc -warnings-as-errors --explicit-target-dependency-import-check error
 swift test --skip-build "$@"
 if [ $# -eq 0 ]; then
+    # Allocation counts hold for the optimised build, so that suite runs again with -O.
+    swift test -c release -Xswiftc -enable-testing --filter AllocationTests
     # The socket suites again, with every local socket owned by a protocol thread: requests
     # and waits then travel by message, the path thread-owned protocols take.
     NETMP_LOCAL_ON_PROTOCOL_THREADS=1 swift test --skip-build \

@@ -81,6 +81,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     public let messagesHandled = Atomic<Int>(0)
     public let parkWakeups = Atomic<Int>(0)
 
+    /// Whether the thread is parked (or about to park) now: lets a test make sure the next
+    /// message must wake it.
+    package var isParked_forTesting: Bool { portLock.withLock { isParked } }
+
     /// Creates a protocol thread; a dedicated one starts its OS thread now.
     public init(index: Int, clock: any NetClock, mode: Mode = .dedicated, pinToCPU cpu: Int? = nil) {
         self.index = index
@@ -171,9 +175,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         precondition(
             ProtocolThread.current == nil,
             "a protocol thread must not wait synchronously on another protocol thread")
-        let reply = ThreadReply<T>()
-        guard enqueue(.closure({ reply.complete(Result(catching: body)) })) else { throw .shutdown }
-        return try reply.wait(budget: callerSpinBudget).get()
+        guard let result = CallSlot.perThread.value.call(on: self, budget: callerSpinBudget, body) else {
+            throw .shutdown
+        }
+        return try result.get()
     }
 
     public func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError) -> T

@@ -102,8 +102,7 @@ package final class Socket: @unchecked Sendable {
     /// runs out (then `.wouldBlock`, as SO_RCVTIMEO does).
     package func wait(for condition: WaitCondition, on buffer: SocketBuffer, timeout: Int64) throws(NetError) {
         if registry.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
-        let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
-        waiter.prepareThreadWait()
+        var waiter = SocketWaiter.forThreadWait(socket: self, buffer: buffer, condition: condition)
         let deadline = timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
         guard owner.post(waiter) else { throw .shutdown }
         if owner.isDriven {
@@ -112,7 +111,9 @@ package final class Socket: @unchecked Sendable {
             owner.runUntilIdle()
             if waiter.cancel(.timedOut) { throw .wouldBlock }
         }
-        try waiter.waitOnThread(deadline: deadline).check()
+        let outcome = waiter.waitOnThread(deadline: deadline)
+        SocketWaiter.returnToThread(&waiter)
+        try outcome.check()
     }
 
     /// Suspends the calling task until `condition` holds; task cancellation ends it.

@@ -17,21 +17,70 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     private static let published: UInt8 = 2
     private static let armed: UInt8 = 4
 
-    let socket: Socket
-    let buffer: SocketBuffer
-    let condition: WaitCondition
+    /// What the waiter is for. Written only while nobody else holds the waiter (made, or
+    /// taken back from its thread's spare slot); read by the owner under the buffer's lock.
+    private var waitingSocket: Socket?
+    private var waitingBuffer: SocketBuffer?
+    private(set) var condition: WaitCondition
     private let phase = Atomic<UInt8>(0)
     private var outcome: WaitOutcome = .satisfied
     private var parker: UnsafeMutablePointer<netmp_parker>?
     private var continuation: UnsafeContinuation<Void, Never>?
 
     init(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) {
-        self.socket = socket
-        self.buffer = buffer
+        waitingSocket = socket
+        waitingBuffer = buffer
         self.condition = condition
     }
 
     deinit { parker?.deallocate() }
+
+    var socket: Socket {
+        guard let waitingSocket else { preconditionFailure("a spare waiter was used") }
+        return waitingSocket
+    }
+
+    var buffer: SocketBuffer {
+        guard let waitingBuffer else { preconditionFailure("a spare waiter was used") }
+        return waitingBuffer
+    }
+
+    // MARK: Reuse by blocking threads
+
+    /// A thread's spare waiter, kept between its blocking waits.
+    private final class Spare {
+        var waiter: SocketWaiter?
+    }
+
+    private static let spare = ThreadLocal { Spare() }
+
+    /// A waiter for a blocking wait on the calling thread, prepared for `waitOnThread`. The
+    /// thread's spare is reused when nobody else still holds it (the waker lets go once its
+    /// `publish` has returned), so a blocking wait allocates nothing.
+    static func forThreadWait(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) -> SocketWaiter {
+        let slot = spare.value
+        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter), waiter.parker != nil {
+            waiter.waitingSocket = socket
+            waiter.waitingBuffer = buffer
+            waiter.condition = condition
+            waiter.outcome = .satisfied
+            waiter.phase.store(0, ordering: .relaxed)
+            return waiter
+        }
+        let waiter = SocketWaiter(socket: socket, buffer: buffer, condition: condition)
+        waiter.prepareThreadWait()
+        return waiter
+    }
+
+    /// Keeps a finished thread waiter as its thread's spare, dropping what it referred to,
+    /// when nobody else holds it (an owner may still have its message queued).
+    static func returnToThread(_ waiter: inout SocketWaiter) {
+        guard isKnownUniquelyReferenced(&waiter) else { return }
+        waiter.waitingSocket = nil
+        waiter.waitingBuffer = nil
+        waiter.condition = .connected
+        spare.value.waiter = waiter
+    }
 
     var isClaimed: Bool { phase.load(ordering: .acquiring) & SocketWaiter.claimed != 0 }
 

@@ -54,11 +54,13 @@ final class RuntimeTests: XCTestCase {
             let handled = OwnedBox(0)
             let senders = 2
             let bursts = scaled(20_000)
-            // Short bursts with pauses in between make the thread park between most bursts, so
-            // each burst's first message must wake it.
+            // Short bursts with pauses in between make the thread park between many bursts, so
+            // each such burst's first message must wake it; before every seventh burst the
+            // sender waits until the thread has parked, so parking is certain.
             onThreads(senders) { sender in
                 var spin = UInt64(sender)
                 for burst in 0..<bursts {
+                    if burst % 7 == 3 { while !thread.isParked_forTesting { sched_yield() } }
                     for _ in 0..<(1 + burst % 50) { thread.send { handled.value += 1 } }
                     for _ in 0..<(burst % 7 == 0 ? 20_000 : 10) { spin = spin &* 6_364_136_223_846_793_005 &+ 1 }
                 }

@@ -1,0 +1,88 @@
+import CAllocationCounter
+import XCTest
+
+@testable import NetMP
+@testable import NetMPRuntime
+@testable import NetMPSockets
+
+/// Paths that must not touch the heap once warm: a synchronous request to a protocol thread,
+/// and a blocking read that waits for a writer.
+final class AllocationTests: XCTestCase {
+    override func setUpWithError() throws {
+        #if DEBUG
+            throw XCTSkip(
+                "allocations are counted in an optimised build (scripts/test.sh runs this suite with -c release): "
+                    + "a debug build allocates where -O does not, e.g. for option-set literals")
+        #endif
+        try XCTSkipUnless(
+            netmp_allocation_counting_available(), "allocations are not counted under a sanitizer (it owns malloc)")
+    }
+
+    func testSynchronousRequestToAProtocolThreadAllocatesOnlyItsClosure() {
+        let thread = ProtocolThread(index: 0, clock: SystemClock(), mode: .dedicated)
+        defer { thread.stop() }
+        let shared = OwnedBox(0)
+        for _ in 0..<100 { _ = try? thread.call { () throws(NetError) in 1 } }
+        // A request that captures nothing: reply slot, parker and message are all reused.
+        var before = netmp_allocations_total()
+        if getenv("NETMP_TRACE_ALLOCATIONS") != nil { netmp_allocations_trace_next(2) }
+        var sum = 0
+        for _ in 0..<1000 { sum &+= (try? thread.call { () throws(NetError) in 1 }) ?? 0 }
+        let madeWithoutCaptures = netmp_allocations_total() - before
+        XCTAssertEqual(sum, 1000)
+        XCTAssertEqual(madeWithoutCaptures, 0, "calls without captures allocated")
+        // A request that captures: one allocation, its closure's context, and nothing else.
+        before = netmp_allocations_total()
+        for index in 0..<1000 { _ = try? thread.call { () throws(NetError) in shared.value += index } }
+        let madeWithCaptures = netmp_allocations_total() - before
+        XCTAssertEqual(shared.value, 499_500)
+        XCTAssertEqual(madeWithCaptures, 1000, "calls allocated beyond their closure")
+    }
+
+    func testBlockingPingPongAllocatesNothing() throws {
+        let stack = NetworkStack(.init(threadCount: 1))
+        defer { stack.shutdown() }
+        let (left, right) = try stack.socketPair(.stream)
+        let rounds = 2000
+        let warmUp = 100
+        let done = DispatchSemaphore(value: 0)
+        let echoAllocations = LockedValue<Int>(-1)
+        // The echo side reads a byte (waiting for it) and writes it back.
+        let echo = Thread {
+            var byte: UInt8 = 0
+            var start = 0
+            var echoed = 0
+            withUnsafeMutableBytes(of: &byte) { buffer in
+                for round in 0..<rounds {
+                    if round == warmUp { start = netmp_allocations_this_thread() }
+                    guard (try? right.read(into: buffer)) == 1,
+                        (try? right.write(UnsafeRawBufferPointer(buffer))) == 1
+                    else { break }
+                    echoed += 1
+                }
+            }
+            let made = netmp_allocations_this_thread() - start
+            echoAllocations.withLock { $0 = echoed == rounds ? made : -1 }
+            done.signal()
+        }
+        echo.start()
+        var byte: UInt8 = 7
+        var start = 0
+        var returned = 0
+        try withUnsafeMutableBytes(of: &byte) { buffer in
+            for round in 0..<rounds {
+                if round == warmUp {
+                    start = netmp_allocations_this_thread()
+                    if getenv("NETMP_TRACE_ALLOCATIONS") != nil { netmp_allocations_trace_next(20) }
+                }
+                XCTAssertEqual(try left.write(UnsafeRawBufferPointer(buffer)), 1)
+                returned += try left.read(into: buffer)
+            }
+        }
+        let made = netmp_allocations_this_thread() - start
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "the echo thread did not finish")
+        XCTAssertEqual(returned, rounds)
+        XCTAssertEqual(made, 0, "the pinging thread's writes and waiting reads allocated \(made) times")
+        XCTAssertEqual(echoAllocations.withLock { $0 }, 0, "the echo thread's waiting reads and writes allocated")
+    }
+}
