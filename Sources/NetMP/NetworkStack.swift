@@ -104,7 +104,8 @@ public final class NetworkStack: Sendable {
     /// Socket buffers alive in this stack (two per socket).
     public var liveBufferCount: Int { sockets.liveBuffers.load(ordering: .sequentiallyConsistent) }
 
-    /// Byte chunks alive in the whole process, pooled ones included.
+    /// Byte chunks alive in the whole process, pooled ones included. Counted in debug builds,
+    /// or when the environment has NETMP_COUNT_LIVE_CHUNKS; 0 otherwise.
     public static var liveChunkCount: Int { ByteChunk.liveCount.load(ordering: .relaxed) }
 
     // MARK: Sockets

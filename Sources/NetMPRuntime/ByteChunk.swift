@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// Reference-counted byte storage: the unit of every buffer chain (an mbuf cluster).
@@ -11,17 +12,27 @@ public final class ByteChunk: @unchecked Sendable {
     /// Bytes written so far, from the start. Only the chunk's single writer moves it.
     public package(set) var filled: Int = 0
 
+    /// Chunks alive now, when `countsLive` (a global atomic each allocation and free would
+    /// otherwise touch from every core).
     package static let liveCount = Atomic<Int>(0)
+    /// On in debug builds, or when the environment has NETMP_COUNT_LIVE_CHUNKS.
+    package static let countsLive: Bool = {
+        #if DEBUG
+            return true
+        #else
+            return getenv("NETMP_COUNT_LIVE_CHUNKS") != nil
+        #endif
+    }()
 
     init(capacity: Int) {
         self.capacity = capacity
         base = .allocate(byteCount: capacity, alignment: 64)
-        ByteChunk.liveCount.add(1, ordering: .relaxed)
+        if ByteChunk.countsLive { ByteChunk.liveCount.add(1, ordering: .relaxed) }
     }
 
     deinit {
         base.deallocate()
-        ByteChunk.liveCount.subtract(1, ordering: .relaxed)
+        if ByteChunk.countsLive { ByteChunk.liveCount.subtract(1, ordering: .relaxed) }
     }
 
     /// Room left after `filled`.

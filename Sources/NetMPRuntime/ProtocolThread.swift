@@ -57,6 +57,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     public var isDriven: Bool { mode == .driven }
 
+    // The port: written by every sender.
     private let portLock = NetLock()
     private var incoming = ContiguousArray<PortMessage>()  // under portLock
     private var isParked = false  // under portLock
@@ -65,6 +66,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private let parker: UnsafeMutablePointer<netmp_parker>
     private var osThread: OSThread?
 
+    private let portPad = CacheLinePad()
+
     // Owner-thread state.
     private var batch = ContiguousArray<PortMessage>()
     package var timers = TimerHeap()
@@ -72,14 +75,18 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private var endOfBatchHooks: [() -> Void] = []
     private var drivenDepth = 0
 
-    /// How long a thread waiting for this thread's reply spins first (adapted per wait).
-    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
     /// How long this thread spins on its empty port before parking (adapted per idle period).
     private var idleSpinBudget = SpinPolicy.protocolThreadSpins
 
     /// Messages handled so far, and times the thread woke from a park (for statistics).
     public let messagesHandled = Atomic<Int>(0)
     public let parkWakeups = Atomic<Int>(0)
+
+    private let ownerPad = CacheLinePad()
+    /// How long a thread waiting for this thread's reply spins first (adapted per wait by the
+    /// callers, so on a line of its own).
+    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    private let callerPad = CacheLinePad()
 
     /// Whether the thread is parked (or about to park) now: lets a test make sure the next
     /// message must wake it.

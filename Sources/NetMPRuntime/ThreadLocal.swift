@@ -15,6 +15,10 @@ package final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
         precondition(created == 0, "pthread_key_create failed")
     }
 
+    /// The key goes; other threads' objects are not released (make these for the process's
+    /// lifetime, as statics do).
+    deinit { pthread_key_delete(key) }
+
     /// The calling thread's object.
     @inline(__always) package var value: Value {
         if let pointer = pthread_getspecific(key) {

@@ -26,14 +26,16 @@ public final class SocketBuffer: @unchecked Sendable {
     package let lowWaterSetting = Atomic<Int>(0)
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
     package let timeout = Atomic<Int64>(0)
-    /// How long the next waiter here spins before sleeping (adapted after each wait).
-    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
-
     private var waiters: [SocketWaiter] = []  // under lock
     package let waiterCount = Atomic<Int>(0)
     /// The owning socket's readiness observers, told after every change.
     package let observers: ReadinessObservers
     private let registry: SocketRegistry
+
+    private let countsPad = CacheLinePad()
+    /// How long the next waiter here spins before sleeping (adapted after each wait, by the
+    /// waiting side: kept off the line of the counts the other side writes).
+    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
 
     init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int) {
         self.registry = registry

@@ -113,6 +113,32 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(pool.take(atLeast: 100_000).capacity, 100_000, "oversized requests get their own chunk")
     }
 
+    func testEachThreadKeepsItsOwnChunksAndSpillsHalfWhenFull() {
+        let pool = ChunkPool()
+        let limit = ChunkPool.threadLimits[0]
+        var taken = (0...limit).map { _ in pool.take(atLeast: 100) }
+        let identities = taken.map(ObjectIdentifier.init)
+        for index in taken.indices.reversed() {
+            var chunk: ByteChunk? = taken.remove(at: index)
+            pool.recycle(&chunk)
+        }
+        // limit + 1 returned: the thread kept `limit`, spilled half of them once it was full.
+        XCTAssertEqual(pool.cachedCount, limit + 1)
+        let otherThreadSees = LockedValue(-1)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            // Another thread's cache is empty; it refills from the shared stack (half spilled).
+            let chunk = pool.take(atLeast: 100)
+            otherThreadSees.withLock { $0 = identities.contains(ObjectIdentifier(chunk)) ? 1 : 0 }
+            done.signal()
+        }.start()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(otherThreadSees.withLock { $0 }, 1, "a spilled chunk is reused by another thread")
+        // This thread takes back what it kept, newest first, without the shared stack.
+        let again = pool.take(atLeast: 100)
+        XCTAssertEqual(ObjectIdentifier(again), identities[0])
+    }
+
     func testRingQueueWrapsAndGrows() {
         var ring = RingQueue<Int>(capacity: 2)
         for value in 0..<5 { ring.append(value) }
