@@ -22,11 +22,53 @@ public final class ChunkPool: @unchecked Sendable {
     }
 
     /// One thread's free chunks, per class; released (chunks freed) when the thread exits.
+    /// Fixed stacks of retained references: no array bookkeeping on the hot path.
     private final class ThreadCache {
-        var lists: [[ByteChunk]] = ChunkPool.threadLimits.map { limit in
-            var list: [ByteChunk] = []
-            list.reserveCapacity(limit)
-            return list
+        private let slots: UnsafeMutablePointer<Unmanaged<ByteChunk>>
+        private var counts = (0, 0, 0)
+        private static let starts = [
+            0, ChunkPool.threadLimits[0], ChunkPool.threadLimits[0] + ChunkPool.threadLimits[1],
+        ]
+
+        init() {
+            slots = .allocate(capacity: ChunkPool.threadLimits.reduce(0, +))
+        }
+
+        deinit {
+            for index in ChunkPool.threadLimits.indices { while pop(index) != nil {} }
+            slots.deallocate()
+        }
+
+        @inline(__always) func count(_ index: Int) -> Int {
+            switch index {
+            case 0: return counts.0
+            case 1: return counts.1
+            default: return counts.2
+            }
+        }
+
+        @inline(__always) private func setCount(_ index: Int, _ value: Int) {
+            switch index {
+            case 0: counts.0 = value
+            case 1: counts.1 = value
+            default: counts.2 = value
+            }
+        }
+
+        @inline(__always) func pop(_ index: Int) -> ByteChunk? {
+            let count = count(index)
+            guard count > 0 else { return nil }
+            setCount(index, count - 1)
+            return slots[ThreadCache.starts[index] + count - 1].takeRetainedValue()
+        }
+
+        /// Pushes if there is room; false when full.
+        @inline(__always) func push(_ chunk: ByteChunk, _ index: Int) -> Bool {
+            let count = count(index)
+            guard count < ChunkPool.threadLimits[index] else { return false }
+            slots[ThreadCache.starts[index] + count] = Unmanaged.passRetained(chunk)
+            setCount(index, count + 1)
+            return true
         }
     }
 
@@ -47,7 +89,7 @@ public final class ChunkPool: @unchecked Sendable {
         let chunk: ByteChunk
         if let index = ChunkPool.classIndex(forAtLeast: needed) {
             let cache = caches.value
-            if let cached = cache.lists[index].popLast() {
+            if let cached = cache.pop(index) {
                 chunk = cached
             } else {
                 chunk = refill(cache, index) ?? ByteChunk(capacity: ChunkPool.sizeClasses[index])
@@ -67,7 +109,7 @@ public final class ChunkPool: @unchecked Sendable {
         guard let taken = list.chunks.popLast() else { return nil }
         for _ in 0..<ChunkPool.threadLimits[index] / 2 {
             guard let chunk = list.chunks.popLast() else { break }
-            cache.lists[index].append(chunk)
+            _ = cache.push(chunk, index)
         }
         return taken
     }
@@ -81,8 +123,10 @@ public final class ChunkPool: @unchecked Sendable {
         else { return }
         owned.filled = 0
         let cache = caches.value
-        if cache.lists[index].count >= ChunkPool.threadLimits[index] { spill(cache, index) }
-        cache.lists[index].append(owned)
+        if !cache.push(owned, index) {
+            spill(cache, index)
+            _ = cache.push(owned, index)
+        }
     }
 
     /// Moves half of a full thread cache to the shared stack (dropping what it cannot keep).
@@ -91,7 +135,7 @@ public final class ChunkPool: @unchecked Sendable {
         let count = ChunkPool.threadLimits[index] / 2
         list.lock.lock()
         for _ in 0..<count {
-            guard let chunk = cache.lists[index].popLast() else { break }
+            guard let chunk = cache.pop(index) else { break }
             if list.chunks.count < list.limit { list.chunks.append(chunk) }
         }
         list.lock.unlock()
@@ -107,14 +151,16 @@ public final class ChunkPool: @unchecked Sendable {
     /// Chunks held for reuse by the shared stacks and the calling thread (for tests and
     /// statistics).
     public var cachedCount: Int {
-        var total = caches.value.lists.reduce(0) { $0 + $1.count }
+        let cache = caches.value
+        var total = ChunkPool.threadLimits.indices.reduce(0) { $0 + cache.count($1) }
         for list in lists { total += list.lock.withLock { list.chunks.count } }
         return total
     }
 
     /// Frees every chunk in the shared stacks and the calling thread's cache.
     public func drain() {
-        for index in lists.indices { caches.value.lists[index].removeAll(keepingCapacity: true) }
+        let cache = caches.value
+        for index in lists.indices { while cache.pop(index) != nil {} }
         for list in lists { list.lock.withLock { list.chunks.removeAll() } }
     }
 }
