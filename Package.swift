@@ -15,6 +15,8 @@ let package = Package(
         .target(name: "CNetMP"),
         // Packet views: parse and emit, no state.
         .target(name: "NetMPWire"),
+        // TCP's pure core: the connection state machine as a value, no I/O.
+        .target(name: "NetMPTCP", dependencies: ["NetMPWire"]),
         .target(name: "NetMP", dependencies: ["CNetMP", "NetMPWire"]),
         .executableTarget(
             name: "netmp",
@@ -25,6 +27,7 @@ let package = Package(
         ),
         .testTarget(name: "NetMPTests", dependencies: ["NetMP", "CNetMP"]),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
+        .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),
     ],
     swiftLanguageModes: [.v6]
 )
