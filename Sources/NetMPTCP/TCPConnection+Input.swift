@@ -111,6 +111,16 @@ extension TCPConnection {
             emitSYN(now: now, &actions)
             return
         }
+        if state == .synReceived, flags.contains(.syn), flags.contains(.ack), !flags.contains(.rst),
+            sequence == initialReceiveSequence
+        {
+            // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours.
+            if processACK(header, sequence: sequence, payloadCount: 0, fin: false, now: now, &actions) {
+                ackNow = true
+                output(now: now, &actions)
+            }
+            return
+        }
 
         // 1. Sequence number check.
         var payload = payload
