@@ -4,6 +4,8 @@ public protocol TCPCongestionControl: Sendable {
     /// Bytes the sender may have in flight.
     var congestionWindow: Int { get }
     var slowStartThreshold: Int { get }
+    /// The handshake settled the MSS: set the initial window from it.
+    mutating func start(maximumSegmentSize: Int)
     /// New data acknowledged outside recovery.
     mutating func acknowledged(bytes: Int, maximumSegmentSize: Int, now: Int64)
     /// Three duplicate ACKs: a loss; the first lost segment is being retransmitted.
@@ -33,6 +35,12 @@ public struct NewReno: TCPCongestionControl, Hashable {
 
     public static func initialWindow(maximumSegmentSize mss: Int) -> Int {
         Swift.min(10 * mss, Swift.max(2 * mss, 14_600))
+    }
+
+    public mutating func start(maximumSegmentSize mss: Int) {
+        congestionWindow = NewReno.initialWindow(maximumSegmentSize: mss)
+        slowStartThreshold = Int.max
+        avoidanceCredit = 0
     }
 
     public mutating func acknowledged(bytes: Int, maximumSegmentSize mss: Int, now: Int64) {

@@ -72,3 +72,6 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
         finSequence = nil
     }
 }
+
+extension OutOfOrderQueue: Sendable where Payload: Sendable {}
+extension OutOfOrderQueue.Entry: Sendable where Payload: Sendable {}

@@ -54,3 +54,5 @@ public struct TCPActions<Payload: TCPPayload> {
     /// Bytes in `delivered`.
     public var deliveredByteCount: Int { delivered.reduce(0) { $0 + $1.count } }
 }
+
+extension TCPActions: Sendable where Payload: Sendable {}

@@ -81,12 +81,7 @@ extension TCPConnection {
         let peerMSS = options.maximumSegmentSize.map(Int.init) ?? TCPConnection.defaultPeerMSS
         maximumSegmentSize = Swift.max(
             TCPConnection.minimumMSS, Swift.min(peerMSS, localMaximumSegmentSize) - (timestampsEnabled ? 12 : 0))
-        if let reno = congestionControl as? NewReno,
-            reno.congestionWindow
-                == NewReno.initialWindow(maximumSegmentSize: TCPConnection.defaultPeerMSS)
-        {
-            congestionControl = NewReno(maximumSegmentSize: maximumSegmentSize)
-        }
+        congestionControl.start(maximumSegmentSize: maximumSegmentSize)
     }
 
     /// Our SYN was acknowledged: take the RTT sample (unless it was retransmitted) and stop its timer.
@@ -172,7 +167,8 @@ extension TCPConnection {
         if flags.contains(.rst) {
             switch state {
             case .synReceived:
-                becomeClosed(&actions, error: .connectionRefused)
+                // An active opener (simultaneous open) was refused; a listen socket's child just goes.
+                becomeClosed(&actions, error: passiveOpen ? .connectionReset : .connectionRefused)
             case .established, .finWait1, .finWait2, .closeWait:
                 becomeClosed(&actions, error: .connectionReset)
             default:

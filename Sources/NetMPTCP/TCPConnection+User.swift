@@ -25,6 +25,7 @@ extension TCPConnection {
             configuration: configuration, localPort: syn.destinationPort, remotePort: syn.sourcePort,
             initialSequenceNumber: initialSequenceNumber, routeMTU: routeMTU, congestionControl: congestionControl)
         state = .synReceived
+        passiveOpen = true
         initialReceiveSequence = SequenceNumber(syn.sequenceNumber)
         receiveNext = initialReceiveSequence + 1
         receiveAdvertised = receiveNext

@@ -15,6 +15,8 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
 ///
 /// The send queue is the integration's: `send(count:)` says how many bytes were appended, and
 /// segments name ranges of it. Received bytes are `Payload` values passed through without a copy.
+/// After each event the integration re-arms its one callout at `nextDeadline` (or cancels it when
+/// nil) and calls `timerFired` when it passes. SO_LINGER 0 is `abort`.
 public struct TCPConnection<Payload: TCPPayload> {
     public let configuration: TCPConfiguration
     public let localPort: UInt16
@@ -44,6 +46,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var finQueued = false
     /// The user closed the socket (not only shut down writing): FIN_WAIT_2 then times out.
     var closeRequested = false
+    /// A listen socket's child rather than an active opener.
+    public internal(set) var passiveOpen = false
 
     // MARK: Receive sequence space
 
@@ -198,3 +202,5 @@ public struct TCPConnection<Payload: TCPPayload> {
         actions.enteredTimeWait = true
     }
 }
+
+extension TCPConnection: Sendable where Payload: Sendable {}

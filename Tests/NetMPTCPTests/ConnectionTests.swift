@@ -187,6 +187,16 @@ final class ConnectionTests: XCTestCase {
         XCTAssertTrue(a.actions.established && b.actions.established)
     }
 
+    func testResetDuringSimultaneousOpenIsARefusal() {
+        var harness = Harness.connecting()
+        harness.receive(peer(.syn, 5000))
+        XCTAssertEqual(harness.state, .synReceived)
+        XCTAssertFalse(harness.connection.passiveOpen)
+        harness.receive(peer(.rst, 5001))
+        XCTAssertEqual(harness.actions.error, .connectionRefused)
+        XCTAssertEqual(harness.state, .closed)
+    }
+
     func testSimultaneousClose() {
         var a = ConnectionTests.established()
         var b = Harness.connecting()

@@ -12,6 +12,9 @@ struct Simulation {
         var duplicatePermille = 0
         var reorderPermille = 0
         var delay: Int64 = 5 * milliseconds
+        /// A slow reader takes at most this many bytes every `readInterval`; nil reads at once.
+        var readChunk: Int?
+        var readInterval: Int64 = 1 * milliseconds
     }
 
     struct Packet {
@@ -34,6 +37,9 @@ struct Simulation {
         var endOfStream = false
         var closed = false
         var error: TCPError?
+        /// Bytes delivered that a slow reader has not read yet, and when it reads next.
+        var unread = 0
+        var nextRead: Int64?
     }
 
     var ends: [End]
@@ -81,10 +87,17 @@ struct Simulation {
             let linkTime = link.first?.arrival
             var timerEnd: Int?
             var timerTime: Int64?
+            var isRead = false
             for index in 0..<2 {
                 if let deadline = ends[index].connection.nextDeadline, timerTime.map({ deadline < $0 }) ?? true {
                     timerTime = deadline
                     timerEnd = index
+                    isRead = false
+                }
+                if let read = ends[index].nextRead, timerTime.map({ read < $0 }) ?? true {
+                    timerTime = read
+                    timerEnd = index
+                    isRead = true
                 }
             }
             if let linkTime, timerTime.map({ linkTime <= $0 }) ?? true {
@@ -94,7 +107,14 @@ struct Simulation {
             } else if let timerEnd, let timerTime {
                 now = Swift.max(now, timerTime)
                 actions.clear()
-                ends[timerEnd].connection.timerFired(now: now, into: &actions)
+                if isRead {
+                    let count = Swift.min(ends[timerEnd].unread, impairments.readChunk ?? 0)
+                    ends[timerEnd].unread -= count
+                    ends[timerEnd].nextRead = ends[timerEnd].unread > 0 ? now + impairments.readInterval : nil
+                    ends[timerEnd].connection.received(count: count, now: now, into: &actions)
+                } else {
+                    ends[timerEnd].connection.timerFired(now: now, into: &actions)
+                }
                 apply(timerEnd)
             } else {
                 return isFinished
@@ -155,7 +175,12 @@ struct Simulation {
             actions.clear()
             // The application reads all it was given and writes what fits.
             pending = false
-            if readCount > 0 {
+            if readCount > 0 && impairments.readChunk != nil {
+                ends[index].unread += readCount
+                if ends[index].nextRead == nil {
+                    ends[index].nextRead = now + impairments.readInterval
+                }
+            } else if readCount > 0 {
                 ends[index].connection.received(count: readCount, now: now, into: &actions)
                 pending = true
             }
@@ -243,6 +268,21 @@ final class SimulationTests: XCTestCase {
             transfer(
                 seed: seed, bytes: (2 << 20, 1 << 20),
                 impairments: Simulation.Impairments(lossPermille: 10, duplicatePermille: 10, reorderPermille: 20))
+        }
+    }
+
+    /// A 16 KiB receive buffer drained slowly: the window closes and reopens again and again, through
+    /// zero-window probes, window updates and 1 % loss.
+    func testSlowReaderWithSmallWindow() {
+        var configuration = TCPConfiguration()
+        configuration.receiveBufferSize = 16 * 1024
+        for seed: UInt64 in 21...22 {
+            transfer(
+                seed: seed, bytes: (300_000, 100_000),
+                impairments: Simulation.Impairments(
+                    lossPermille: 10, duplicatePermille: 10, reorderPermille: 20, readChunk: 1000,
+                    readInterval: 2 * milliseconds),
+                configuration: configuration)
         }
     }
 

@@ -148,7 +148,7 @@ final class StateTableTests: XCTestCase {
         "SYN_RECEIVED ackOutOfWindow: [. 1001:5001 len 0] -> SYN_RECEIVED",
         "SYN_RECEIVED data: [. 1001:5011 len 0] -> ESTABLISHED established delivered 10",
         "SYN_RECEIVED fin: [. 1001:5002 len 0] -> CLOSE_WAIT established eof",
-        "SYN_RECEIVED rstInWindow: -> CLOSED connectionRefused closed",
+        "SYN_RECEIVED rstInWindow: -> CLOSED connectionReset closed",
         "SYN_RECEIVED rstOutOfWindow: -> SYN_RECEIVED",
         "SYN_RECEIVED badAck: [R 1501:0 len 0] -> SYN_RECEIVED",
         "SYN_RECEIVED userSend: -> SYN_RECEIVED",
