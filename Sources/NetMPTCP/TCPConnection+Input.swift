@@ -110,7 +110,7 @@ extension TCPConnection {
             sequence == initialReceiveSequence
         {
             // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours.
-            if processACK(header, sequence: sequence, payloadCount: 0, fin: false, now: now, &actions) {
+            if processACK(header, sequence: sequence, carriesData: false, now: now, &actions) {
                 ackNow = true
                 output(now: now, &actions)
             }
@@ -118,6 +118,7 @@ extension TCPConnection {
         }
 
         // 1. Sequence number check.
+        let arrivedWithData = payload.count > 0
         var payload = payload
         var syn = flags.contains(.syn)
         var fin = flags.contains(.fin)
@@ -153,6 +154,10 @@ extension TCPConnection {
                 syn = false
                 duplicate -= 1
             }
+            if duplicate > 0 {
+                // Data we already have: the peer retransmitted, so our ACK was lost or is late.
+                ackNow = true
+            }
             payload = payload.droppingFirst(duplicate)
             sequence = receiveNext
         }
@@ -186,8 +191,9 @@ extension TCPConnection {
         guard flags.contains(.ack) else { return }
         guard
             processACK(
-                header, sequence: SequenceNumber(header.sequenceNumber), payloadCount: payload.count,
-                fin: fin, now: now, &actions)
+                header, sequence: SequenceNumber(header.sequenceNumber),
+                carriesData: arrivedWithData || flags.contains(.fin),
+                now: now, &actions)
         else { return }
 
         // 7. Data, then 8. FIN.
@@ -203,7 +209,7 @@ extension TCPConnection {
 
     /// The ACK step; false when the segment must be dropped (or the connection ended).
     private mutating func processACK(
-        _ header: TCPHeader, sequence: SequenceNumber, payloadCount: Int, fin: Bool, now: Int64,
+        _ header: TCPHeader, sequence: SequenceNumber, carriesData: Bool, now: Int64,
         _ actions: inout TCPActions<Payload>
     ) -> Bool {
         let ack = SequenceNumber(header.acknowledgmentNumber)
@@ -229,7 +235,7 @@ extension TCPConnection {
         let peerWindow = Int(header.window) << Int(sendScale)
         if sendUnacknowledged < ack {
             newlyAcknowledged(ack, header: header, now: now, &actions)
-        } else if ack == sendUnacknowledged, payloadCount == 0, !fin, sendMax != sendUnacknowledged,
+        } else if ack == sendUnacknowledged, !carriesData, sendMax != sendUnacknowledged,
             peerWindow == sendWindow, sendWindow > 0
         {
             duplicateACK(now: now, &actions)

@@ -271,6 +271,44 @@ final class TransferTests: XCTestCase {
         XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 16001)])
     }
 
+    func testReceiverSillyWindowAvoidanceAndProbesOfAClosedWindow() {
+        var configuration = plainConfiguration()
+        configuration.receiveBufferSize = 8000
+        var harness = ConnectionTests.established(configuration)
+        for index in 0..<8 {
+            harness.receive(peer(.ack, 5001 + UInt32(index) * 1000, 1001), payload: Array(repeating: 1, count: 1000))
+        }
+        // 500 bytes read: less than min(half the buffer, one MSS), so the window stays closed, and a
+        // probe of the closed window is answered with its ACK and no data taken.
+        harness.run { $0.received(count: 500, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [])
+        harness.receive(peer(.ack, 13001, 1001), payload: [9])
+        XCTAssertEqual(harness.actions.deliveredByteCount, 0)
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 13001)])
+        XCTAssertEqual(harness.actions.segments.first?.header.window, 0)
+        // At 1500 bytes free the window may open by more than one MSS: not worth an update of its
+        // own (under 2 MSS), but the next ACK shows it. The probe was still outside the old window.
+        harness.run { $0.received(count: 1000, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [])
+        harness.receive(peer(.ack, 13001, 1001), payload: [9])
+        XCTAssertEqual(harness.actions.deliveredByteCount, 0)
+        XCTAssertEqual(harness.actions.segments.last?.header.window, 1500)
+        harness.receive(peer(.ack, 13001, 1001), payload: [9])
+        XCTAssertEqual(harness.actions.deliveredByteCount, 1)
+    }
+
+    func testDuplicateDataIsAcknowledgedAtOnce() {
+        var configuration = plainConfiguration()
+        configuration.quickACKSegments = 0
+        var harness = ConnectionTests.established(configuration)
+        harness.receive(peer(.ack, 5001, 1001), payload: Array(repeating: 1, count: 100))
+        XCTAssertEqual(harness.sent, [])
+        // A retransmission overlapping what we have (our ACK was lost): ACK at once, new bytes only.
+        harness.receive(peer(.ack, 5051, 1001), payload: Array(repeating: 1, count: 100))
+        XCTAssertEqual(harness.actions.deliveredByteCount, 50)
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5151)])
+    }
+
     func testSenderSillyWindowAvoidance() {
         // The peer offers 60 000 then only 100 bytes: a 100-byte segment is less than half the largest
         // window, so it waits while data is outstanding.
