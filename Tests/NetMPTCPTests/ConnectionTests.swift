@@ -26,6 +26,19 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(harness.connection.maximumSegmentSize, 1400)
     }
 
+    func testDataAndFINQueuedBeforeTheHandshakeGoOutWithItsACK() {
+        var harness = Harness.connecting()
+        harness.run { $0.send(count: 100, now: $1, into: &$2) }
+        harness.run { $0.shutdownWrite(now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertEqual(harness.state, .synSent)
+        harness.receive(peer([.syn, .ack], 5000, 1001))
+        XCTAssertEqual(harness.sent, [Wire([.ack, .psh, .fin], 1001, 5001, length: 100)])
+        XCTAssertEqual(harness.actions.segments.first?.sendQueueOffset, 0)
+        XCTAssertTrue(harness.actions.established)
+        XCTAssertEqual(harness.state, .finWait1)
+    }
+
     func testResetInSYNSentOnlyWhenItAcknowledgesOurSYN() {
         var harness = Harness.connecting()
         harness.receive(peer([.rst, .ack], 0, 1500))
