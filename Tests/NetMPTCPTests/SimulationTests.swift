@@ -50,6 +50,8 @@ struct Simulation {
     let sendBufferSize = 256 * 1024
     var order = 0
     var segmentsSent = 0
+    /// Segments that named bytes outside the send queue (must stay zero).
+    var rangeViolations = 0
     var actions = Actions()
 
     init(seed: UInt64, bytes: (Int, Int), impairments: Impairments, configuration: TCPConfiguration) {
@@ -169,6 +171,12 @@ struct Simulation {
             let base = ends[index].acknowledged
             for segment in actions.segments {
                 let start = base + segment.sendQueueOffset
+                guard segment.sendQueueOffset >= 0, segment.payloadLength >= 0,
+                    start + segment.payloadLength <= ends[index].appended
+                else {
+                    rangeViolations += 1
+                    continue
+                }
                 let payload = ends[index].stream[start..<(start + segment.payloadLength)]
                 transmit(segment.header, payload: payload, to: 1 - index)
             }
@@ -248,6 +256,7 @@ final class SimulationTests: XCTestCase {
             XCTAssertEqual(peer.received, expected, "stream \(index) corrupted: \(context)", file: file, line: line)
             XCTAssertNil(peer.error, context, file: file, line: line)
         }
+        XCTAssertEqual(simulation.rangeViolations, 0, context, file: file, line: line)
         let retransmitted = simulation.ends.map(\.connection.retransmittedSegments)
         let timeouts = simulation.ends.map(\.connection.timeoutCount)
         let fast = simulation.ends.map(\.connection.fastRetransmitCount)
