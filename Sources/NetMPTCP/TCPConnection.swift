@@ -1,15 +1,5 @@
 import NetMPWire
 
-/// The timers a connection runs; the integration arms one callout at `nextDeadline` and calls
-/// `timerFired` when it passes (the connection works out which timers expired).
-public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
-    case retransmission
-    case persist
-    case delayedACK
-    case finWait2
-    case timeWait
-}
-
 /// One TCP connection's control block as a value (RFC 9293): events go in with the current time,
 /// actions come out in a caller-owned `TCPActions`; no I/O, clock or allocation of its own.
 ///
@@ -101,7 +91,7 @@ public struct TCPConnection<Payload: TCPPayload> {
 
     // MARK: Timers and counters
 
-    var deadlines: [Int64?] = Array(repeating: nil, count: TCPTimer.allCases.count)
+    var deadlines = TimerDeadlines()
     /// Segments sent again (timeouts, fast and partial-ACK retransmissions, not probes).
     public internal(set) var retransmittedSegments = 0
     public internal(set) var timeoutCount = 0
@@ -144,20 +134,22 @@ public struct TCPConnection<Payload: TCPPayload> {
 
     // MARK: Timers
 
-    public func deadline(of timer: TCPTimer) -> Int64? { deadlines[timer.rawValue] }
+    public func deadline(of timer: TCPTimer) -> Int64? { deadlines[timer] }
 
     /// The earliest armed timer: the integration's one callout for this connection.
     public var nextDeadline: Int64? {
         var earliest: Int64?
-        for case let deadline? in deadlines where earliest.map({ deadline < $0 }) ?? true {
-            earliest = deadline
+        for timer in TCPTimer.allCases {
+            if let deadline = deadlines[timer], earliest.map({ deadline < $0 }) ?? true {
+                earliest = deadline
+            }
         }
         return earliest
     }
 
-    mutating func arm(_ timer: TCPTimer, at deadline: Int64) { deadlines[timer.rawValue] = deadline }
-    mutating func cancel(_ timer: TCPTimer) { deadlines[timer.rawValue] = nil }
-    func isArmed(_ timer: TCPTimer) -> Bool { deadlines[timer.rawValue] != nil }
+    mutating func arm(_ timer: TCPTimer, at deadline: Int64) { deadlines[timer] = deadline }
+    mutating func cancel(_ timer: TCPTimer) { deadlines[timer] = nil }
+    func isArmed(_ timer: TCPTimer) -> Bool { deadlines[timer] != nil }
 
     // MARK: Derived values
 
