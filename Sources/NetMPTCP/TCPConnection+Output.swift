@@ -122,7 +122,7 @@ extension TCPConnection {
         let header = TCPHeader(
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: initialSendSequence.rawValue,
             acknowledgmentNumber: active ? 0 : receiveNext.rawValue, flags: active ? .syn : [.syn, .ack],
-            window: UInt16(window), options: options)
+            window: UInt16(clamping: window), options: options)
         actions.segments.append(TCPOutboundSegment(header: header))
         if !active {
             receiveAdvertised = SequenceNumber.max(receiveAdvertised, receiveNext + window)

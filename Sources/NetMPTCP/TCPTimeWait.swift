@@ -31,4 +31,11 @@ public struct TCPTimeWait: Hashable, Sendable {
         }
         return receiveNext < SequenceNumber(syn.sequenceNumber)
     }
+
+    /// The ISN for the connection that replaces this one: `proposed` when it lies beyond everything
+    /// the old connection sent, otherwise well past it (as BSD does), so old duplicates of the previous
+    /// incarnation cannot fall into the new one's window.
+    public func initialSequenceNumber(replacing proposed: SequenceNumber) -> SequenceNumber {
+        sendNext < proposed ? proposed : sendNext + 128_000
+    }
 }

@@ -172,6 +172,9 @@ final class ConnectionTests: XCTestCase {
         XCTAssertTrue(stamped.admits(incomingSYN(100, options: newer)))
         XCTAssertFalse(stamped.admits(incomingSYN(9000, options: older)))
         XCTAssertTrue(stamped.admits(incomingSYN(9000)))
+        // The new incarnation's ISN lies beyond what the old one sent.
+        XCTAssertEqual(record.initialSequenceNumber(replacing: SequenceNumber(9000)), SequenceNumber(9000))
+        XCTAssertEqual(record.initialSequenceNumber(replacing: SequenceNumber(500)), SequenceNumber(129_002))
     }
 
     func testSimultaneousOpen() {
