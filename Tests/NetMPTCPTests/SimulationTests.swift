@@ -308,6 +308,16 @@ final class SimulationTests: XCTestCase {
         }
     }
 
+    /// Without window scaling or timestamps (Karn's rule times segments), with Nagle off.
+    func testOnePercentLossWithoutScalingOrTimestamps() {
+        var configuration = plainConfiguration()
+        configuration.noDelay = true
+        transfer(
+            seed: 31, bytes: (1 << 20, 1 << 20),
+            impairments: Simulation.Impairments(lossPermille: 10, duplicatePermille: 10, reorderPermille: 20),
+            configuration: configuration)
+    }
+
     func testFivePercentLossWithReorderingAndDuplication() {
         for seed: UInt64 in 11...13 {
             transfer(
