@@ -32,6 +32,15 @@ public struct RetransmissionTimeout: Hashable, Sendable {
         timeout = clamp((smoothedRTT ?? measured) + Swift.max(RetransmissionTimeout.granularity, 4 * rttVariance))
     }
 
+    /// The timeout data starts with when the SYN had to be retransmitted (RFC 6298 5.7).
+    public static let fallback: Int64 = 3_000_000_000
+
+    /// Ends any backoff and sets the timeout to `timeout` (clamped) until the first sample.
+    public mutating func restart(at timeout: Int64) {
+        backoffCount = 0
+        self.timeout = clamp(timeout)
+    }
+
     /// Doubles the timeout after it fired (5.5), up to the maximum.
     public mutating func backOff() {
         backoffCount += 1

@@ -88,6 +88,9 @@ extension TCPConnection {
     private mutating func synAcknowledged(_ header: TCPHeader, now: Int64) {
         if consecutiveRetransmissions == 0 {
             retransmissionTimeout.sample(now &- timedSince)
+        } else if retransmissionTimeout.smoothedRTT == nil {
+            // No sample after a lost SYN: data starts with the 3 s fallback (RFC 6298 5.7).
+            retransmissionTimeout.restart(at: RetransmissionTimeout.fallback)
         }
         timedSequence = nil
         consecutiveRetransmissions = 0

@@ -90,6 +90,9 @@ final class TransferTests: XCTestCase {
         child.receive(peer(.ack, 5001, 1001))
         XCTAssertEqual(child.state, .established)
         XCTAssertNil(child.connection.retransmissionTimeout.smoothedRTT)
+        XCTAssertEqual(child.connection.retransmissionTimeout.timeout, 3 * seconds, "RFC 6298 5.7 fallback")
+        child.run { $0.send(count: 10, now: $1, into: &$2) }
+        XCTAssertEqual(child.connection.deadline(of: .retransmission), 4_500 * milliseconds)
     }
 
     /// An established sender (noDelay) with `segments` full segments in flight of 1460 bytes.
