@@ -4,7 +4,7 @@ import PackageDescription
 // One target per layer of ../shared/DESIGN.md, each importing only the targets it lists, all of
 // them lower layers (the build checks this with --explicit-target-dependency-import-check error).
 // From the bottom: CNetMP, NetMPWire, NetMPRuntime, NetMPSockets, NetMPLocal, NetMPInterfaces,
-// NetMPInet, NetMP (the public face).
+// NetMPInet, NetMPTCP, NetMP (the public face).
 let package = Package(
     name: "NetMP",
     products: [
@@ -32,6 +32,9 @@ let package = Package(
             name: "NetMPInet",
             dependencies: ["NetMPInterfaces", "NetMPSockets", "NetMPRuntime", "NetMPWire"]
         ),
+        // TCP's core: the connection state machine as a value (no I/O), sequence numbers,
+        // options, timers, congestion control, initial sequence numbers and ports.
+        .target(name: "NetMPTCP", dependencies: ["NetMPWire"]),
         // The public face: NetworkStack, NetSocket, the poller, the simulated network.
         .target(
             name: "NetMP",
@@ -56,6 +59,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
+        .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

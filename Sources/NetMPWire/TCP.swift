@@ -55,8 +55,9 @@ public struct TCPHeader: Hashable, Sendable {
 
     /// Parses a segment that fills `bytes` (the IPv4 payload) sent from `source` to `destination`.
     ///
-    /// The data offset must be at least 5 and inside the buffer, the options well formed, and the
-    /// checksum (with the pseudo-header) valid unless `verifyChecksum` is false.
+    /// The data offset must be at least 5 and inside the buffer and the checksum (with the
+    /// pseudo-header) valid unless `verifyChecksum` is false. A malformed option only ends option
+    /// parsing (see `TCPOptions.parse`); unknown options' ranges are offsets into `bytes`.
     public static func parse(
         _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
     ) -> Result<TCPPacket, WireError> {
@@ -73,7 +74,8 @@ public struct TCPHeader: Hashable, Sendable {
                     source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
                 guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
             }
-            let options = try TCPOptions.parseOptions(try bytes.networkSlice(minimumLength..<headerLength))
+            let options = TCPOptions.parseOptions(
+                try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
             let header = TCPHeader(
                 sourcePort: try bytes.networkUInt16(at: 0),
                 destinationPort: try bytes.networkUInt16(at: 2),

@@ -83,14 +83,80 @@ public struct TCPTimestamps: Hashable, Sendable {
     }
 }
 
-/// The TCP options a stack negotiates and uses. Unknown options are skipped on parse and not kept.
+/// An option this module does not interpret, kept as where it lies: `range` covers its kind, length
+/// and body, counted in the buffer handed to the parser (the segment for `TCPHeader.parse`).
+public struct TCPRawOption: Hashable, Sendable {
+    public var kind: UInt8
+    public var range: Range<Int>
+
+    public init(kind: UInt8, range: Range<Int>) {
+        self.kind = kind
+        self.range = range
+    }
+}
+
+/// Up to four unknown options, stored inline so parsing allocates nothing; more are not recorded.
+public struct TCPRawOptions: RandomAccessCollection, Hashable, Sendable {
+    public static let capacity = 4
+
+    private var first = TCPRawOption(kind: 0, range: 0..<0)
+    private var second = TCPRawOption(kind: 0, range: 0..<0)
+    private var third = TCPRawOption(kind: 0, range: 0..<0)
+    private var fourth = TCPRawOption(kind: 0, range: 0..<0)
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    /// The option at `position`; positions past `count` read as an empty option rather than trap.
+    public subscript(position: Int) -> TCPRawOption {
+        switch position {
+        case 0: return first
+        case 1: return second
+        case 2: return third
+        case 3: return fourth
+        default: return TCPRawOption(kind: 0, range: 0..<0)
+        }
+    }
+
+    /// Adds an option; false (and nothing added) when four are already held.
+    @discardableResult
+    public mutating func append(_ option: TCPRawOption) -> Bool {
+        switch count {
+        case 0: first = option
+        case 1: second = option
+        case 2: third = option
+        case 3: fourth = option
+        default: return false
+        }
+        count += 1
+        return true
+    }
+
+    public static func == (lhs: TCPRawOptions, rhs: TCPRawOptions) -> Bool {
+        lhs.elementsEqual(rhs)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for option in self {
+            hasher.combine(option)
+        }
+    }
+}
+
+/// The TCP options a stack negotiates and uses, plus the unknown ones as raw ranges.
 public struct TCPOptions: Hashable, Sendable {
     /// The most bytes of options a header can carry (data offset 15 minus the fixed 20 bytes).
     public static let maximumLength = 40
+    /// The largest window scale shift RFC 7323 allows; larger values are read and written as this.
+    public static let maximumWindowScale: UInt8 = 14
 
     /// MSS (kind 2), SYN only.
     public var maximumSegmentSize: UInt16?
-    /// Window scale shift (kind 3), SYN only; stored as received (RFC 7323 caps its use at 14).
+    /// Window scale shift (kind 3), SYN only; clamped to 14 on parse and emit (RFC 7323 2.3).
     public var windowScale: UInt8?
     /// SACK-permitted (kind 4), SYN only.
     public var sackPermitted: Bool
@@ -98,16 +164,20 @@ public struct TCPOptions: Hashable, Sendable {
     public var sackBlocks: SACKBlocks
     /// Timestamps (kind 8).
     public var timestamps: TCPTimestamps?
+    /// Options of other kinds, as ranges of the parsed buffer; never emitted.
+    public var unknownOptions: TCPRawOptions
 
     public init(
         maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,
-        sackBlocks: SACKBlocks = SACKBlocks(), timestamps: TCPTimestamps? = nil
+        sackBlocks: SACKBlocks = SACKBlocks(), timestamps: TCPTimestamps? = nil,
+        unknownOptions: TCPRawOptions = TCPRawOptions()
     ) {
         self.maximumSegmentSize = maximumSegmentSize
         self.windowScale = windowScale
         self.sackPermitted = sackPermitted
         self.sackBlocks = sackBlocks
         self.timestamps = timestamps
+        self.unknownOptions = unknownOptions
     }
 
     private enum Kind {
@@ -123,10 +193,11 @@ public struct TCPOptions: Hashable, Sendable {
     /// Parses the options area (the bytes between the fixed header and the data offset).
     ///
     /// EOL ends the list; NOP is skipped; every other option needs a length byte of at least 2 that
-    /// stays inside the area, or the whole segment's options are `.badOption`. Known options with
-    /// the wrong length for their kind are also `.badOption`; unknown ones are skipped by length.
+    /// stays inside the area, and known kinds their exact size. A malformed option ends parsing: the
+    /// options before it are returned and the segment still counts (a RST or FIN with a bad option
+    /// is still a RST or FIN), so this never fails. Unknown options are kept as ranges of `bytes`.
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<TCPOptions, WireError> {
-        Result { () throws(WireError) -> TCPOptions in try parseOptions(bytes) }
+        .success(parseOptions(bytes))
     }
 
     /// Parses an options area held in an array.
@@ -134,11 +205,14 @@ public struct TCPOptions: Hashable, Sendable {
         bytes.withUnsafeBytes { parse($0) }
     }
 
-    static func parseOptions(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> TCPOptions {
+    /// Parses `bytes`; raw option ranges are offset by `base` (the area's position in the segment).
+    static func parseOptions(_ bytes: UnsafeRawBufferPointer, base: Int = 0) -> TCPOptions {
         var options = TCPOptions()
         var offset = 0
-        while offset < bytes.count {
-            let kind = try bytes.networkUInt8(at: offset)
+        func byte(_ at: Int) -> UInt8 { (try? bytes.networkUInt8(at: at)) ?? 0 }
+        func word(_ at: Int) -> UInt32 { (try? bytes.networkUInt32(at: at)) ?? 0 }
+        parsing: while offset < bytes.count {
+            let kind = byte(offset)
             if kind == Kind.endOfList {
                 break
             }
@@ -146,48 +220,55 @@ public struct TCPOptions: Hashable, Sendable {
                 offset += 1
                 continue
             }
-            guard offset + 1 < bytes.count else { throw .badOption }
-            let length = Int(try bytes.networkUInt8(at: offset + 1))
-            guard length >= 2, length <= bytes.count - offset else { throw .badOption }
+            guard offset + 1 < bytes.count else { break }
+            let length = Int(byte(offset + 1))
+            guard length >= 2, length <= bytes.count - offset else { break }
             let body = offset + 2
             switch kind {
             case Kind.maximumSegmentSize:
-                guard length == 4 else { throw .badOption }
-                options.maximumSegmentSize = try bytes.networkUInt16(at: body)
+                guard length == 4 else { break parsing }
+                options.maximumSegmentSize = (try? bytes.networkUInt16(at: body)) ?? 0
             case Kind.windowScale:
-                guard length == 3 else { throw .badOption }
-                options.windowScale = try bytes.networkUInt8(at: body)
+                guard length == 3 else { break parsing }
+                options.windowScale = Swift.min(byte(body), maximumWindowScale)
             case Kind.sackPermitted:
-                guard length == 2 else { throw .badOption }
+                guard length == 2 else { break parsing }
                 options.sackPermitted = true
             case Kind.sack:
                 let blockCount = (length - 2) / 8
                 guard (length - 2) % 8 == 0, blockCount >= 1, blockCount <= SACKBlocks.capacity else {
-                    throw .badOption
+                    break parsing
                 }
                 var blocks = SACKBlocks()
                 for index in 0..<blockCount {
                     let blockOffset = body + index * 8
-                    blocks.append(
-                        SACKBlock(
-                            left: try bytes.networkUInt32(at: blockOffset),
-                            right: try bytes.networkUInt32(at: blockOffset + 4)))
+                    blocks.append(SACKBlock(left: word(blockOffset), right: word(blockOffset + 4)))
                 }
                 options.sackBlocks = blocks
             case Kind.timestamps:
-                guard length == 10 else { throw .badOption }
-                options.timestamps = TCPTimestamps(
-                    value: try bytes.networkUInt32(at: body), echoReply: try bytes.networkUInt32(at: body + 4))
+                guard length == 10 else { break parsing }
+                options.timestamps = TCPTimestamps(value: word(body), echoReply: word(body + 4))
             default:
-                break
+                options.unknownOptions.append(
+                    TCPRawOption(kind: kind, range: (base + offset)..<(base + offset + length)))
             }
             offset += length
         }
         return options
     }
 
-    /// Bytes `emit` writes: each option aligned with NOPs the way Linux lays them out, a multiple of 4.
-    public var encodedLength: Int {
+    /// The options as `emit` writes them: window scale clamped to 14, only the SACK blocks that fit
+    /// beside the other options (three with timestamps), unknown options dropped.
+    public var encodable: TCPOptions {
+        var options = self
+        options.windowScale = windowScale.map { Swift.min($0, TCPOptions.maximumWindowScale) }
+        options.sackBlocks = SACKBlocks(sackBlocks.prefix(emittedSACKBlockCount))
+        options.unknownOptions = TCPRawOptions()
+        return options
+    }
+
+    /// Bytes taken by everything but SACK blocks.
+    private var fixedLength: Int {
         var length = 0
         if maximumSegmentSize != nil {
             length += 4
@@ -200,15 +281,27 @@ public struct TCPOptions: Hashable, Sendable {
         if windowScale != nil {
             length += 4
         }
-        if !sackBlocks.isEmpty {
-            length += 4 + 8 * sackBlocks.count
-        }
         return length
+    }
+
+    /// SACK blocks that fit after the other options: the first ones, which RFC 2018 says are the most
+    /// recent, so clamping drops the oldest news.
+    private var emittedSACKBlockCount: Int {
+        let room = TCPOptions.maximumLength - fixedLength - 4
+        return room < 8 ? 0 : Swift.min(sackBlocks.count, room / 8)
+    }
+
+    /// Bytes `emit` writes: each option aligned with NOPs the way Linux lays them out, a multiple of 4,
+    /// never more than 40.
+    public var encodedLength: Int {
+        let blocks = emittedSACKBlockCount
+        return fixedLength + (blocks > 0 ? 4 + 8 * blocks : 0)
     }
 
     /// Writes the options at the start of `buffer` in Linux's order (MSS, SACK-permitted +
     /// timestamps, window scale, SACK), padded with NOPs to a multiple of 4 bytes, and returns the
-    /// bytes written. `.badOption` if they exceed 40 bytes (e.g. four SACK blocks with timestamps).
+    /// bytes written: `encodable`'s options, so SACK blocks that do not fit are left out (three
+    /// with timestamps) rather than refused.
     @discardableResult
     public func emit(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
         let length = encodedLength
@@ -248,14 +341,15 @@ public struct TCPOptions: Hashable, Sendable {
             try put(Kind.noOperation)
             try put(Kind.windowScale)
             try put(3)
-            try put(windowScale)
+            try put(Swift.min(windowScale, TCPOptions.maximumWindowScale))
         }
-        if !sackBlocks.isEmpty {
+        let blockCount = emittedSACKBlockCount
+        if blockCount > 0 {
             try put(Kind.noOperation)
             try put(Kind.noOperation)
             try put(Kind.sack)
-            try put(UInt8(2 + 8 * sackBlocks.count))
-            for block in sackBlocks {
+            try put(UInt8(2 + 8 * blockCount))
+            for block in sackBlocks.prefix(blockCount) {
                 try buffer.storeNetwork(block.left, at: offset)
                 try buffer.storeNetwork(block.right, at: offset + 4)
                 offset += 8
@@ -264,7 +358,7 @@ public struct TCPOptions: Hashable, Sendable {
         return offset
     }
 
-    /// The encoded options as bytes (empty if they do not fit in 40 bytes).
+    /// The encoded options as bytes.
     public func bytes() -> [UInt8] {
         (try? emitToArray(capacity: encodedLength) { (buffer) throws(WireError) in try emit(into: buffer) }) ?? []
     }

@@ -79,9 +79,44 @@ final class TCPTests: XCTestCase {
         segment = synSegment
         segment[4] ^= 0x80
         XCTAssertEqual(parse(segment).failure, .badChecksum)
-        segment = synSegment
-        segment[21] = 0  // MSS option length 0.
-        XCTAssertEqual(parse(segment, verify: false).failure, .badOption)
+    }
+
+    /// A malformed option ends option parsing but the segment still counts (issue 9's wire rule).
+    func testMalformedOptionKeepsTheSegment() throws {
+        var segment = synSegment
+        segment[21] = 0  // MSS option length 0: nothing after it is read.
+        let packet = try parse(segment, verify: false).get()
+        XCTAssertEqual(packet.header.options, TCPOptions())
+        XCTAssertEqual(packet.header.flags, .syn)
+        XCTAssertEqual(packet.headerLength, 40)
+
+        // A RST whose options end in a bad timestamps option is still a RST, options before it kept.
+        let options: [UInt8] = [1, 1, 4, 2] + [8, 9, 0, 0, 0, 0, 0, 0]
+        var rst = TCPHeader(sourcePort: 80, destinationPort: 45678, sequenceNumber: 7, flags: .rst, window: 0)
+            .bytes(source: KnownPackets.client, destination: KnownPackets.server)
+        rst[12] = UInt8((20 + options.count) / 4) << 4
+        rst += options
+        let parsed = try parse(rst, verify: false).get()
+        XCTAssertEqual(parsed.header.flags, .rst)
+        XCTAssertEqual(parsed.header.options, TCPOptions(sackPermitted: true))
+        XCTAssertEqual(parsed.payloadRange, 32..<32)
+    }
+
+    func testUnknownOptionsAreKeptAsRangesOfTheSegment() throws {
+        // MSS, then kind 30 (MPTCP) of length 6, then kind 253 (experimental) of length 2.
+        let options: [UInt8] = [2, 4, 5, 0xB4, 30, 6, 1, 2, 3, 4, 253, 2]
+        var segment = TCPHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: 3, flags: .syn, window: 4)
+            .bytes(source: KnownPackets.client, destination: KnownPackets.server)
+        segment[12] = UInt8((20 + options.count) / 4) << 4
+        segment += options
+        let header = try parse(segment, verify: false).get().header
+        XCTAssertEqual(header.options.maximumSegmentSize, 1460)
+        XCTAssertEqual(
+            Array(header.options.unknownOptions),
+            [TCPRawOption(kind: 30, range: 24..<30), TCPRawOption(kind: 253, range: 30..<32)])
+        XCTAssertEqual(Array(segment[24..<30]), [30, 6, 1, 2, 3, 4])
+        // They are not emitted.
+        XCTAssertEqual(header.options.encodedLength, 4)
     }
 
     func testRobustness() {
@@ -122,20 +157,22 @@ final class TCPOptionsTests: XCTestCase {
                 timestamps: TCPTimestamps(value: 0x0A0B_0C0D, echoReply: 0)))
     }
 
-    func testEndOfListStopsAndUnknownOptionsAreSkipped() throws {
+    func testEndOfListStopsAndUnknownOptionsAreKept() throws {
         // Unknown kind 30 (MPTCP) of length 4, then MSS, then EOL followed by garbage that is ignored.
         let options = try TCPOptions.parse(hex("1e 04 aa bb 02 04 02 18 00 ff ff ff")).get()
-        XCTAssertEqual(options, TCPOptions(maximumSegmentSize: 536))
+        var expected = TCPOptions(maximumSegmentSize: 536)
+        expected.unknownOptions.append(TCPRawOption(kind: 30, range: 0..<4))
+        XCTAssertEqual(options, expected)
         XCTAssertEqual(TCPOptions.parse([]).success, TCPOptions())
         XCTAssertEqual(TCPOptions.parse([1, 1, 1, 1]).success, TCPOptions())
     }
 
-    func testMalformedLengthsAreRejected() {
+    func testMalformedOptionEndsParsingAndKeepsEarlierOptions() {
         let malformed = [
             "02",  // Kind without a length byte.
             "1e 00",  // Length 0.
             "1e 01 00 00",  // Length 1.
-            "1e 08 00 00",  // Past the end.
+            "1e 10 00 00",  // Past the end.
             "02 03 05",  // MSS of the wrong size.
             "03 04 07 00",  // Window scale of the wrong size.
             "04 03 00 00",  // SACK-permitted of the wrong size.
@@ -145,8 +182,18 @@ final class TCPOptionsTests: XCTestCase {
             "05 2a" + String(repeating: " 00", count: 40),  // Five SACK blocks.
         ]
         for text in malformed {
-            XCTAssertEqual(TCPOptions.parse(hex(text)).failure, .badOption, text)
+            // A valid MSS before the bad option is kept; a window scale after it is not read.
+            let options = TCPOptions.parse(hex("02 04 05 b4 " + text + " 01 03 03 07"))
+            XCTAssertEqual(options.success, TCPOptions(maximumSegmentSize: 1460), text)
         }
+    }
+
+    func testWindowScaleIsClampedTo14() throws {
+        XCTAssertEqual(try TCPOptions.parse(hex("03 03 0f")).get().windowScale, 14)
+        XCTAssertEqual(try TCPOptions.parse(hex("03 03 ff")).get().windowScale, 14)
+        XCTAssertEqual(try TCPOptions.parse(hex("03 03 0e")).get().windowScale, 14)
+        XCTAssertEqual(try TCPOptions.parse(hex("03 03 07")).get().windowScale, 7)
+        XCTAssertEqual(TCPOptions(windowScale: 20).bytes(), [1, 3, 3, 14])
     }
 
     func testSACKBlocksCapacity() {
@@ -163,18 +210,33 @@ final class TCPOptionsTests: XCTestCase {
         XCTAssertEqual(TCPOptions.parse(four.bytes()).success, four)
     }
 
-    func testEmitPaddingAndOverflow() {
+    func testEmitPaddingAndSACKClamp() throws {
         XCTAssertEqual(TCPOptions(windowScale: 14).bytes(), [1, 3, 3, 14])
         XCTAssertEqual(TCPOptions(sackPermitted: true).bytes(), [1, 1, 4, 2])
         XCTAssertEqual(TCPOptions(maximumSegmentSize: 1460).bytes(), [2, 4, 5, 0xB4])
+        // Timestamps plus four SACK blocks would need 48 bytes: the first three blocks are sent.
         var tooMany = TCPOptions(timestamps: TCPTimestamps(value: 1, echoReply: 2))
         tooMany.sackBlocks = SACKBlocks((0..<4).map { SACKBlock(left: $0, right: $0 + 1) })
-        XCTAssertEqual(tooMany.encodedLength, 48)
-        XCTAssertEqual(tooMany.bytes(), [])
+        XCTAssertEqual(tooMany.encodedLength, 40)
+        let bytes = tooMany.bytes()
+        XCTAssertEqual(bytes.count, 40)
+        XCTAssertEqual(Array(bytes[12..<16]), [1, 1, 5, 26])
+        var clamped = tooMany
+        clamped.sackBlocks = SACKBlocks((0..<3).map { SACKBlock(left: $0, right: $0 + 1) })
+        XCTAssertEqual(tooMany.encodable, clamped)
+        XCTAssertEqual(try TCPOptions.parse(bytes).get(), clamped)
         let header = TCPHeader(
             sourcePort: 1, destinationPort: 2, sequenceNumber: 0, flags: .ack, window: 0, options: tooMany)
-        XCTAssertEqual(header.bytes(source: KnownPackets.client, destination: KnownPackets.server), [])
-        for options in [TCPOptions(windowScale: 1), TCPOptions(sackPermitted: true), tooMany] {
+        let segment = header.bytes(source: KnownPackets.client, destination: KnownPackets.server)
+        XCTAssertEqual(segment.count, 60)
+        XCTAssertEqual(
+            try TCPHeader.parse(segment, source: KnownPackets.client, destination: KnownPackets.server).get().header
+                .options, clamped)
+        // Without timestamps all four fit.
+        var four = TCPOptions()
+        four.sackBlocks = tooMany.sackBlocks
+        XCTAssertEqual(four.encodedLength, 36)
+        for options in [TCPOptions(windowScale: 1), TCPOptions(sackPermitted: true), tooMany, four] {
             XCTAssertEqual(options.encodedLength % 4, 0)
         }
     }
@@ -186,11 +248,16 @@ final class TCPOptionsTests: XCTestCase {
             randomInputs: 10_000
         ) {
             TCPOptions.parse($0)
-        } check: { _, parsed in
+        } check: { input, parsed in
             XCTAssertLessThanOrEqual(parsed.sackBlocks.count, SACKBlocks.capacity)
+            XCTAssertLessThanOrEqual(parsed.windowScale ?? 0, 14)
+            XCTAssertLessThanOrEqual(parsed.encodedLength, TCPOptions.maximumLength)
+            for option in parsed.unknownOptions {
+                XCTAssertTrue(option.range.lowerBound >= 0 && option.range.upperBound <= input.count)
+            }
         }
         XCTAssertGreaterThan(counts.accepted, 0)
-        XCTAssertGreaterThan(counts.rejected, 0)
+        XCTAssertEqual(counts.rejected, 0, "option parsing never fails: a bad option only ends it")
     }
 }
 

@@ -1,0 +1,77 @@
+/// Received segments that arrived ahead of a hole, kept sorted and never overlapping (the first copy
+/// of a byte wins), bounded in segments and bytes; merged back when the hole fills.
+struct OutOfOrderQueue<Payload: TCPPayload> {
+    struct Entry {
+        var start: SequenceNumber
+        var payload: Payload
+        var end: SequenceNumber { start + payload.count }
+    }
+
+    private(set) var entries: [Entry] = []
+    private(set) var byteCount = 0
+    /// The FIN's sequence number when it arrived out of order.
+    var finSequence: SequenceNumber?
+
+    var isEmpty: Bool { entries.isEmpty && finSequence == nil }
+
+    /// Stores the bytes of `payload` (starting at `start`) that no entry holds yet, within the
+    /// bounds; bytes over the bounds are dropped and will be retransmitted.
+    mutating func insert(_ payload: Payload, at start: SequenceNumber, maximumSegments: Int, maximumBytes: Int) {
+        var start = start
+        var payload = payload
+        var index = 0
+        while payload.count > 0 {
+            while index < entries.count, !(start < entries[index].end) {
+                index += 1
+            }
+            var piece = payload
+            if index < entries.count {
+                let next = entries[index]
+                if !(start < next.start) {
+                    // Starts inside an entry: skip what it already holds.
+                    let skip = next.end - start
+                    payload = payload.droppingFirst(skip)
+                    start = next.end
+                    continue
+                }
+                piece = payload.keepingFirst(next.start - start)
+            }
+            guard entries.count < maximumSegments, byteCount + piece.count <= maximumBytes else { return }
+            entries.insert(Entry(start: start, payload: piece), at: index)
+            byteCount += piece.count
+            payload = payload.droppingFirst(piece.count)
+            start += piece.count
+            index += 1
+        }
+    }
+
+    /// Removes and passes to `deliver` the entries that now continue the stream at `next`, in order,
+    /// and returns the sequence number after the last byte delivered.
+    mutating func drain(from next: SequenceNumber, _ deliver: (Payload) -> Void) -> SequenceNumber {
+        var next = next
+        var removed = 0
+        for entry in entries {
+            guard !(next < entry.start) else { break }
+            removed += 1
+            byteCount -= entry.payload.count
+            if next < entry.end {
+                let fresh = entry.payload.droppingFirst(next - entry.start)
+                deliver(fresh)
+                next = entry.end
+            }
+        }
+        if removed > 0 {
+            entries.removeFirst(removed)
+        }
+        return next
+    }
+
+    mutating func removeAll() {
+        entries.removeAll()
+        byteCount = 0
+        finSequence = nil
+    }
+}
+
+extension OutOfOrderQueue: Sendable where Payload: Sendable {}
+extension OutOfOrderQueue.Entry: Sendable where Payload: Sendable {}

@@ -1,0 +1,40 @@
+/// Per-connection settings, all times in nanoseconds of the caller's clock.
+public struct TCPConfiguration: Sendable {
+    /// Receive buffer capacity in bytes: the most the window can offer.
+    public var receiveBufferSize = 256 * 1024
+    /// Disable Nagle (TCP_NODELAY).
+    public var noDelay = false
+    /// Offer window scaling (RFC 7323).
+    public var windowScaling = true
+    /// Offer timestamps (RFC 7323).
+    public var timestamps = true
+    /// Offer SACK-permitted; part 1 only records the peer's answer.
+    public var sackPermitted = false
+    /// Lower bound of the retransmission timeout (Linux: 200 ms; RFC 6298 says 1 s).
+    public var minimumRTO: Int64 = 200_000_000
+    /// Upper bound of the retransmission timeout (RFC 6298: at least 60 s; Linux 120 s).
+    public var maximumRTO: Int64 = 120_000_000_000
+    /// RTO before any measurement (RFC 6298 2.1).
+    public var initialRTO: Int64 = 1_000_000_000
+    /// Retransmissions of one segment before the connection times out (Linux tcp_retries2 is 15).
+    public var maximumRetransmissions = 12
+    /// Retransmissions of a SYN or SYN-ACK before giving up (Linux tcp_syn_retries is 6).
+    public var maximumSYNRetransmissions = 6
+    /// Maximum segment lifetime; TIME_WAIT lasts twice this.
+    public var maximumSegmentLifetime: Int64 = 30_000_000_000
+    /// How long an orphaned FIN_WAIT_2 waits for the peer's FIN (Linux tcp_fin_timeout: 60 s).
+    public var finWait2Timeout: Int64 = 60_000_000_000
+    /// Longest an ACK is delayed (Linux: 40 ms minimum delayed ACK).
+    public var delayedACKTimeout: Int64 = 40_000_000
+    /// Segments ACKed at once at the start of a connection before delayed ACKs begin.
+    public var quickACKSegments = 8
+    /// Bounds of the zero-window probe interval as it backs off.
+    public var minimumPersistInterval: Int64 = 200_000_000
+    public var maximumPersistInterval: Int64 = 60_000_000_000
+    /// Out-of-order data kept per connection, in segments (bytes are bounded by the window).
+    public var maximumOutOfOrderSegments = 64
+    /// Out-of-order data kept per connection, in bytes.
+    public var maximumOutOfOrderBytes = 1024 * 1024
+
+    public init() {}
+}

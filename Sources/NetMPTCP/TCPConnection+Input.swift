@@ -1,0 +1,409 @@
+import NetMPWire
+
+/// Segment arrival, RFC 9293 3.10.7: SYN_SENT processing, then for synchronized states the sequence
+/// check, RST, SYN, ACK, data and FIN steps in the RFC's order.
+extension TCPConnection {
+    /// A segment for this connection arrived: `header` as parsed, `payload` its data.
+    public mutating func receive(
+        _ header: TCPHeader, payload: Payload, now: Int64, into actions: inout TCPActions<Payload>
+    ) {
+        switch state {
+        case .closed, .listen:
+            if let reset = TCPReset.forClosedPort(header, payloadLength: payload.count) {
+                actions.segments.append(TCPOutboundSegment(header: reset))
+            }
+        case .synSent:
+            receiveInSYNSent(header, now: now, &actions)
+        default:
+            receiveSynchronized(header, payload: payload, now: now, &actions)
+        }
+    }
+
+    private mutating func receiveInSYNSent(_ header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>) {
+        let flags = header.flags
+        let ack = SequenceNumber(header.acknowledgmentNumber)
+        if flags.contains(.ack), !(initialSendSequence < ack) || sendMax < ack {
+            if !flags.contains(.rst) {
+                actions.segments.append(resetSegment(sequence: ack, acknowledge: false))
+            }
+            return
+        }
+        if flags.contains(.rst) {
+            if flags.contains(.ack) {
+                becomeClosed(&actions, error: .connectionRefused)
+            }
+            return
+        }
+        guard flags.contains(.syn) else { return }
+        let sequence = SequenceNumber(header.sequenceNumber)
+        initialReceiveSequence = sequence
+        receiveNext = sequence + 1
+        receiveAdvertised = receiveNext + Swift.min(configuration.receiveBufferSize, 65535)
+        negotiate(header.options, now: now)
+        if flags.contains(.ack) {
+            sendUnacknowledged = ack
+            sendWindow = Int(header.window)
+            maximumSendWindow = sendWindow
+            windowUpdateSequence = sequence
+            windowUpdateAcknowledgment = ack
+            synAcknowledged(header, now: now)
+            state = .established
+            actions.established = true
+            if finQueued {
+                state = .finWait1
+            }
+            ackNow = true
+            output(now: now, &actions)
+        } else {
+            // Simultaneous open: answer with a SYN-ACK for our original SYN.
+            state = .synReceived
+            sendWindow = Int(header.window)
+            maximumSendWindow = sendWindow
+            windowUpdateSequence = sequence
+            emitSYN(now: now, &actions)
+        }
+    }
+
+    /// Records what the peer's SYN offered and what this end will use.
+    mutating func negotiate(_ options: TCPOptions, now: Int64) {
+        peerOfferedWindowScale = options.windowScale != nil
+        if configuration.windowScaling, let scale = options.windowScale {
+            sendScale = Swift.min(scale, 14)
+        } else {
+            sendScale = 0
+            receiveScale = 0
+        }
+        if configuration.timestamps, let timestamps = options.timestamps {
+            timestampsEnabled = true
+            recentTimestamp = timestamps.value
+        }
+        sackPermitted = configuration.sackPermitted && options.sackPermitted
+        let peerMSS = options.maximumSegmentSize.map(Int.init) ?? TCPConnection.defaultPeerMSS
+        maximumSegmentSize = Swift.max(
+            TCPConnection.minimumMSS, Swift.min(peerMSS, localMaximumSegmentSize) - (timestampsEnabled ? 12 : 0))
+        congestionControl.start(maximumSegmentSize: maximumSegmentSize)
+    }
+
+    /// Our SYN was acknowledged: take the RTT sample (unless it was retransmitted) and stop its timer.
+    private mutating func synAcknowledged(_ header: TCPHeader, now: Int64) {
+        if consecutiveRetransmissions == 0 {
+            retransmissionTimeout.sample(now &- timedSince)
+        } else if retransmissionTimeout.smoothedRTT == nil {
+            // No sample after a lost SYN: data starts with the 3 s fallback (RFC 6298 5.7).
+            retransmissionTimeout.restart(at: RetransmissionTimeout.fallback)
+        }
+        timedSequence = nil
+        consecutiveRetransmissions = 0
+        cancel(.retransmission)
+    }
+
+    private mutating func receiveSynchronized(
+        _ header: TCPHeader, payload: Payload, now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
+        let flags = header.flags
+        var sequence = SequenceNumber(header.sequenceNumber)
+        if state == .synReceived, flags.contains(.syn), !flags.contains(.ack), !flags.contains(.rst),
+            sequence == initialReceiveSequence
+        {
+            // The peer did not get our SYN-ACK and sent its SYN again.
+            emitSYN(now: now, &actions)
+            return
+        }
+        if state == .synReceived, flags.contains(.syn), flags.contains(.ack), !flags.contains(.rst),
+            sequence == initialReceiveSequence
+        {
+            // Simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours.
+            if processACK(header, sequence: sequence, carriesData: false, now: now, &actions) {
+                ackNow = true
+                output(now: now, &actions)
+            }
+            return
+        }
+
+        // 1. Sequence number check.
+        let arrivedWithData = payload.count > 0
+        var payload = payload
+        var syn = flags.contains(.syn)
+        var fin = flags.contains(.fin)
+        let length = payload.count + (syn ? 1 : 0) + (fin ? 1 : 0)
+        let window = Swift.max(0, receiveAdvertised - receiveNext)
+        let windowEnd = receiveNext + window
+        let acceptable: Bool
+        if window == 0 {
+            acceptable = sequence == receiveNext
+        } else if length == 0 {
+            acceptable = sequence.isIn(receiveNext, windowEnd)
+        } else {
+            acceptable = sequence.isIn(receiveNext, windowEnd) || (sequence + (length - 1)).isIn(receiveNext, windowEnd)
+        }
+        guard acceptable else {
+            if !flags.contains(.rst) {
+                if state == .timeWait && fin {
+                    enterTimeWait(now: now, &actions)
+                    actions.enteredTimeWait = false
+                }
+                ackNow = true
+                output(now: now, &actions)
+            }
+            return
+        }
+        if let timestamps = header.options.timestamps, timestampsEnabled, !(lastACKSent < sequence) {
+            recentTimestamp = timestamps.value
+        }
+        // Trim to the window: bytes before RCV.NXT were delivered already, bytes past its end not offered.
+        if sequence < receiveNext {
+            var duplicate = receiveNext - sequence
+            if syn {
+                syn = false
+                duplicate -= 1
+            }
+            if duplicate > 0 {
+                // Data we already have: the peer retransmitted, so our ACK was lost or is late.
+                ackNow = true
+            }
+            payload = payload.droppingFirst(duplicate)
+            sequence = receiveNext
+        }
+        let room = windowEnd - sequence
+        if payload.count > room {
+            payload = payload.keepingFirst(Swift.max(0, room))
+            fin = false
+            ackNow = true
+        }
+
+        // 2. RST.
+        if flags.contains(.rst) {
+            switch state {
+            case .synReceived:
+                // An active opener (simultaneous open) was refused; a listen socket's child just goes.
+                becomeClosed(&actions, error: passiveOpen ? .connectionReset : .connectionRefused)
+            case .established, .finWait1, .finWait2, .closeWait:
+                becomeClosed(&actions, error: .connectionReset)
+            default:
+                becomeClosed(&actions)
+            }
+            return
+        }
+        // 4. SYN in a synchronized state: answer with an ACK (RFC 9293 3.10.7.4, RFC 5961 4).
+        if flags.contains(.syn) {
+            ackNow = true
+            output(now: now, &actions)
+            return
+        }
+        // 5. ACK.
+        guard flags.contains(.ack) else { return }
+        guard
+            processACK(
+                header, sequence: SequenceNumber(header.sequenceNumber),
+                carriesData: arrivedWithData || flags.contains(.fin),
+                now: now, &actions)
+        else { return }
+
+        // 7. Data, then 8. FIN.
+        if state.acceptsData, payload.count > 0 || fin {
+            receiveData(payload, at: sequence, fin: fin, now: now, &actions)
+        } else if payload.count > 0 || fin {
+            ackNow = true
+        }
+        if state != .closed {
+            output(now: now, &actions)
+        }
+    }
+
+    /// The ACK step; false when the segment must be dropped (or the connection ended).
+    private mutating func processACK(
+        _ header: TCPHeader, sequence: SequenceNumber, carriesData: Bool, now: Int64,
+        _ actions: inout TCPActions<Payload>
+    ) -> Bool {
+        let ack = SequenceNumber(header.acknowledgmentNumber)
+        if state == .synReceived {
+            guard sendUnacknowledged < ack, !(sendMax < ack) else {
+                actions.segments.append(resetSegment(sequence: ack, acknowledge: false))
+                return false
+            }
+            synAcknowledged(header, now: now)
+            state = finQueued ? .finWait1 : .established
+            actions.established = true
+            windowUpdateSequence = sequence
+            windowUpdateAcknowledgment = ack
+            sendWindow = Int(header.window) << Int(sendScale)
+            maximumSendWindow = Swift.max(maximumSendWindow, sendWindow)
+        }
+        if sendMax < ack {
+            // Acknowledges something never sent.
+            ackNow = true
+            output(now: now, &actions)
+            return false
+        }
+        let peerWindow = Int(header.window) << Int(sendScale)
+        if sendUnacknowledged < ack {
+            newlyAcknowledged(ack, header: header, now: now, &actions)
+        } else if ack == sendUnacknowledged, !carriesData, sendMax != sendUnacknowledged,
+            peerWindow == sendWindow, sendWindow > 0
+        {
+            duplicateACK(now: now, &actions)
+        }
+        if windowUpdateSequence < sequence
+            || (windowUpdateSequence == sequence && !(ack < windowUpdateAcknowledgment))
+        {
+            let opened = sendWindow == 0 && peerWindow > 0
+            sendWindow = peerWindow
+            maximumSendWindow = Swift.max(maximumSendWindow, sendWindow)
+            windowUpdateSequence = sequence
+            windowUpdateAcknowledgment = ack
+            if opened {
+                cancel(.persist)
+                persistBackoff = 0
+            }
+        }
+        if finAcknowledged {
+            switch state {
+            case .finWait1:
+                state = .finWait2
+                if closeRequested {
+                    arm(.finWait2, at: now &+ configuration.finWait2Timeout)
+                }
+            case .closing:
+                enterTimeWait(now: now, &actions)
+            case .lastAck:
+                becomeClosed(&actions)
+                return false
+            default:
+                break
+            }
+        }
+        return true
+    }
+
+    private mutating func newlyAcknowledged(
+        _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
+        let acknowledged = ack - sendUnacknowledged
+        if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
+            let ticks = Int32(bitPattern: timestampTick(now) &- echo)
+            if ticks >= 0 {
+                retransmissionTimeout.sample(Int64(ticks) * 1_000_000)
+            }
+            timedSequence = nil
+        } else if let timed = timedSequence, timed < ack {
+            retransmissionTimeout.sample(now &- timedSince)
+            timedSequence = nil
+        }
+        consecutiveRetransmissions = 0
+        let dataAcknowledged = Swift.min(Swift.max(0, ack - sendQueueStart), sendQueueCount)
+        sendQueueStart += dataAcknowledged
+        sendQueueCount -= dataAcknowledged
+        actions.acknowledgedBytes += dataAcknowledged
+        sendUnacknowledged = ack
+        if sendNext < ack {
+            sendNext = ack
+        }
+        persistBackoff = 0
+        if inFastRecovery {
+            if !(ack < recoveryPoint) {
+                inFastRecovery = false
+                duplicateACKs = 0
+                congestionControl.exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)
+            } else {
+                // NewReno partial ACK: the next hole is lost too; resend it at once.
+                retransmitFirstUnacknowledged(now: now, &actions)
+                congestionControl.partialACK(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize)
+                arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+            }
+        } else {
+            duplicateACKs = 0
+            if recoveryPoint < ack {
+                // Keep "recover" just behind SND.UNA so the comparison never wraps.
+                recoveryPoint = ack - 1
+            }
+            congestionControl.acknowledged(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize, now: now)
+        }
+        if sendUnacknowledged == sendMax {
+            cancel(.retransmission)
+        } else if !inFastRecovery {
+            arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+        }
+    }
+
+    private mutating func duplicateACK(now: Int64, _ actions: inout TCPActions<Payload>) {
+        duplicateACKs += 1
+        if inFastRecovery {
+            congestionControl.duplicateACKInRecovery(maximumSegmentSize: maximumSegmentSize)
+        } else if duplicateACKs == 3, recoveryPoint < sendUnacknowledged {
+            // Fast retransmit (RFC 5681 3.2) and NewReno recovery (RFC 6582 3.2).
+            inFastRecovery = true
+            recoveryPoint = sendMax
+            fastRetransmitCount += 1
+            congestionControl.enterRecovery(
+                flightSize: flightSize, maximumSegmentSize: maximumSegmentSize, now: now)
+            retransmitFirstUnacknowledged(now: now, &actions)
+        }
+    }
+
+    private mutating func receiveData(
+        _ payload: Payload, at sequence: SequenceNumber, fin: Bool, now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
+        guard sequence == receiveNext else {
+            // Ahead of a hole: keep it and send a duplicate ACK at once.
+            outOfOrder.insert(
+                payload, at: sequence, maximumSegments: configuration.maximumOutOfOrderSegments,
+                maximumBytes: configuration.maximumOutOfOrderBytes)
+            if fin {
+                outOfOrder.finSequence = sequence + payload.count
+            }
+            ackNow = true
+            return
+        }
+        let fillsHole = !outOfOrder.isEmpty
+        if payload.count > 0 {
+            actions.delivered.append(payload)
+            unreadCount += payload.count
+            receiveNext += payload.count
+        }
+        var finArrived = fin
+        if fillsHole {
+            let before = receiveNext
+            receiveNext = outOfOrder.drain(from: receiveNext) { actions.delivered.append($0) }
+            unreadCount += receiveNext - before
+            if let finSequence = outOfOrder.finSequence, finSequence == receiveNext {
+                finArrived = true
+            }
+        }
+        if finArrived {
+            receiveNext += 1
+            outOfOrder.removeAll()
+            actions.endOfStream = true
+            ackNow = true
+            switch state {
+            case .synReceived, .established:
+                state = .closeWait
+            case .finWait1:
+                if finAcknowledged {
+                    enterTimeWait(now: now, &actions)
+                } else {
+                    state = .closing
+                }
+            case .finWait2:
+                enterTimeWait(now: now, &actions)
+            default:
+                break
+            }
+            return
+        }
+        scheduleACK(forBytes: payload.count, quick: fillsHole, now: now)
+    }
+
+    /// Delayed ACK (RFC 9293 3.8.6.3, RFC 5681 4.2): at once during quick-ACK start-up or when a hole
+    /// was filled, after every second full segment, otherwise within the delayed-ACK bound.
+    private mutating func scheduleACK(forBytes count: Int, quick: Bool, now: Int64) {
+        bytesSinceACK += count
+        if quick || quickACKsLeft > 0 {
+            quickACKsLeft = Swift.max(0, quickACKsLeft - 1)
+            ackNow = true
+        } else if bytesSinceACK >= 2 * maximumSegmentSize {
+            ackNow = true
+        } else if !isArmed(.delayedACK) {
+            arm(.delayedACK, at: now &+ configuration.delayedACKTimeout)
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import NetMPWire
+
+/// Segment output: what may be sent now (window, congestion window, Nagle, silly-window avoidance),
+/// SYNs, retransmissions, ACKs and RSTs.
+extension TCPConnection {
+    /// Sends what the windows and Nagle allow, then a bare ACK if one is owed, then arms the persist
+    /// timer if unsent data is stuck behind a zero (or silly) window.
+    mutating func output(now: Int64, _ actions: inout TCPActions<Payload>) {
+        switch state {
+        case .established, .closeWait, .finWait1, .closing, .lastAck:
+            while sendOne(now: now, force: false, &actions) {}
+            armPersistIfStuck(now: now)
+        case .synReceived, .finWait2, .timeWait:
+            break
+        case .closed, .listen, .synSent:
+            return
+        }
+        if ackNow {
+            emit(sequence: sendNext, flags: .ack, now: now, &actions)
+        }
+    }
+
+    /// Sends one segment from SND.NXT if allowed (or, when `force`, one probe even into a closed
+    /// window); false when nothing was sent.
+    mutating func sendOne(now: Int64, force: Bool, _ actions: inout TCPActions<Payload>) -> Bool {
+        let unsent = Swift.max(0, sendQueueEnd - sendNext)
+        let window = Swift.min(sendWindow, congestionControl.congestionWindow)
+        let usable = Swift.max(0, (sendUnacknowledged + window) - sendNext)
+        var length = Swift.min(unsent, maximumSegmentSize, usable)
+        if force, length == 0, unsent > 0 {
+            length = 1
+        }
+        let retransmitting = sendNext < sendMax
+        let fin = finQueued && sendNext + length == sendQueueEnd && (length == unsent)
+        if length == 0 && !fin {
+            return false
+        }
+        if length > 0 && !fin && !force && !retransmitting && length < maximumSegmentSize {
+            // Nagle (RFC 896) and sender silly-window avoidance (RFC 9293 3.8.6.2.1).
+            let idle = sendMax == sendUnacknowledged
+            let allQueued = length == unsent
+            let halfWindow = maximumSendWindow > 0 && length >= maximumSendWindow / 2
+            guard halfWindow || (allQueued && (idle || configuration.noDelay)) else { return false }
+        }
+        var flags: TCPFlags = .ack
+        if length > 0 && length == unsent {
+            flags.insert(.psh)
+        }
+        if fin {
+            flags.insert(.fin)
+        }
+        let probe = force && length > 0 && usable == 0
+        emit(
+            sequence: sendNext, flags: flags, now: now, sendQueueOffset: sendNext - sendQueueStart,
+            payloadLength: length, &actions)
+        let consumed = length + (fin ? 1 : 0)
+        if retransmitting {
+            retransmittedSegments += 1
+        } else if timedSequence == nil && !probe {
+            timedSequence = sendNext
+            timedSince = now
+        }
+        if probe {
+            // A zero-window probe: SND.NXT stays, so the byte is sent again if the peer drops it.
+            sendMax = SequenceNumber.max(sendMax, sendNext + consumed)
+            return false
+        }
+        sendNext += consumed
+        sendMax = SequenceNumber.max(sendMax, sendNext)
+        if !isArmed(.retransmission) {
+            arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+            cancel(.persist)
+        }
+        return true
+    }
+
+    /// Resends the first unacknowledged segment (fast retransmit, partial ACK) without moving SND.NXT.
+    mutating func retransmitFirstUnacknowledged(now: Int64, _ actions: inout TCPActions<Payload>) {
+        let offset = sendUnacknowledged - sendQueueStart
+        let length = Swift.max(0, Swift.min(maximumSegmentSize, sendQueueCount - offset))
+        let fin = finQueued && sendUnacknowledged + length == sendQueueEnd
+        guard length > 0 || fin else { return }
+        var flags: TCPFlags = .ack
+        if fin {
+            flags.insert(.fin)
+        }
+        emit(
+            sequence: sendUnacknowledged, flags: flags, now: now, sendQueueOffset: offset, payloadLength: length,
+            &actions)
+        retransmittedSegments += 1
+        timedSequence = nil
+    }
+
+    mutating func armPersistIfStuck(now: Int64) {
+        let unsent = sendQueueEnd - sendNext > 0
+        guard unsent, !isArmed(.retransmission), !isArmed(.persist),
+            sendWindow == 0 || sendMax == sendUnacknowledged
+        else { return }
+        arm(.persist, at: now &+ persistInterval)
+    }
+
+    var persistInterval: Int64 {
+        var interval = Swift.max(retransmissionTimeout.timeout, configuration.minimumPersistInterval)
+        for _ in 0..<Swift.min(persistBackoff, 30) where interval < configuration.maximumPersistInterval {
+            interval *= 2
+        }
+        return Swift.min(interval, configuration.maximumPersistInterval)
+    }
+
+    /// Sends our SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED) with the options this end may offer.
+    mutating func emitSYN(now: Int64, _ actions: inout TCPActions<Payload>) {
+        let active = state == .synSent
+        var options = TCPOptions(maximumSegmentSize: UInt16(clamping: localMaximumSegmentSize))
+        if configuration.windowScaling && (active || peerOfferedWindowScale) {
+            options.windowScale = receiveScale
+        }
+        if active ? configuration.timestamps : timestampsEnabled {
+            options.timestamps = TCPTimestamps(value: timestampTick(now), echoReply: active ? 0 : recentTimestamp)
+        }
+        options.sackPermitted = active ? configuration.sackPermitted : sackPermitted
+        let window = Swift.min(configuration.receiveBufferSize, 65535)
+        let header = TCPHeader(
+            sourcePort: localPort, destinationPort: remotePort, sequenceNumber: initialSendSequence.rawValue,
+            acknowledgmentNumber: active ? 0 : receiveNext.rawValue, flags: active ? .syn : [.syn, .ack],
+            window: UInt16(clamping: window), options: options)
+        actions.segments.append(TCPOutboundSegment(header: header))
+        if !active {
+            receiveAdvertised = SequenceNumber.max(receiveAdvertised, receiveNext + window)
+            noteACKSent()
+        }
+    }
+
+    /// Emits a segment with the ACK bit at `sequence`, carrying the current window and timestamps.
+    mutating func emit(
+        sequence: SequenceNumber, flags: TCPFlags, now: Int64, sendQueueOffset: Int = 0, payloadLength: Int = 0,
+        _ actions: inout TCPActions<Payload>
+    ) {
+        var options = TCPOptions()
+        if timestampsEnabled {
+            options.timestamps = TCPTimestamps(value: timestampTick(now), echoReply: recentTimestamp)
+        }
+        let window = advertiseWindow()
+        let header = TCPHeader(
+            sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence.rawValue,
+            acknowledgmentNumber: receiveNext.rawValue, flags: flags,
+            window: UInt16(clamping: window >> Int(receiveScale)), options: options)
+        actions.segments.append(
+            TCPOutboundSegment(header: header, sendQueueOffset: sendQueueOffset, payloadLength: payloadLength))
+        noteACKSent()
+    }
+
+    /// A RST for this connection (`<SEQ=seq><CTL=RST>`, with ACK when `acknowledge`).
+    func resetSegment(sequence: SequenceNumber, acknowledge: Bool) -> TCPOutboundSegment {
+        TCPOutboundSegment(
+            header: TCPHeader(
+                sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence.rawValue,
+                acknowledgmentNumber: acknowledge ? receiveNext.rawValue : 0, flags: acknowledge ? [.rst, .ack] : .rst,
+                window: 0))
+    }
+
+    mutating func noteACKSent() {
+        ackNow = false
+        bytesSinceACK = 0
+        lastACKSent = receiveNext
+        cancel(.delayedACK)
+    }
+
+    /// The window to advertise now, in bytes, recording its right edge. The edge never moves left, and
+    /// moves right only by at least min(half the buffer, one MSS) (receiver silly-window avoidance).
+    mutating func advertiseWindow() -> Int {
+        let capacity = configuration.receiveBufferSize
+        let available = Swift.max(0, capacity - unreadCount)
+        let current = Swift.max(0, receiveAdvertised - receiveNext)
+        var window = available
+        if window <= current || window - current < Swift.min(capacity / 2, localMaximumSegmentSize) {
+            window = current
+        }
+        window = Swift.min(window, 65535 << Int(receiveScale))
+        receiveAdvertised = SequenceNumber.max(receiveAdvertised, receiveNext + window)
+        return Swift.max(0, receiveAdvertised - receiveNext)
+    }
+
+    /// The window the application opening its buffer would offer beyond what is advertised.
+    var windowIncrease: Int {
+        let available = Swift.max(0, configuration.receiveBufferSize - unreadCount)
+        return available - Swift.max(0, receiveAdvertised - receiveNext)
+    }
+}

@@ -1,0 +1,120 @@
+import NetMPWire
+
+/// The user's requests, as the socket layer relays them to the owner thread.
+extension TCPConnection {
+    /// Active open: sends the SYN. Only from CLOSED.
+    public mutating func connect(now: Int64, into actions: inout TCPActions<Payload>) {
+        guard state == .closed, sendNext == initialSendSequence else { return }
+        state = .synSent
+        emitSYN(now: now, &actions)
+        sendNext = initialSendSequence + 1
+        sendMax = sendNext
+        timedSequence = initialSendSequence
+        timedSince = now
+        arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+    }
+
+    /// Passive open: the child a listen socket makes for `syn` (a SYN without ACK, see `TCPListener`),
+    /// already in SYN_RECEIVED with its SYN-ACK in `actions`.
+    public init(
+        acceptingSYN syn: TCPHeader, configuration: TCPConfiguration = TCPConfiguration(),
+        initialSequenceNumber: SequenceNumber, routeMTU: Int = 1500,
+        congestionControl: (any TCPCongestionControl)? = nil, now: Int64, into actions: inout TCPActions<Payload>
+    ) {
+        self.init(
+            configuration: configuration, localPort: syn.destinationPort, remotePort: syn.sourcePort,
+            initialSequenceNumber: initialSequenceNumber, routeMTU: routeMTU, congestionControl: congestionControl)
+        state = .synReceived
+        passiveOpen = true
+        initialReceiveSequence = SequenceNumber(syn.sequenceNumber)
+        receiveNext = initialReceiveSequence + 1
+        receiveAdvertised = receiveNext
+        negotiate(syn.options, now: now)
+        sendWindow = Int(syn.window)
+        maximumSendWindow = sendWindow
+        windowUpdateSequence = initialReceiveSequence
+        emitSYN(now: now, &actions)
+        sendNext = initialSendSequence + 1
+        sendMax = sendNext
+        timedSequence = initialSendSequence
+        timedSince = now
+        arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+    }
+
+    /// The application appended `count` bytes to the send buffer.
+    public mutating func send(count: Int, now: Int64, into actions: inout TCPActions<Payload>) {
+        guard count > 0, !finQueued else { return }
+        switch state {
+        case .synSent, .synReceived, .established, .closeWait:
+            sendQueueCount += count
+            output(now: now, &actions)
+        default:
+            return
+        }
+    }
+
+    /// The application read `count` bytes: the window reopens, and is advertised at once when it grew
+    /// by at least two segments or half the buffer.
+    public mutating func received(count: Int, now: Int64, into actions: inout TCPActions<Payload>) {
+        unreadCount = Swift.max(0, unreadCount - Swift.max(0, count))
+        guard state.isSynchronized, state != .timeWait else { return }
+        let threshold = Swift.min(2 * localMaximumSegmentSize, configuration.receiveBufferSize / 2)
+        if windowIncrease >= threshold {
+            ackNow = true
+            output(now: now, &actions)
+        }
+    }
+
+    /// shutdown(SHUT_WR): a FIN after the queued data; reading continues.
+    public mutating func shutdownWrite(now: Int64, into actions: inout TCPActions<Payload>) {
+        switch state {
+        case .synSent, .synReceived:
+            finQueued = true
+        case .established:
+            finQueued = true
+            state = .finWait1
+            output(now: now, &actions)
+        case .closeWait:
+            finQueued = true
+            state = .lastAck
+            output(now: now, &actions)
+        case .closed, .listen:
+            becomeClosed(&actions)
+        default:
+            return
+        }
+    }
+
+    /// close(): a graceful close, except that unread received data makes it a reset (RFC 9293 3.10.4,
+    /// RFC 2525 2.17), as BSD and Linux do.
+    public mutating func close(now: Int64, into actions: inout TCPActions<Payload>) {
+        closeRequested = true
+        switch state {
+        case .closed, .listen, .synSent:
+            becomeClosed(&actions)
+        case .established, .closeWait, .finWait1, .finWait2, .synReceived:
+            if unreadCount > 0 {
+                abort(now: now, into: &actions)
+            } else if state == .finWait2 {
+                if !isArmed(.finWait2) {
+                    arm(.finWait2, at: now &+ configuration.finWait2Timeout)
+                }
+            } else {
+                shutdownWrite(now: now, into: &actions)
+            }
+        default:
+            break
+        }
+    }
+
+    /// abort(), or close with SO_LINGER 0: a RST for a synchronized connection, then CLOSED at once.
+    public mutating func abort(now: Int64, into actions: inout TCPActions<Payload>) {
+        switch state {
+        case .synReceived, .established, .finWait1, .finWait2, .closeWait:
+            actions.segments.append(resetSegment(sequence: sendNext, acknowledge: true))
+        default:
+            break
+        }
+        becomeClosed(&actions)
+    }
+}

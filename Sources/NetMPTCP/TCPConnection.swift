@@ -1,0 +1,198 @@
+import NetMPWire
+
+/// One TCP connection's control block as a value (RFC 9293): events go in with the current time,
+/// actions come out in a caller-owned `TCPActions`; no I/O, clock or allocation of its own.
+///
+/// The send queue is the integration's: `send(count:)` says how many bytes were appended, and
+/// segments name ranges of it. Received bytes are `Payload` values passed through without a copy.
+/// After each event the integration re-arms its one callout at `nextDeadline` (or cancels it when
+/// nil) and calls `timerFired` when it passes. SO_LINGER 0 is `abort`.
+public struct TCPConnection<Payload: TCPPayload> {
+    public let configuration: TCPConfiguration
+    public let localPort: UInt16
+    public let remotePort: UInt16
+    public internal(set) var state: TCPState = .closed
+
+    // MARK: Send sequence space (RFC 9293 3.3.1)
+
+    public let initialSendSequence: SequenceNumber
+    /// SND.UNA.
+    public internal(set) var sendUnacknowledged: SequenceNumber
+    /// SND.NXT: the next sequence number to send (moved back to SND.UNA after a timeout).
+    public internal(set) var sendNext: SequenceNumber
+    /// One past the highest sequence number ever sent.
+    public internal(set) var sendMax: SequenceNumber
+    /// SND.WND in bytes (scaled).
+    public internal(set) var sendWindow = 0
+    /// The largest window the peer offered (sender silly-window avoidance).
+    var maximumSendWindow = 0
+    var windowUpdateSequence = SequenceNumber(0)
+    var windowUpdateAcknowledgment = SequenceNumber(0)
+    /// The sequence number of the send queue's first byte.
+    public internal(set) var sendQueueStart: SequenceNumber
+    /// Bytes in the send queue, sent or not, not yet acknowledged.
+    public internal(set) var sendQueueCount = 0
+    /// The user shut down writing: a FIN follows the queued data.
+    public internal(set) var finQueued = false
+    /// The user closed the socket (not only shut down writing): FIN_WAIT_2 then times out.
+    var closeRequested = false
+    /// A listen socket's child rather than an active opener.
+    public internal(set) var passiveOpen = false
+
+    // MARK: Receive sequence space
+
+    public internal(set) var initialReceiveSequence = SequenceNumber(0)
+    /// RCV.NXT.
+    public internal(set) var receiveNext = SequenceNumber(0)
+    /// The right edge of the window last advertised; never moved left.
+    var receiveAdvertised = SequenceNumber(0)
+    /// Bytes delivered to the receive buffer that the application has not read.
+    public internal(set) var unreadCount = 0
+    var outOfOrder = OutOfOrderQueue<Payload>()
+
+    // MARK: Options
+
+    /// Our MSS option: the route MTU less the IPv4 and TCP headers.
+    public let localMaximumSegmentSize: Int
+    /// Effective bytes of data per segment we send (peer's MSS, our MTU, less timestamp option bytes).
+    public internal(set) var maximumSegmentSize: Int
+    public internal(set) var sendScale: UInt8 = 0
+    public internal(set) var receiveScale: UInt8 = 0
+    public internal(set) var timestampsEnabled = false
+    /// Both ends offered SACK-permitted (recorded; SACK itself comes in part 2).
+    public internal(set) var sackPermitted = false
+    var peerOfferedWindowScale = false
+    /// TS.Recent (RFC 7323).
+    var recentTimestamp: UInt32 = 0
+    var lastACKSent = SequenceNumber(0)
+    /// Added to our millisecond clock so TSval does not reveal uptime.
+    let timestampOffset: UInt32
+
+    // MARK: Retransmission and congestion
+
+    public internal(set) var retransmissionTimeout: RetransmissionTimeout
+    /// Consecutive timeouts without progress.
+    public internal(set) var consecutiveRetransmissions = 0
+    /// The segment being timed by Karn's rule: its start and when it was first sent.
+    var timedSequence: SequenceNumber?
+    var timedSince: Int64 = 0
+    public internal(set) var congestionControl: any TCPCongestionControl
+    public internal(set) var duplicateACKs = 0
+    public internal(set) var inFastRecovery = false
+    /// RFC 6582's "recover": the highest sequence sent when recovery began.
+    var recoveryPoint: SequenceNumber
+    var persistBackoff = 0
+
+    // MARK: ACK generation
+
+    var quickACKsLeft: Int
+    var bytesSinceACK = 0
+    var ackNow = false
+
+    // MARK: Timers and counters
+
+    var deadlines = TimerDeadlines()
+    /// Segments sent again (timeouts, fast and partial-ACK retransmissions, not probes).
+    public internal(set) var retransmittedSegments = 0
+    public internal(set) var timeoutCount = 0
+    public internal(set) var fastRetransmitCount = 0
+
+    /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
+    /// to the peer; the MSS we announce is that less 40 bytes of IPv4 and TCP headers.
+    public init(
+        configuration: TCPConfiguration = TCPConfiguration(), localPort: UInt16, remotePort: UInt16,
+        initialSequenceNumber: SequenceNumber, routeMTU: Int = 1500,
+        congestionControl: (any TCPCongestionControl)? = nil
+    ) {
+        self.configuration = configuration
+        self.localPort = localPort
+        self.remotePort = remotePort
+        initialSendSequence = initialSequenceNumber
+        sendUnacknowledged = initialSequenceNumber
+        sendNext = initialSequenceNumber
+        sendMax = initialSequenceNumber
+        sendQueueStart = initialSequenceNumber + 1
+        recoveryPoint = initialSequenceNumber
+        localMaximumSegmentSize = Swift.max(TCPConnection.minimumMSS, Swift.min(routeMTU - 40, 65495))
+        maximumSegmentSize = TCPConnection.defaultPeerMSS
+        timestampOffset = initialSequenceNumber.rawValue &* 2_654_435_761
+        retransmissionTimeout = RetransmissionTimeout(
+            initial: configuration.initialRTO, minimum: configuration.minimumRTO, maximum: configuration.maximumRTO)
+        self.congestionControl = congestionControl ?? NewReno(maximumSegmentSize: TCPConnection.defaultPeerMSS)
+        quickACKsLeft = configuration.quickACKSegments
+        var scale: UInt8 = 0
+        while scale < 14, configuration.receiveBufferSize >> Int(scale) > 65535 {
+            scale += 1
+        }
+        receiveScale = configuration.windowScaling ? scale : 0
+    }
+
+    /// The MSS assumed when the peer sends none (RFC 9293 3.7.1, IPv4).
+    static var defaultPeerMSS: Int { 536 }
+    /// The smallest MSS we use whatever the peer says (Linux's tcp_min_snd_mss).
+    static var minimumMSS: Int { 48 }
+
+    // MARK: Timers
+
+    public func deadline(of timer: TCPTimer) -> Int64? { deadlines[timer] }
+
+    /// The earliest armed timer: the integration's one callout for this connection.
+    public var nextDeadline: Int64? {
+        var earliest: Int64?
+        for timer in TCPTimer.allCases {
+            if let deadline = deadlines[timer], earliest.map({ deadline < $0 }) ?? true {
+                earliest = deadline
+            }
+        }
+        return earliest
+    }
+
+    mutating func arm(_ timer: TCPTimer, at deadline: Int64) { deadlines[timer] = deadline }
+    mutating func cancel(_ timer: TCPTimer) { deadlines[timer] = nil }
+    func isArmed(_ timer: TCPTimer) -> Bool { deadlines[timer] != nil }
+
+    // MARK: Derived values
+
+    /// Sequence number just past the queued data (where the FIN goes).
+    var sendQueueEnd: SequenceNumber { sendQueueStart + sendQueueCount }
+    /// Our FIN was sent and acknowledged.
+    var finAcknowledged: Bool { finQueued && sendUnacknowledged == sendQueueEnd + 1 }
+    /// Bytes sent and not acknowledged (SYN and FIN included).
+    public var flightSize: Int { Swift.max(0, sendMax - sendUnacknowledged) }
+    /// The compact record a TIME_WAIT connection can be replaced by.
+    public func timeWaitRecord() -> TCPTimeWait? {
+        guard state == .timeWait, let deadline = deadline(of: .timeWait) else { return nil }
+        return TCPTimeWait(
+            receiveNext: receiveNext, sendNext: sendNext,
+            recentTimestamp: timestampsEnabled ? recentTimestamp : nil, deadline: deadline)
+    }
+
+    func timestampTick(_ now: Int64) -> UInt32 {
+        UInt32(truncatingIfNeeded: now / 1_000_000) &+ timestampOffset
+    }
+
+    // MARK: State changes
+
+    mutating func becomeClosed(_ actions: inout TCPActions<Payload>, error: TCPError? = nil) {
+        state = .closed
+        for timer in TCPTimer.allCases {
+            cancel(timer)
+        }
+        outOfOrder.removeAll()
+        actions.closed = true
+        if let error {
+            actions.error = error
+        }
+    }
+
+    mutating func enterTimeWait(now: Int64, _ actions: inout TCPActions<Payload>) {
+        state = .timeWait
+        for timer in TCPTimer.allCases {
+            cancel(timer)
+        }
+        arm(.timeWait, at: now &+ 2 &* configuration.maximumSegmentLifetime)
+        actions.enteredTimeWait = true
+    }
+}
+
+extension TCPConnection: Sendable where Payload: Sendable {}

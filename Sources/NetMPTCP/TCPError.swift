@@ -1,0 +1,9 @@
+/// Why a connection ended badly, as the socket layer reports it.
+public enum TCPError: Error, Hashable, Sendable {
+    /// A RST answered our SYN.
+    case connectionRefused
+    /// A RST arrived on a synchronized connection.
+    case connectionReset
+    /// Retransmissions (or SYN retransmissions) ran out.
+    case timedOut
+}

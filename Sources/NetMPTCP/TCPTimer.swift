@@ -1,0 +1,39 @@
+/// The timers a connection runs; the integration arms one callout at `nextDeadline` and calls
+/// `timerFired` when it passes (the connection works out which timers expired).
+public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
+    case retransmission
+    case persist
+    case delayedACK
+    case finWait2
+    case timeWait
+}
+
+/// One deadline per timer, stored inline so a connection value carries no array of its own.
+struct TimerDeadlines: Hashable, Sendable {
+    private var retransmission: Int64?
+    private var persist: Int64?
+    private var delayedACK: Int64?
+    private var finWait2: Int64?
+    private var timeWait: Int64?
+
+    subscript(timer: TCPTimer) -> Int64? {
+        get {
+            switch timer {
+            case .retransmission: return retransmission
+            case .persist: return persist
+            case .delayedACK: return delayedACK
+            case .finWait2: return finWait2
+            case .timeWait: return timeWait
+            }
+        }
+        set {
+            switch timer {
+            case .retransmission: retransmission = newValue
+            case .persist: persist = newValue
+            case .delayedACK: delayedACK = newValue
+            case .finWait2: finWait2 = newValue
+            case .timeWait: timeWait = newValue
+            }
+        }
+    }
+}

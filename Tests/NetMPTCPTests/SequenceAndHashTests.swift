@@ -1,0 +1,90 @@
+import NetMPTCP
+import NetMPWire
+import XCTest
+
+/// Sequence-number arithmetic, SipHash-2-4, RFC 6528 ISNs and RFC 6056 port choice.
+final class SequenceAndHashTests: XCTestCase {
+    func testSequenceNumbersCompareModulo2To32() {
+        let nearTop = SequenceNumber(0xFFFF_FFF0)
+        let wrapped = nearTop + 0x20
+        XCTAssertEqual(wrapped.rawValue, 0x10)
+        XCTAssertTrue(nearTop < wrapped)
+        XCTAssertFalse(wrapped < nearTop)
+        XCTAssertEqual(wrapped - nearTop, 0x20)
+        XCTAssertEqual(nearTop - wrapped, -0x20)
+        XCTAssertEqual((wrapped - 0x20), nearTop)
+        XCTAssertTrue(SequenceNumber(5).isIn(nearTop, wrapped))
+        XCTAssertTrue(nearTop.isIn(nearTop, wrapped))
+        XCTAssertFalse(wrapped.isIn(nearTop, wrapped))
+        XCTAssertFalse(SequenceNumber(0x7000_0000).isIn(nearTop, wrapped))
+        XCTAssertEqual(SequenceNumber.max(nearTop, wrapped), wrapped)
+        XCTAssertEqual(SequenceNumber.min(nearTop, wrapped), nearTop)
+        XCTAssertTrue(SequenceNumber(0) < SequenceNumber(0x7FFF_FFFF))
+        XCTAssertTrue(SequenceNumber(0x8000_0001) < SequenceNumber(0))
+    }
+
+    func testSipHashReferenceVectors() {
+        // The reference implementation's vectors: key 00 01 … 0f, messages 00 01 … (n-1).
+        let key = TCPSecretKey(bytes: 0..<16)
+        let empty = SipHasher(key: key)
+        XCTAssertEqual(empty.finalize(), 0x726f_db47_dd0e_0e31)
+        var fifteen = SipHasher(key: key)
+        fifteen.append(contentsOf: 0..<15)
+        XCTAssertEqual(fifteen.finalize(), 0xa129_ca61_49be_45e5)
+        var eight = SipHasher(key: key)
+        eight.append(contentsOf: 0..<8)
+        XCTAssertEqual(eight.finalize(), 0x93f5_f579_9a93_2462)
+    }
+
+    func testInitialSequenceNumbersPerRFC6528() {
+        let generator = InitialSequenceNumbers(key: TCPSecretKey(bytes: Array(repeating: 7, count: 16)))
+        let key = TCPConnectionKey(
+            localAddress: .ipv4(IPv4Address(198, 18, 0, 1)), localPort: 40000,
+            remoteAddress: .ipv4(IPv4Address(198, 18, 0, 2)), remotePort: 80)
+        let first = generator.initialSequenceNumber(for: key, now: 0)
+        // The clock part advances one per 4 µs.
+        XCTAssertEqual(generator.initialSequenceNumber(for: key, now: 4_000_000) - first, 1000)
+        XCTAssertEqual(generator.initialSequenceNumber(for: key, now: 3_999) - first, 0)
+        // Another tuple or another key gives an unrelated offset.
+        var other = key
+        other.localPort = 40001
+        XCTAssertNotEqual(generator.initialSequenceNumber(for: other, now: 0), first)
+        let otherKey = InitialSequenceNumbers(key: TCPSecretKey(bytes: Array(repeating: 8, count: 16)))
+        XCTAssertNotEqual(otherKey.initialSequenceNumber(for: key, now: 0), first)
+        XCTAssertEqual(generator.initialSequenceNumber(for: key, now: 0), first, "deterministic for a key")
+    }
+
+    func testEphemeralPortsPerRFC6056() {
+        let secret = TCPSecretKey(bytes: 1...16)
+        let local = TCPAddress.ipv4(IPv4Address(198, 18, 0, 1))
+        let remote = TCPAddress.ipv4(IPv4Address(198, 18, 0, 2))
+        var selector = EphemeralPortSelector(key: secret, range: 50000...50009)
+        var taken: Set<UInt16> = []
+        for _ in 0..<10 {
+            let port = selector.choose(localAddress: local, remoteAddress: remote, remotePort: 80) {
+                taken.contains($0)
+            }
+            guard let port else { return XCTFail("a free port was not found") }
+            XCTAssertTrue((50000...50009).contains(port))
+            XCTAssertTrue(taken.insert(port).inserted)
+        }
+        XCTAssertNil(selector.choose(localAddress: local, remoteAddress: remote, remotePort: 80) { taken.contains($0) })
+
+        // Consecutive connections to one destination get consecutive ports from a keyed offset;
+        // another destination starts somewhere else.
+        var fresh = EphemeralPortSelector(key: secret)
+        let a = fresh.choose(localAddress: local, remoteAddress: remote, remotePort: 80) { _ in false }
+        let b = fresh.choose(localAddress: local, remoteAddress: remote, remotePort: 80) { _ in false }
+        XCTAssertEqual(b.map { Int($0) }, a.map { $0 == 65535 ? 49152 : Int($0) + 1 })
+        var spread: Set<UInt16> = []
+        for port: UInt16 in 1...20 {
+            var selector = EphemeralPortSelector(key: secret)
+            if let chosen = selector.choose(
+                localAddress: local, remoteAddress: remote, remotePort: port, inUse: { _ in false })
+            {
+                spread.insert(chosen)
+            }
+        }
+        XCTAssertGreaterThan(spread.count, 15, "destinations start at keyed, scattered offsets")
+    }
+}
