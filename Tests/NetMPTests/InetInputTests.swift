@@ -164,6 +164,6 @@ final class InetInputTests: SingleHostTestCase {
         else { return XCTFail() }
         XCTAssertEqual(parsed.operation, .reply)
         XCTAssertEqual(parsed.targetHardwareAddress, peerMAC)
-        XCTAssertEqual(stack.inet.perThread[0].arp[ARPKey(interfaceIndex: 1, address: peer)]?.mac, peerMAC)
+        XCTAssertEqual(stack.inet.neighbours.lookup(ARPKey(interfaceIndex: 1, address: peer)), peerMAC)
     }
 }

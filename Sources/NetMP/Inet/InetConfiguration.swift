@@ -28,8 +28,11 @@ public struct InetSettings: Sendable, Hashable {
     /// Time between ARP requests for one address, and how many are sent before giving up.
     public var arpRetransmit: Duration = .seconds(1)
     public var arpMaxRequests = 3
-    /// Packets held per address while it resolves (the oldest is dropped past this).
-    public var arpQueueLimit = 16
+    /// Packets held per address while it resolves (the oldest is dropped past this). One queue
+    /// serves every protocol thread (Linux holds about 100).
+    public var arpQueueLimit = 64
+    /// Neighbour entries the stack holds at most (both learning paths; the oldest is evicted).
+    public var arpCacheLimit = 1024
     /// A datagram's fragments are dropped if it is not complete in this time.
     public var reassemblyTimeout: Duration = .seconds(30)
     /// Fragment bytes one protocol thread holds at most, datagrams in reassembly at most, and

@@ -33,11 +33,15 @@ final class InetStack: @unchecked Sendable {
     /// The IPv4 identification counter every protocol thread draws from.
     let identification: Atomic<UInt32>
 
+    /// The one neighbour (ARP) table every protocol thread resolves through.
+    let neighbours: NeighbourTable
+
     init(context: StackContext, settings: InetSettings, seed: UInt64) {
         identification = Atomic(UInt32(truncatingIfNeeded: seed >> 16))
         self.context = context
         self.settings = settings
         self.seed = seed
+        neighbours = NeighbourTable(seed: seed)
         portRandom = SeededRandom(seed: seed ^ 0x5EED_0F_7057)
         nextPingIdentifier = Atomic(UInt16(truncatingIfNeeded: seed >> 32))
         loopback = LoopbackInterface()
@@ -228,7 +232,7 @@ final class InetStack: @unchecked Sendable {
     }
 
     /// Inbound frames from interface `interfaceIndex`: hashed to protocol threads, one message
-    /// per thread per batch. ARP goes to every thread (each keeps its own cache).
+    /// per thread per batch. ARP goes to thread 0 (the neighbour table is shared).
     func receive(_ frames: [Frame], interfaceIndex: Int) {
         let count = perThread.count
         if count == 1 {
@@ -246,9 +250,7 @@ final class InetStack: @unchecked Sendable {
                 continue
             }
             let etherType = UInt16(bytes[12]) << 8 | UInt16(bytes[13])
-            if etherType == 0x0806 {
-                for index in 0..<count { batches[index].append(frame) }
-            } else if etherType == 0x0800 {
+            if etherType == 0x0800 {
                 batches[threadIndex(ipPacket: UnsafeRawBufferPointer(rebasing: bytes[14...]))].append(frame)
             } else {
                 batches[0].append(frame)

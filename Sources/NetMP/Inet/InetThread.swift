@@ -25,14 +25,6 @@ struct ARPKey: Hashable {
     var address: IPv4Address
 }
 
-final class ARPEntry {
-    var mac: MACAddress?
-    var expires: Int64 = 0
-    var pending: [Frame] = []
-    var requests = 0
-    var timer: Callout?
-}
-
 @inline(__always) func mutableRegion(_ chunk: ByteChunk, _ offset: Int, _ count: Int) -> UnsafeMutableRawBufferPointer {
     UnsafeMutableRawBufferPointer(start: chunk.base + offset, count: count)
 }
@@ -44,8 +36,8 @@ final class ARPEntry {
     }
 }
 
-/// The IPv4 layer's state on one protocol thread: its copy of the configuration, its ARP cache,
-/// its reassembly queues, its UDP tables and its pending pings. Touched only on that thread.
+/// The IPv4 layer's state on one protocol thread: its copy of the configuration, its reassembly
+/// queues, its UDP tables and its pending pings. Touched only on that thread.
 final class InetThread: @unchecked Sendable {
     /// Link header, IPv4 header, and both together (the headroom of every outbound packet).
     static let linkHeaderLength = 14
@@ -60,7 +52,6 @@ final class InetThread: @unchecked Sendable {
     var configGeneration: UInt64 = 0
     var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
     private var outQueues: [[Frame]] = []
-    var arp: [ARPKey: ARPEntry] = [:]
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
     var reassemblyBytes = 0
     lazy var reassemblyTimer = Callout(on: thread) { [unowned self] in
