@@ -33,13 +33,17 @@ public struct InetSettings: Sendable, Hashable {
     public var arpQueueLimit = 64
     /// Neighbour entries the stack holds at most (both learning paths; the oldest is evicted).
     public var arpCacheLimit = 1024
-    /// A datagram's fragments are dropped if it is not complete in this time.
-    public var reassemblyTimeout: Duration = .seconds(30)
-    /// Fragment bytes one protocol thread holds at most, datagrams in reassembly at most, and
-    /// fragments per datagram at most.
+    /// A datagram's fragments are dropped if it is not complete in this time (RFC 1122 3.3.2:
+    /// 60 to 120 s).
+    public var reassemblyTimeout: Duration = .seconds(60)
+    /// Bytes of receive chunks fragments keep alive on one protocol thread at most, datagrams in
+    /// reassembly at most, and fragments per datagram at most.
     public var reassemblyMaxBytes = 1 << 20
     public var reassemblyMaxDatagrams = 64
     public var reassemblyMaxFragments = 64
+    /// What one source may hold of the above (its own oldest datagrams make room).
+    public var reassemblyMaxBytesPerSource = 1 << 19
+    public var reassemblyMaxDatagramsPerSource = 16
     /// ICMP errors each protocol thread sends: a token bucket.
     public var icmpErrorsPerSecond = 100
     public var icmpErrorBurst = 10

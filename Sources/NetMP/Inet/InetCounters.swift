@@ -16,6 +16,7 @@ public enum InetCounter: Int, CaseIterable, Sendable {
     case ipForwarded, ipTTLExceeded
     // Reassembly.
     case fragmentsIn, fragmentsDuplicate, reassembled, reassemblyTimeouts, reassemblyDropped
+    case fragmentsOverlapping, reassemblyRefused
     // ICMP.
     case icmpIn, icmpMalformed, icmpEchoRepliesSent
     case icmpErrorsSent, icmpErrorsRateLimited, icmpErrorsIn

@@ -54,6 +54,7 @@ final class InetThread: @unchecked Sendable {
     private var outQueues: [[Frame]] = []
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
     var reassemblyBytes = 0
+    var reassemblySources: [IPv4Address: FragmentSourceUsage] = [:]
     lazy var reassemblyTimer = Callout(on: thread) { [unowned self] in
         self.reassemblyTimedOut()
         self.flush()
