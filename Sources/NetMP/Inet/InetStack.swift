@@ -30,14 +30,14 @@ final class InetStack: @unchecked Sendable {
     /// The ephemeral port range (RFC 6056 suggests 49152-65535).
     static let ephemeralPorts: ClosedRange<UInt16> = 49152...65535
 
-    /// The IPv4 identification counter every protocol thread draws from.
-    let identification: Atomic<UInt32>
+    /// The IPv4 identifications every protocol thread draws from.
+    let identifiers: IPIdentifiers
 
     /// The one neighbour (ARP) table every protocol thread resolves through.
     let neighbours: NeighbourTable
 
     init(context: StackContext, settings: InetSettings, seed: UInt64) {
-        identification = Atomic(UInt32(truncatingIfNeeded: seed >> 16))
+        identifiers = IPIdentifiers(seed: seed)
         self.context = context
         self.settings = settings
         self.seed = seed

@@ -209,10 +209,9 @@ final class InetThread: @unchecked Sendable {
 
     // MARK: IPv4 output
 
-    /// One counter for the whole stack, so every thread draws from the full 16-bit space and
-    /// no two datagrams in flight share an identification until 65536 more have been sent.
-    private func nextIdentification() -> UInt16 {
-        UInt16(truncatingIfNeeded: stack.identification.add(1, ordering: .relaxed).newValue)
+    /// Per-destination counters (`IPIdentification.swift`): consecutive to one destination.
+    private func nextIdentification(_ hop: NextHop, _ destination: IPv4Address, _ proto: IPProtocol) -> UInt16 {
+        stack.identifiers.next(source: hop.source, destination: destination, protocol: proto.rawValue)
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
@@ -231,7 +230,8 @@ final class InetThread: @unchecked Sendable {
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
-            totalLength: UInt16(total), identification: nextIdentification(), dontFragment: dontFragment,
+            totalLength: UInt16(total), identification: nextIdentification(hop, destination, proto),
+            dontFragment: dontFragment,
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)
         count(.ipOut)
