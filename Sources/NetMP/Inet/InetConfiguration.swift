@@ -23,6 +23,8 @@ public struct Route: Sendable, Hashable {
 public struct InetSettings: Sendable, Hashable {
     /// Forward packets not addressed to this stack (a router). Off by default.
     public var forwarding = false
+    /// Forward datagrams to the subnet broadcast of one of our other networks (RFC 2644: off).
+    public var forwardsDirectedBroadcasts = false
     /// How long a resolved ARP entry is used before it is resolved again.
     public var arpLifetime: Duration = .seconds(60)
     /// Time between ARP requests for one address, and how many are sent before giving up.

@@ -11,6 +11,7 @@ public enum InetCounter: Int, CaseIterable, Sendable {
     case ipIn, ipMalformed, ipBadChecksum
     case ipMartianSource, ipMartianDestination
     case ipNotForUs, ipMulticastDropped, ipDelivered
+    case ipLinkBroadcastUnicast, ipDirectedBroadcastDropped, ipMartianSourceOut
     // IPv4 output and forwarding.
     case ipOut, ipNoRoute, ipFragmentsOut, ipCannotFragment
     case ipForwarded, ipTTLExceeded

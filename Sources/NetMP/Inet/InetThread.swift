@@ -159,7 +159,9 @@ final class InetThread: @unchecked Sendable {
         }
         let header = packet.header
         let source = header.source
-        if InetThread.isMartianSource(source) || (source.isLoopback && interfaceIndex != 0) {
+        if config.isMartianSource(
+            source, destination: header.destination, protocol: header.protocol, interfaceIndex: interfaceIndex)
+        {
             count(.ipMartianSource)
             return
         }
@@ -170,6 +172,11 @@ final class InetThread: @unchecked Sendable {
         let destination = header.destination
         if destination.isLoopback && interfaceIndex != 0 {
             count(.ipMartianDestination)
+            return
+        }
+        // A link-layer broadcast carrying a unicast destination (RFC 1122 3.3.6).
+        if linkBroadcast && !destination.isMulticast && !config.isBroadcast(destination, on: interfaceIndex) {
+            count(.ipLinkBroadcastUnicast)
             return
         }
         if config.isLocal(destination) || destination.isLoopback {
@@ -320,6 +327,11 @@ final class InetThread: @unchecked Sendable {
             count(.ipNotForUs)
             return
         }
+        // Directed broadcasts are not forwarded unless configured (RFC 2644).
+        if config.isDirectedBroadcast(header.destination) && !config.settings.forwardsDirectedBroadcasts {
+            count(.ipDirectedBroadcastDropped)
+            return
+        }
         if header.timeToLive <= 1 {
             count(.ipTTLExceeded)
             sendICMPError(.timeExceeded(code: .timeToLiveExceeded), about: datagram)
@@ -446,7 +458,13 @@ final class InetThread: @unchecked Sendable {
         if datagram.linkBroadcast || datagram.destinationIsBroadcast || header.destination.isMulticast { return }
         if header.fragmentOffset != 0 { return }
         let source = header.source
-        if InetThread.isMartianSource(source) { return }
+        if source.isUnspecified
+            || config.isMartianSource(
+                source, destination: header.destination, protocol: header.protocol,
+                interfaceIndex: datagram.interfaceIndex)
+        {
+            return
+        }
         if header.protocol == .icmp {
             guard datagram.payloadEnd > datagram.payloadStart else { return }
             let type = datagram.chunk.base.load(fromByteOffset: datagram.payloadStart, as: UInt8.self)
