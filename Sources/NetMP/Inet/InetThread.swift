@@ -43,6 +43,8 @@ final class InetThread: @unchecked Sendable {
     static let linkHeaderLength = 14
     static let ipHeaderLength = 20
     static let headroom = 34
+    /// The largest ICMP error datagram (RFC 1812 4.3.2.3).
+    static let icmpErrorLimit = 576
 
     unowned let stack: InetStack
     let thread: ProtocolThread
@@ -298,9 +300,12 @@ final class InetThread: @unchecked Sendable {
     }
 
     /// Writes the link header and queues the frame, resolving the next hop's hardware address.
-    func sendFrame(_ frame: Frame, etherType: UInt16, hop: NextHop) {
-        guard hop.interfaceIndex < config.interfaces.count, frame.count >= InetThread.linkHeaderLength else { return }
+    func sendFrame(_ unpadded: Frame, etherType: UInt16, hop: NextHop) {
+        guard hop.interfaceIndex < config.interfaces.count, unpadded.count >= InetThread.linkHeaderLength else {
+            return
+        }
         let interface = config.interfaces[hop.interfaceIndex]
+        let frame = interface.needsAddressResolution ? paddedForEthernet(unpadded) : unpadded
         let header = frame.chunk.base + frame.start
         storeMAC(.zero, at: header)
         storeMAC(interface.hardwareAddress, at: header + 6)
@@ -475,7 +480,10 @@ final class InetThread: @unchecked Sendable {
             return
         }
         let headerLength = datagram.payloadStart - datagram.ipStart
-        let quoteLength = Swift.min(headerLength + 8, datagram.payloadEnd - datagram.ipStart)
+        // As much of the datagram as fits in 576 bytes (RFC 1812 4.3.2.3).
+        let quoteLength = Swift.min(
+            Swift.max(headerLength + 8, InetThread.icmpErrorLimit - InetThread.ipHeaderLength - ICMPHeader.length),
+            datagram.payloadEnd - datagram.ipStart)
         let length = ICMPHeader.length + quoteLength
         let from =
             isLocalDestination(header.destination)
