@@ -49,6 +49,10 @@ public struct InetSettings: Sendable, Hashable {
     /// ICMP errors each protocol thread sends: a token bucket.
     public var icmpErrorsPerSecond = 100
     public var icmpErrorBurst = 10
+    /// The Toeplitz key inbound packets are hashed with to pick their protocol thread (read when
+    /// the stack is made; keys under 16 bytes fall back to the default). The default is
+    /// symmetric, so both directions of a flow land on one thread; a NIC's key is not.
+    public var dispatchKey: [UInt8] = Toeplitz.symmetricKey
     /// Default TTL of packets this stack originates.
     public var defaultTTL: UInt8 = 64
 

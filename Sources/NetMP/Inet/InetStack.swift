@@ -36,12 +36,16 @@ final class InetStack: @unchecked Sendable {
     /// The one neighbour (ARP) table every protocol thread resolves through.
     let neighbours: NeighbourTable
 
+    /// The inbound dispatch hash, under `InetSettings.dispatchKey` as the stack was made with.
+    let dispatchHasher: ToeplitzHasher
+
     init(context: StackContext, settings: InetSettings, seed: UInt64) {
         identifiers = IPIdentifiers(seed: seed)
         self.context = context
         self.settings = settings
         self.seed = seed
         neighbours = NeighbourTable(seed: seed)
+        dispatchHasher = ToeplitzHasher(key: settings.dispatchKey) ?? Toeplitz.symmetric
         portRandom = SeededRandom(seed: seed ^ 0x5EED_0F_7057)
         nextPingIdentifier = Atomic(UInt16(truncatingIfNeeded: seed >> 32))
         loopback = LoopbackInterface()
@@ -183,7 +187,7 @@ final class InetStack: @unchecked Sendable {
     ) -> Int {
         let count = perThread.count
         if count <= 1 { return 0 }
-        let hash = Toeplitz.hash(
+        let hash = dispatchHasher.hash(
             source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
         return Int(hash % UInt32(count))
     }
