@@ -265,35 +265,48 @@ final class InetThread: @unchecked Sendable {
     }
 
     /// Sends `payload` as fragments of `template`, starting at byte `baseOffset` of the original.
+    /// The fragment at offset 0 carries all of `options`; later ones only those with the copy
+    /// bit (RFC 791 3.2).
     func fragment(
         _ template: IPv4Header, payload: UnsafeRawBufferPointer, baseOffset: Int, moreAfter: Bool, hop: NextHop,
-        mtu: Int
+        mtu: Int, options: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) -> NetError? {
-        let maxPiece = (mtu - InetThread.ipHeaderLength) & ~7
-        guard maxPiece >= 8, let source = payload.baseAddress else {
+        let copied = options.isEmpty ? [] : IPv4Options.copiedOnFragmentation(options)
+        guard let source = payload.baseAddress else {
             count(.ipCannotFragment)
             return .messageTooLong
         }
         var offset = 0
         while offset < payload.count {
+            let first = baseOffset + offset == 0
+            let optionCount = first ? options.count : copied.count
+            let headerLength = InetThread.ipHeaderLength + optionCount
+            let maxPiece = (mtu - headerLength) & ~7
+            guard maxPiece >= 8 else {
+                count(.ipCannotFragment)
+                return .messageTooLong
+            }
             let piece = Swift.min(maxPiece, payload.count - offset)
             let more = offset + piece < payload.count || moreAfter
-            let chunk = ChunkPool.shared.take(atLeast: piece, headroom: InetThread.headroom)
-            (chunk.base + InetThread.headroom).copyMemory(from: source + offset, byteCount: piece)
-            chunk.filled = InetThread.headroom + piece
+            let linkAndIP = InetThread.linkHeaderLength + headerLength
+            let chunk = ChunkPool.shared.take(atLeast: piece, headroom: linkAndIP)
+            (chunk.base + linkAndIP).copyMemory(from: source + offset, byteCount: piece)
+            chunk.filled = linkAndIP + piece
             var header = template
-            header.totalLength = UInt16(truncatingIfNeeded: InetThread.ipHeaderLength + piece)
+            header.totalLength = UInt16(truncatingIfNeeded: headerLength + piece)
             header.moreFragments = more
             header.fragmentOffset = UInt16(truncatingIfNeeded: (baseOffset + offset) / 8)
-            guard
-                (try? header.emit(
-                    into: mutableRegion(chunk, InetThread.linkHeaderLength, InetThread.ipHeaderLength))) != nil
-            else {
+            let region = mutableRegion(chunk, InetThread.linkHeaderLength, headerLength)
+            let emitted =
+                first
+                ? (try? header.emit(into: region, options: options))
+                : copied.withUnsafeBytes { try? header.emit(into: region, options: $0) }
+            guard emitted != nil else {
                 count(.ipCannotFragment)
                 return .messageTooLong
             }
             count(.ipFragmentsOut)
-            sendFrame(Frame(chunk: chunk, start: 0, end: InetThread.headroom + piece), etherType: 0x0800, hop: hop)
+            sendFrame(Frame(chunk: chunk, start: 0, end: linkAndIP + piece), etherType: 0x0800, hop: hop)
             offset += piece
         }
         return nil
@@ -361,9 +374,12 @@ final class InetThread: @unchecked Sendable {
             var template = header
             template.timeToLive = header.timeToLive - 1
             count(.ipForwarded)
+            let options = UnsafeRawBufferPointer(
+                start: datagram.chunk.base + datagram.ipStart + InetThread.ipHeaderLength,
+                count: datagram.payloadStart - datagram.ipStart - InetThread.ipHeaderLength)
             _ = fragment(
                 template, payload: datagram.payload, baseOffset: header.fragmentByteOffset,
-                moreAfter: header.moreFragments, hop: hop, mtu: interface.mtu)
+                moreAfter: header.moreFragments, hop: hop, mtu: interface.mtu, options: options)
             return
         }
         let chunk = ChunkPool.shared.take(atLeast: length, headroom: InetThread.linkHeaderLength)
