@@ -127,4 +127,29 @@ final class InetNeighbourTests: SingleHostTestCase {
         XCTAssertEqual(stack.inetStatistics()[.arpDefences], 2)
         XCTAssertNil(stack.inet.neighbours.lookup(ARPKey(interfaceIndex: 1, address: local)))
     }
+
+    /// Sends to a reachable neighbour read the thread's cache without a lock (every send took
+    /// the table's lock); a changed mapping invalidates the cache at once.
+    func testSendPathReadsWithoutTheLock() throws {
+        try makeStack()
+        try receiver.send([0], to: .ipv4(peer, port: 7))
+        stack.runUntilIdle()
+        interface.inject([arpFrame(.reply, from: peer, mac: peerMAC, target: local, to: interface.hardwareAddress)])
+        stack.runUntilIdle()
+        for index in 1...50 { try receiver.send([UInt8(index)], to: .ipv4(peer, port: 7)) }
+        stack.runUntilIdle()
+        XCTAssertEqual(stack.inetStatistics()[.udpOut], 51)
+        XCTAssertEqual(stack.inetStatistics()[.neighbourLockedLookups], 2)
+        // The peer moves to another card: the next datagram goes to the new address.
+        let moved = MACAddress(0x02, 0, 0, 0, 0, 0x22)
+        interface.inject([arpFrame(.request, from: peer, mac: moved, target: local)])
+        stack.runUntilIdle()
+        try receiver.send([99], to: .ipv4(peer, port: 7))
+        stack.runUntilIdle()
+        guard let last = interface.sent.withLock({ $0.last }), case .success(let ethernet) = EthernetHeader.parse(last)
+        else { return XCTFail("nothing sent") }
+        XCTAssertEqual(ethernet.header.etherType, .ipv4)
+        XCTAssertEqual(ethernet.header.destination, moved)
+        XCTAssertEqual(stack.inetStatistics()[.neighbourLockedLookups], 3)
+    }
 }

@@ -8,7 +8,14 @@ extension InetThread {
 
     func arpOutput(_ frame: Frame, key: ARPKey) {
         let neighbours = stack.neighbours
-        switch neighbours.output(frame, key: key, now: now, settings: config.settings) {
+        let time = now
+        if let mac = neighbours.cachedAddress(key, now: time, cache: &neighbourCache) {
+            storeMAC(mac, at: frame.chunk.base + frame.start)
+            enqueue(frame, interfaceIndex: key.interfaceIndex)
+            return
+        }
+        count(.neighbourLockedLookups)
+        switch neighbours.output(frame, key: key, now: time, settings: config.settings, cache: &neighbourCache) {
         case .send(let mac):
             storeMAC(mac, at: frame.chunk.base + frame.start)
             enqueue(frame, interfaceIndex: key.interfaceIndex)

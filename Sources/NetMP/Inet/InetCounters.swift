@@ -6,7 +6,7 @@ public enum InetCounter: Int, CaseIterable, Sendable {
     case arpIn, arpMalformed, arpConflicts
     case arpRequestsSent, arpRepliesSent, arpAnnouncementsSent
     case arpExpired, arpQueueDrops, arpResolutionFailures
-    case arpEvictions, arpDefences
+    case arpEvictions, arpDefences, neighbourLockedLookups
     // IPv4 input.
     case ipIn, ipMalformed, ipBadChecksum
     case ipMartianSource, ipMartianDestination

@@ -57,6 +57,8 @@ final class InetThread: @unchecked Sendable {
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
     var reassemblyBytes = 0
     var reassemblySources: [IPv4Address: FragmentSourceUsage] = [:]
+    /// This thread's lock-free view of reachable neighbours.
+    var neighbourCache = NeighbourCache()
     lazy var reassemblyTimer = Callout(on: thread) { [unowned self] in
         self.reassemblyTimedOut()
         self.flush()

@@ -25,6 +25,22 @@ final class NeighbourEntry {
     var mappedAddress: MACAddress? { state == .incomplete ? nil : mac }
 }
 
+/// A protocol thread's lock-free view of reachable neighbours: a small direct-mapped copy of
+/// mappings it used, each valid while its stripe's generation is unchanged and the mapping has
+/// not expired. Any change in a stripe (learning, eviction, expiry) bumps the generation, so a
+/// stale copy is never used; a miss takes the stripe's lock.
+struct NeighbourCache {
+    struct Slot {
+        var key: ARPKey
+        var mac: MACAddress
+        var expires: Int64
+        var generation: UInt64
+    }
+
+    static let size = 256
+    var slots = [Slot?](repeating: nil, count: NeighbourCache.size)
+}
+
 /// What `NeighbourTable.output` tells the sender to do.
 enum NeighbourOutput: Equatable {
     /// Write this address into the frame and send it.
@@ -50,8 +66,9 @@ struct NeighbourSweep {
 /// Lock striping rather than an immutable snapshot behind an atomic reference: a snapshot costs
 /// a copy of the whole table on every write, and an on-link attacker decides how often we write
 /// (every request naming our address, every address we are made to resolve). With 16 stripes a
-/// write is O(1) under one short lock, a read is one dictionary lookup under an uncontended lock,
-/// and threads resolving different neighbours rarely meet. One table per stack, not per thread:
+/// write is O(1) under one short lock and threads resolving different neighbours rarely meet.
+/// Reads on the send path take no lock: each thread keeps a `NeighbourCache` validated by the
+/// stripe's generation; only a miss takes the stripe's lock. One table per stack, not per thread:
 /// per-thread copies multiply memory and ARP traffic by the core count.
 ///
 /// Bounded on both learning paths (sending to a new neighbour; a request naming our address):
@@ -68,6 +85,10 @@ final class NeighbourTable: @unchecked Sendable {
         /// (key, stamp) oldest first; a slot whose stamp is not its entry's is stale.
         var order = RingQueue<(key: ARPKey, stamp: UInt64)>()
         var nextStamp: UInt64 = 0
+        /// Bumped (under the lock) whenever a mapping in this stripe changes or goes.
+        let generation = Atomic<UInt64>(0)
+
+        func changed() { generation.add(1, ordering: .releasing) }
 
         func touch(_ entry: NeighbourEntry, key: ARPKey) {
             nextStamp &+= 1
@@ -84,6 +105,7 @@ final class NeighbourTable: @unchecked Sendable {
             while let slot = order.popFirst() {
                 guard let entry = entries[slot.key], entry.stamp == slot.stamp else { continue }
                 entries[slot.key] = nil
+                changed()
                 return entry.pending.count
             }
             return nil
@@ -105,11 +127,27 @@ final class NeighbourTable: @unchecked Sendable {
         salt = random.next()
     }
 
-    @inline(__always) private func stripe(_ key: ARPKey) -> Stripe {
+    /// The key's stripe and its slot in a `NeighbourCache`, from one seeded hash.
+    @inline(__always) private func positions(_ key: ARPKey) -> (stripe: Int, slot: Int) {
         var mixed = (UInt64(key.address.rawValue) | UInt64(truncatingIfNeeded: key.interfaceIndex) << 32) ^ salt
         mixed = (mixed ^ (mixed >> 31)) &* 0xBF58_476D_1CE4_E5B9
         mixed ^= mixed >> 29
-        return stripes[Int(truncatingIfNeeded: mixed % UInt64(NeighbourTable.stripeCount))]
+        return (
+            Int(truncatingIfNeeded: mixed % UInt64(NeighbourTable.stripeCount)),
+            Int(truncatingIfNeeded: (mixed >> 16) % UInt64(NeighbourCache.size))
+        )
+    }
+
+    @inline(__always) private func stripe(_ key: ARPKey) -> Stripe { stripes[positions(key).stripe] }
+
+    /// The hardware address of a reachable neighbour from the thread's own cache, without a
+    /// lock; nil when the cache cannot vouch for it (then `output` decides under the lock).
+    @inline(__always) func cachedAddress(_ key: ARPKey, now: Int64, cache: inout NeighbourCache) -> MACAddress? {
+        let (stripeIndex, slotIndex) = positions(key)
+        guard let slot = cache.slots[slotIndex], slot.key == key, now < slot.expires,
+            slot.generation == stripes[stripeIndex].generation.load(ordering: .acquiring)
+        else { return nil }
+        return slot.mac
     }
 
     /// Entries one stripe holds at most for a table `limit` (the table holds at most
@@ -148,15 +186,22 @@ final class NeighbourTable: @unchecked Sendable {
     }
 
     /// A frame for the neighbour `key`: send it, or hold it while the address resolves.
-    func output(_ frame: Frame, key: ARPKey, now: Int64, settings: InetSettings) -> NeighbourOutput {
-        let stripe = stripe(key)
+    func output(
+        _ frame: Frame, key: ARPKey, now: Int64, settings: InetSettings, cache: inout NeighbourCache
+    ) -> NeighbourOutput {
+        let (stripeIndex, slotIndex) = positions(key)
+        let stripe = stripes[stripeIndex]
         stripe.lock.lock()
         defer { stripe.lock.unlock() }
         if let entry = stripe.entries[key] {
             switch entry.state {
             case .reachable where now < entry.expires:
+                cache.slots[slotIndex] = NeighbourCache.Slot(
+                    key: key, mac: entry.mac, expires: entry.expires,
+                    generation: stripe.generation.load(ordering: .relaxed))
                 return .send(entry.mac)
             case .reachable:
+                stripe.changed()
                 entry.state = .probe
                 entry.requests = 1
                 entry.nextAttempt = now &+ settings.arpRetransmit.nanoseconds
@@ -211,6 +256,7 @@ final class NeighbourTable: @unchecked Sendable {
         entry.mac = mac
         entry.requests = 0
         entry.expires = now &+ settings.arpLifetime.nanoseconds
+        stripe.changed()
         if !result.created { stripe.touch(entry, key: key) }
         if !entry.pending.isEmpty {
             result.released = entry.pending
@@ -241,12 +287,14 @@ final class NeighbourTable: @unchecked Sendable {
                     entry.requests += 1
                     entry.nextAttempt = now &+ retransmit
                     result.requests.append((key, entry.mappedAddress))
+                    stripe.changed()
                 case .reachable:
                     // Expired and not used since for another lifetime: nobody needs it.
                     if now >= entry.expires &+ unusedLimit { gone.append(key) }
                 }
             }
             for key in gone { stripe.entries[key] = nil }
+            if !gone.isEmpty { stripe.changed() }
             result.removed += gone.count
             stripe.lock.unlock()
         }
@@ -262,6 +310,7 @@ final class NeighbourTable: @unchecked Sendable {
             stripe.lock.withLock {
                 stripe.entries.removeAll()
                 stripe.order = RingQueue()
+                stripe.changed()
             }
         }
     }
