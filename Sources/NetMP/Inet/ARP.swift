@@ -79,7 +79,8 @@ extension InetThread {
         }
     }
 
-    /// Sends an ARP packet from this interface's address nearest `target`.
+    /// Sends an ARP packet from this interface's address nearest `target`, to the link address
+    /// `hardware` (broadcast for a resolving request, the known address for a re-probe or reply).
     func sendARP(
         _ operation: ARPOperation, to target: IPv4Address, hardware: MACAddress, interfaceIndex: Int,
         from source: IPv4Address? = nil
