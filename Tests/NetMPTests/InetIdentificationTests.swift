@@ -55,10 +55,32 @@ final class InetIdentificationTests: SingleHostTestCase {
 
     /// Another stack seeded otherwise starts elsewhere: the offsets are keyed.
     func testOffsetsDependOnTheKey() {
-        let first = IPIdentifiers(seed: 1).next(source: local, destination: peer, protocol: 17)
-        let second = IPIdentifiers(seed: 2).next(source: local, destination: peer, protocol: 17)
-        let again = IPIdentifiers(seed: 1).next(source: local, destination: peer, protocol: 17)
+        let now: Int64 = 5_000_000_000
+        let first = IPIdentifiers(seed: 1).next(source: local, destination: peer, protocol: 17, now: now)
+        let second = IPIdentifiers(seed: 2).next(source: local, destination: peer, protocol: 17, now: now)
+        let again = IPIdentifiers(seed: 1).next(source: local, destination: peer, protocol: 17, now: now)
         XCTAssertNotEqual(first, second)
         XCTAssertEqual(first, again)
+    }
+
+    /// Within a millisecond a destination's identifications are consecutive; after an idle gap
+    /// the counter moves on by a keyed random amount below the gap in milliseconds (Linux).
+    func testIdleCounterMovesOnByLessThanTheGap() {
+        let identifiers = IPIdentifiers(seed: 9)
+        var now: Int64 = 7_000_000_000
+        var previous = identifiers.next(source: local, destination: peer, protocol: 17, now: now)
+        var jumps: [UInt16] = []
+        for _ in 0..<8 {
+            let same = identifiers.next(source: local, destination: peer, protocol: 17, now: now)
+            XCTAssertEqual(same, previous &+ 1)
+            now += 1_000_000_000
+            let later = identifiers.next(source: local, destination: peer, protocol: 17, now: now)
+            let jump = later &- same
+            XCTAssertGreaterThanOrEqual(jump, 1)
+            XCTAssertLessThanOrEqual(jump, 1000)
+            jumps.append(jump)
+            previous = later
+        }
+        XCTAssertGreaterThan(Set(jumps).count, 4, "\(jumps)")
     }
 }

@@ -6,10 +6,15 @@ import Synchronization
 /// one destination get consecutive identifications (what RFC 6864 asks of fragmentable ones);
 /// a host watching its own identifications learns nothing of traffic to others, which a single
 /// sequential counter leaks, and cores sending to different destinations seldom share a line.
+/// As Linux does since the 2019 hash-collision attacks, a counter idle for a while moves on by
+/// a keyed random amount below the idle time (in milliseconds), so a destination that shares a
+/// bucket with another cannot count the other's datagrams across the gap.
 final class IPIdentifiers: @unchecked Sendable {
     static let bucketCount = 2048
 
     private let buckets: UnsafeMutablePointer<Atomic<UInt32>>
+    /// When each counter was last used, in milliseconds of the stack's clock.
+    private let stamps: UnsafeMutablePointer<Atomic<UInt32>>
     private let key0: UInt64
     private let key1: UInt64
 
@@ -18,22 +23,37 @@ final class IPIdentifiers: @unchecked Sendable {
         key0 = random.next()
         key1 = random.next()
         buckets = .allocate(capacity: IPIdentifiers.bucketCount)
+        stamps = .allocate(capacity: IPIdentifiers.bucketCount)
         for index in 0..<IPIdentifiers.bucketCount {
             (buckets + index).initialize(to: Atomic(UInt32(truncatingIfNeeded: random.next())))
+            (stamps + index).initialize(to: Atomic(0))
         }
     }
 
     deinit {
         buckets.deinitialize(count: IPIdentifiers.bucketCount)
         buckets.deallocate()
+        stamps.deinitialize(count: IPIdentifiers.bucketCount)
+        stamps.deallocate()
     }
 
-    /// The next identification for a datagram from `source` to `destination`.
-    func next(source: IPv4Address, destination: IPv4Address, protocol proto: UInt8) -> UInt16 {
+    /// The next identification for a datagram from `source` to `destination`, sent at `now`
+    /// (nanoseconds of the stack's clock).
+    func next(source: IPv4Address, destination: IPv4Address, protocol proto: UInt8, now: Int64) -> UInt16 {
         let hash = SipHash24.hash(
             key0: key0, key1: key1, UInt64(destination.rawValue) << 32 | UInt64(source.rawValue), UInt64(proto))
         let bucket = Int(truncatingIfNeeded: hash % UInt64(IPIdentifiers.bucketCount))
-        let count = buckets[bucket].add(1, ordering: .relaxed).newValue
+        let millisecond = UInt32(truncatingIfNeeded: now / 1_000_000)
+        var step: UInt32 = 1
+        let last = stamps[bucket].load(ordering: .relaxed)
+        if last != millisecond,
+            stamps[bucket].compareExchange(expected: last, desired: millisecond, ordering: .relaxed).exchanged
+        {
+            let idle = UInt64(millisecond &- last)
+            let draw = SipHash24.hash(key0: key1, key1: key0, UInt64(bucket), UInt64(millisecond))
+            step &+= UInt32(truncatingIfNeeded: draw % idle)
+        }
+        let count = buckets[bucket].add(step, ordering: .relaxed).newValue
         return UInt16(truncatingIfNeeded: count &+ UInt32(truncatingIfNeeded: hash >> 32))
     }
 }

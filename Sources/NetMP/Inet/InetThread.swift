@@ -222,7 +222,7 @@ final class InetThread: @unchecked Sendable {
 
     /// Per-destination counters (`IPIdentification.swift`): consecutive to one destination.
     private func nextIdentification(_ hop: NextHop, _ destination: IPv4Address, _ proto: IPProtocol) -> UInt16 {
-        stack.identifiers.next(source: hop.source, destination: destination, protocol: proto.rawValue)
+        stack.identifiers.next(source: hop.source, destination: destination, protocol: proto.rawValue, now: now)
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
