@@ -139,8 +139,8 @@ final class InetKnownAnswerTests: XCTestCase {
         XCTAssertEqual(replies[0][18...19], replies[1][18...19], "one identification for both fragments")
     }
 
-    /// The kernel's UDP datagram is delivered; with no socket, NetMP's port unreachable carries
-    /// the kernel's ICMP bytes.
+    /// The kernel's UDP datagram is delivered; with no socket, NetMP's port unreachable is the
+    /// kernel's but for the IP identification.
     func testUDPAndPortUnreachableMatchTheKernels() throws {
         try makeStack(as: kernelB)
         let server = try stack.socket(.inet, .datagram)
@@ -155,6 +155,9 @@ final class InetKnownAnswerTests: XCTestCase {
         guard let error = sent.last, error.count == KernelCapture.portUnreachable.count else {
             return XCTFail("no port unreachable of the kernel's length: \(sent.map(\.count))")
         }
+        XCTAssertEqual(Array(error[0..<14]), Array(KernelCapture.portUnreachable[0..<14]))
+        // TOS 0xc0 (internetwork control) as the kernel sets it; all but the identification.
+        XCTAssertEqual(comparableHeader(error), comparableHeader(KernelCapture.portUnreachable))
         XCTAssertEqual(Array(error[34...]), Array(KernelCapture.portUnreachable[34...]))
     }
 

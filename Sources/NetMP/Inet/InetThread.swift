@@ -45,6 +45,8 @@ final class InetThread: @unchecked Sendable {
     static let headroom = 34
     /// The largest ICMP error datagram (RFC 1812 4.3.2.3).
     static let icmpErrorLimit = 576
+    /// Precedence 6, internetwork control (TOS 0xc0), for ICMP errors (RFC 1812 4.3.2.5; Linux).
+    static let internetworkControl: UInt8 = 0x30
 
     unowned let stack: InetStack
     let thread: ProtocolThread
@@ -230,7 +232,7 @@ final class InetThread: @unchecked Sendable {
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
-        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
@@ -241,7 +243,7 @@ final class InetThread: @unchecked Sendable {
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
-            totalLength: UInt16(total), identification: nextIdentification(hop, destination, proto),
+            dscp: dscp, totalLength: UInt16(total), identification: nextIdentification(hop, destination, proto),
             dontFragment: dontFragment,
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)
@@ -518,7 +520,7 @@ final class InetThread: @unchecked Sendable {
         count(.icmpErrorsSent)
         outputIP(
             chunk: chunk, payloadStart: InetThread.headroom, payloadEnd: InetThread.headroom + length,
-            protocol: .icmp, hop: hop, destination: source)
+            protocol: .icmp, hop: hop, destination: source, dscp: InetThread.internetworkControl)
     }
 
     private func icmpErrorInput(_ icmp: ICMPPacket, payload: UnsafeRawBufferPointer, from sender: IPv4Address) {
