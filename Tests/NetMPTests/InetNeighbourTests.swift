@@ -152,4 +152,16 @@ final class InetNeighbourTests: SingleHostTestCase {
         XCTAssertEqual(ethernet.header.destination, moved)
         XCTAssertEqual(stack.inetStatistics()[.neighbourLockedLookups], 3)
     }
+
+    /// A queue limit of 0 holds nothing while resolving (the second datagram used to be held).
+    func testZeroQueueLimitHoldsNothing() throws {
+        var settings = InetSettings()
+        settings.arpQueueLimit = 0
+        try makeStack(settings)
+        for index in 0..<3 { try receiver.send([UInt8(index)], to: .ipv4(peer, port: 7)) }
+        stack.runUntilIdle()
+        XCTAssertEqual(stack.inetStatistics()[.arpQueueDrops], 3)
+        XCTAssertEqual(stack.inet.neighbours.pendingFrames, 0)
+        XCTAssertEqual(stack.inetStatistics()[.arpRequestsSent], 1)
+    }
 }

@@ -77,6 +77,8 @@ final class InetConfiguration: @unchecked Sendable {
     let routes: [Route]
     let settings: InetSettings
     private let localSet: Set<IPv4Address>
+    /// The subnet broadcasts of our prefixes on real interfaces (martian sources, never forwarded).
+    let directedBroadcasts: Set<IPv4Address>
 
     init(interfaces: [NetworkInterface], addresses: [InterfaceAddress], routes: [Route], settings: InetSettings) {
         self.interfaces = interfaces
@@ -88,6 +90,8 @@ final class InetConfiguration: @unchecked Sendable {
         self.routes = all.sorted { $0.destination.length > $1.destination.length }
         self.settings = settings
         localSet = Set(addresses.map(\.address))
+        directedBroadcasts = Set(
+            addresses.filter { $0.interfaceIndex != 0 && $0.prefix.length < 31 }.map(\.prefix.broadcastAddress))
     }
 
     @inline(__always) func isLocal(_ address: IPv4Address) -> Bool { localSet.contains(address) }

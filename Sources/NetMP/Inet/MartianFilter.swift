@@ -2,8 +2,8 @@
 /// RFC 2644), checked against the configuration: what is a broadcast depends on our prefixes.
 extension InetConfiguration {
     /// The directed broadcast of one of our prefixes, on any interface.
-    func isDirectedBroadcast(_ address: IPv4Address) -> Bool {
-        addresses.contains { $0.interfaceIndex != 0 && $0.prefix.length < 31 && $0.prefix.broadcastAddress == address }
+    @inline(__always) func isDirectedBroadcast(_ address: IPv4Address) -> Bool {
+        directedBroadcasts.contains(address)
     }
 
     /// A source no datagram arriving on `interfaceIndex` may carry: 0/8 (but 0.0.0.0 to the

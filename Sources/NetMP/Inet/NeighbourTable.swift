@@ -209,6 +209,9 @@ final class NeighbourTable: @unchecked Sendable {
             case .probe:
                 return .send(entry.mac)
             case .incomplete:
+                guard settings.arpQueueLimit > 0 else {
+                    return .queued(broadcastRequest: false, dropped: 1, evicted: 0)
+                }
                 var dropped = 0
                 if entry.pending.count >= settings.arpQueueLimit, !entry.pending.isEmpty {
                     entry.pending.removeFirst()
