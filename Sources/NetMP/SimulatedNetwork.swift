@@ -82,16 +82,21 @@ public final class SimulatedNetwork: @unchecked Sendable {
         allThreads.reduce(0) { $0 + $1.messagesHandled.load(ordering: .relaxed) }
     }
 
-    /// Runs every thread until none has anything to do at the current time.
-    public func runUntilIdle() {
-        guard mode == .driven else { return }
+    /// Runs every thread until none has anything to do at the current time. Returns false when
+    /// it gave up after `maxRounds` rounds with work still coming (threads messaging each other
+    /// without end): a run that looks finished but is not must say so. The threaded mode
+    /// returns true.
+    @discardableResult
+    public func runUntilIdle(maxRounds: Int = 100_000) -> Bool {
+        guard mode == .driven else { return true }
         var rounds = 0
-        while rounds < 100_000 {
+        while rounds < maxRounds {
             let before = handled
             for thread in allThreads { thread.runUntilIdle() }
-            if handled == before { return }
+            if handled == before { return true }
             rounds += 1
         }
+        return false
     }
 
     /// The earliest timer deadline of any thread.

@@ -3,80 +3,89 @@ import NetMPRuntime
 import NetMPSockets
 import NetMPWire
 
-/// The ARP cache of one protocol thread (RFC 826): resolution with a bounded queue of packets
-/// waiting for it, retransmission, expiry and re-resolution. Every thread sees every ARP packet
-/// and learns from it; thread 0 alone answers requests and announces addresses.
+/// ARP (RFC 826) over the stack's one `NeighbourTable`: resolution with a bounded queue of
+/// packets waiting for it, retries and re-probes from a periodic sweep on thread 0. ARP packets
+/// go to thread 0 alone, which learns, answers and defends our addresses.
 extension InetThread {
-    static let arpCacheLimit = 1024
+    /// RFC 5227's DEFEND_INTERVAL.
+    static let defendInterval: Int64 = 10_000_000_000
     static let minimumFrameLength = 60
 
     func arpOutput(_ frame: Frame, key: ARPKey) {
+        let neighbours = stack.neighbours
         let time = now
-        let entry: ARPEntry
-        if let existing = arp[key] {
-            entry = existing
-            if let mac = entry.mac {
-                if time < entry.expires {
-                    storeMAC(mac, at: frame.chunk.base + frame.start)
-                    enqueue(frame, interfaceIndex: key.interfaceIndex)
-                    return
-                }
-                // Expired: resolve again; packets wait meanwhile.
-                entry.mac = nil
-                count(.arpExpired)
-                startResolution(entry, key: key)
-            }
-        } else {
-            // Full: evict the idle entry that expires first (ties by address, deterministic).
-            if arp.count >= InetThread.arpCacheLimit,
-                let victim = arp.filter({ $0.value.pending.isEmpty }).min(by: {
-                    ($0.value.expires, $0.key.address, $0.key.interfaceIndex)
-                        < ($1.value.expires, $1.key.address, $1.key.interfaceIndex)
-                })?.key
-            {
-                arp[victim]?.timer?.cancel()
-                arp[victim] = nil
-            }
-            entry = ARPEntry()
-            arp[key] = entry
-            startResolution(entry, key: key)
+        if let mac = neighbours.cachedAddress(key, now: time, cache: &neighbourCache) {
+            storeMAC(mac, at: frame.chunk.base + frame.start)
+            enqueue(frame, interfaceIndex: key.interfaceIndex)
+            return
         }
-        if entry.pending.count >= config.settings.arpQueueLimit {
-            entry.pending.removeFirst()
-            count(.arpQueueDrops)
+        count(.neighbourLockedLookups)
+        switch neighbours.output(frame, key: key, now: time, settings: config.settings, cache: &neighbourCache) {
+        case .send(let mac):
+            storeMAC(mac, at: frame.chunk.base + frame.start)
+            enqueue(frame, interfaceIndex: key.interfaceIndex)
+        case .sendAndProbe(let mac):
+            count(.arpExpired)
+            storeMAC(mac, at: frame.chunk.base + frame.start)
+            enqueue(frame, interfaceIndex: key.interfaceIndex)
+            sendARP(.request, to: key.address, hardware: mac, interfaceIndex: key.interfaceIndex)
+            scheduleNeighbourSweep()
+        case .queued(let broadcastRequest, let dropped, let evicted):
+            count(.arpQueueDrops, dropped)
+            count(.arpEvictions, evicted)
+            if broadcastRequest {
+                sendARP(.request, to: key.address, hardware: .broadcast, interfaceIndex: key.interfaceIndex)
+                scheduleNeighbourSweep()
+            }
         }
-        entry.pending.append(frame)
     }
 
-    private func startResolution(_ entry: ARPEntry, key: ARPKey) {
-        entry.requests = 1
-        sendARP(.request, to: key.address, hardware: .broadcast, interfaceIndex: key.interfaceIndex)
+    /// Makes sure the neighbour sweep runs (on protocol thread 0) while the table has entries.
+    func scheduleNeighbourSweep() {
+        guard !stack.neighbours.sweepArmed.exchange(true, ordering: .acquiringAndReleasing),
+            let zero = stack.perThread.first
+        else { return }
+        if zero.thread.isCurrent {
+            zero.armNeighbourSweep()
+        } else if !zero.thread.send({ zero.armNeighbourSweep() }) {
+            stack.neighbours.sweepArmed.store(false, ordering: .releasing)
+        }
+    }
+
+    private func armNeighbourSweep() {
+        let neighbours = stack.neighbours
         let timer =
-            entry.timer
-            ?? Callout(on: thread) { [unowned self, weak entry] in
-                guard let entry else { return }
-                self.arpTimerFired(entry, key: key)
+            neighbours.sweepTimer
+            ?? Callout(on: thread) { [unowned self] in
+                self.neighbourSweep()
                 self.flush()
             }
-        entry.timer = timer
+        neighbours.sweepTimer = timer
         timer.arm(after: config.settings.arpRetransmit.nanoseconds)
     }
 
-    private func arpTimerFired(_ entry: ARPEntry, key: ARPKey) {
-        guard arp[key] === entry, entry.mac == nil else { return }
-        if entry.requests >= config.settings.arpMaxRequests {
-            count(.arpResolutionFailures)
-            count(.arpQueueDrops, entry.pending.count)
-            entry.pending.removeAll()
-            arp[key] = nil
+    /// Retries resolutions, re-probes expired entries in use, removes failed and unused ones.
+    private func neighbourSweep() {
+        let neighbours = stack.neighbours
+        let sweep = neighbours.sweep(now: now, settings: config.settings)
+        count(.arpResolutionFailures, sweep.failures)
+        count(.arpQueueDrops, sweep.droppedFrames)
+        for (key, mac) in sweep.requests {
+            sendARP(.request, to: key.address, hardware: mac ?? .broadcast, interfaceIndex: key.interfaceIndex)
+        }
+        if neighbours.count > 0 {
+            neighbours.sweepTimer?.arm(after: config.settings.arpRetransmit.nanoseconds)
             return
         }
-        entry.requests += 1
-        sendARP(.request, to: key.address, hardware: .broadcast, interfaceIndex: key.interfaceIndex)
-        entry.timer?.arm(after: config.settings.arpRetransmit.nanoseconds)
+        neighbours.sweepArmed.store(false, ordering: .releasing)
+        // An entry made since the count was read found the flag still set: arm for it.
+        if neighbours.count > 0, !neighbours.sweepArmed.exchange(true, ordering: .acquiringAndReleasing) {
+            neighbours.sweepTimer?.arm(after: config.settings.arpRetransmit.nanoseconds)
+        }
     }
 
-    /// Sends an ARP packet from this interface's address nearest `target`.
+    /// Sends an ARP packet from this interface's address nearest `target`, to the link address
+    /// `hardware` (broadcast for a resolving request, the known address for a re-probe or reply).
     func sendARP(
         _ operation: ARPOperation, to target: IPv4Address, hardware: MACAddress, interfaceIndex: Int,
         from source: IPv4Address? = nil
@@ -93,7 +102,7 @@ extension InetThread {
         mutableRegion(chunk, 0, length).initializeMemory(as: UInt8.self, repeating: 0)
         chunk.filled = length
         let header = chunk.base
-        storeMAC(operation == .request ? .broadcast : hardware, at: header)
+        storeMAC(hardware, at: header)
         storeMAC(interface.hardwareAddress, at: header + 6)
         header.storeBytes(of: UInt8(0x08), toByteOffset: 12, as: UInt8.self)
         header.storeBytes(of: UInt8(0x06), toByteOffset: 13, as: UInt8.self)
@@ -112,6 +121,7 @@ extension InetThread {
         sendARP(.request, to: address, hardware: .broadcast, interfaceIndex: interfaceIndex, from: address)
     }
 
+    /// An ARP packet (handled on protocol thread 0 only: the neighbour table is shared).
     func arpInput(_ region: UnsafeRawBufferPointer, interfaceIndex: Int) {
         guard case .success(let packet) = ARPPacket.parse(region) else {
             count(.arpMalformed)
@@ -125,35 +135,42 @@ extension InetThread {
             return
         }
         if config.isLocal(sender) {
+            // Our own announcement coming back is no conflict.
+            if interfaceIndex < config.interfaces.count, config.interfaces[interfaceIndex].hardwareAddress == senderMAC
+            {
+                return
+            }
             count(.arpConflicts)
+            defend(sender, interfaceIndex: interfaceIndex)
             return
         }
         let target = packet.targetProtocolAddress
         let targetIsOurs = config.addresses.contains { $0.interfaceIndex == interfaceIndex && $0.address == target }
-        if !sender.isUnspecified {
+        if !sender.isUnspecified && !InetThread.isMartianSource(sender) {
             let key = ARPKey(interfaceIndex: interfaceIndex, address: sender)
-            if let entry = arp[key] {
-                resolved(entry, mac: senderMAC, key: key)
-            } else if targetIsOurs {
-                let entry = ARPEntry()
-                arp[key] = entry
-                resolved(entry, mac: senderMAC, key: key)
+            let learned = stack.neighbours.learn(
+                key, mac: senderMAC, create: targetIsOurs, now: now, settings: config.settings)
+            count(.arpQueueDrops, learned.dropped)
+            count(.arpEvictions, learned.evicted)
+            for frame in learned.released {
+                storeMAC(senderMAC, at: frame.chunk.base + frame.start)
+                enqueue(frame, interfaceIndex: interfaceIndex)
             }
+            if learned.created { scheduleNeighbourSweep() }
         }
         if packet.operation == .request && targetIsOurs && index == 0 {
             sendARP(.reply, to: sender, hardware: senderMAC, interfaceIndex: interfaceIndex, from: target)
         }
     }
 
-    private func resolved(_ entry: ARPEntry, mac: MACAddress, key: ARPKey) {
-        entry.mac = mac
-        entry.expires = now &+ config.settings.arpLifetime.nanoseconds
-        entry.timer?.cancel()
-        guard !entry.pending.isEmpty else { return }
-        for frame in entry.pending {
-            storeMAC(mac, at: frame.chunk.base + frame.start)
-            enqueue(frame, interfaceIndex: key.interfaceIndex)
-        }
-        entry.pending.removeAll()
+    /// Another host claims one of our addresses: defend it with one announcement, at most once
+    /// per defence interval (RFC 5227 2.4 (b)); past that, keep the address and stay quiet.
+    private func defend(_ address: IPv4Address, interfaceIndex: Int) {
+        let neighbours = stack.neighbours
+        let time = now
+        if let last = neighbours.lastDefence[address], time &- last < InetThread.defendInterval { return }
+        neighbours.lastDefence[address] = time
+        count(.arpDefences)
+        announce(address, interfaceIndex: interfaceIndex)
     }
 }

@@ -28,23 +28,36 @@ public struct Route: Sendable, Hashable {
 public struct InetSettings: Sendable, Hashable {
     /// Forward packets not addressed to this stack (a router). Off by default.
     public var forwarding = false
+    /// Forward datagrams to the subnet broadcast of one of our other networks (RFC 2644: off).
+    public var forwardsDirectedBroadcasts = false
     /// How long a resolved ARP entry is used before it is resolved again.
     public var arpLifetime: Duration = .seconds(60)
     /// Time between ARP requests for one address, and how many are sent before giving up.
     public var arpRetransmit: Duration = .seconds(1)
     public var arpMaxRequests = 3
-    /// Packets held per address while it resolves (the oldest is dropped past this).
-    public var arpQueueLimit = 16
-    /// A datagram's fragments are dropped if it is not complete in this time.
-    public var reassemblyTimeout: Duration = .seconds(30)
-    /// Fragment bytes one protocol thread holds at most, datagrams in reassembly at most, and
-    /// fragments per datagram at most.
+    /// Packets held per address while it resolves (the oldest is dropped past this). One queue
+    /// serves every protocol thread (Linux holds about 100).
+    public var arpQueueLimit = 64
+    /// Neighbour entries the stack holds at most (both learning paths; the oldest is evicted).
+    public var arpCacheLimit = 1024
+    /// A datagram's fragments are dropped if it is not complete in this time (RFC 1122 3.3.2:
+    /// 60 to 120 s).
+    public var reassemblyTimeout: Duration = .seconds(60)
+    /// Bytes of receive chunks fragments keep alive on one protocol thread at most, datagrams in
+    /// reassembly at most, and fragments per datagram at most.
     public var reassemblyMaxBytes = 1 << 20
     public var reassemblyMaxDatagrams = 64
     public var reassemblyMaxFragments = 64
+    /// What one source may hold of the above (its own oldest datagrams make room).
+    public var reassemblyMaxBytesPerSource = 1 << 19
+    public var reassemblyMaxDatagramsPerSource = 16
     /// ICMP errors each protocol thread sends: a token bucket.
     public var icmpErrorsPerSecond = 100
     public var icmpErrorBurst = 10
+    /// The Toeplitz key inbound packets are hashed with to pick their protocol thread (read when
+    /// the stack is made; keys under 16 bytes fall back to the default). The default is
+    /// symmetric, so both directions of a flow land on one thread; a NIC's key is not.
+    public var dispatchKey: [UInt8] = Toeplitz.symmetricKey
     /// Default TTL of packets this stack originates.
     public var defaultTTL: UInt8 = 64
 
@@ -69,6 +82,8 @@ package final class InetConfiguration: @unchecked Sendable {
     let routes: [Route]
     let settings: InetSettings
     private let localSet: Set<IPv4Address>
+    /// The subnet broadcasts of our prefixes on real interfaces (martian sources, never forwarded).
+    let directedBroadcasts: Set<IPv4Address>
 
     init(interfaces: [NetworkInterface], addresses: [InterfaceAddress], routes: [Route], settings: InetSettings) {
         self.interfaces = interfaces
@@ -80,6 +95,8 @@ package final class InetConfiguration: @unchecked Sendable {
         self.routes = all.sorted { $0.destination.length > $1.destination.length }
         self.settings = settings
         localSet = Set(addresses.map(\.address))
+        directedBroadcasts = Set(
+            addresses.filter { $0.interfaceIndex != 0 && $0.prefix.length < 31 }.map(\.prefix.broadcastAddress))
     }
 
     @inline(__always) func isLocal(_ address: IPv4Address) -> Bool { localSet.contains(address) }

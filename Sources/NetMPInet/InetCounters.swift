@@ -11,15 +11,18 @@ public enum InetCounter: Int, CaseIterable, Sendable {
     case arpIn, arpMalformed, arpConflicts
     case arpRequestsSent, arpRepliesSent, arpAnnouncementsSent
     case arpExpired, arpQueueDrops, arpResolutionFailures
+    case arpEvictions, arpDefences, neighbourLockedLookups
     // IPv4 input.
     case ipIn, ipMalformed, ipBadChecksum
     case ipMartianSource, ipMartianDestination
     case ipNotForUs, ipMulticastDropped, ipDelivered
+    case ipLinkBroadcastUnicast, ipDirectedBroadcastDropped, ipMartianSourceOut
     // IPv4 output and forwarding.
     case ipOut, ipNoRoute, ipFragmentsOut, ipCannotFragment
     case ipForwarded, ipTTLExceeded
     // Reassembly.
     case fragmentsIn, fragmentsDuplicate, reassembled, reassemblyTimeouts, reassemblyDropped
+    case fragmentsOverlapping, reassemblyRefused
     // ICMP.
     case icmpIn, icmpMalformed, icmpEchoRepliesSent
     case icmpErrorsSent, icmpErrorsRateLimited, icmpErrorsIn

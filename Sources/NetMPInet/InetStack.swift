@@ -33,14 +33,22 @@ package final class InetStack: @unchecked Sendable {
     /// The ephemeral port range (RFC 6056 suggests 49152-65535).
     package static let ephemeralPorts: ClosedRange<UInt16> = 49152...65535
 
-    /// The IPv4 identification counter every protocol thread draws from.
-    let identification: Atomic<UInt32>
+    /// The IPv4 identifications every protocol thread draws from.
+    let identifiers: IPIdentifiers
+
+    /// The one neighbour (ARP) table every protocol thread resolves through.
+    let neighbours: NeighbourTable
+
+    /// The inbound dispatch hash, under `InetSettings.dispatchKey` as the stack was made with.
+    let dispatchHasher: ToeplitzHasher
 
     package init(threads: [ProtocolThread], settings: InetSettings, seed: UInt64) {
-        identification = Atomic(UInt32(truncatingIfNeeded: seed >> 16))
+        identifiers = IPIdentifiers(seed: seed)
         self.threads = threads
         self.settings = settings
         self.seed = seed
+        neighbours = NeighbourTable(seed: seed)
+        dispatchHasher = ToeplitzHasher(key: settings.dispatchKey) ?? Toeplitz.symmetric
         portRandom = SeededRandom(seed: seed ^ 0x5EED_0F_7057)
         nextPingIdentifier = Atomic(UInt16(truncatingIfNeeded: seed >> 32))
         loopback = LoopbackInterface()
@@ -185,7 +193,7 @@ package final class InetStack: @unchecked Sendable {
     ) -> Int {
         let count = perThread.count
         if count <= 1 { return 0 }
-        let hash = Toeplitz.hash(
+        let hash = dispatchHasher.hash(
             source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
         return Int(hash % UInt32(count))
     }
@@ -234,7 +242,7 @@ package final class InetStack: @unchecked Sendable {
     }
 
     /// Inbound frames from interface `interfaceIndex`: hashed to protocol threads, one message
-    /// per thread per batch. ARP goes to every thread (each keeps its own cache).
+    /// per thread per batch. ARP goes to thread 0 (the neighbour table is shared).
     func receive(_ frames: [Frame], interfaceIndex: Int) {
         let count = perThread.count
         if count == 1 {
@@ -252,9 +260,7 @@ package final class InetStack: @unchecked Sendable {
                 continue
             }
             let etherType = UInt16(bytes[12]) << 8 | UInt16(bytes[13])
-            if etherType == 0x0806 {
-                for index in 0..<count { batches[index].append(frame) }
-            } else if etherType == 0x0800 {
+            if etherType == 0x0800 {
                 batches[threadIndex(ipPacket: UnsafeRawBufferPointer(rebasing: bytes[14...]))].append(frame)
             } else {
                 batches[0].append(frame)

@@ -30,14 +30,6 @@ package struct ARPKey: Hashable {
     var address: IPv4Address
 }
 
-package final class ARPEntry {
-    package var mac: MACAddress?
-    var expires: Int64 = 0
-    var pending: [Frame] = []
-    var requests = 0
-    var timer: Callout?
-}
-
 @inline(__always) package func mutableRegion(_ chunk: ByteChunk, _ offset: Int, _ count: Int)
     -> UnsafeMutableRawBufferPointer
 {
@@ -51,13 +43,17 @@ package final class ARPEntry {
     }
 }
 
-/// The IPv4 layer's state on one protocol thread: its copy of the configuration, its ARP cache,
-/// its reassembly queues, its UDP tables and its pending pings. Touched only on that thread.
+/// The IPv4 layer's state on one protocol thread: its copy of the configuration, its reassembly
+/// queues, its UDP tables and its pending pings. Touched only on that thread.
 package final class InetThread: @unchecked Sendable {
     /// Link header, IPv4 header, and both together (the headroom of every outbound packet).
     static let linkHeaderLength = 14
     static let ipHeaderLength = 20
     static let headroom = 34
+    /// The largest ICMP error datagram (RFC 1812 4.3.2.3).
+    static let icmpErrorLimit = 576
+    /// Precedence 6, internetwork control (TOS 0xc0), for ICMP errors (RFC 1812 4.3.2.5; Linux).
+    static let internetworkControl: UInt8 = 0x30
 
     unowned let stack: InetStack
     package let thread: ProtocolThread
@@ -67,9 +63,11 @@ package final class InetThread: @unchecked Sendable {
     var configGeneration: UInt64 = 0
     package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
     private var outQueues: [[Frame]] = []
-    package var arp: [ARPKey: ARPEntry] = [:]
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
-    package var reassemblyBytes = 0
+    var reassemblyBytes = 0
+    var reassemblySources: [IPv4Address: FragmentSourceUsage] = [:]
+    /// This thread's lock-free view of reachable neighbours.
+    var neighbourCache = NeighbourCache()
     lazy var reassemblyTimer = Callout(on: thread) { [unowned self] in
         self.reassemblyTimedOut()
         self.flush()
@@ -174,7 +172,9 @@ package final class InetThread: @unchecked Sendable {
         }
         let header = packet.header
         let source = header.source
-        if InetThread.isMartianSource(source) || (source.isLoopback && interfaceIndex != 0) {
+        if config.isMartianSource(
+            source, destination: header.destination, protocol: header.protocol, interfaceIndex: interfaceIndex)
+        {
             count(.ipMartianSource)
             return
         }
@@ -185,6 +185,11 @@ package final class InetThread: @unchecked Sendable {
         let destination = header.destination
         if destination.isLoopback && interfaceIndex != 0 {
             count(.ipMartianDestination)
+            return
+        }
+        // A link-layer broadcast carrying a unicast destination (RFC 1122 3.3.6).
+        if linkBroadcast && !destination.isMulticast && !config.isBroadcast(destination, on: interfaceIndex) {
+            count(.ipLinkBroadcastUnicast)
             return
         }
         if config.isLocal(destination) || destination.isLoopback {
@@ -224,10 +229,9 @@ package final class InetThread: @unchecked Sendable {
 
     // MARK: IPv4 output
 
-    /// One counter for the whole stack, so every thread draws from the full 16-bit space and
-    /// no two datagrams in flight share an identification until 65536 more have been sent.
-    private func nextIdentification() -> UInt16 {
-        UInt16(truncatingIfNeeded: stack.identification.add(1, ordering: .relaxed).newValue)
+    /// Per-destination counters (`IPIdentification.swift`): consecutive to one destination.
+    private func nextIdentification(_ hop: NextHop, _ destination: IPv4Address, _ proto: IPProtocol) -> UInt16 {
+        stack.identifiers.next(source: hop.source, destination: destination, protocol: proto.rawValue, now: now)
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
@@ -235,7 +239,7 @@ package final class InetThread: @unchecked Sendable {
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
-        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
@@ -246,7 +250,8 @@ package final class InetThread: @unchecked Sendable {
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
-            totalLength: UInt16(total), identification: nextIdentification(), dontFragment: dontFragment,
+            dscp: dscp, totalLength: UInt16(total), identification: nextIdentification(hop, destination, proto),
+            dontFragment: dontFragment,
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)
         count(.ipOut)
@@ -271,44 +276,60 @@ package final class InetThread: @unchecked Sendable {
     }
 
     /// Sends `payload` as fragments of `template`, starting at byte `baseOffset` of the original.
+    /// The fragment at offset 0 carries all of `options`; later ones only those with the copy
+    /// bit (RFC 791 3.2).
     func fragment(
         _ template: IPv4Header, payload: UnsafeRawBufferPointer, baseOffset: Int, moreAfter: Bool, hop: NextHop,
-        mtu: Int
+        mtu: Int, options: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) -> NetError? {
-        let maxPiece = (mtu - InetThread.ipHeaderLength) & ~7
-        guard maxPiece >= 8, let source = payload.baseAddress else {
+        let copied = options.isEmpty ? [] : IPv4Options.copiedOnFragmentation(options)
+        guard let source = payload.baseAddress else {
             count(.ipCannotFragment)
             return .messageTooLong
         }
         var offset = 0
         while offset < payload.count {
+            let first = baseOffset + offset == 0
+            let optionCount = first ? options.count : copied.count
+            let headerLength = InetThread.ipHeaderLength + optionCount
+            let maxPiece = (mtu - headerLength) & ~7
+            guard maxPiece >= 8 else {
+                count(.ipCannotFragment)
+                return .messageTooLong
+            }
             let piece = Swift.min(maxPiece, payload.count - offset)
             let more = offset + piece < payload.count || moreAfter
-            let chunk = ChunkPool.shared.take(atLeast: piece, headroom: InetThread.headroom)
-            (chunk.base + InetThread.headroom).copyMemory(from: source + offset, byteCount: piece)
-            chunk.filled = InetThread.headroom + piece
+            let linkAndIP = InetThread.linkHeaderLength + headerLength
+            let chunk = ChunkPool.shared.take(atLeast: piece, headroom: linkAndIP)
+            (chunk.base + linkAndIP).copyMemory(from: source + offset, byteCount: piece)
+            chunk.filled = linkAndIP + piece
             var header = template
-            header.totalLength = UInt16(truncatingIfNeeded: InetThread.ipHeaderLength + piece)
+            header.totalLength = UInt16(truncatingIfNeeded: headerLength + piece)
             header.moreFragments = more
             header.fragmentOffset = UInt16(truncatingIfNeeded: (baseOffset + offset) / 8)
-            guard
-                (try? header.emit(
-                    into: mutableRegion(chunk, InetThread.linkHeaderLength, InetThread.ipHeaderLength))) != nil
-            else {
+            let region = mutableRegion(chunk, InetThread.linkHeaderLength, headerLength)
+            let emitted =
+                first
+                ? (try? header.emit(into: region, options: options))
+                : copied.withUnsafeBytes { try? header.emit(into: region, options: $0) }
+            guard emitted != nil else {
                 count(.ipCannotFragment)
                 return .messageTooLong
             }
             count(.ipFragmentsOut)
-            sendFrame(Frame(chunk: chunk, start: 0, end: InetThread.headroom + piece), etherType: 0x0800, hop: hop)
+            sendFrame(Frame(chunk: chunk, start: 0, end: linkAndIP + piece), etherType: 0x0800, hop: hop)
             offset += piece
         }
         return nil
     }
 
     /// Writes the link header and queues the frame, resolving the next hop's hardware address.
-    func sendFrame(_ frame: Frame, etherType: UInt16, hop: NextHop) {
-        guard hop.interfaceIndex < config.interfaces.count, frame.count >= InetThread.linkHeaderLength else { return }
+    func sendFrame(_ unpadded: Frame, etherType: UInt16, hop: NextHop) {
+        guard hop.interfaceIndex < config.interfaces.count, unpadded.count >= InetThread.linkHeaderLength else {
+            return
+        }
         let interface = config.interfaces[hop.interfaceIndex]
+        let frame = interface.needsAddressResolution ? paddedForEthernet(unpadded) : unpadded
         let header = frame.chunk.base + frame.start
         storeMAC(.zero, at: header)
         storeMAC(interface.hardwareAddress, at: header + 6)
@@ -335,6 +356,11 @@ package final class InetThread: @unchecked Sendable {
             count(.ipNotForUs)
             return
         }
+        // Directed broadcasts are not forwarded unless configured (RFC 2644).
+        if config.isDirectedBroadcast(header.destination) && !config.settings.forwardsDirectedBroadcasts {
+            count(.ipDirectedBroadcastDropped)
+            return
+        }
         if header.timeToLive <= 1 {
             count(.ipTTLExceeded)
             sendICMPError(.timeExceeded(code: .timeToLiveExceeded), about: datagram)
@@ -359,9 +385,12 @@ package final class InetThread: @unchecked Sendable {
             var template = header
             template.timeToLive = header.timeToLive - 1
             count(.ipForwarded)
+            let options = UnsafeRawBufferPointer(
+                start: datagram.chunk.base + datagram.ipStart + InetThread.ipHeaderLength,
+                count: datagram.payloadStart - datagram.ipStart - InetThread.ipHeaderLength)
             _ = fragment(
                 template, payload: datagram.payload, baseOffset: header.fragmentByteOffset,
-                moreAfter: header.moreFragments, hop: hop, mtu: interface.mtu)
+                moreAfter: header.moreFragments, hop: hop, mtu: interface.mtu, options: options)
             return
         }
         let chunk = ChunkPool.shared.take(atLeast: length, headroom: InetThread.linkHeaderLength)
@@ -461,7 +490,13 @@ package final class InetThread: @unchecked Sendable {
         if datagram.linkBroadcast || datagram.destinationIsBroadcast || header.destination.isMulticast { return }
         if header.fragmentOffset != 0 { return }
         let source = header.source
-        if InetThread.isMartianSource(source) { return }
+        if source.isUnspecified
+            || config.isMartianSource(
+                source, destination: header.destination, protocol: header.protocol,
+                interfaceIndex: datagram.interfaceIndex)
+        {
+            return
+        }
         if header.protocol == .icmp {
             guard datagram.payloadEnd > datagram.payloadStart else { return }
             let type = datagram.chunk.base.load(fromByteOffset: datagram.payloadStart, as: UInt8.self)
@@ -472,7 +507,10 @@ package final class InetThread: @unchecked Sendable {
             return
         }
         let headerLength = datagram.payloadStart - datagram.ipStart
-        let quoteLength = Swift.min(headerLength + 8, datagram.payloadEnd - datagram.ipStart)
+        // As much of the datagram as fits in 576 bytes (RFC 1812 4.3.2.3).
+        let quoteLength = Swift.min(
+            Swift.max(headerLength + 8, InetThread.icmpErrorLimit - InetThread.ipHeaderLength - ICMPHeader.length),
+            datagram.payloadEnd - datagram.ipStart)
         let length = ICMPHeader.length + quoteLength
         let from =
             isLocalDestination(header.destination)
@@ -489,7 +527,7 @@ package final class InetThread: @unchecked Sendable {
         count(.icmpErrorsSent)
         outputIP(
             chunk: chunk, payloadStart: InetThread.headroom, payloadEnd: InetThread.headroom + length,
-            protocol: .icmp, hop: hop, destination: source)
+            protocol: .icmp, hop: hop, destination: source, dscp: InetThread.internetworkControl)
     }
 
     private func icmpErrorInput(_ icmp: ICMPPacket, payload: UnsafeRawBufferPointer, from sender: IPv4Address) {

@@ -19,11 +19,14 @@ package struct FragmentPiece {
 }
 
 package final class ReassemblyEntry {
-    /// Sorted by start, never overlapping: a later fragment only fills what is still missing.
+    /// One per fragment, sorted by start, never overlapping (an overlap drops the datagram).
     var pieces: [FragmentPiece] = []
     var totalLength: Int?
     /// The fragment at offset 0 (its header starts the datagram and is quoted in errors).
     var first: InboundDatagram?
+    /// Payload bytes held (the pieces do not overlap, so this is what is covered).
+    var covered = 0
+    /// Bytes of receive chunks held alive: what the limits count (Linux's truesize).
     var bytes = 0
     let deadline: Int64
 
@@ -31,18 +34,15 @@ package final class ReassemblyEntry {
 
     var isComplete: Bool {
         guard let totalLength, first != nil else { return false }
-        var covered = 0
-        for piece in pieces {
-            if piece.start > covered { return false }
-            covered = Swift.max(covered, piece.end)
-        }
-        return covered >= totalLength
+        return covered == totalLength
     }
 }
 
-/// IPv4 reassembly (RFC 791, RFC 815 holes): out-of-order, duplicate and overlapping fragments
-/// (the first copy of a byte wins), limits on bytes, datagrams and fragments, and a timeout
-/// that sends ICMP time exceeded when the first fragment was seen.
+/// IPv4 reassembly (RFC 791): out-of-order and exactly duplicated fragments; any other overlap
+/// drops the whole datagram (RFC 5722's rule, Linux since the 2018 fragment CVEs). Memory is
+/// counted as the receive chunks fragments keep alive, with fair per-source limits
+/// (`FragmentLimits.swift`), and a timeout that sends ICMP time exceeded when the first
+/// fragment was seen. The whole datagram goes to the thread its 4-tuple hashes to.
 extension InetThread {
     /// The largest IPv4 payload.
     static let maximumPayload = 65535 - 20
@@ -67,11 +67,10 @@ extension InetThread {
         if let existing = reassembly[key] {
             entry = existing
         } else {
-            while reassembly.count >= settings.reassemblyMaxDatagrams, let oldest = oldestReassembly() {
-                dropReassembly(oldest)
-            }
+            guard admitReassembly(from: key.source) else { return }
             entry = ReassemblyEntry(deadline: now &+ settings.reassemblyTimeout.nanoseconds)
             reassembly[key] = entry
+            chargeReassembly(key.source, datagrams: 1)
             if !reassemblyTimer.isArmed || reassemblyTimer.deadline > entry.deadline {
                 reassemblyTimer.arm(at: entry.deadline)
             }
@@ -90,50 +89,42 @@ extension InetThread {
             dropReassembly(key)
             return
         }
+        // Where it goes among the sorted pieces; an exact duplicate is dropped alone, any other
+        // overlap with a neighbour drops the datagram.
+        var position = entry.pieces.count
+        while position > 0 && entry.pieces[position - 1].start >= start { position -= 1 }
+        if position < entry.pieces.count, entry.pieces[position].start == start, entry.pieces[position].end == end {
+            count(.fragmentsDuplicate)
+            return
+        }
+        let overlapsBefore = position > 0 && entry.pieces[position - 1].end > start
+        let overlapsAfter = position < entry.pieces.count && entry.pieces[position].start < end
+        if overlapsBefore || overlapsAfter {
+            count(.fragmentsOverlapping)
+            dropReassembly(key)
+            return
+        }
+        if length > 0 {
+            entry.pieces.insert(
+                FragmentPiece(start: start, end: end, chunk: datagram.chunk, offset: datagram.payloadStart),
+                at: position)
+            entry.covered += length
+            entry.bytes += datagram.chunk.capacity
+            chargeReassembly(key.source, bytes: datagram.chunk.capacity)
+        }
         if start == 0 && entry.first == nil { entry.first = datagram }
-
-        // What of [start, end) is still missing.
-        var missing: [(Int, Int)] = [(start, end)]
-        for piece in entry.pieces {
-            var next: [(Int, Int)] = []
-            for (low, high) in missing {
-                if piece.end <= low || piece.start >= high {
-                    next.append((low, high))
-                    continue
-                }
-                if low < piece.start { next.append((low, piece.start)) }
-                if piece.end < high { next.append((piece.end, high)) }
-            }
-            missing = next
-            if missing.isEmpty { break }
-        }
-        if missing.isEmpty && length > 0 { count(.fragmentsDuplicate) }
-        var added = 0
-        for (low, high) in missing where high > low {
-            entry.pieces.append(
-                FragmentPiece(start: low, end: high, chunk: datagram.chunk, offset: datagram.payloadStart + low - start)
-            )
-            added += high - low
-        }
-        if added > 0 { entry.pieces.sort { $0.start < $1.start } }
-        entry.bytes += added
-        reassemblyBytes += added
         if entry.pieces.count > settings.reassemblyMaxFragments {
             dropReassembly(key)
             return
         }
-        while reassemblyBytes > settings.reassemblyMaxBytes, let oldest = oldestReassembly() {
-            dropReassembly(oldest)
-        }
+        enforceReassemblyBytes(after: key.source)
         guard reassembly[key] === entry, entry.isComplete, let first = entry.first, let total = entry.totalLength
         else { return }
-        reassembly[key] = nil
-        reassemblyBytes -= entry.bytes
+        forgetReassembly(key, entry)
         let chunk = ChunkPool.shared.take(atLeast: total, headroom: InetThread.headroom)
-        for piece in entry.pieces where piece.start < total {
-            let n = Swift.min(piece.end, total) - piece.start
+        for piece in entry.pieces {
             (chunk.base + InetThread.headroom + piece.start).copyMemory(
-                from: piece.chunk.base + piece.offset, byteCount: n)
+                from: piece.chunk.base + piece.offset, byteCount: piece.end - piece.start)
         }
         chunk.filled = InetThread.headroom + total
         var whole = first.header
@@ -145,38 +136,47 @@ extension InetThread {
                 != nil
         else { return }
         count(.reassembled)
-        deliver(
-            InboundDatagram(
-                header: whole, chunk: chunk, ipStart: InetThread.linkHeaderLength, payloadStart: InetThread.headroom,
-                payloadEnd: InetThread.headroom + total, interfaceIndex: first.interfaceIndex,
-                linkBroadcast: first.linkBroadcast, destinationIsBroadcast: first.destinationIsBroadcast))
+        let assembled = InboundDatagram(
+            header: whole, chunk: chunk, ipStart: InetThread.linkHeaderLength, payloadStart: InetThread.headroom,
+            payloadEnd: InetThread.headroom + total, interfaceIndex: first.interfaceIndex,
+            linkBroadcast: first.linkBroadcast, destinationIsBroadcast: first.destinationIsBroadcast)
+        dispatchReassembled(assembled)
     }
 
-    /// The datagram that started first (ties broken by key, so a seed replays the same choice).
-    private func oldestReassembly() -> FragmentKey? {
-        reassembly.min {
-            ($0.value.deadline, $0.key.identification, $0.key.source, $0.key.destination)
-                < ($1.value.deadline, $1.key.identification, $1.key.source, $1.key.destination)
-        }?.key
+    /// Delivers a reassembled datagram on the thread its full 4-tuple hashes to (fragments
+    /// hash by addresses alone), so a flow reaches the thread that owns it.
+    private func dispatchReassembled(_ datagram: InboundDatagram) {
+        let target = stack.threadIndex(ipPacket: datagram.datagramBytes)
+        guard target != index, target < stack.perThread.count else {
+            deliver(datagram)
+            return
+        }
+        let owner = stack.perThread[target]
+        owner.thread.send {
+            owner.deliver(datagram)
+            owner.flushDeliveries()
+        }
     }
 
-    private func dropReassembly(_ key: FragmentKey) {
-        guard let entry = reassembly.removeValue(forKey: key) else { return }
-        reassemblyBytes -= entry.bytes
+    private func forgetReassembly(_ key: FragmentKey, _ entry: ReassemblyEntry) {
+        reassembly[key] = nil
+        chargeReassembly(key.source, datagrams: -1, bytes: -entry.bytes)
+    }
+
+    func dropReassembly(_ key: FragmentKey) {
+        guard let entry = reassembly[key] else { return }
+        forgetReassembly(key, entry)
         count(.reassemblyDropped)
     }
 
     func reassemblyTimedOut() {
         let time = now
-        // Sorted so that a seed replays the same order of ICMP errors.
+        // Sorted by every key field so that a seed replays the same order of ICMP errors.
         let expired = reassembly.filter { $0.value.deadline <= time }.sorted {
-            ($0.value.deadline, $0.key.identification, $0.key.source) < (
-                $1.value.deadline, $1.key.identification, $1.key.source
-            )
+            ReassemblyOrder($0.value.deadline, $0.key) < ReassemblyOrder($1.value.deadline, $1.key)
         }
         for (key, entry) in expired {
-            reassembly[key] = nil
-            reassemblyBytes -= entry.bytes
+            forgetReassembly(key, entry)
             count(.reassemblyTimeouts)
             if let first = entry.first {
                 sendICMPError(.timeExceeded(code: .fragmentReassemblyTimeExceeded), about: first)

@@ -3,22 +3,25 @@ import NetMPRuntime
 import NetMPSockets
 import NetMPWire
 
-/// The Toeplitz hash (RSS) with the symmetric key 0x6d5a repeated (Woo and Park), so a flow's
-/// two directions hash alike: hash(a, b, p, q) == hash(b, a, q, p).
-package enum Toeplitz {
-    /// 40 key bytes: 0x6d, 0x5a repeated.
-    static let key: [UInt8] = (0..<40).map { $0 % 2 == 0 ? 0x6D : 0x5A }
-
+/// The Toeplitz hash (RSS) under a key given as a parameter. Precomputed per key: one table of
+/// 12 × 256 words, so a hash is twelve lookups.
+public struct ToeplitzHasher: Sendable, Hashable {
+    public let key: [UInt8]
     /// table[i * 256 + v]: the hash contribution of input byte i having value v (12 input bytes:
     /// source address, destination address, source port, destination port).
-    static let table: [UInt32] = {
+    private let table: [UInt32]
+
+    /// A hasher for `key`, which must hold at least 16 bytes (12 input bytes plus the 32-bit
+    /// window); RSS keys are 40.
+    public init?(key: [UInt8]) {
+        guard key.count >= 16 else { return nil }
+        self.key = key
         var table = [UInt32](repeating: 0, count: 12 * 256)
         func window(_ bit: Int) -> UInt32 {
             var value: UInt32 = 0
             for offset in 0..<32 {
                 let position = bit + offset
-                let byte = key[position / 8]
-                let set = (byte >> UInt8(7 - position % 8)) & 1
+                let set = (key[position / 8] >> UInt8(7 - position % 8)) & 1
                 value = value << 1 | UInt32(set)
             }
             return value
@@ -32,10 +35,14 @@ package enum Toeplitz {
                 table[index * 256 + value] = result
             }
         }
-        return table
-    }()
+        self.table = table
+    }
 
-    @inline(__always) package static func hash(
+    public static func == (a: ToeplitzHasher, b: ToeplitzHasher) -> Bool { a.key == b.key }
+    public func hash(into hasher: inout Hasher) { hasher.combine(key) }
+
+    /// The RSS hash of an IPv4 4-tuple (NDIS_HASH_TCP_IPV4: addresses, then ports).
+    @inline(__always) public func hash(
         source: IPv4Address, destination: IPv4Address, sourcePort: UInt16, destinationPort: UInt16
     ) -> UInt32 {
         let s = source.rawValue
@@ -56,5 +63,38 @@ package enum Toeplitz {
             h ^= t[11 * 256 + Int(destinationPort & 0xFF)]
             return h
         }
+    }
+
+    /// The RSS hash of the addresses alone (NDIS_HASH_IPV4). Zero ports add nothing, so this is
+    /// the 4-tuple hash with both ports 0.
+    @inline(__always) public func hash(source: IPv4Address, destination: IPv4Address) -> UInt32 {
+        hash(source: source, destination: destination, sourcePort: 0, destinationPort: 0)
+    }
+}
+
+/// The keys the stack knows.
+public enum Toeplitz {
+    /// 0x6d, 0x5a repeated (Woo and Park): a flow's two directions hash alike,
+    /// hash(a, b, p, q) == hash(b, a, q, p). The default, so both directions share a thread.
+    public static let symmetricKey: [UInt8] = (0..<40).map { $0 % 2 == 0 ? 0x6D : 0x5A }
+
+    /// Microsoft's RSS verification key (the one NICs ship with); not symmetric.
+    public static let microsoftKey: [UInt8] = [
+        0x6D, 0x5A, 0x56, 0xDA, 0x25, 0x5B, 0x0E, 0xC2, 0x41, 0x67, 0x25, 0x3D, 0x43, 0xA3, 0x8F, 0xB0,
+        0xD0, 0xCA, 0x2B, 0xCB, 0xAE, 0x7B, 0x30, 0xB4, 0x77, 0xCB, 0x2D, 0xA3, 0x80, 0x30, 0xF2, 0x0C,
+        0x6A, 0x42, 0xB7, 0x3B, 0xBE, 0xAC, 0x01, 0xFA,
+    ]
+
+    static let symmetric: ToeplitzHasher = {
+        guard let hasher = ToeplitzHasher(key: symmetricKey) else { preconditionFailure("40-byte key") }
+        return hasher
+    }()
+
+    /// The hash under the symmetric key.
+    @inline(__always) static func hash(
+        source: IPv4Address, destination: IPv4Address, sourcePort: UInt16, destinationPort: UInt16
+    ) -> UInt32 {
+        symmetric.hash(
+            source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
     }
 }

@@ -207,10 +207,13 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         let block = block(socket)
         let (host, port) = try ipv4(address)
         if host.isUnspecified || port == 0 { throw .invalidArgument }
-        if host.isBroadcast && !block.allowsBroadcast.load(ordering: .relaxed) { throw .permissionDenied }
         let config = block.owner.config
         guard let hop = config.route(to: host, from: block.localAddress.isUnspecified ? nil : block.localAddress)
         else { throw .networkUnreachable }
+        if config.isBroadcastDestination(host, hop: hop) && !block.allowsBroadcast.load(ordering: .relaxed) {
+            throw .permissionDenied
+        }
+        if let error = InetConfiguration.outputSourceError(hop) { throw error }
         if block.localPort == 0 {
             block.localPort = try inet.reservePort(0, address: .unspecified)
             socket.state.set(.bound)
@@ -272,9 +275,15 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         if let address {
             let (host, port) = try ipv4(address)
             if port == 0 || host.isUnspecified { throw .invalidArgument }
-            if host.isBroadcast && !block.allowsBroadcast.load(ordering: .relaxed) { throw .permissionDenied }
             // As sendto(2) does: no route is an error now, not a silent drop later.
-            if inet.configuration.route(to: host) == nil { throw .networkUnreachable }
+            let config = inet.configuration
+            var from: IPv4Address?
+            if case .ipv4(let bound, _) = block.names.withLock({ $0.local }), !bound.isUnspecified { from = bound }
+            guard let hop = config.route(to: host, from: from) else { throw .networkUnreachable }
+            if config.isBroadcastDestination(host, hop: hop) && !block.allowsBroadcast.load(ordering: .relaxed) {
+                throw .permissionDenied
+            }
+            if let error = InetConfiguration.outputSourceError(hop) { throw error }
         } else if !now.contains(.connected) {
             throw .destinationRequired
         }
@@ -379,6 +388,10 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         else {
             state.count(.ipNoRoute)
             if block.remoteAddress != nil { block.socket.setError(.networkUnreachable) }
+            return
+        }
+        if InetConfiguration.outputSourceError(hop) != nil {
+            state.count(.ipMartianSourceOut)
             return
         }
         // The payload is the only slice of a chunk with the headers' room in front.

@@ -105,11 +105,13 @@ public struct ICMPHeader: Hashable, Sendable {
                 message = .echoRequest(
                     identifier: UInt16(truncatingIfNeeded: restOfHeader >> 16),
                     sequenceNumber: UInt16(truncatingIfNeeded: restOfHeader))
-            case (3, _) where restOfHeader >> 16 == 0:
+            // Byte 5 may hold RFC 4884's length of the original datagram (extensions follow it);
+            // the rest of the unused bits are ignored, as receivers must.
+            case (3, _):
                 message = .destinationUnreachable(
                     code: DestinationUnreachableCode(rawValue: code),
                     nextHopMTU: UInt16(truncatingIfNeeded: restOfHeader))
-            case (11, _) where restOfHeader == 0:
+            case (11, _):
                 message = .timeExceeded(code: TimeExceededCode(rawValue: code))
             default:
                 message = .other(type: type, code: code, restOfHeader: restOfHeader)
@@ -161,7 +163,7 @@ public typealias ICMPPacket = Parsed<ICMPHeader>
 /// The original datagram an ICMP error quotes: its IPv4 header and the first transport bytes,
 /// enough to find the socket it concerns (RFC 792 requires at least 8 bytes: TCP/UDP ports and more).
 public struct ICMPQuotedDatagram: Hashable, Sendable {
-    /// The quoted IPv4 header (its checksum verified; its total length may exceed the quote).
+    /// The quoted IPv4 header (its checksum not verified; its total length may exceed the quote).
     public var header: IPv4Header
     /// Offsets, in the ICMP message buffer, of the quoted transport bytes (at least 8).
     public var transportRange: Range<Int>
@@ -178,11 +180,19 @@ extension Parsed where Header == ICMPHeader {
     public func quotedDatagram(in bytes: UnsafeRawBufferPointer) -> Result<ICMPQuotedDatagram, WireError> {
         Result { () throws(WireError) -> ICMPQuotedDatagram in
             guard header.message.isError else { throw .unsupported }
-            let quote = try bytes.networkSlice(payloadRange)
-            let inner = try IPv4Header.parseHeader(quote, verifyChecksum: true, allowTruncatedPayload: true)
+            // RFC 4884: a nonzero length (32-bit words, byte 5 of the header) ends the quote
+            // where extensions begin.
+            var range = payloadRange
+            let words = Int(try bytes.networkUInt8(at: payloadRange.lowerBound - headerLength + 5))
+            if words > 0 && payloadRange.count >= 4 * words {
+                range = payloadRange.lowerBound..<(payloadRange.lowerBound + 4 * words)
+            }
+            let quote = try bytes.networkSlice(range)
+            // The quoted header's checksum is not required: routers and NATs may have changed it.
+            let inner = try IPv4Header.parseHeader(quote, verifyChecksum: false, allowTruncatedPayload: true)
             guard inner.payloadRange.count >= 8 else { throw .truncated }
-            let start = payloadRange.lowerBound + inner.payloadRange.lowerBound
-            let end = payloadRange.lowerBound + inner.payloadRange.upperBound
+            let start = range.lowerBound + inner.payloadRange.lowerBound
+            let end = range.lowerBound + inner.payloadRange.upperBound
             return ICMPQuotedDatagram(
                 header: inner.header, transportRange: start..<end,
                 sourcePort: try bytes.networkUInt16(at: start),

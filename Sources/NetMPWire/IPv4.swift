@@ -14,8 +14,8 @@ public struct IPProtocol: RawRepresentable, Hashable, Sendable {
     public static let udp = IPProtocol(rawValue: 17)
 }
 
-/// An IPv4 header (RFC 791). Options are skipped on parse (their length is in `headerLength`)
-/// and never emitted; the reserved flag bit is ignored.
+/// An IPv4 header (RFC 791). Options are validated and skipped on parse (their length is in
+/// `headerLength`; `IPv4Options` reads them); the reserved flag bit is ignored.
 public struct IPv4Header: Hashable, Sendable {
     /// Bytes of a header without options.
     public static let minimumLength = 20
@@ -101,6 +101,9 @@ public struct IPv4Header: Hashable, Sendable {
         }
         if verifyChecksum {
             guard InternetChecksum.verify(try bytes.networkSlice(0..<headerLength)) else { throw .badChecksum }
+        }
+        if headerLength > minimumLength {
+            try IPv4Options.validate(try bytes.networkSlice(minimumLength..<headerLength))
         }
         let trafficClass = try bytes.networkUInt8(at: 1)
         let flagsAndOffset = try bytes.networkUInt16(at: 6)

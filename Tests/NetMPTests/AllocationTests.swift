@@ -2,6 +2,9 @@ import CAllocationCounter
 import XCTest
 
 @testable import NetMP
+@testable import NetMPInet
+@testable import NetMPInterfaces
+@testable import NetMPLocal
 @testable import NetMPRuntime
 @testable import NetMPSockets
 

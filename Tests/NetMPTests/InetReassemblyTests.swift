@@ -73,21 +73,28 @@ final class InetReassemblyTests: SingleHostTestCase {
         XCTAssertEqual(stats[.reassembled], 1)
     }
 
-    func testOverlappingFragmentsKeepTheFirstCopy() throws {
+    /// RFC 5722: an overlap that is not an exact duplicate drops the whole datagram (the first
+    /// copy used to win and the datagram was delivered).
+    func testOverlappingFragmentsDropTheWholeDatagram() throws {
         try makeStack()
         let data = payload(2400, seed: 3)
         let datagram = udpDatagram(data)
-        // [0, 1600) first; then [800, 2400) whose first half is garbage (it must not win);
-        // then the tail, overlapping too.
-        var second = Array(datagram[800..<2400])
-        for index in 0..<800 { second[index] ^= 0xFF }
-        interface.inject([
-            fragment(datagram, 0..<1600), fragment(datagram, 800..<2400, data: second),
-            fragment(datagram, 2000..<2408),
-        ])
+        // [0, 1600), then [800, 2400) carrying the same bytes: an overlap all the same.
+        interface.inject([fragment(datagram, 0..<1600), fragment(datagram, 800..<2400, last: false)])
         stack.runUntilIdle()
-        XCTAssertEqual(received(), [data])
-        XCTAssertEqual(stack.inetStatistics()[.reassembled], 1)
+        XCTAssertEqual(stack.inetStatistics()[.fragmentsOverlapping], 1)
+        XCTAssertEqual(stack.inet.perThread[0].reassembly.count, 0)
+        XCTAssertEqual(stack.inet.perThread[0].reassemblyBytes, 0)
+        // What follows starts afresh and, lacking the head, never completes.
+        interface.inject([fragment(datagram, 1600..<2408)])
+        stack.runUntilIdle()
+        XCTAssertEqual(received(), [])
+        XCTAssertEqual(stack.inetStatistics()[.reassembled], 0)
+        // An overlap with the tail, from the other side.
+        interface.inject([fragment(datagram, 0..<1600, id: 90), fragment(datagram, 1592..<2408, id: 90)])
+        stack.runUntilIdle()
+        XCTAssertEqual(stack.inetStatistics()[.fragmentsOverlapping], 2)
+        XCTAssertEqual(received(), [])
     }
 
     func testFragmentsThatNeverCompleteTimeOut() throws {
@@ -96,8 +103,10 @@ final class InetReassemblyTests: SingleHostTestCase {
         interface.inject([fragment(datagram, 0..<1000), fragment(datagram, 2000..<3008)])
         stack.runUntilIdle()
         XCTAssertEqual(received(), [])
-        XCTAssertEqual(stack.inet.perThread[0].reassemblyBytes, 2008)
-        clock.advance(by: .seconds(29))
+        // What is held is counted as the receive chunks kept alive, not the 2008 payload bytes.
+        XCTAssertEqual(stack.inet.perThread[0].reassemblyBytes, 2 * ChunkPool.sizeClasses[0])
+        // RFC 1122's range: 60 s by default (it was 30 s).
+        clock.advance(by: .seconds(59))
         stack.runUntilIdle()
         XCTAssertEqual(stack.inetStatistics()[.reassemblyTimeouts], 0)
         clock.advance(by: .seconds(2))
@@ -111,7 +120,7 @@ final class InetReassemblyTests: SingleHostTestCase {
         // Without the first fragment: no ICMP.
         interface.inject([fragment(datagram, 1000..<2000, id: 78)])
         stack.runUntilIdle()
-        clock.advance(by: .seconds(31))
+        clock.advance(by: .seconds(61))
         stack.runUntilIdle()
         XCTAssertEqual(stack.inetStatistics()[.reassemblyTimeouts], 2)
         XCTAssertEqual(stack.inetStatistics()[.icmpErrorsSent], 1)
@@ -119,27 +128,36 @@ final class InetReassemblyTests: SingleHostTestCase {
 
     func testLimitsOnFragmentsAndMemory() throws {
         var settings = InetSettings()
-        settings.reassemblyMaxBytes = 4000
+        settings.reassemblyMaxBytes = 5000
+        settings.reassemblyMaxBytesPerSource = 5000
         settings.reassemblyMaxFragments = 8
         try makeStack(settings)
         let datagram = udpDatagram(payload(3000, seed: 5))
-        // Too many fragments: 16 8-byte pieces (every other one, so none merge).
-        interface.inject((0..<16).map { fragment(datagram, ($0 * 16)..<($0 * 16 + 8), id: 1) })
+        // Too many fragments: 9 8-byte pieces (every other one, so none merge).
+        settings.reassemblyMaxBytes = 1 << 20
+        settings.reassemblyMaxBytesPerSource = 1 << 20
+        stack.updateInetSettings { $0 = settings }
+        interface.inject((0..<9).map { fragment(datagram, ($0 * 16)..<($0 * 16 + 8), id: 1) })
         stack.runUntilIdle()
         XCTAssertEqual(stack.inetStatistics()[.reassemblyDropped], 1)
-        // Memory: three partial datagrams of 1600 bytes; the oldest go (the leftover of the
-        // first one, whose last seven pieces started a new datagram, then id 10).
+        settings.reassemblyMaxBytes = 5000
+        settings.reassemblyMaxBytesPerSource = 5000
+        stack.updateInetSettings { $0 = settings }
+        // Memory: a 1600-byte fragment holds a whole 2 KiB chunk; past the limit the source's
+        // oldest datagrams go.
         for id in UInt16(10)...12 {
             interface.inject([fragment(datagram, 0..<1600, id: id)])
             clock.advance(by: .milliseconds(1))
             stack.runUntilIdle()
+            XCTAssertLessThanOrEqual(stack.inet.perThread[0].reassemblyBytes, 5000)
         }
-        XCTAssertEqual(stack.inetStatistics()[.reassemblyDropped], 3)
-        XCTAssertLessThanOrEqual(stack.inet.perThread[0].reassemblyBytes, 4000)
-        // The newest two can still complete.
+        XCTAssertEqual(stack.inetStatistics()[.reassemblyDropped], 2)
+        // The newest can still complete (the older one goes to make room).
         interface.inject([fragment(datagram, 1600..<3008, id: 12)])
         stack.runUntilIdle()
         XCTAssertEqual(received().count, 1)
+        XCTAssertEqual(stack.inetStatistics()[.reassemblyDropped], 3)
+        XCTAssertEqual(stack.inet.perThread[0].reassemblyBytes, 0)
         // Nonsense is dropped, not trapped on: a middle fragment not a multiple of 8, and one
         // past 64 KiB.
         interface.inject([fragment(datagram, 0..<1001, id: 20, last: false)])
