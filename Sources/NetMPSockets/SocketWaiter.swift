@@ -23,6 +23,9 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     private var waitingBuffer: SocketBuffer?
     private(set) var condition: WaitCondition
     private let phase = Atomic<UInt8>(0)
+    /// Set by the owner when it is done with the predicate message (for reuse: the owner's
+    /// last look at the waiter happens before the next wait rewrites it).
+    private let handled = Atomic<Bool>(false)
     private var outcome: WaitOutcome = .satisfied
     private var parker: UnsafeMutablePointer<netmp_parker>?
     private var continuation: UnsafeContinuation<Void, Never>?
@@ -59,12 +62,15 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     /// `publish` has returned), so a blocking wait allocates nothing.
     static func forThreadWait(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) -> SocketWaiter {
         let slot = spare.value
-        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter), waiter.parker != nil {
+        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter),
+            waiter.handled.load(ordering: .acquiring), waiter.parker != nil
+        {
             waiter.waitingSocket = socket
             waiter.waitingBuffer = buffer
             waiter.condition = condition
             waiter.outcome = .satisfied
             waiter.phase.store(0, ordering: .relaxed)
+            waiter.handled.store(false, ordering: .relaxed)
             return waiter
         }
         let waiter = SocketWaiter(socket: socket, buffer: buffer, condition: condition)
@@ -108,7 +114,10 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     }
 
     /// The predicate message arriving at the owner.
-    package func handle() { evaluateAndRegister() }
+    package func handle() {
+        evaluateAndRegister()
+        handled.store(true, ordering: .releasing)
+    }
 
     /// Runs on the owner (the predicate message): complete at once, or stay registered.
     func evaluateAndRegister() {
