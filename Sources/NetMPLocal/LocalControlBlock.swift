@@ -19,15 +19,33 @@ package final class LocalControlBlock: @unchecked Sendable {
     var inheritedName: String?
     /// The payload size of this socket's last datagram: what "writable" promises room for.
     let lastDatagramSize = Atomic<Int>(0)
-    /// Datagram sockets connected to this one (under the domain lock): a reader that drains
-    /// tells their pollers, whether or not it is connected back.
-    var connectedSenders: [WeakSocket] = []
-    /// How many entries `connectedSenders` has, read without the domain lock.
-    let connectedSenderCount = Atomic<Int>(0)
+    /// Datagram sockets connected to this one (changed under the domain lock and `lock`, read
+    /// under `lock`): a reader that drains tells their pollers, connected back or not.
+    private var senders: [WeakSocket] = []
 
     init(socket: Socket) { self.socket = socket }
 
     var peer: Socket? { lock.withLock { peerSocket } }
+
+    /// Adds (or with `adding` false, removes) a datagram socket connected to this one; dead
+    /// entries go too.
+    func updateSenders(_ sender: Socket, adding: Bool) {
+        lock.withLock {
+            senders.removeAll { $0.socket == nil || $0.socket === sender }
+            if adding { senders.append(WeakSocket(sender)) }
+        }
+    }
+
+    func removeAllSenders() { lock.withLock { senders.removeAll() } }
+
+    /// Tells the pollers of every datagram socket connected to this one. Under `lock`: the
+    /// list is never handed to another thread; observers only queue themselves under their own
+    /// locks, which never take this one.
+    func notifySenders() {
+        lock.withLock {
+            for sender in senders { sender.socket?.observers.notify() }
+        }
+    }
 
     /// Links (or unlinks, with nil) the peer and saves the address to report for it.
     func setPeer(_ peer: Socket?, address: SocketAddress? = nil) {

@@ -16,8 +16,7 @@ extension LocalDomain {
         let block = block(socket)
         let peer: Socket? = lock.withLock {
             if let name = block.boundName { namespace.unbind(name, from: socket) }
-            block.connectedSenders.removeAll()
-            block.connectedSenderCount.store(0, ordering: .relaxed)
+            block.removeAllSenders()
             // Unread data is lost: the peer learns that as a reset, not a clean end of file.
             let unread = socket.receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent) > 0
             return unlinkLocked(socket, reset: unread)
@@ -62,16 +61,11 @@ extension LocalDomain {
         let block = block(socket)
         if let old = block.peer { removeSenderLocked(socket, from: old) }
         block.setPeer(target, address: address)
-        let targetBlock = self.block(target)
-        targetBlock.connectedSenders.removeAll { $0.socket == nil }
-        targetBlock.connectedSenders.append(WeakSocket(socket))
-        targetBlock.connectedSenderCount.store(targetBlock.connectedSenders.count, ordering: .relaxed)
+        self.block(target).updateSenders(socket, adding: true)
     }
 
     private func removeSenderLocked(_ socket: Socket, from target: Socket) {
-        let targetBlock = block(target)
-        targetBlock.connectedSenders.removeAll { $0.socket == nil || $0.socket === socket }
-        targetBlock.connectedSenderCount.store(targetBlock.connectedSenders.count, ordering: .relaxed)
+        block(target).updateSenders(socket, adding: false)
     }
 
     /// Wakes the other end of a stream that went away (after the domain lock is dropped).

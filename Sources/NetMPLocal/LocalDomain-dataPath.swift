@@ -31,10 +31,7 @@ extension LocalDomain {
             block.peer?.observers.notify()
             return
         }
-        guard block.connectedSenderCount.load(ordering: .relaxed) > 0 else { return }
-        lock.withLock {
-            for sender in block.connectedSenders { sender.socket?.observers.notify() }
-        }
+        block.notifySenders()
     }
 
     package func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)

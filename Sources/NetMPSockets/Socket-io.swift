@@ -62,10 +62,11 @@ extension Socket {
                     copied += peekAndCopyOutLocked(buffer, into: target)  // unlocks
                     return nil
                 }
-                let n = removeAndCopyOutLocked(buffer, into: target)  // unlocks
+                let (n, drained) = removeAndCopyOutLocked(buffer, into: target)  // unlocks
                 copied += n
                 proto.received(self, count: n)
-                if copied == destination.count { return nil }
+                // Done when full; a plain read also when it took all there was.
+                if copied == destination.count || (drained && !waitAll) { return nil }
                 continue
             }
             buffer.lock.unlock()
@@ -86,16 +87,22 @@ extension Socket {
 
     /// With `buffer.lock` held: removes up to `target.count` bytes, drops the lock, then copies
     /// them out and recycles the chunks. A partly read head is trimmed in place.
-    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+    /// Returns the bytes taken and whether that emptied the buffer.
+    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> (
+        Int, drained: Bool
+    ) {
         var wakes = WakeList()
+        var drained = false
         let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
             buffer.chain.popFront(maxBytes: remaining)
         } whileLocked: {
-            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            let left = buffer.chain.count
+            drained = left == 0
+            buffer.byteCount.store(left, ordering: .sequentiallyConsistent)
             buffer.collectSatisfiedLocked(into: &wakes)
         }
         wakes.publishAll()
-        return total
+        return (total, drained)
     }
 
     /// With `buffer.lock` held: takes references to the first bytes, drops the lock, then
