@@ -23,7 +23,13 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// under `lock`): a reader that drains tells their pollers, connected back or not.
     private var senders: [WeakSocket] = []
 
-    init(socket: Socket) { self.socket = socket }
+    /// The coalesced *rcvd* message (used when protocol threads own local sockets).
+    let receivedNotice: ReceivedNotice
+
+    init(socket: Socket, domain: LocalDomain) {
+        self.socket = socket
+        receivedNotice = ReceivedNotice(socket: socket, domain: domain)
+    }
 
     var peer: Socket? { lock.withLock { peerSocket } }
 

@@ -9,7 +9,7 @@ import NetMPSockets
 /// runs first (and the detach undoes it) or finds the bit set and fails.
 extension LocalDomain {
     package func attach(_ socket: Socket) throws(NetError) {
-        socket.controlBlock = LocalControlBlock(socket: socket)
+        socket.controlBlock = LocalControlBlock(socket: socket, domain: self)
     }
 
     package func detach(_ socket: Socket) {
@@ -128,7 +128,7 @@ extension LocalDomain {
                 owner: nextOwner(),
                 receiveSize: target.receiveBuffer.highWater.load(ordering: .relaxed),
                 sendSize: target.sendBuffer.highWater.load(ordering: .relaxed))
-            let childBlock = LocalControlBlock(socket: child)
+            let childBlock = LocalControlBlock(socket: child, domain: self)
             child.controlBlock = childBlock
             childBlock.inheritedName = name
             // The peer is linked, and its address saved, before the child can be seen on the

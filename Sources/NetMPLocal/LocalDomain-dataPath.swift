@@ -23,9 +23,19 @@ extension LocalDomain {
     }
 
     /// The reader took data: writers may have room again. Blocked writers are woken by the
-    /// buffer itself; pollers are told here: a stream's peer, or every datagram socket
-    /// connected to this one (linked back or not).
+    /// buffer itself; pollers are told by `tellWritersOfRoom`, here or (sockets on protocol
+    /// threads) by the reader's owner.
     package func received(_ socket: Socket, count: Int) {
+        if routesThroughOwners {
+            postReceived(socket)
+        } else {
+            tellWritersOfRoom(socket)
+        }
+    }
+
+    /// Tells the pollers of whoever writes to `socket`: a stream's peer, or every datagram
+    /// socket connected to it (linked back or not).
+    func tellWritersOfRoom(_ socket: Socket) {
         let block = block(socket)
         guard socket.type == .datagram else {
             block.peer?.observers.notify()
@@ -35,6 +45,14 @@ extension LocalDomain {
     }
 
     package func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
+        -> SendProgress
+    {
+        if routesThroughOwners && ProtocolThread.current == nil { return try sendOnOwner(socket, bytes, to: address) }
+        return try sendHere(socket, bytes, to: address)
+    }
+
+    /// The send itself, on the caller (a synchronous port) or on the owner.
+    func sendHere(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
         -> SendProgress
     {
         socket.type == .stream

@@ -1,7 +1,7 @@
 import NetMPRuntime
 
 /// What a send could do at once.
-package enum SendProgress {
+package enum SendProgress: Sendable {
     /// This many bytes (or one whole datagram) were taken.
     case sent(Int)
     /// Nothing fits now: wait for `condition` on `buffer`, then try again.

@@ -209,4 +209,27 @@ final class SocketSemanticsTests: StackTestCase {
             XCTAssertEqual(listener.core.listenQueue?.counts.complete, 1)
         }
     }
+
+    /// With local sockets on protocol threads, a send runs on the sender's owner and a read's
+    /// window update reaches the writer's poller by a message to the reader's owner.
+    func testOnProtocolThreadsSendsAndWindowUpdatesGoThroughTheOwners() throws {
+        let stack = NetworkStack(.init(threadCount: 2, localSocketsOnProtocolThreads: true))
+        defer { stack.shutdown() }
+        try bounded {
+            let (a, b) = try stack.socketPair(.stream)
+            XCTAssertTrue(a.core.owner is ProtocolThread)
+            try b.setOption(.receiveBufferSize, 4096)
+            a.isNonBlocking = true
+            let before = stack.localDomain.sendsRunOnOwners.load(ordering: .relaxed)
+            var writes = 0
+            while (try? a.write([UInt8](repeating: 1, count: 1024))) != nil { writes += 1 }
+            // Every attempt ran on the owner, the one that found no room too.
+            XCTAssertEqual(stack.localDomain.sendsRunOnOwners.load(ordering: .relaxed) - before, writes + 1)
+            let poller = SocketPoller()
+            try poller.register(a, interest: .writable, token: 1)
+            XCTAssertEqual(poller.wait(timeout: .zero), [])
+            XCTAssertEqual(try b.read(maxBytes: 4096).count, 4096)
+            XCTAssertEqual(poller.wait(timeout: .seconds(10)), [SocketPoller.Event(token: 1, events: .writable)])
+        }
+    }
 }
