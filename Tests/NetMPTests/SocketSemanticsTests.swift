@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import XCTest
 
@@ -175,6 +176,47 @@ final class SocketSemanticsTests: StackTestCase {
         XCTAssertTrue(Socket.mayBlockCallingThread)
         let onThread = try stack.threads[0].call { () throws(NetError) in Socket.mayBlockCallingThread }
         XCTAssertFalse(onThread, "a socket wait on a protocol thread trips the precondition")
+    }
+
+    /// The precondition itself: this test runs itself again in a child process, where a
+    /// protocol thread makes a blocking read; the child must die with the precondition's
+    /// message.
+    func testABlockingReadOnAProtocolThreadStopsTheProcess() throws {
+        if getenv("NETMP_EXPECT_PRECONDITION") != nil {
+            let (a, b) = try stack.socketPair(.stream)
+            stack.threads[0].send { _ = try? b.read(maxBytes: 1) }
+            stack.quiesce()
+            withExtendedLifetime(a) {}
+            return  // not reached: the read traps
+        }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["NetMPTests.SocketSemanticsTests/testABlockingReadOnAProtocolThreadStopsTheProcess"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["NETMP_EXPECT_PRECONDITION"] = "1"
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        child.environment = environment
+        let errors = Pipe()
+        child.standardError = errors
+        child.standardOutput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        child.terminationHandler = { _ in exited.signal() }
+        let text = LockedValue("")
+        let collector = OSThread.start(name: "stderr") {
+            let data = errors.fileHandleForReading.readDataToEndOfFile()
+            text.withLock { $0 = String(decoding: data, as: UTF8.self) }
+        }
+        try child.run()
+        if exited.wait(timeout: .now() + 60) == .timedOut {
+            // The child we started hangs instead of stopping: end it, then fail.
+            child.terminate()
+            exited.wait()
+            XCTFail("a blocking read on a protocol thread hung instead of stopping the process")
+        }
+        collector.join()
+        let message = text.withLock { $0 }
+        XCTAssertEqual(child.terminationReason, .uncaughtSignal, message)
+        XCTAssertTrue(message.contains("a protocol thread must not block in a socket call"), message)
     }
 
     func testCloseAfterShutdownStillFreesNamesAndLinks() throws {
