@@ -37,7 +37,12 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     /// bind(2).
     public func bind(to address: SocketAddress) throws(NetError) { try core.bind(to: address) }
 
-    /// listen(2). The backlog bounds the complete queue (at most 4096).
+    /// listen(2). The backlog (clamped to 1...4096) bounds the queue of connections waiting for
+    /// `accept`. When it is full, a local connect is refused at once with `.connectionRefused`
+    /// (as FreeBSD refuses local connects; Linux would make the connector wait) and the
+    /// connection is never half made. A queued connection whose listener closes is reset: its
+    /// client reads `.connectionReset`. (For TCP the incomplete queue drops its oldest entry when
+    /// full, and SYN cookies take over past the limit.) Listening again only changes the backlog.
     public func listen(backlog: Int = 128) throws(NetError) {
         guard backlog >= 0 else { throw .invalidArgument }
         try core.listen(backlog: backlog)
