@@ -73,29 +73,39 @@ public final class SocketPoller: @unchecked Sendable {
     public func register(_ socket: NetSocket, interest: Events, token: Int) throws(NetError) {
         try socket.core.checkOpen()
         let key = ObjectIdentifier(socket.core)
-        let registration: Registration = lock.withLock {
+        let (registration, isNew): (Registration, Bool) = lock.withLock {
             if let existing = registrations[key] {
-                existing.interest = interest
-                return existing
+                if existing.token == token { existing.interest = interest }
+                return (existing, false)
             }
             let created = Registration(socket: socket.core, token: token, interest: interest, poller: self)
             registrations[key] = created
-            return created
+            return (created, true)
         }
         if registration.token != token {
             unregister(socket)
             try register(socket, interest: interest, token: token)
             return
         }
-        socket.core.observers.add(registration)
+        if isNew { socket.core.observers.add(registration) }
         enqueue(registration)
     }
 
-    /// Stops watching `socket`.
+    /// Stops watching `socket`: its registration leaves the ready queue at once, so the poller
+    /// no longer holds the socket.
     public func unregister(_ socket: NetSocket) {
         let key = ObjectIdentifier(socket.core)
-        guard let registration = lock.withLock({ registrations.removeValue(forKey: key) }) else { return }
-        lock.withLock { registration.isRemoved = true }
+        guard
+            let registration = lock.withLock({ () -> Registration? in
+                guard let registration = registrations.removeValue(forKey: key) else { return nil }
+                registration.isRemoved = true
+                if registration.isQueued {
+                    registration.isQueued = false
+                    ready.removeAll { $0 === registration }
+                }
+                return registration
+            })
+        else { return }
         socket.core.observers.remove(registration)
     }
 
