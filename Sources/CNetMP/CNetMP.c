@@ -170,3 +170,87 @@ void netmp_thread_set_name(const char *name) {
     buf[15] = 0;
     pthread_setname_np(pthread_self(), buf);
 }
+
+double netmp_measure_pause_ns(int rounds, int trials) {
+    if (rounds < 1) rounds = 1;
+    double best = -1;
+    for (int t = 0; t < trials; t++) {
+        int64_t start = netmp_monotonic_ns();
+        for (int i = 0; i < rounds; i++) netmp_cpu_relax();
+        double each = (double)(netmp_monotonic_ns() - start) / rounds;
+        if (best < 0 || each < best) best = each;
+    }
+    return best;
+}
+
+/// Shared by the measuring thread and the sleeper of `netmp_measure_wake_ns`.
+struct wake_probe {
+    netmp_parker parker;
+    _Atomic int64_t unparked_at;   // when the measuring thread unparked the sleeper
+    _Atomic int done;              // samples the sleeper has taken
+    int samples;
+    int64_t *latencies;
+};
+
+static void wake_probe_sleeper(void *context) {
+    struct wake_probe *probe = context;
+    for (int i = 0; i < probe->samples; i++) {
+        // Sleep at once (no spin, no yield): the wake-up is what is measured. A timeout ends a
+        // sample the measuring thread could not deliver.
+        int result = netmp_parker_park_reporting(&probe->parker, 0, 0, 50 * 1000000LL);
+        int64_t woke = netmp_monotonic_ns();
+        int64_t sent = atomic_load_explicit(&probe->unparked_at, memory_order_acquire);
+        probe->latencies[i] = result == NETMP_PARK_SLEPT && sent > 0 ? woke - sent : -1;
+        atomic_store_explicit(&probe->unparked_at, 0, memory_order_relaxed);
+        atomic_store_explicit(&probe->done, i + 1, memory_order_release);
+    }
+}
+
+static int compare_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t netmp_measure_wake_ns(int samples) {
+    if (samples < 1) samples = 1;
+    struct wake_probe *probe = calloc(1, sizeof *probe);
+    int64_t *latencies = calloc((size_t)samples, sizeof *latencies);
+    if (!probe || !latencies) {
+        free(probe);
+        free(latencies);
+        return -1;
+    }
+    netmp_parker_init(&probe->parker);
+    probe->samples = samples;
+    probe->latencies = latencies;
+    uint64_t handle;
+    if (netmp_thread_start(wake_probe_sleeper, probe, &handle) != 0) {
+        free(probe);
+        free(latencies);
+        return -1;
+    }
+    for (int i = 0; i < samples; i++) {
+        // Wait (yielding, so a sleeper sharing this CPU can run) until the sleeper really sleeps.
+        int64_t give_up = netmp_monotonic_ns() + 20 * 1000000LL;
+        while (atomic_load_explicit(&probe->parker.state, memory_order_acquire) != PARK_SLEEPING &&
+               netmp_monotonic_ns() < give_up) {
+            sched_yield();
+        }
+        atomic_store_explicit(&probe->unparked_at, netmp_monotonic_ns(), memory_order_release);
+        netmp_parker_unpark(&probe->parker);
+        while (atomic_load_explicit(&probe->done, memory_order_acquire) <= i) sched_yield();
+    }
+    netmp_thread_join(handle);
+    int valid = 0;
+    for (int i = 0; i < samples; i++) {
+        if (latencies[i] > 0) latencies[valid++] = latencies[i];
+    }
+    int64_t median = -1;
+    if (valid > 0) {
+        qsort(latencies, (size_t)valid, sizeof *latencies, compare_int64);
+        median = latencies[valid / 2];
+    }
+    free(probe);
+    free(latencies);
+    return median;
+}

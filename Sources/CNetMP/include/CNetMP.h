@@ -36,6 +36,13 @@ int netmp_futex_wake(_Atomic uint32_t *addr, int count);
 /// A CPU hint for spin loops (`pause` on x86, `yield` on ARM).
 void netmp_cpu_relax(void);
 
+/// The cost of one `netmp_cpu_relax` in nanoseconds: the least over `trials` timings of
+/// `rounds` of them (the least is the one no preemption disturbed).
+double netmp_measure_pause_ns(int rounds, int trials);
+/// How long a thread asleep on a parker takes to run again after it is unparked, in
+/// nanoseconds: the median over `samples` wake-ups of a helper thread. -1 if none could be taken.
+int64_t netmp_measure_wake_ns(int samples);
+
 /// Pins the calling thread to one CPU (sched_setaffinity). Returns 0 or an errno.
 int netmp_pin_current_thread(int cpu);
 int netmp_cpu_count(void);

@@ -49,6 +49,8 @@ public final class SocketPoller: @unchecked Sendable {
     private var ready: [Registration] = []  // under lock
     private var isSleeping = false  // under lock
     private let parker: UnsafeMutablePointer<netmp_parker>
+    /// How long `wait` spins before it sleeps, in nanoseconds (adapted after each sleep).
+    private let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     public init() {
         parker = .allocate(capacity: 1)
@@ -180,7 +182,16 @@ public final class SocketPoller: @unchecked Sendable {
                 return ready.isEmpty
             }
             if sleep {
-                _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, remaining)
+                // Spins first as a blocked read does, adapting the budget to what caught the
+                // last wake-up, never past the timeout.
+                let calibration = SpinCalibration.measured
+                let budget = spinBudget.load(ordering: .relaxed)
+                let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
+                let result = netmp_parker_park_reporting(
+                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining)
+                if result != NETMP_PARK_TIMED_OUT {
+                    spinBudget.store(calibration.adaptedWaiterBudget(budget, afterPark: result), ordering: .relaxed)
+                }
                 lock.withLock { isSleeping = false }
             }
         }

@@ -70,10 +70,12 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private var endOfBatchHooks: [() -> Void] = []
     private var drivenDepth = 0
 
-    /// How long a thread waiting for this thread's reply spins first (adapted per wait).
-    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
-    /// How long this thread spins on its empty port before parking (adapted per idle period).
-    private var idleSpinBudget = SpinPolicy.protocolThreadSpins
+    /// How long a thread waiting for this thread's reply spins first, in nanoseconds (adapted
+    /// per wait).
+    let callerSpinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
+    /// How long this thread spins on its empty port before parking, in nanoseconds (adapted per
+    /// idle period).
+    private var idleSpinBudget = SpinPolicy.protocolThreadSpinNanoseconds
 
     /// Messages handled so far, and times the thread woke from a park (for statistics).
     public let messagesHandled = Atomic<Int>(0)
@@ -239,19 +241,21 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         while true {
             runDueTimers()
             if drainPort() > 0 { continue }
-            var spins = 0
-            while spins < idleSpinBudget && !hasWork.load(ordering: .relaxed) {
+            let calibration = SpinCalibration.measured
+            let rounds = calibration.rounds(for: idleSpinBudget)
+            let yieldEvery = Swift.max(1, calibration.rounds(for: SpinPolicy.protocolThreadYieldNanoseconds))
+            var spins: Int32 = 0
+            while spins < rounds && !hasWork.load(ordering: .relaxed) {
                 netmp_cpu_relax()
                 spins += 1
-                if spins % SpinPolicy.protocolThreadYieldEvery == 0 { OSThread.yieldNow() }
+                if spins % yieldEvery == 0 { OSThread.yieldNow() }
             }
-            if hasWork.load(ordering: .relaxed) {
-                // Work came while spinning: spin about twice as long as that took, next time.
-                idleSpinBudget = Swift.min(
-                    SpinPolicy.protocolThreadSpins, Swift.max(SpinPolicy.protocolThreadMinimumSpins, spins * 2 + 32))
-                continue
-            }
-            idleSpinBudget = Swift.max(SpinPolicy.protocolThreadMinimumSpins, idleSpinBudget / 2)
+            // Work came while spinning: spin about twice as long as that took, next time.
+            let caught = hasWork.load(ordering: .relaxed)
+            idleSpinBudget = SpinCalibration.adaptedBudget(
+                idleSpinBudget, caughtAfter: caught ? calibration.nanoseconds(forRounds: spins) : nil,
+                within: calibration.protocolThreadBounds)
+            if caught { continue }
             var timeout: Int64 = -1
             if !clock.isManual, let deadline = timers.nextDeadline() {
                 timeout = deadline - clock.nanoseconds

@@ -104,11 +104,13 @@ final class Socket: @unchecked Sendable {
     /// runs out (then `.wouldBlock`, as SO_RCVTIMEO does).
     func wait(for condition: WaitCondition, on buffer: SocketBuffer, timeout: Int64) throws(NetError) {
         if context.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
+        let driven = (owner as? ProtocolThread)?.mode == .driven
+        if !driven && buffer.spinUntil({ isSatisfied(condition) }) { return }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         waiter.prepareThreadWait()
         let deadline = timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
         guard owner.post(waiter) else { throw .shutdown }
-        if let thread = owner as? ProtocolThread, thread.mode == .driven {
+        if driven, let thread = owner as? ProtocolThread {
             // The deterministic mode runs only when stepped: a wait cannot block, it can only
             // find the condition true now.
             thread.runUntilIdle()

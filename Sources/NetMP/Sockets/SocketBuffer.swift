@@ -40,8 +40,9 @@ public final class SocketBuffer: @unchecked Sendable {
     let lowWaterSetting = Atomic<Int>(0)
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
     let timeout = Atomic<Int64>(0)
-    /// How long the next waiter here spins before sleeping (adapted after each wait).
-    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    /// How long the next waiter here spins before sleeping, in nanoseconds (adapted after each
+    /// wait).
+    let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     private var waiters: [SocketWaiter] = []  // under lock
     let waiterCount = Atomic<Int>(0)

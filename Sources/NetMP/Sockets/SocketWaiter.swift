@@ -124,7 +124,9 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
         self.parker = parker
     }
 
-    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
+    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
+    /// caller has spun on the condition already (`Socket.wait`): this yields a few times, then
+    /// sleeps.
     func waitOnThread(deadline: Int64) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
@@ -137,12 +139,7 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            let budget = buffer.spinBudget.load(ordering: .relaxed)
-            let result = netmp_parker_park_reporting(
-                parker, first ? budget : 0, first ? SpinPolicy.waiterYields : 0, timeout)
-            if first && result != NETMP_PARK_TIMED_OUT {
-                buffer.spinBudget.store(SpinPolicy.adaptedSpins(budget, after: result), ordering: .relaxed)
-            }
+            _ = netmp_parker_park_reporting(parker, 0, first ? SpinPolicy.waiterYields : 0, timeout)
             first = false
         }
         return outcome
