@@ -105,10 +105,11 @@ func measureRow(_ benchmark: String, _ kind: RowKind, legs: [Leg], seconds: Doub
 
 // MARK: Kernel sockets at their best
 
-/// Spin-then-block for kernel socket calls, with NetMP's waiter spin: after a call that would
-/// block, it retries with MSG_DONTWAIT until the call goes through or the budget runs out, then
-/// makes the blocking call. The budget (nanoseconds) adapts by NetMP's rule within NetMP's
-/// bounds (`SpinCalibration`), as a NetMP socket buffer's does. One per thread and direction.
+/// Spin-then-block for kernel socket calls, as NetMP's blocked calls wait: after a call that
+/// would block, it retries with MSG_DONTWAIT until the call goes through or the budget runs out,
+/// then yields the CPU a few times (trying after each yield), then makes the blocking call. The
+/// budget (nanoseconds) adapts by NetMP's rule within NetMP's bounds (`SpinCalibration`), as a
+/// NetMP socket buffer's does. One per thread and direction.
 struct KernelSpinner {
     private var budget = SpinPolicy.waiterMaximumSpinNanoseconds
     private let bounds = SpinCalibration.measured.waiterBounds
@@ -123,13 +124,25 @@ struct KernelSpinner {
             result = attempt(dontWait)
             let spent = monotonicNanoseconds() - start
             if result >= 0 || !KernelSpinner.wouldBlock() {
-                budget = SpinCalibration.adaptedBudget(budget, caughtAfter: spent, within: bounds)
+                adapt(.caught(afterNanoseconds: spent))
                 return result
             }
             if spent >= budget { break }
         }
-        budget = SpinCalibration.adaptedBudget(budget, caughtAfter: nil, within: bounds)
+        for _ in 0..<SpinPolicy.waiterYields {
+            sched_yield()
+            result = attempt(dontWait)
+            if result >= 0 || !KernelSpinner.wouldBlock() {
+                adapt(.yielded(afterNanoseconds: monotonicNanoseconds() - start))
+                return result
+            }
+        }
+        adapt(.slept)
         return attempt(0)
+    }
+
+    private mutating func adapt(_ outcome: SpinOutcome) {
+        budget = SpinCalibration.adaptedBudget(budget, after: outcome, within: bounds)
     }
 
     private static func wouldBlock() -> Bool { errno == EAGAIN || errno == EWOULDBLOCK }

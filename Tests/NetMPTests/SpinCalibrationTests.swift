@@ -37,34 +37,54 @@ final class SpinCalibrationTests: XCTestCase {
         XCTAssertEqual(twentyNanosecondPause.protocolThreadBounds, 24_000...24_000)
     }
 
-    func testBudgetGrowsToTwiceWhatCaughtTheWakeUp() {
-        let bounds: ClosedRange<Int64> = 24_000...50_000
-        XCTAssertEqual(SpinCalibration.adaptedBudget(50_000, caughtAfter: 20_000, within: bounds), 41_000)
-        XCTAssertEqual(SpinCalibration.adaptedBudget(24_000, caughtAfter: 600, within: bounds), 24_000)
-        XCTAssertEqual(SpinCalibration.adaptedBudget(24_000, caughtAfter: 30_000, within: bounds), 50_000)
-        XCTAssertEqual(SpinCalibration.adaptedBudget(24_000, caughtAfter: -7, within: bounds), 24_000)
-        XCTAssertEqual(SpinCalibration.adaptedBudget(24_000, caughtAfter: Int64.max, within: bounds), 50_000)
-        XCTAssertEqual(SpinCalibration.adaptedBudget(24_000, caughtAfter: Int64.max / 2, within: bounds), 50_000)
+    private let bounds: ClosedRange<Int64> = 24_000...50_000
+
+    private func adapted(_ budget: Int64, _ outcome: SpinOutcome) -> Int64 {
+        SpinCalibration.adaptedBudget(budget, after: outcome, within: bounds)
     }
 
-    func testBudgetHalvesAfterAMissButNeverBelowAWakeUp() {
-        let bounds: ClosedRange<Int64> = 24_000...50_000
+    func testBudgetGrowsToTwiceWhatCaughtTheWakeUp() {
+        XCTAssertEqual(adapted(50_000, .caught(afterNanoseconds: 20_000)), 41_000)
+        XCTAssertEqual(adapted(24_000, .caught(afterNanoseconds: 600)), 24_000)
+        XCTAssertEqual(adapted(24_000, .caught(afterNanoseconds: 30_000)), 50_000)
+        XCTAssertEqual(adapted(24_000, .caught(afterNanoseconds: -7)), 24_000)
+        XCTAssertEqual(adapted(24_000, .caught(afterNanoseconds: Int64.max)), 50_000)
+        XCTAssertEqual(adapted(24_000, .caught(afterNanoseconds: Int64.max / 2)), 50_000)
+    }
+
+    func testBudgetHalvesAfterASleepButNeverBelowAWakeUp() {
         var budget: Int64 = 50_000
-        budget = SpinCalibration.adaptedBudget(budget, caughtAfter: nil, within: bounds)
+        budget = adapted(budget, .slept)
         XCTAssertEqual(budget, 25_000)
         // Long gaps in a row: the budget stays where it still catches a partner being woken.
-        for _ in 0..<10 { budget = SpinCalibration.adaptedBudget(budget, caughtAfter: nil, within: bounds) }
+        for _ in 0..<10 { budget = adapted(budget, .slept) }
         XCTAssertEqual(budget, 24_000)
         // One quick answer and it is back to what catches the partner.
-        XCTAssertEqual(SpinCalibration.adaptedBudget(budget, caughtAfter: 400, within: bounds), 24_000)
+        XCTAssertEqual(adapted(budget, .caught(afterNanoseconds: 400)), 24_000)
+    }
+
+    func testAWakeUpInAYieldAfterTheFloorMeansThePartnerNeedsThisCPU() {
+        // Later than any spin would have caught: yield at once next time.
+        XCTAssertEqual(adapted(24_000, .yielded(afterNanoseconds: 24_001)), 0)
+        XCTAssertEqual(adapted(50_000, .yielded(afterNanoseconds: 3_000_000)), 0)
+        // Within the floor, a spin would have caught it: as if caught.
+        XCTAssertEqual(adapted(0, .yielded(afterNanoseconds: 1500)), 24_000)
+        XCTAssertEqual(adapted(0, .yielded(afterNanoseconds: 24_000)), 49_000)
+        // From no spin, a sleep brings the spin back to the floor.
+        XCTAssertEqual(adapted(0, .slept), 24_000)
     }
 
     func testParkResultsAdaptTheWaiterBudget() {
         let calibration = twentyNanosecondPause
         // Caught after 1,000 rounds of 20 ns: twice 20 µs plus 1 µs.
-        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: 1000), 41_000)
-        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: NETMP_PARK_SLEPT), 25_000)
-        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED), 24_000)
+        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: 1000, waited: 99_999), 41_000)
+        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: NETMP_PARK_SLEPT, waited: 99_999), 25_000)
+        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 60_000), 0)
+        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 2000), 24_000)
+        // A timeout says nothing about the partner: the budget stays.
+        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_TIMED_OUT, waited: 1), 30_000)
+        XCTAssertEqual(calibration.outcome(ofPark: 7, waited: 5), .caught(afterNanoseconds: 140))
+        XCTAssertNil(calibration.outcome(ofPark: NETMP_PARK_TIMED_OUT, waited: 5))
     }
 
     func testMeasuredCalibrationIsWithinItsRanges() {
@@ -74,7 +94,7 @@ final class SpinCalibrationTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(measured.waiterBounds.lowerBound, measured.wakeNanoseconds * 3 / 2)
     }
 
-    func testAFailedSpinHalvesTheBufferBudgetDownToTheFloor() throws {
+    func testASocketBufferSpinReportsWhatItSpentOrNil() throws {
         let stack = NetworkStack()
         defer { stack.shutdown() }
         let (a, b) = try stack.socketPair(.stream)
@@ -83,12 +103,15 @@ final class SpinCalibrationTests: XCTestCase {
             b.close()
         }
         let buffer = a.core.receiveBuffer
-        let bounds = SpinCalibration.measured.waiterBounds
-        let before = buffer.spinBudget.load(ordering: .relaxed)
-        XCTAssertEqual(before, SpinPolicy.waiterMaximumSpinNanoseconds)
-        XCTAssertFalse(buffer.spinUntil { false })
-        XCTAssertEqual(buffer.spinBudget.load(ordering: .relaxed), Swift.max(bounds.lowerBound, before / 2))
-        XCTAssertTrue(buffer.spinUntil { true })
-        XCTAssertTrue(bounds.contains(buffer.spinBudget.load(ordering: .relaxed)))
+        XCTAssertEqual(buffer.spinBudget.load(ordering: .relaxed), SpinPolicy.waiterMaximumSpinNanoseconds)
+        XCTAssertNil(buffer.spin(upTo: 0) { false })
+        XCTAssertNil(buffer.spin(upTo: 2000) { false })
+        var checks = 0
+        let spent = buffer.spin(upTo: Int64.max) {
+            checks += 1
+            return checks == 3
+        }
+        XCTAssertEqual(checks, 3)
+        XCTAssertNotNil(spent)
     }
 }

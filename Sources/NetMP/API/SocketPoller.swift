@@ -187,11 +187,12 @@ public final class SocketPoller: @unchecked Sendable {
                 let calibration = SpinCalibration.measured
                 let budget = spinBudget.load(ordering: .relaxed)
                 let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
+                let start = netmp_monotonic_ns()
                 let result = netmp_parker_park_reporting(
                     parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining)
-                if result != NETMP_PARK_TIMED_OUT {
-                    spinBudget.store(calibration.adaptedWaiterBudget(budget, afterPark: result), ordering: .relaxed)
-                }
+                let waited = netmp_monotonic_ns() &- start
+                spinBudget.store(
+                    calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited), ordering: .relaxed)
                 lock.withLock { isSleeping = false }
             }
         }

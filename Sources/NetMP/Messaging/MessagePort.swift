@@ -100,9 +100,14 @@ final class ThreadReply<T>: @unchecked Sendable {
         var first = true
         while !ready.load(ordering: .acquiring) {
             let spin = budget.load(ordering: .relaxed)
+            let start = first ? netmp_monotonic_ns() : 0
             let outcome = netmp_parker_park_reporting(
                 parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1)
-            if first { budget.store(calibration.adaptedWaiterBudget(spin, afterPark: outcome), ordering: .relaxed) }
+            if first {
+                let waited = netmp_monotonic_ns() &- start
+                budget.store(
+                    calibration.adaptedWaiterBudget(spin, afterPark: outcome, waited: waited), ordering: .relaxed)
+            }
             first = false
         }
         return result ?? .failure(.shutdown)

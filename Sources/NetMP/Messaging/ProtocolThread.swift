@@ -253,7 +253,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             // Work came while spinning: spin about twice as long as that took, next time.
             let caught = hasWork.load(ordering: .relaxed)
             idleSpinBudget = SpinCalibration.adaptedBudget(
-                idleSpinBudget, caughtAfter: caught ? calibration.nanoseconds(forRounds: spins) : nil,
+                idleSpinBudget,
+                after: caught ? .caught(afterNanoseconds: calibration.nanoseconds(forRounds: spins)) : .slept,
                 within: calibration.protocolThreadBounds)
             if caught { continue }
             var timeout: Int64 = -1

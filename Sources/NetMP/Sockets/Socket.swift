@@ -1,3 +1,4 @@
+import CNetMP
 import Synchronization
 
 /// A socket (DragonFly's `struct socket`): the object user threads and protocol threads share.
@@ -104,19 +105,43 @@ final class Socket: @unchecked Sendable {
     /// runs out (then `.wouldBlock`, as SO_RCVTIMEO does).
     func wait(for condition: WaitCondition, on buffer: SocketBuffer, timeout: Int64) throws(NetError) {
         if context.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
-        let driven = (owner as? ProtocolThread)?.mode == .driven
-        if !driven && buffer.spinUntil({ isSatisfied(condition) }) { return }
-        let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
-        waiter.prepareThreadWait()
         let deadline = timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
-        guard owner.post(waiter) else { throw .shutdown }
-        if driven, let thread = owner as? ProtocolThread {
+        if let thread = owner as? ProtocolThread, thread.mode == .driven {
             // The deterministic mode runs only when stepped: a wait cannot block, it can only
             // find the condition true now.
+            let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
+            waiter.prepareThreadWait()
+            guard owner.post(waiter) else { throw .shutdown }
             thread.runUntilIdle()
             if waiter.cancel(.timedOut) { throw .wouldBlock }
+            try waiter.waitOnThread(deadline: deadline).check()
+            return
         }
-        try waiter.waitOnThread(deadline: deadline).check()
+        // Spin first; the budget adapts to how this wait ends (`SpinCalibration.adaptedBudget`).
+        let calibration = SpinCalibration.measured
+        let budget = buffer.spinBudget.load(ordering: .relaxed)
+        let start = netmp_monotonic_ns()
+        if let spent = buffer.spin(upTo: budget, until: { isSatisfied(condition) }) {
+            let next = SpinCalibration.adaptedBudget(
+                budget, after: .caught(afterNanoseconds: spent), within: calibration.waiterBounds)
+            buffer.spinBudget.store(next, ordering: .relaxed)
+            return
+        }
+        let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
+        waiter.prepareThreadWait()
+        guard owner.post(waiter) else { throw .shutdown }
+        var firstPark = NETMP_PARK_TIMED_OUT
+        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
+        let waited = netmp_monotonic_ns() &- start
+        // Satisfied before the first park: the partner came just after the spin ended.
+        let ended: SpinOutcome? =
+            firstPark >= 0 ? .caught(afterNanoseconds: waited) : calibration.outcome(ofPark: firstPark, waited: waited)
+        if let ended {
+            buffer.spinBudget.store(
+                SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds),
+                ordering: .relaxed)
+        }
+        try outcome.check()
     }
 
     /// Suspends the calling task until `condition` holds; task cancellation ends it.

@@ -1,28 +1,20 @@
 import CNetMP
 
 extension SocketBuffer {
-    /// Spins for `condition` up to this buffer's spin budget, before a blocked call posts its
-    /// predicate message: a partner that answers within the budget then costs neither a waiter
-    /// nor a wake-up. The condition is read without the lock, so true is a hint and the caller
-    /// retries its operation. The budget adapts to how the spin ended.
-    func spinUntil(_ condition: () -> Bool) -> Bool {
-        let budget = spinBudget.load(ordering: .relaxed)
-        let bounds = SpinCalibration.measured.waiterBounds
+    /// Spins up to `budget` nanoseconds for `condition`, before a blocked call posts its predicate
+    /// message: a partner that answers within the budget then costs neither a waiter nor a
+    /// wake-up. Returns the nanoseconds spent when the condition held, nil when the budget ran
+    /// out. The condition is read without the lock, so it is a hint: the caller retries its
+    /// operation.
+    func spin(upTo budget: Int64, until condition: () -> Bool) -> Int64? {
         let start = netmp_monotonic_ns()
         var rounds = 0
         while true {
-            if condition() {
-                let spent = netmp_monotonic_ns() &- start
-                spinBudget.store(
-                    SpinCalibration.adaptedBudget(budget, caughtAfter: spent, within: bounds), ordering: .relaxed)
-                return true
-            }
+            if condition() { return netmp_monotonic_ns() &- start }
+            // The clock is read every few rounds (a read costs about as much as a pause).
+            if rounds & 7 == 0 && netmp_monotonic_ns() &- start >= budget { return nil }
             netmp_cpu_relax()
             rounds &+= 1
-            // The clock is read every few rounds: a read costs about as much as a pause.
-            if rounds & 7 == 0 && netmp_monotonic_ns() &- start >= budget { break }
         }
-        spinBudget.store(SpinCalibration.adaptedBudget(budget, caughtAfter: nil, within: bounds), ordering: .relaxed)
-        return false
     }
 }

@@ -126,8 +126,13 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
 
     /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
     /// caller has spun on the condition already (`Socket.wait`): this yields a few times, then
-    /// sleeps.
+    /// sleeps. `firstPark` tells how the first park ended (`netmp_parker_park_reporting`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
+        var firstPark: Int32 = 0
+        return waitOnThread(deadline: deadline, firstPark: &firstPark)
+    }
+
+    func waitOnThread(deadline: Int64, firstPark: inout Int32) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
@@ -139,7 +144,8 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            _ = netmp_parker_park_reporting(parker, 0, first ? SpinPolicy.waiterYields : 0, timeout)
+            let result = netmp_parker_park_reporting(parker, 0, first ? SpinPolicy.waiterYields : 0, timeout)
+            if first { firstPark = result }
             first = false
         }
         return outcome
