@@ -48,6 +48,11 @@ static bool parker_try_consume(netmp_parker *p) {
 }
 
 int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns) {
+    return netmp_parker_park_measuring(p, spins, yields, timeout_ns, NULL);
+}
+
+int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns) {
+    if (yielded_ns) *yielded_ns = 0;
     for (int i = 0; i < spins; i++) {
         if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED && parker_try_consume(p)) {
             return i;
@@ -58,7 +63,13 @@ int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t 
     // without us paying for a sleep and a kernel wake-up.
     for (int i = 0; i < yields; i++) {
         if (parker_try_consume(p)) return NETMP_PARK_YIELDED;
-        sched_yield();
+        if (yielded_ns) {
+            int64_t before = netmp_monotonic_ns();
+            sched_yield();
+            *yielded_ns += netmp_monotonic_ns() - before;
+        } else {
+            sched_yield();
+        }
     }
     int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
     for (;;) {

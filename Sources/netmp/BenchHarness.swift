@@ -129,11 +129,17 @@ struct KernelSpinner {
             }
             if spent >= budget { break }
         }
+        var yielded: Int64 = 0
         for _ in 0..<SpinPolicy.waiterYields {
+            let before = monotonicNanoseconds()
             sched_yield()
+            yielded += monotonicNanoseconds() - before
             result = attempt(dontWait)
             if result >= 0 || !KernelSpinner.wouldBlock() {
-                adapt(.yielded(afterNanoseconds: monotonicNanoseconds() - start))
+                let waited = monotonicNanoseconds() - start
+                adapt(
+                    yielded > SpinPolicy.yieldRanOthersNanoseconds
+                        ? .yieldedToOthers : .caught(afterNanoseconds: waited))
                 return result
             }
         }

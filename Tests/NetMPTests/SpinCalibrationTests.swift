@@ -63,28 +63,47 @@ final class SpinCalibrationTests: XCTestCase {
         XCTAssertEqual(adapted(budget, .caught(afterNanoseconds: 400)), 24_000)
     }
 
-    func testAWakeUpInAYieldAfterTheFloorMeansThePartnerNeedsThisCPU() {
-        // Later than any spin would have caught: yield at once next time.
-        XCTAssertEqual(adapted(24_000, .yielded(afterNanoseconds: 24_001)), 0)
-        XCTAssertEqual(adapted(50_000, .yielded(afterNanoseconds: 3_000_000)), 0)
-        // Within the floor, a spin would have caught it: as if caught.
-        XCTAssertEqual(adapted(0, .yielded(afterNanoseconds: 1500)), 24_000)
-        XCTAssertEqual(adapted(0, .yielded(afterNanoseconds: 24_000)), 49_000)
-        // From no spin, a sleep brings the spin back to the floor.
+    func testAWakeUpInAYieldThatRanOthersMeansThePartnerNeedsThisCPU() {
+        // The partner ran on this CPU: spinning only delays it, so the next wait yields at once.
+        XCTAssertEqual(adapted(24_000, .yieldedToOthers), 0)
+        XCTAssertEqual(adapted(50_000, .yieldedToOthers), 0)
+        // From no spin, a sleep (the partner is elsewhere after all) brings back the floor.
         XCTAssertEqual(adapted(0, .slept), 24_000)
+        XCTAssertEqual(adapted(0, .caught(afterNanoseconds: 1500)), 24_000)
     }
 
     func testParkResultsAdaptTheWaiterBudget() {
         let calibration = twentyNanosecondPause
         // Caught after 1,000 rounds of 20 ns: twice 20 µs plus 1 µs.
-        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: 1000, waited: 99_999), 41_000)
-        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: NETMP_PARK_SLEPT, waited: 99_999), 25_000)
-        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 60_000), 0)
-        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 2000), 24_000)
+        XCTAssertEqual(calibration.adaptedWaiterBudget(50_000, afterPark: 1000, waited: 99_999, yielded: 0), 41_000)
+        XCTAssertEqual(
+            calibration.adaptedWaiterBudget(50_000, afterPark: NETMP_PARK_SLEPT, waited: 99_999, yielded: 500), 25_000)
+        // Woken in yields that switched to other threads (more than 2 µs): no spin next time.
+        XCTAssertEqual(
+            calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 60_000, yielded: 2001), 0)
+        // Woken in yields that ran no one: the partner was just late, 23 µs after the wait began.
+        XCTAssertEqual(
+            calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_YIELDED, waited: 23_000, yielded: 2000),
+            47_000)
         // A timeout says nothing about the partner: the budget stays.
-        XCTAssertEqual(calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_TIMED_OUT, waited: 1), 30_000)
-        XCTAssertEqual(calibration.outcome(ofPark: 7, waited: 5), .caught(afterNanoseconds: 140))
-        XCTAssertNil(calibration.outcome(ofPark: NETMP_PARK_TIMED_OUT, waited: 5))
+        XCTAssertEqual(
+            calibration.adaptedWaiterBudget(30_000, afterPark: NETMP_PARK_TIMED_OUT, waited: 1, yielded: 0), 30_000)
+        XCTAssertEqual(calibration.outcome(ofPark: 7, waited: 5, yielded: 0), .caught(afterNanoseconds: 140))
+        XCTAssertNil(calibration.outcome(ofPark: NETMP_PARK_TIMED_OUT, waited: 5, yielded: 0))
+    }
+
+    func testYieldsAreTimedByTheParker() {
+        // Notified before the park: no yield is made, none is timed.
+        let parker = UnsafeMutablePointer<netmp_parker>.allocate(capacity: 1)
+        defer { parker.deallocate() }
+        netmp_parker_init(parker)
+        netmp_parker_unpark(parker)
+        var yielded: Int64 = -1
+        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, -1, &yielded), NETMP_PARK_YIELDED)
+        XCTAssertEqual(yielded, 0)
+        // Not notified: three timed yields, then a timeout.
+        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, 0, &yielded), NETMP_PARK_TIMED_OUT)
+        XCTAssertGreaterThan(yielded, 0)
     }
 
     func testMeasuredCalibrationIsWithinItsRanges() {

@@ -23,6 +23,9 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns);
 #define NETMP_PARK_SLEPT (-2)
 #define NETMP_PARK_TIMED_OUT (-3)
 int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns);
+/// Like `netmp_parker_park_reporting`, also storing in `*yielded_ns` how long its yields took in
+/// all: much more than a system call's worth means other threads ran on this CPU meanwhile.
+int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns);
 
 /// Notifies the parker; wakes it through the kernel only if it sleeps there.
 void netmp_parker_unpark(netmp_parker *p);

@@ -188,11 +188,13 @@ public final class SocketPoller: @unchecked Sendable {
                 let budget = spinBudget.load(ordering: .relaxed)
                 let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
                 let start = netmp_monotonic_ns()
-                let result = netmp_parker_park_reporting(
-                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining)
+                var yielded: Int64 = 0
+                let result = netmp_parker_park_measuring(
+                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining, &yielded)
                 let waited = netmp_monotonic_ns() &- start
                 spinBudget.store(
-                    calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited), ordering: .relaxed)
+                    calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited, yielded: yielded),
+                    ordering: .relaxed)
                 lock.withLock { isSleeping = false }
             }
         }

@@ -61,6 +61,9 @@ public enum SpinPolicy {
     nonisolated(unsafe) public static var waiterMinimumSpinNanoseconds: Int64 = 5000
     /// Yields between spinning and sleeping: a waker on the same CPU runs at once.
     nonisolated(unsafe) public static var waiterYields: Int32 = 3
+    /// Yields that took longer than this in all ran other threads (a `sched_yield` that switches
+    /// to no one costs well under a microsecond).
+    nonisolated(unsafe) public static var yieldRanOthersNanoseconds: Int64 = 2000
 
     /// The most an idle protocol thread spins on its empty port before parking; it yields the
     /// CPU every `protocolThreadYieldNanoseconds` so that a sender on the same CPU can run.
@@ -101,12 +104,14 @@ final class ThreadReply<T>: @unchecked Sendable {
         while !ready.load(ordering: .acquiring) {
             let spin = budget.load(ordering: .relaxed)
             let start = first ? netmp_monotonic_ns() : 0
-            let outcome = netmp_parker_park_reporting(
-                parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1)
+            var yielded: Int64 = 0
+            let outcome = netmp_parker_park_measuring(
+                parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1, &yielded)
             if first {
                 let waited = netmp_monotonic_ns() &- start
                 budget.store(
-                    calibration.adaptedWaiterBudget(spin, afterPark: outcome, waited: waited), ordering: .relaxed)
+                    calibration.adaptedWaiterBudget(spin, afterPark: outcome, waited: waited, yielded: yielded),
+                    ordering: .relaxed)
             }
             first = false
         }

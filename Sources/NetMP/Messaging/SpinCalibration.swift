@@ -64,54 +64,52 @@ public struct SpinCalibration: Sendable, Equatable {
 
     /// The next spin budget after a wait that spun `budget` nanoseconds and ended as `outcome`.
     ///
-    /// Caught while spinning: twice what it took plus a microsecond, so the next wait still
-    /// catches a partner a little slower. Slept: half the budget, so a partner that does not
-    /// answer soon costs less CPU each time, but never below the floor (a wake-up's cost), so a
-    /// few long gaps do not make later waits sleep where a spin would have caught the partner.
-    /// Woken in a yield: if that came within the floor the spin would have caught it (treated as
-    /// caught); if later, the partner ran on this CPU (or this thread was away), where spinning
-    /// only delays it: no spin next time, the waiter yields at once. Never above the ceiling.
+    /// Caught (while spinning, or just after in a yield that ran no one else): twice what it took
+    /// plus a microsecond, so the next wait still catches a partner a little slower. Slept: half
+    /// the budget, so a partner that does not answer soon costs less CPU each time, but never
+    /// below the floor (a wake-up's cost), so a few long gaps do not make later waits sleep where
+    /// a spin would have caught the partner. Caught in a yield that ran other threads: the
+    /// partner shares this CPU, where spinning only delays it, so no spin next time (the waiter
+    /// yields at once) until a sleep or a catch says otherwise. Never above the ceiling.
     public static func adaptedBudget(_ budget: Int64, after outcome: SpinOutcome, within bounds: ClosedRange<Int64>)
         -> Int64
     {
         switch outcome {
         case .caught(let spent):
-            return twiceAndAMicrosecond(spent).clamped(to: bounds)
-        case .yielded(let waited):
-            return waited <= bounds.lowerBound ? twiceAndAMicrosecond(waited).clamped(to: bounds) : 0
+            let spent = Swift.max(0, spent)
+            return (spent >= (Int64.max - 1000) / 2 ? Int64.max : spent * 2 + 1000).clamped(to: bounds)
+        case .yieldedToOthers:
+            return 0
         case .slept:
             return (budget / 2).clamped(to: bounds)
         }
     }
 
-    private static func twiceAndAMicrosecond(_ nanoseconds: Int64) -> Int64 {
-        let spent = Swift.max(0, nanoseconds)
-        return spent >= (Int64.max - 1000) / 2 ? Int64.max : spent * 2 + 1000
-    }
-
-    /// How a park ended (`netmp_parker_park_reporting`'s result), `waited` nanoseconds after the
-    /// wait began; nil for a timeout, which says nothing about the partner.
-    public func outcome(ofPark result: Int32, waited: Int64) -> SpinOutcome? {
+    /// How a park ended: its result (`netmp_parker_park_measuring`), `waited` nanoseconds after
+    /// the wait began, its yields having taken `yielded` nanoseconds. Nil for a timeout, which
+    /// says nothing about the partner.
+    public func outcome(ofPark result: Int32, waited: Int64, yielded: Int64) -> SpinOutcome? {
         if result >= 0 { return .caught(afterNanoseconds: nanoseconds(forRounds: result)) }
-        if result == NETMP_PARK_YIELDED { return .yielded(afterNanoseconds: waited) }
+        if result == NETMP_PARK_YIELDED {
+            return yielded > SpinPolicy.yieldRanOthersNanoseconds ? .yieldedToOthers : .caught(afterNanoseconds: waited)
+        }
         if result == NETMP_PARK_SLEPT { return .slept }
         return nil
     }
 
-    /// A waiter's next budget after a park that spun `budget` nanoseconds and ended with
-    /// `result`, `waited` nanoseconds after it began.
-    func adaptedWaiterBudget(_ budget: Int64, afterPark result: Int32, waited: Int64) -> Int64 {
-        guard let outcome = outcome(ofPark: result, waited: waited) else { return budget }
+    /// A waiter's next budget after a park that spun `budget` nanoseconds (see `outcome`).
+    func adaptedWaiterBudget(_ budget: Int64, afterPark result: Int32, waited: Int64, yielded: Int64) -> Int64 {
+        guard let outcome = outcome(ofPark: result, waited: waited, yielded: yielded) else { return budget }
         return Self.adaptedBudget(budget, after: outcome, within: waiterBounds)
     }
 }
 
 /// How a spinning wait ended.
 public enum SpinOutcome: Sendable, Equatable {
-    /// The partner answered while this side spun, after this long.
+    /// The partner answered after this long, while this side spun or yielded to no one.
     case caught(afterNanoseconds: Int64)
-    /// The partner answered while this side yielded the CPU, this long after the wait began.
-    case yielded(afterNanoseconds: Int64)
+    /// The partner answered while this side's yields ran other threads on its CPU.
+    case yieldedToOthers
     /// This side slept in the kernel and was woken.
     case slept
 }

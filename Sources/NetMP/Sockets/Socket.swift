@@ -131,11 +131,14 @@ final class Socket: @unchecked Sendable {
         waiter.prepareThreadWait()
         guard owner.post(waiter) else { throw .shutdown }
         var firstPark = NETMP_PARK_TIMED_OUT
-        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
+        var yielded: Int64 = 0
+        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark, yielded: &yielded)
         let waited = netmp_monotonic_ns() &- start
         // Satisfied before the first park: the partner came just after the spin ended.
         let ended: SpinOutcome? =
-            firstPark >= 0 ? .caught(afterNanoseconds: waited) : calibration.outcome(ofPark: firstPark, waited: waited)
+            firstPark >= 0
+            ? .caught(afterNanoseconds: waited)
+            : calibration.outcome(ofPark: firstPark, waited: waited, yielded: yielded)
         if let ended {
             buffer.spinBudget.store(
                 SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds),

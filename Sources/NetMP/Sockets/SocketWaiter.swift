@@ -126,13 +126,15 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
 
     /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
     /// caller has spun on the condition already (`Socket.wait`): this yields a few times, then
-    /// sleeps. `firstPark` tells how the first park ended (`netmp_parker_park_reporting`).
+    /// sleeps. `firstPark` and `yielded` tell how the first park ended and how long its yields
+    /// took (`netmp_parker_park_measuring`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
         var firstPark: Int32 = 0
-        return waitOnThread(deadline: deadline, firstPark: &firstPark)
+        var yielded: Int64 = 0
+        return waitOnThread(deadline: deadline, firstPark: &firstPark, yielded: &yielded)
     }
 
-    func waitOnThread(deadline: Int64, firstPark: inout Int32) -> WaitOutcome {
+    func waitOnThread(deadline: Int64, firstPark: inout Int32, yielded: inout Int64) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
@@ -144,8 +146,11 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            let result = netmp_parker_park_reporting(parker, 0, first ? SpinPolicy.waiterYields : 0, timeout)
-            if first { firstPark = result }
+            if first {
+                firstPark = netmp_parker_park_measuring(parker, 0, SpinPolicy.waiterYields, timeout, &yielded)
+            } else {
+                _ = netmp_parker_park_reporting(parker, 0, 0, timeout)
+            }
             first = false
         }
         return outcome
