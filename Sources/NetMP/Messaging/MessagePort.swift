@@ -67,7 +67,7 @@ public enum SpinPolicy {
 
     /// The most an idle protocol thread spins on its empty port before parking; it yields the
     /// CPU every `protocolThreadYieldNanoseconds` so that a sender on the same CPU can run.
-    nonisolated(unsafe) public static var protocolThreadSpinNanoseconds: Int64 = 20_000
+    nonisolated(unsafe) public static var protocolThreadSpinNanoseconds: Int64 = 10_000
     nonisolated(unsafe) public static var protocolThreadMinimumSpinNanoseconds: Int64 = 5000
     nonisolated(unsafe) public static var protocolThreadYieldNanoseconds: Int64 = 4000
 }

@@ -52,9 +52,13 @@ public struct SpinCalibration: Sendable, Equatable {
         bounds(SpinPolicy.waiterMinimumSpinNanoseconds, SpinPolicy.waiterMaximumSpinNanoseconds)
     }
 
-    /// How long an idle protocol thread spins on its empty port, bounded the same way.
+    /// How long an idle protocol thread spins on its empty port: between the configured minimum
+    /// and maximum. No wake-up floor here: an idle thread that spun a wake-up's worth after every
+    /// batch would burn a good part of a core under sparse traffic, and a sender that wakes it
+    /// does not wait for the wake-up to finish.
     public var protocolThreadBounds: ClosedRange<Int64> {
-        bounds(SpinPolicy.protocolThreadMinimumSpinNanoseconds, SpinPolicy.protocolThreadSpinNanoseconds)
+        let minimum = SpinPolicy.protocolThreadMinimumSpinNanoseconds
+        return minimum...Swift.max(SpinPolicy.protocolThreadSpinNanoseconds, minimum)
     }
 
     private func bounds(_ minimum: Int64, _ maximum: Int64) -> ClosedRange<Int64> {

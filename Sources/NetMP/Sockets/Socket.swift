@@ -117,28 +117,26 @@ final class Socket: @unchecked Sendable {
             try waiter.waitOnThread(deadline: deadline).check()
             return
         }
-        // Spin first; the budget adapts to how this wait ends (`SpinCalibration.adaptedBudget`).
+        // Spin, then yield, before posting a waiter; the budget adapts to how this wait ends
+        // (`SpinCalibration.adaptedBudget`).
         let calibration = SpinCalibration.measured
         let budget = buffer.spinBudget.load(ordering: .relaxed)
         let start = netmp_monotonic_ns()
-        if let spent = buffer.spin(upTo: budget, until: { isSatisfied(condition) }) {
-            let next = SpinCalibration.adaptedBudget(
-                budget, after: .caught(afterNanoseconds: spent), within: calibration.waiterBounds)
-            buffer.spinBudget.store(next, ordering: .relaxed)
+        if let ended = buffer.waitBriefly(spinning: budget, until: { isSatisfied(condition) }) {
+            let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)
+            // Stored only when changed: the line is shared with the writer's byte count.
+            if next != budget { buffer.spinBudget.store(next, ordering: .relaxed) }
             return
         }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         waiter.prepareThreadWait()
         guard owner.post(waiter) else { throw .shutdown }
         var firstPark = NETMP_PARK_TIMED_OUT
-        var yielded: Int64 = 0
-        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark, yielded: &yielded)
-        let waited = netmp_monotonic_ns() &- start
-        // Satisfied before the first park: the partner came just after the spin ended.
+        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
+        // Satisfied before it slept: the partner came just after the spin and yields.
         let ended: SpinOutcome? =
             firstPark >= 0
-            ? .caught(afterNanoseconds: waited)
-            : calibration.outcome(ofPark: firstPark, waited: waited, yielded: yielded)
+            ? .caught(afterNanoseconds: netmp_monotonic_ns() &- start) : firstPark == NETMP_PARK_SLEPT ? .slept : nil
         if let ended {
             buffer.spinBudget.store(
                 SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds),

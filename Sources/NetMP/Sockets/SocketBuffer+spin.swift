@@ -17,4 +17,25 @@ extension SocketBuffer {
             rounds &+= 1
         }
     }
+
+    /// Waits for `condition` without posting a waiter: spins up to `spinning` nanoseconds, then
+    /// yields the CPU a few times (`SpinPolicy.waiterYields`), checking after each. Returns how
+    /// the wait ended, or nil if the condition still does not hold (the caller then sleeps).
+    func waitBriefly(spinning budget: Int64, until condition: () -> Bool) -> SpinOutcome? {
+        let start = netmp_monotonic_ns()
+        if let spent = spin(upTo: budget, until: condition) { return .caught(afterNanoseconds: spent) }
+        var yielded: Int64 = 0
+        for _ in 0..<SpinPolicy.waiterYields {
+            let before = netmp_monotonic_ns()
+            OSThread.yieldNow()
+            let after = netmp_monotonic_ns()
+            yielded &+= after &- before
+            if condition() {
+                // Yields that ran other threads: the partner shares this CPU.
+                return yielded > SpinPolicy.yieldRanOthersNanoseconds
+                    ? .yieldedToOthers : .caught(afterNanoseconds: after &- start)
+            }
+        }
+        return nil
+    }
 }

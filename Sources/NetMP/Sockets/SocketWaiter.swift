@@ -125,16 +125,14 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     }
 
     /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
-    /// caller has spun on the condition already (`Socket.wait`): this yields a few times, then
-    /// sleeps. `firstPark` and `yielded` tell how the first park ended and how long its yields
-    /// took (`netmp_parker_park_measuring`).
+    /// caller has spun and yielded already (`Socket.wait`): this sleeps. `firstPark` tells how
+    /// the first park ended (`netmp_parker_park_reporting`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
         var firstPark: Int32 = 0
-        var yielded: Int64 = 0
-        return waitOnThread(deadline: deadline, firstPark: &firstPark, yielded: &yielded)
+        return waitOnThread(deadline: deadline, firstPark: &firstPark)
     }
 
-    func waitOnThread(deadline: Int64, firstPark: inout Int32, yielded: inout Int64) -> WaitOutcome {
+    func waitOnThread(deadline: Int64, firstPark: inout Int32) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
@@ -146,11 +144,8 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            if first {
-                firstPark = netmp_parker_park_measuring(parker, 0, SpinPolicy.waiterYields, timeout, &yielded)
-            } else {
-                _ = netmp_parker_park_reporting(parker, 0, 0, timeout)
-            }
+            let result = netmp_parker_park_reporting(parker, 0, 0, timeout)
+            if first { firstPark = result }
             first = false
         }
         return outcome
