@@ -195,3 +195,15 @@ func applyBufferSizes(_ sizes: BufferSizes, to fd: Int32, label: String) {
         + " SO_RCVBUF asked \(sizes.receive) granted \(receive)"
     if !benchNotes.contains(note) { benchNotes.append(note) }
 }
+
+// MARK: Pinning
+
+/// With `--pin`: the two threads of every leg run on CPUs 0 and 1, so that they never share a
+/// CPU (which the scheduler does on a busy machine, and which then dominates a round trip).
+nonisolated(unsafe) var pinLegThreads = false
+
+/// Pins the calling thread to `cpu` when `--pin` was given.
+func pinIfAsked(_ cpu: Int) {
+    guard pinLegThreads else { return }
+    OSThread.pinCurrent(toCPU: cpu)
+}

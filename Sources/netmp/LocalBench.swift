@@ -99,6 +99,7 @@ private func netmpStream(_ stack: NetworkStack, chunks: Int) throws -> Pass {
     let total = chunks * chunkSize
     let clock = PassClock()
     let writer = OSThread.start(name: "bench-writer") {
+        pinIfAsked(1)
         let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
         chunk.withUnsafeBytes { raw in
             for _ in 0..<chunks { _ = try? a.write(raw) }
@@ -160,6 +161,7 @@ private func kernelStream(_ sizes: BufferSizes, spin: Bool, chunks: Int) -> Pass
     let total = chunks * chunkSize
     let clock = PassClock()
     let writer = OSThread.start(name: "kernel-writer") {
+        pinIfAsked(1)
         var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
         let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
         chunk.withUnsafeBytes { raw in
@@ -193,6 +195,7 @@ private func netmpPingPong(_ stack: NetworkStack, count: Int) throws -> Pass {
         b.close()
     }
     let echo = OSThread.start(name: "bench-echo") {
+        pinIfAsked(1)
         var byte: [UInt8] = [0]
         byte.withUnsafeMutableBytes { raw in
             for _ in 0..<count {
@@ -222,6 +225,7 @@ private func kernelPingPong(_ sizes: BufferSizes, spin: Bool, count: Int) -> Pas
         Glibc.close(b)
     }
     let echo = OSThread.start(name: "kernel-echo") {
+        pinIfAsked(1)
         var reads: KernelSpinner? = spin ? KernelSpinner() : nil
         var writes: KernelSpinner? = spin ? KernelSpinner() : nil
         var byte: UInt8 = 0
@@ -292,6 +296,7 @@ private func netmpDatagrams(_ stack: NetworkStack, count: Int) throws -> Pass {
     }
     let clock = PassClock()
     let sender = OSThread.start(name: "bench-dgram") {
+        pinIfAsked(1)
         let message = [UInt8](repeating: 1, count: datagramSize)
         message.withUnsafeBytes { raw in
             for _ in 0..<count { _ = try? a.write(raw) }
@@ -314,6 +319,7 @@ private func kernelDatagrams(_ sizes: BufferSizes, spin: Bool, count: Int) -> Pa
     }
     let clock = PassClock()
     let sender = OSThread.start(name: "kernel-dgram") {
+        pinIfAsked(1)
         var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
         let message = [UInt8](repeating: 1, count: datagramSize)
         message.withUnsafeBytes { raw in

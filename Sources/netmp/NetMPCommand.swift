@@ -44,8 +44,15 @@ struct BenchOptions: ParsableArguments {
         }
     }
 
-    /// Applies the spin budgets given, before any socket exists.
+    @Flag(help: "Run the two threads of every leg on CPUs 0 and 1, so that they never share a CPU.")
+    var pin = false
+
+    /// Applies the spin budgets and pinning given, before any socket exists.
     func applySpinSettings() {
+        if pin {
+            pinLegThreads = true
+            pinIfAsked(0)
+        }
         if let spinNs {
             SpinPolicy.waiterMaximumSpinNanoseconds = spinNs
             SpinPolicy.waiterMinimumSpinNanoseconds = Swift.min(SpinPolicy.waiterMinimumSpinNanoseconds, spinNs)

@@ -111,6 +111,7 @@ private func netmpUDP(_ stack: NetworkStack, size: Int, count: Int, window: Int)
     let progress = Progress()
     let clock = PassClock()
     let senderThread = OSThread.start(name: "bench-udp-send") {
+        pinIfAsked(1)
         let message = [UInt8](repeating: 1, count: size)
         message.withUnsafeBytes { raw in
             for index in 0..<count {
@@ -166,6 +167,7 @@ private func kernelUDP(
     let progress = Progress()
     let clock = PassClock()
     let senderThread = OSThread.start(name: "kernel-udp-send") {
+        pinIfAsked(1)
         var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
         let message = [UInt8](repeating: 1, count: size)
         message.withUnsafeBytes { raw in
