@@ -37,7 +37,14 @@ void netmp_cpu_relax(void) {
 #endif
 }
 
-void netmp_parker_init(netmp_parker *p) { atomic_init(&p->state, PARK_IDLE); }
+void netmp_parker_init(netmp_parker *p) {
+    atomic_init(&p->state, PARK_IDLE);
+    atomic_init(&p->unparked_at, 0);
+}
+
+bool netmp_parker_is_sleeping(netmp_parker *p) {
+    return atomic_load_explicit(&p->state, memory_order_acquire) == PARK_SLEEPING;
+}
 
 void netmp_parker_reset(netmp_parker *p) { atomic_store_explicit(&p->state, PARK_IDLE, memory_order_relaxed); }
 
@@ -48,11 +55,13 @@ static bool parker_try_consume(netmp_parker *p) {
 }
 
 int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns) {
-    return netmp_parker_park_measuring(p, spins, yields, timeout_ns, NULL);
+    return netmp_parker_park_measuring(p, spins, yields, timeout_ns, NULL, NULL);
 }
 
-int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns) {
+int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns,
+                                int64_t *wake_ns) {
     if (yielded_ns) *yielded_ns = 0;
+    if (wake_ns) *wake_ns = -1;
     for (int i = 0; i < spins; i++) {
         if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED && parker_try_consume(p)) {
             return i;
@@ -72,8 +81,15 @@ int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t 
         }
     }
     int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
+    int64_t asleep_since = -1;  // set when a futex wait is about to begin
     for (;;) {
-        if (parker_try_consume(p)) return NETMP_PARK_SLEPT;
+        if (parker_try_consume(p)) {
+            // The unpark that found us asleep stamped its time; an older stamp is another wait's.
+            int64_t unparked = atomic_load_explicit(&p->unparked_at, memory_order_acquire);
+            if (wake_ns && asleep_since >= 0 && unparked >= asleep_since) *wake_ns = netmp_monotonic_ns() - unparked;
+            return NETMP_PARK_SLEPT;
+        }
+        if (wake_ns && asleep_since < 0) asleep_since = netmp_monotonic_ns();
         uint32_t expected = PARK_IDLE;
         if (!atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_SLEEPING, memory_order_acq_rel,
                                                      memory_order_relaxed)) {
@@ -101,7 +117,11 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
 
 void netmp_parker_unpark(netmp_parker *p) {
     uint32_t previous = atomic_exchange_explicit(&p->state, PARK_NOTIFIED, memory_order_release);
-    if (previous == PARK_SLEEPING) netmp_futex_wake(&p->state, 1);
+    if (previous == PARK_SLEEPING) {
+        // Only on the slow path: lets the sleeper measure what its wake-up cost.
+        atomic_store_explicit(&p->unparked_at, netmp_monotonic_ns(), memory_order_release);
+        netmp_futex_wake(&p->state, 1);
+    }
 }
 
 int netmp_pin_current_thread(int cpu) {

@@ -112,7 +112,8 @@ func measureRow(_ benchmark: String, _ kind: RowKind, legs: [Leg], seconds: Doub
 /// NetMP socket buffer's does. One per thread and direction.
 struct KernelSpinner {
     private var budget = SpinPolicy.waiterMaximumSpinNanoseconds
-    private let bounds = SpinCalibration.measured.waiterBounds
+    /// NetMP's bounds as they are now (its wake-up figure follows what its sleepers measure).
+    private var bounds: ClosedRange<Int64> { SpinCalibration.current.waiterBounds }
 
     /// `attempt(flags)` makes the call with `flags` (0 or MSG_DONTWAIT) and returns its result.
     mutating func call(_ attempt: (Int32) -> Int) -> Int {

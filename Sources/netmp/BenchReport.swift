@@ -82,10 +82,11 @@ func printResults(_ results: [BenchResult], json: Bool, verbose: Bool = false) {
                 + pad(result.cpuKernel.map { format3($0) + " us" } ?? "-", 15) + result.better)
     }
     guard verbose else { return }
-    let calibration = SpinCalibration.measured
+    let calibration = SpinCalibration.current
     let bounds = calibration.waiterBounds
     print(
-        "spin calibration: pause \(format3(calibration.pauseNanoseconds)) ns, wake-up"
+        "spin calibration: pause \(format3(calibration.pauseNanoseconds)) ns, wake-up at start-up"
+            + " \(format3(Double(SpinCalibration.measured.wakeNanoseconds) / 1000)) us, lately"
             + " \(format3(Double(calibration.wakeNanoseconds) / 1000)) us; waiter spin"
             + " \(format3(Double(bounds.lowerBound) / 1000))...\(format3(Double(bounds.upperBound) / 1000)) us")
     print("legs (best pass; every pass in run order as figure / cpu us per op):")

@@ -1,4 +1,5 @@
 import CNetMP
+import Synchronization
 import XCTest
 
 @testable import NetMP
@@ -100,11 +101,32 @@ final class SpinCalibrationTests: XCTestCase {
         netmp_parker_init(parker)
         netmp_parker_unpark(parker)
         var yielded: Int64 = -1
-        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, -1, &yielded), NETMP_PARK_YIELDED)
+        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, -1, &yielded, nil), NETMP_PARK_YIELDED)
         XCTAssertEqual(yielded, 0)
         // Not notified: three timed yields, then a timeout.
-        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, 0, &yielded), NETMP_PARK_TIMED_OUT)
+        XCTAssertEqual(netmp_parker_park_measuring(parker, 0, 3, 0, &yielded, nil), NETMP_PARK_TIMED_OUT)
         XCTAssertGreaterThan(yielded, 0)
+    }
+
+    func testTheWakeUpAverageMovesAnEighthTowardEachSample() {
+        XCTAssertEqual(SpinCalibration.blendedWake(0, sample: 16_000), 16_000)
+        XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 24_000), 17_000)
+        // Samples are clamped first: a long preemption counts as 100 µs, a tiny wake as 1 µs.
+        XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 5_000_000), 26_500)
+        XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 0), 14_125)
+        XCTAssertEqual(SpinCalibration.blendedWake(0, sample: 0), 1000)
+    }
+
+    func testASleeperMeasuresItsWakeUp() {
+        bounded(30) {
+            let sleep = MeasuredSleep()
+            let sleeper = OSThread.start(name: "sleeper") { sleep.run() }
+            while !netmp_parker_is_sleeping(sleep.parker) { OSThread.yieldNow() }
+            netmp_parker_unpark(sleep.parker)
+            sleeper.join()
+            XCTAssertEqual(sleep.result.load(ordering: .acquiring), NETMP_PARK_SLEPT)
+            XCTAssertGreaterThanOrEqual(sleep.wake.load(ordering: .acquiring), 0)
+        }
     }
 
     func testMeasuredCalibrationIsWithinItsRanges() {
@@ -152,5 +174,23 @@ final class SpinCalibrationTests: XCTestCase {
         case .caught, .yieldedToOthers: break
         case .slept, nil: XCTFail("a wait that was caught ended as \(String(describing: ended))")
         }
+    }
+}
+
+/// A parker one thread sleeps on, with what its wake-up measured.
+private final class MeasuredSleep: @unchecked Sendable {
+    let parker = UnsafeMutablePointer<netmp_parker>.allocate(capacity: 1)
+    let result = Atomic<Int32>(0)
+    let wake = Atomic<Int64>(-7)
+
+    init() { netmp_parker_init(parker) }
+    deinit { parker.deallocate() }
+
+    /// Sleeps at once (no spin, no yield); the timeout only bounds a broken test.
+    func run() {
+        var measured: Int64 = -7
+        let outcome = netmp_parker_park_measuring(parker, 0, 0, 20_000_000_000, nil, &measured)
+        wake.store(measured, ordering: .releasing)
+        result.store(outcome, ordering: .releasing)
     }
 }

@@ -184,13 +184,15 @@ public final class SocketPoller: @unchecked Sendable {
             if sleep {
                 // Spins first as a blocked read does, adapting the budget to what caught the
                 // last wake-up, never past the timeout.
-                let calibration = SpinCalibration.measured
+                let calibration = SpinCalibration.current
                 let budget = spinBudget.load(ordering: .relaxed)
                 let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
                 let start = netmp_monotonic_ns()
                 var yielded: Int64 = 0
+                var wake: Int64 = -1
                 let result = netmp_parker_park_measuring(
-                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining, &yielded)
+                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining, &yielded, &wake)
+                SpinCalibration.recordWake(wake)
                 let waited = netmp_monotonic_ns() &- start
                 spinBudget.store(
                     calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited, yielded: yielded),

@@ -52,7 +52,7 @@ public final class SynchronousPort: MessagePort {
 /// How long a waiting thread spins before it sleeps in the kernel. A futex wake costs about a
 /// kernel round trip, while a hand-off between two running threads takes well under a
 /// microsecond: a short spin turns most wake-ups into the cheap kind. Budgets are time, turned
-/// into pause rounds by `SpinCalibration.measured`, and adapt (`SpinCalibration.adaptedBudget`)
+/// into pause rounds by `SpinCalibration.current`, and adapt (`SpinCalibration.adaptedBudget`)
 /// between a floor of half again a measured wake-up and a ceiling.
 public enum SpinPolicy {
     /// The most a blocked user thread spins before it yields and then parks.
@@ -99,14 +99,17 @@ final class ThreadReply<T>: @unchecked Sendable {
 
     /// Waits for the reply, spinning as `budget` (nanoseconds) says first and adapting it.
     func wait(budget: borrowing Atomic<Int64>) -> Result<T, NetError> {
-        let calibration = SpinCalibration.measured
+        let calibration = SpinCalibration.current
         var first = true
         while !ready.load(ordering: .acquiring) {
             let spin = budget.load(ordering: .relaxed)
             let start = first ? netmp_monotonic_ns() : 0
             var yielded: Int64 = 0
+            var wake: Int64 = -1
             let outcome = netmp_parker_park_measuring(
-                parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1, &yielded)
+                parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1, &yielded,
+                &wake)
+            SpinCalibration.recordWake(wake)
             if first {
                 let waited = netmp_monotonic_ns() &- start
                 budget.store(

@@ -1,4 +1,5 @@
 import CNetMP
+import Synchronization
 
 /// What waiting costs on this machine, measured once at start-up: one round of the CPU's pause
 /// hint, and a wake-up of a thread asleep in the kernel.
@@ -121,5 +122,38 @@ public enum SpinOutcome: Sendable, Equatable {
 extension Comparable {
     @inline(__always) fileprivate func clamped(to range: ClosedRange<Self>) -> Self {
         Swift.min(range.upperBound, Swift.max(range.lowerBound, self))
+    }
+}
+
+extension SpinCalibration {
+    /// Wake-ups measured by sleepers as they happen (`netmp_parker_park_measuring`), averaged;
+    /// 0 until the first. The start-up figure alone would go stale: a wake-up costs a few
+    /// microseconds while every CPU is busy and several times that once the machine is quiet.
+    static let observedWake = Atomic<Int64>(0)
+
+    /// The figures to use now: the start-up ones, with the wake-up cost that recent sleeps
+    /// measured once there are any.
+    public static var current: SpinCalibration {
+        var calibration = measured
+        let observed = observedWake.load(ordering: .relaxed)
+        if observed > 0 { calibration.wakeNanoseconds = observed.clamped(to: wakeRange) }
+        return calibration
+    }
+
+    /// Records a wake-up a sleeper measured; a negative one (not known) is ignored.
+    static func recordWake(_ nanoseconds: Int64) {
+        guard nanoseconds >= 0 else { return }
+        // Load and store, not read-modify-write: a lost sample among concurrent sleepers is
+        // harmless, and a sleep is the slow path anyway.
+        let average = observedWake.load(ordering: .relaxed)
+        observedWake.store(blendedWake(average, sample: nanoseconds), ordering: .relaxed)
+    }
+
+    /// The running average of wake-ups after one more `sample`: the first sample as it is, then
+    /// an eighth of the way to each new one, samples clamped to `wakeRange` so that one long
+    /// preemption moves it little.
+    public static func blendedWake(_ average: Int64, sample: Int64) -> Int64 {
+        let sample = sample.clamped(to: wakeRange)
+        return average <= 0 ? sample : average + (sample - average) / 8
     }
 }

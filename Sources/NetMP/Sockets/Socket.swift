@@ -119,7 +119,7 @@ final class Socket: @unchecked Sendable {
         }
         // Spin, then yield, before posting a waiter; the budget adapts to how this wait ends
         // (`SpinCalibration.adaptedBudget`).
-        let calibration = SpinCalibration.measured
+        let calibration = SpinCalibration.current
         let budget = buffer.spinBudget.load(ordering: .relaxed)
         let start = netmp_monotonic_ns()
         if let ended = buffer.waitBriefly(spinning: budget, until: { isSatisfied(condition) }) {

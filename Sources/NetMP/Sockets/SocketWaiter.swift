@@ -126,7 +126,8 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
 
     /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
     /// caller has spun and yielded already (`Socket.wait`): this sleeps. `firstPark` tells how
-    /// the first park ended (`netmp_parker_park_reporting`).
+    /// the first park ended (`netmp_parker_park_reporting`). Each wake-up's cost is recorded
+    /// (`SpinCalibration.recordWake`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
         var firstPark: Int32 = 0
         return waitOnThread(deadline: deadline, firstPark: &firstPark)
@@ -144,7 +145,9 @@ final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            let result = netmp_parker_park_reporting(parker, 0, 0, timeout)
+            var wake: Int64 = -1
+            let result = netmp_parker_park_measuring(parker, 0, 0, timeout, nil, &wake)
+            SpinCalibration.recordWake(wake)
             if first { firstPark = result }
             first = false
         }
