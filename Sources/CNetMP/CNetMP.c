@@ -267,9 +267,19 @@ int64_t netmp_measure_wake_ns(int samples) {
                netmp_monotonic_ns() < give_up) {
             sched_yield();
         }
-        atomic_store_explicit(&probe->unparked_at, netmp_monotonic_ns(), memory_order_release);
+        int64_t unparked = netmp_monotonic_ns();
+        atomic_store_explicit(&probe->unparked_at, unparked, memory_order_release);
         netmp_parker_unpark(&probe->parker);
-        while (atomic_load_explicit(&probe->done, memory_order_acquire) <= i) sched_yield();
+        // Keep this CPU busy for a while, as a waker that goes on spinning does: the sleeper is
+        // then woken on another CPU, which is the wake-up a spinning partner pays for. Yield
+        // after a millisecond, in case the sleeper can only run here.
+        while (atomic_load_explicit(&probe->done, memory_order_acquire) <= i) {
+            if (netmp_monotonic_ns() - unparked < 1000000LL) {
+                netmp_cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
     }
     netmp_thread_join(handle);
     int valid = 0;

@@ -33,8 +33,8 @@ final class SpinCalibrationTests: XCTestCase {
         // Defaults: 5 µs minimum, 50 µs maximum.
         XCTAssertEqual(twentyNanosecondPause.waiterBounds, 24_000...50_000)
         XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 2000).waiterBounds, 5000...50_000)
-        // A wake-up dearer than the maximum raises the ceiling to the floor.
-        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 40_000).waiterBounds, 60_000...60_000)
+        // A wake-up dearer than the maximum does not make the spin longer than the maximum.
+        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 40_000).waiterBounds, 50_000...50_000)
         // A protocol thread spins 5 to 10 µs whatever a wake-up costs.
         XCTAssertEqual(twentyNanosecondPause.protocolThreadBounds, 5000...10_000)
     }
@@ -111,10 +111,15 @@ final class SpinCalibrationTests: XCTestCase {
     func testTheWakeUpAverageMovesAnEighthTowardEachSample() {
         XCTAssertEqual(SpinCalibration.blendedWake(0, sample: 16_000), 16_000)
         XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 24_000), 17_000)
-        // Samples are clamped first: a long preemption counts as 100 µs, a tiny wake as 1 µs.
-        XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 5_000_000), 26_500)
+        // A long preemption counts as twice the average, a tiny wake as 1 µs.
+        XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 5_000_000), 18_000)
         XCTAssertEqual(SpinCalibration.blendedWake(16_000, sample: 0), 14_125)
         XCTAssertEqual(SpinCalibration.blendedWake(0, sample: 0), 1000)
+        XCTAssertEqual(SpinCalibration.blendedWake(0, sample: 5_000_000), 100_000)
+        // Ten long gaps in a row from 16 µs: 18000, 20250, 22781, 25628, 28831, 32434, 36488, ...
+        var average: Int64 = 16_000
+        for _ in 0..<10 { average = SpinCalibration.blendedWake(average, sample: 5_000_000) }
+        XCTAssertEqual(average, 51_952)
     }
 
     func testASleeperMeasuresItsWakeUp() {
@@ -129,11 +134,39 @@ final class SpinCalibrationTests: XCTestCase {
         }
     }
 
+    func testALongSpinChecksItsConditionLessOftenAfterTheFirstMicroseconds() throws {
+        let stack = NetworkStack()
+        defer { stack.shutdown() }
+        let (a, b) = try stack.socketPair(.stream)
+        defer {
+            a.close()
+            b.close()
+        }
+        let pause = SpinCalibration.measured.pauseNanoseconds
+        let budget: Int64 = 40_000
+        var checks = 0
+        XCTAssertNil(
+            a.core.receiveBuffer.spin(upTo: budget) {
+                checks += 1
+                return false
+            })
+        // Dense for 2 µs, then one check per 8 pauses; preemption only makes fewer. Checking after
+        // every pause would make about budget / pause (some 1,800 at 22 ns).
+        let dense = Double(SpinPolicy.densePollNanoseconds) / pause
+        let sparse = Double(budget) / (Double(SpinPolicy.sparsePollPauses) * pause)
+        XCTAssertLessThanOrEqual(Double(checks), 2 * (dense + sparse) + 16)
+        XCTAssertGreaterThan(checks, 1)
+    }
+
     func testMeasuredCalibrationIsWithinItsRanges() {
         let measured = SpinCalibration.measured
         XCTAssertTrue(SpinCalibration.pauseRange.contains(measured.pauseNanoseconds))
         XCTAssertTrue(SpinCalibration.wakeRange.contains(measured.wakeNanoseconds))
-        XCTAssertGreaterThanOrEqual(measured.waiterBounds.lowerBound, measured.wakeNanoseconds * 3 / 2)
+        XCTAssertEqual(
+            measured.waiterBounds.lowerBound,
+            min(
+                max(SpinPolicy.waiterMinimumSpinNanoseconds, measured.wakeNanoseconds * 3 / 2),
+                SpinPolicy.waiterMaximumSpinNanoseconds))
     }
 
     func testASocketBufferSpinReportsWhatItSpentOrNil() throws {

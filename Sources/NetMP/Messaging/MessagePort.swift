@@ -64,6 +64,10 @@ public enum SpinPolicy {
     /// Yields that took longer than this in all ran other threads (a `sched_yield` that switches
     /// to no one costs well under a microsecond).
     nonisolated(unsafe) public static var yieldRanOthersNanoseconds: Int64 = 2000
+    /// A blocked call's spin checks its condition after every pause this long, then every
+    /// `sparsePollPauses` pauses (see `SocketBuffer.spin`).
+    nonisolated(unsafe) public static var densePollNanoseconds: Int64 = 2000
+    nonisolated(unsafe) public static var sparsePollPauses: Int = 8
 
     /// The most an idle protocol thread spins on its empty port before parking; it yields the
     /// CPU every `protocolThreadYieldNanoseconds` so that a sender on the same CPU can run.

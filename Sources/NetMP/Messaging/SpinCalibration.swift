@@ -48,9 +48,13 @@ public struct SpinCalibration: Sendable, Equatable {
 
     /// How long a blocked user thread spins: at least the configured minimum and half again a
     /// wake-up (so the partner's reply still comes in while this side spins after the partner
-    /// was woken), at most the configured maximum (never below that floor).
+    /// was woken), at most the configured maximum: a wake-up dearer than that (a machine so busy
+    /// that the woken thread waits for a CPU) is not worth more spinning, which would take the
+    /// CPU from the very thread being waited for.
     public var waiterBounds: ClosedRange<Int64> {
-        bounds(SpinPolicy.waiterMinimumSpinNanoseconds, SpinPolicy.waiterMaximumSpinNanoseconds)
+        let maximum = Swift.max(SpinPolicy.waiterMaximumSpinNanoseconds, SpinPolicy.waiterMinimumSpinNanoseconds)
+        let floor = Swift.max(SpinPolicy.waiterMinimumSpinNanoseconds, wakeNanoseconds &+ wakeNanoseconds / 2)
+        return Swift.min(floor, maximum)...maximum
     }
 
     /// How long an idle protocol thread spins on its empty port: between the configured minimum
@@ -60,11 +64,6 @@ public struct SpinCalibration: Sendable, Equatable {
     public var protocolThreadBounds: ClosedRange<Int64> {
         let minimum = SpinPolicy.protocolThreadMinimumSpinNanoseconds
         return minimum...Swift.max(SpinPolicy.protocolThreadSpinNanoseconds, minimum)
-    }
-
-    private func bounds(_ minimum: Int64, _ maximum: Int64) -> ClosedRange<Int64> {
-        let floor = Swift.max(minimum, wakeNanoseconds &+ wakeNanoseconds / 2)
-        return floor...Swift.max(maximum, floor)
     }
 
     /// The next spin budget after a wait that spun `budget` nanoseconds and ended as `outcome`.
@@ -149,11 +148,13 @@ extension SpinCalibration {
         observedWake.store(blendedWake(average, sample: nanoseconds), ordering: .relaxed)
     }
 
-    /// The running average of wake-ups after one more `sample`: the first sample as it is, then
-    /// an eighth of the way to each new one, samples clamped to `wakeRange` so that one long
-    /// preemption moves it little.
+    /// The running average of wake-ups after one more `sample`: the first sample as it is (within
+    /// `wakeRange`), then an eighth of the way to each new one, a sample counting at most twice
+    /// the average, so that a few long preemptions move it little.
     public static func blendedWake(_ average: Int64, sample: Int64) -> Int64 {
         let sample = sample.clamped(to: wakeRange)
-        return average <= 0 ? sample : average + (sample - average) / 8
+        guard average > 0 else { return sample }
+        let counted = Swift.min(sample, average.multipliedReportingOverflow(by: 2).partialValue)
+        return (average + (counted - average) / 8).clamped(to: wakeRange)
     }
 }

@@ -6,15 +6,26 @@ extension SocketBuffer {
     /// wake-up. Returns the nanoseconds spent when the condition held, nil when the budget ran
     /// out. The condition is read without the lock, so it is a hint: the caller retries its
     /// operation.
+    ///
+    /// The condition is checked after every pause for the first `SpinPolicy.densePollNanoseconds`
+    /// (a round trip's answer is seen at once), then every `SpinPolicy.sparsePollPauses` pauses:
+    /// each check pulls the lines the partner is writing (its byte count, the lock) to this CPU,
+    /// and a writer or reader that is busy for long gets on faster when it is polled less.
     func spin(upTo budget: Int64, until condition: () -> Bool) -> Int64? {
         let start = netmp_monotonic_ns()
-        var rounds = 0
+        var pausesPerCheck = 1
+        var checks = 0
         while true {
             if condition() { return netmp_monotonic_ns() &- start }
-            // The clock is read every few rounds (a read costs about as much as a pause).
-            if rounds & 7 == 0 && netmp_monotonic_ns() &- start >= budget { return nil }
-            netmp_cpu_relax()
-            rounds &+= 1
+            checks &+= 1
+            // The clock is read after the first check, then every few while they are dense (a read
+            // costs about a pause).
+            if pausesPerCheck > 1 || checks & 7 == 1 {
+                let spent = netmp_monotonic_ns() &- start
+                if spent >= budget { return nil }
+                if spent >= SpinPolicy.densePollNanoseconds { pausesPerCheck = SpinPolicy.sparsePollPauses }
+            }
+            for _ in 0..<pausesPerCheck { netmp_cpu_relax() }
         }
     }
 
