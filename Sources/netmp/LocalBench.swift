@@ -61,16 +61,14 @@ struct LocalBench: ParsableCommand {
                 ])
         }
         if selected("runtime.messages") {
-            results.append(
-                BenchResult(
-                    benchmark: "runtime.messages", unit: "msg/s", netmp: runtimeMessages(stack, seconds: seconds),
-                    kernel: nil, better: "higher"))
+            try row(
+                "runtime.messages", .throughput(unit: "msg/s", scale: 1, probe: 100_000),
+                [Leg(name: "netmp") { runtimeMessages(stack, count: $0) }])
         }
         if selected("runtime.sendwait") {
-            results.append(
-                BenchResult(
-                    benchmark: "runtime.sendwait", unit: "us", netmp: try runtimeSendWait(stack, seconds: seconds),
-                    kernel: nil, better: "lower"))
+            try row(
+                "runtime.sendwait", .latency(probe: 2000),
+                [Leg(name: "netmp") { try runtimeSendWait(stack, count: $0) }])
         }
         printResults(results, json: options.json, verbose: options.verbose)
     }
@@ -340,37 +338,34 @@ private func kernelDatagrams(_ sizes: BufferSizes, spin: Bool, count: Int) -> Pa
 
 // MARK: Runtime
 
-private func runtimeMessages(_ stack: NetworkStack, seconds: Double) -> Double {
-    guard let thread = stack.threads.first else { return 0 }
-    func once(_ perSender: Int) -> Double {
-        let handled = Counter()
-        let start = now()
-        let senders = (0..<2).map { index in
-            OSThread.start(name: "bench-sender-\(index)") {
-                for _ in 0..<perSender { thread.send { handled.increment() } }
-            }
+/// Two threads send `count` messages in all to one protocol thread, which counts them.
+private func runtimeMessages(_ stack: NetworkStack, count: Int) -> Pass {
+    guard let thread = stack.threads.first else { return Pass(operations: 0, seconds: 1, cpuSeconds: 0) }
+    let perSender = Swift.max(1, count / 2)
+    let handled = Counter()
+    let clock = PassClock()
+    let senders = (0..<2).map { index in
+        OSThread.start(name: "bench-sender-\(index)") {
+            pinIfAsked(index)
+            for _ in 0..<perSender { thread.send { handled.increment() } }
         }
-        for sender in senders { sender.join() }
-        _ = try? thread.call { () throws(NetError) in 0 }
-        let elapsed = now() - start
-        precondition(handled.value == 2 * perSender, "messages lost")
-        return Double(2 * perSender) / elapsed
     }
-    let rate = once(50_000)
-    return once(Swift.max(50_000, Int(rate * seconds / 2)))
+    for sender in senders { sender.join() }
+    _ = try? thread.call { () throws(NetError) in 0 }
+    let pass = clock.stop(operations: 2 * perSender)
+    precondition(handled.value == 2 * perSender, "messages lost")
+    return pass
 }
 
-private func runtimeSendWait(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    guard let thread = stack.threads.first else { return 0 }
-    func once(_ count: Int) throws -> Double {
-        let start = now()
-        var sum = 0
-        for index in 0..<count { sum &+= try thread.call { () throws(NetError) in index } }
-        precondition(sum == count * (count - 1) / 2)
-        return (now() - start) / Double(count)
-    }
-    let perCall = try once(2000)
-    return try once(Swift.max(2000, Int(seconds / perCall))) * 1e6
+/// Synchronous requests to a protocol thread, one after another.
+private func runtimeSendWait(_ stack: NetworkStack, count: Int) throws -> Pass {
+    guard let thread = stack.threads.first else { return Pass(operations: 0, seconds: 1, cpuSeconds: 0) }
+    let clock = PassClock()
+    var sum = 0
+    for index in 0..<count { sum &+= try thread.call { () throws(NetError) in index } }
+    let pass = clock.stop(operations: count)
+    precondition(sum == count * (count - 1) / 2)
+    return pass
 }
 
 /// A counter only the protocol thread increments.

@@ -245,17 +245,26 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             let rounds = calibration.rounds(for: idleSpinBudget)
             let yieldEvery = Swift.max(1, calibration.rounds(for: SpinPolicy.protocolThreadYieldNanoseconds))
             var spins: Int32 = 0
+            var yielded: Int64 = 0
             while spins < rounds && !hasWork.load(ordering: .relaxed) {
                 netmp_cpu_relax()
                 spins += 1
-                if spins % yieldEvery == 0 { OSThread.yieldNow() }
+                if spins % yieldEvery == 0 { yielded &+= ProtocolThread.timedYield() }
             }
-            // Work came while spinning: spin about twice as long as that took, next time.
+            // Then the yields a blocked call makes before it sleeps: a sender on this CPU runs.
+            for _ in 0..<SpinPolicy.waiterYields where !hasWork.load(ordering: .relaxed) {
+                yielded &+= ProtocolThread.timedYield()
+            }
+            // Work came while spinning: spin about twice as long as that took, next time; after
+            // yields that ran other threads, the sender shares this CPU: yield at once next time.
             let caught = hasWork.load(ordering: .relaxed)
+            let outcome: SpinOutcome =
+                !caught
+                ? .slept
+                : yielded > SpinPolicy.yieldRanOthersNanoseconds
+                    ? .yieldedToOthers : .caught(afterNanoseconds: calibration.nanoseconds(forRounds: spins))
             idleSpinBudget = SpinCalibration.adaptedBudget(
-                idleSpinBudget,
-                after: caught ? .caught(afterNanoseconds: calibration.nanoseconds(forRounds: spins)) : .slept,
-                within: calibration.protocolThreadBounds)
+                idleSpinBudget, after: outcome, within: calibration.protocolThreadBounds)
             if caught { continue }
             var timeout: Int64 = -1
             if !clock.isManual, let deadline = timers.nextDeadline() {
@@ -274,6 +283,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
                 portLock.withLock { isParked = false }
             }
         }
+    }
+
+    /// Yields the CPU; returns how long that took (more than a system call: others ran).
+    private static func timedYield() -> Int64 {
+        let before = netmp_monotonic_ns()
+        OSThread.yieldNow()
+        return netmp_monotonic_ns() &- before
     }
 
     /// Driven mode: runs queued messages and due timers on the caller's thread until nothing is
