@@ -122,7 +122,9 @@ final class Socket: @unchecked Sendable {
         let calibration = SpinCalibration.current
         let budget = buffer.spinBudget.load(ordering: .relaxed)
         let start = netmp_monotonic_ns()
-        if let ended = buffer.waitBriefly(spinning: budget, until: { isSatisfied(condition) }) {
+        // Never spin past a timeout (SO_RCVTIMEO / SO_SNDTIMEO).
+        let spin = timeout > 0 ? Swift.min(budget, timeout) : budget
+        if let ended = buffer.waitBriefly(spinning: spin, until: { isSatisfied(condition) }) {
             let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)
             // Stored only when changed: the line is shared with the writer's byte count.
             if next != budget { buffer.spinBudget.store(next, ordering: .relaxed) }
