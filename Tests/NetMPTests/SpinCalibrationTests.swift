@@ -33,8 +33,11 @@ final class SpinCalibrationTests: XCTestCase {
         // Defaults: 5 µs minimum, 50 µs maximum.
         XCTAssertEqual(twentyNanosecondPause.waiterBounds, 24_000...50_000)
         XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 2000).waiterBounds, 5000...50_000)
-        // A wake-up dearer than the maximum does not make the spin longer than the maximum.
-        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 40_000).waiterBounds, 50_000...50_000)
+        // Half again a wake-up just fits under the maximum: it is the floor.
+        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 33_333).waiterBounds, 49_999...50_000)
+        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 33_334).waiterBounds, 5000...50_000)
+        // A wake-up too dear for any affordable spin to catch: the floor falls back to the minimum.
+        XCTAssertEqual(SpinCalibration(pauseNanoseconds: 20, wakeNanoseconds: 40_000).waiterBounds, 5000...50_000)
         // A protocol thread spins 5 to 10 µs whatever a wake-up costs.
         XCTAssertEqual(twentyNanosecondPause.protocolThreadBounds, 5000...10_000)
     }
@@ -162,11 +165,12 @@ final class SpinCalibrationTests: XCTestCase {
         let measured = SpinCalibration.measured
         XCTAssertTrue(SpinCalibration.pauseRange.contains(measured.pauseNanoseconds))
         XCTAssertTrue(SpinCalibration.wakeRange.contains(measured.wakeNanoseconds))
+        let catchesAWakeUp = measured.wakeNanoseconds * 3 / 2
         XCTAssertEqual(
             measured.waiterBounds.lowerBound,
-            min(
-                max(SpinPolicy.waiterMinimumSpinNanoseconds, measured.wakeNanoseconds * 3 / 2),
-                SpinPolicy.waiterMaximumSpinNanoseconds))
+            catchesAWakeUp <= SpinPolicy.waiterMaximumSpinNanoseconds
+                ? max(SpinPolicy.waiterMinimumSpinNanoseconds, catchesAWakeUp) : SpinPolicy.waiterMinimumSpinNanoseconds
+        )
     }
 
     func testASocketBufferSpinReportsWhatItSpentOrNil() throws {

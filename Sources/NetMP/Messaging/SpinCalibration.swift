@@ -48,13 +48,15 @@ public struct SpinCalibration: Sendable, Equatable {
 
     /// How long a blocked user thread spins: at least the configured minimum and half again a
     /// wake-up (so the partner's reply still comes in while this side spins after the partner
-    /// was woken), at most the configured maximum: a wake-up dearer than that (a machine so busy
-    /// that the woken thread waits for a CPU) is not worth more spinning, which would take the
-    /// CPU from the very thread being waited for.
+    /// was woken), at most the configured maximum. When half again a wake-up is more than that
+    /// maximum (a machine so busy that a woken thread waits for a CPU), no affordable spin
+    /// catches a woken partner, and spinning would take the CPU from the very thread waited
+    /// for: the floor is then the configured minimum.
     public var waiterBounds: ClosedRange<Int64> {
-        let maximum = Swift.max(SpinPolicy.waiterMaximumSpinNanoseconds, SpinPolicy.waiterMinimumSpinNanoseconds)
-        let floor = Swift.max(SpinPolicy.waiterMinimumSpinNanoseconds, wakeNanoseconds &+ wakeNanoseconds / 2)
-        return Swift.min(floor, maximum)...maximum
+        let minimum = SpinPolicy.waiterMinimumSpinNanoseconds
+        let maximum = Swift.max(SpinPolicy.waiterMaximumSpinNanoseconds, minimum)
+        let catchesAWakeUp = wakeNanoseconds &+ wakeNanoseconds / 2
+        return (catchesAWakeUp <= maximum ? Swift.max(minimum, catchesAWakeUp) : minimum)...maximum
     }
 
     /// How long an idle protocol thread spins on its empty port: between the configured minimum
