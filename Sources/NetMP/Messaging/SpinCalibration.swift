@@ -104,7 +104,7 @@ public struct SpinCalibration: Sendable, Equatable {
     }
 
     /// A waiter's next budget after a park that spun `budget` nanoseconds (see `outcome`).
-    func adaptedWaiterBudget(_ budget: Int64, afterPark result: Int32, waited: Int64, yielded: Int64) -> Int64 {
+    package func adaptedWaiterBudget(_ budget: Int64, afterPark result: Int32, waited: Int64, yielded: Int64) -> Int64 {
         guard let outcome = outcome(ofPark: result, waited: waited, yielded: yielded) else { return budget }
         return Self.adaptedBudget(budget, after: outcome, within: waiterBounds)
     }
@@ -130,7 +130,7 @@ extension SpinCalibration {
     /// Wake-ups measured by sleepers as they happen (`netmp_parker_park_measuring`), averaged;
     /// 0 until the first. The start-up figure alone would go stale: a wake-up costs a few
     /// microseconds while every CPU is busy and several times that once the machine is quiet.
-    static let observedWake = Atomic<Int64>(0)
+    private static let observedWake = Atomic<Int64>(0)
 
     /// The figures to use now: the start-up ones, with the wake-up cost that recent sleeps
     /// measured once there are any.
@@ -142,7 +142,7 @@ extension SpinCalibration {
     }
 
     /// Records a wake-up a sleeper measured; a negative one (not known) is ignored.
-    static func recordWake(_ nanoseconds: Int64) {
+    package static func recordWake(_ nanoseconds: Int64) {
         guard nanoseconds >= 0 else { return }
         // Load and store, not read-modify-write: a lost sample among concurrent sleepers is
         // harmless, and a sleep is the slow path anyway.
