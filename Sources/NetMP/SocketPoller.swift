@@ -55,6 +55,8 @@ public final class SocketPoller: @unchecked Sendable {
     private var ready: [Registration] = []  // under lock
     private var isSleeping = false  // under lock
     private let parker: UnsafeMutablePointer<netmp_parker>
+    /// How long `wait` spins before it sleeps, in nanoseconds (adapted after each sleep).
+    private let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     public init() {
         parker = .allocate(capacity: 1)
@@ -196,7 +198,21 @@ public final class SocketPoller: @unchecked Sendable {
                 return ready.isEmpty
             }
             if sleep {
-                _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, remaining)
+                // Spins first as a blocked read does, adapting the budget to what caught the
+                // last wake-up, never past the timeout.
+                let calibration = SpinCalibration.current
+                let budget = spinBudget.load(ordering: .relaxed)
+                let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
+                let start = netmp_monotonic_ns()
+                var yielded: Int64 = 0
+                var wake: Int64 = -1
+                let result = netmp_parker_park_measuring(
+                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining, &yielded, &wake)
+                SpinCalibration.recordWake(wake)
+                let waited = netmp_monotonic_ns() &- start
+                spinBudget.store(
+                    calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited, yielded: yielded),
+                    ordering: .relaxed)
                 lock.withLock { isSleeping = false }
             }
         }

@@ -1,3 +1,4 @@
+import CNetMP
 import NetMPRuntime
 import Synchronization
 
@@ -123,7 +124,22 @@ package final class Socket: @unchecked Sendable {
         precondition(Socket.mayBlockCallingThread, "a protocol thread must not block in a socket call")
         if registry.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         observeWaitDeadline?(deadline)
-        if deadline > 0 && MonotonicTime.now >= deadline { throw .wouldBlock }
+        let start = netmp_monotonic_ns()
+        if deadline > 0 && start >= deadline { throw .wouldBlock }
+        let driven = owner.isDriven
+        // Spin, then yield, before posting a waiter (not in the driven mode, where nothing else
+        // runs meanwhile); the budget adapts to how this wait ends (`SpinCalibration.adaptedBudget`).
+        let calibration = SpinCalibration.current
+        let budget = buffer.spinBudget.load(ordering: .relaxed)
+        if !driven {
+            // Never spin past the call's deadline (SO_RCVTIMEO / SO_SNDTIMEO).
+            let spin = deadline > 0 ? Swift.min(budget, deadline &- start) : budget
+            if let ended = buffer.waitBriefly(spinning: spin, until: { isSatisfied(condition) }) {
+                let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)
+                if next != budget { buffer.spinBudget.store(next, ordering: .relaxed) }
+                return
+            }
+        }
         var waiter = SocketWaiter.forThreadWait(socket: self, buffer: buffer, condition: condition)
         // A wait on another socket's buffer is also listed here, so that close() can end it
         // (such a waiter is then still held when the wait ends, and is not kept for reuse).
@@ -131,14 +147,27 @@ package final class Socket: @unchecked Sendable {
         if foreign { foreignWaits.add(waiter, closed: state.contains(.noFileReference)) }
         defer { if foreign { foreignWaits.remove(waiter) } }
         guard owner.post(waiter) else { throw .shutdown }
-        if owner.isDriven {
+        if driven {
             // The deterministic mode runs only when stepped: a wait cannot block, it can only
             // find the condition true now.
             owner.runUntilIdle()
             if waiter.cancel(.timedOut) { throw .wouldBlock }
         }
-        let outcome = waiter.waitOnThread(deadline: deadline)
+        var firstPark = NETMP_PARK_TIMED_OUT
+        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
         SocketWaiter.returnToThread(&waiter)
+        if !driven {
+            // Satisfied before it slept: the partner came just after the spin and yields.
+            let ended: SpinOutcome? =
+                firstPark >= 0
+                ? .caught(afterNanoseconds: netmp_monotonic_ns() &- start)
+                : firstPark == NETMP_PARK_SLEPT ? .slept : nil
+            if let ended {
+                buffer.spinBudget.store(
+                    SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds),
+                    ordering: .relaxed)
+            }
+        }
         try outcome.check()
     }
 

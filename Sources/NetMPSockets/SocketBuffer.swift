@@ -33,9 +33,9 @@ public final class SocketBuffer: @unchecked Sendable {
     private let registry: SocketRegistry
 
     private let countsPad = CacheLinePad()
-    /// How long the next waiter here spins before sleeping (adapted after each wait, by the
-    /// waiting side: kept off the line of the counts the other side writes).
-    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    /// How long the next waiter here spins before sleeping, in nanoseconds (adapted after each
+    /// wait, by the waiting side: kept off the line of the counts the other side writes).
+    package let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int) {
         self.registry = registry

@@ -153,8 +153,16 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
         self.parker = parker
     }
 
-    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
+    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
+    /// caller has spun and yielded already (`Socket.wait`): this sleeps. `firstPark` tells how
+    /// the first park ended (`netmp_parker_park_reporting`). Each wake-up's cost is recorded
+    /// (`SpinCalibration.recordWake`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
+        var firstPark: Int32 = 0
+        return waitOnThread(deadline: deadline, firstPark: &firstPark)
+    }
+
+    func waitOnThread(deadline: Int64, firstPark: inout Int32) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
@@ -166,12 +174,10 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            let budget = buffer.spinBudget.load(ordering: .relaxed)
-            let result = netmp_parker_park_reporting(
-                parker, first ? budget : 0, first ? SpinPolicy.waiterYields : 0, timeout)
-            if first && result != NETMP_PARK_TIMED_OUT {
-                buffer.spinBudget.store(SpinPolicy.adaptedSpins(budget, after: result), ordering: .relaxed)
-            }
+            var wake: Int64 = -1
+            let result = netmp_parker_park_measuring(parker, 0, 0, timeout, nil, &wake)
+            SpinCalibration.recordWake(wake)
+            if first { firstPark = result }
             first = false
         }
         return outcome
