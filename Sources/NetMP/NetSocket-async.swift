@@ -82,7 +82,7 @@ extension NetSocket {
         guard maxBytes >= 0 else { throw .invalidArgument }
         while true {
             try core.checkOpen()
-            let attempt = try core.attemptDatagramReceive(flags: []) { ReadPiece.copy($0, maxBytes: maxBytes) }
+            let attempt = try core.attemptDatagramReceive(upTo: maxBytes, flags: [])
             switch attempt {
             case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
             case .failure(let blocked):

@@ -201,7 +201,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         }
         let deadline = core.callDeadline(core.receiveBuffer)
         while true {
-            switch try core.attemptDatagramReceive(flags: flags, copyOut: { ReadPiece.copy($0, maxBytes: maxBytes) }) {
+            switch try core.attemptDatagramReceive(upTo: maxBytes, flags: flags) {
             case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
             case .failure(let blocked):
                 guard core.mayWait(flags) else { throw .wouldBlock }

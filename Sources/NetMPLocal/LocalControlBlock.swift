@@ -9,19 +9,19 @@ import Synchronization
 package final class LocalControlBlock: @unchecked Sendable {
     unowned let socket: Socket
     private let lock = NetLock()
-    private var peerSocket: Socket?  // under lock
+    @exclusivity(unchecked) private var peerSocket: Socket?  // under lock
     /// The peer's address, saved when the connection was made (under lock), so that it can be
     /// reported after the peer has gone (the seed's accept-address race).
-    private var savedPeerAddress: SocketAddress?
+    @exclusivity(unchecked) private var savedPeerAddress: SocketAddress?
     /// The bound name (under the domain lock for writes; read under `lock`).
-    private var name: String?
+    @exclusivity(unchecked) private var name: String?
     /// For an accepted child: the listener's name, reported as its local address.
     var inheritedName: String?
     /// The payload size of this socket's last datagram: what "writable" promises room for.
     let lastDatagramSize = Atomic<Int>(0)
     /// Datagram sockets connected to this one (changed under the domain lock and `lock`, read
     /// under `lock`): a reader that drains tells their pollers, connected back or not.
-    private var senders: [WeakSocket] = []
+    @exclusivity(unchecked) private var senders: [WeakSocket] = []
 
     /// The coalesced *rcvd* message (used when protocol threads own local sockets).
     let receivedNotice: ReceivedNotice

@@ -18,6 +18,14 @@ package struct ReadPiece {
 }
 
 extension Socket {
+    /// Takes the next datagram (at most `maxBytes` of it) into an array of its size. Not
+    /// generic, so that callers in other modules get the code specialised here.
+    package func attemptDatagramReceive(upTo maxBytes: Int, flags: MessageFlags) throws(NetError)
+        -> Result<(output: [UInt8], receipt: DatagramReceipt), BlockedError>
+    {
+        try attemptDatagramReceive(flags: flags) { ReadPiece.copy($0, maxBytes: maxBytes) }
+    }
+
     /// Takes, without waiting, up to `maxBytes` of what the receive buffer holds now into a new
     /// array (at least one byte's room, to learn of the end). Wait-all is the caller's loop.
     package func readPiece(upTo maxBytes: Int, flags: MessageFlags) throws(NetError) -> ReadPiece {

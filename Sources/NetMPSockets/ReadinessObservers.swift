@@ -10,7 +10,7 @@ package protocol ReadinessObserver: AnyObject, Sendable {
 /// buffer's lock is dropped.
 package final class ReadinessObservers: @unchecked Sendable {
     private let lock = NetLock()
-    private var observers: [any ReadinessObserver] = []  // under lock
+    @exclusivity(unchecked) private var observers: [any ReadinessObserver] = []  // under lock
     private let count = Atomic<Int>(0)
 
     package func add(_ observer: any ReadinessObserver) {
