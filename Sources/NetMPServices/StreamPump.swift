@@ -10,6 +10,11 @@ public enum StreamPump {
         public var bytes: Int
         /// nil: a clean end of input (end of file, or the peer's end of stream).
         public var error: NetError?
+
+        public init(bytes: Int, error: NetError?) {
+            self.bytes = bytes
+            self.error = error
+        }
     }
 
     /// Copies `descriptor` into `socket` until end of file, then `shutdown(.write)`.
