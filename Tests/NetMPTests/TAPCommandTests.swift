@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+
+@testable import NetMP
+
+/// The `netmp` command itself against the kernel, run inside the test's namespace with
+/// `ip netns exec` (root only, and the `netmp` product must be built: `swift build` does it).
+final class TAPCommandTests: XCTestCase {
+    /// The built `netmp` next to the test bundle's build directory, or a skip.
+    static func netmpExecutable() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        for configuration in ["debug", "release"] {
+            let path = root.appendingPathComponent(".build/\(configuration)/netmp").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw XCTSkip("the netmp executable is not built (swift build builds it; scripts/test.sh does)")
+    }
+
+    func testPingCommandGetsRepliesFromTheKernelAndExitsZero() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let result = try namespace.run(
+            [
+                netmp, "ping", "--tap", namespace.device, "--address", "\(TAPNamespace.netmpAddress)/24",
+                TAPNamespace.kernelAddress, "-c", "3", "-i", "0.1",
+            ], timeout: .seconds(30))
+        XCTAssertEqual(result.status, 0, result.output + result.errors)
+        XCTAssertTrue(result.output.contains("3 packets transmitted, 3 received, 0% packet loss"), result.output)
+    }
+
+    func testPingCommandExitsOneWithoutReplies() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let result = try namespace.run(
+            [
+                netmp, "ping", "--tap", namespace.device, "--address", "\(TAPNamespace.netmpAddress)/24",
+                "198.18.0.99", "-c", "1", "-W", "0.5",
+            ], timeout: .seconds(30))
+        XCTAssertEqual(result.status, 1, result.output + result.errors)
+        XCTAssertTrue(result.output.contains("1 packets transmitted, 0 received, 100% packet loss"), result.output)
+    }
+
+    func testAnUnusableDeviceExitsWithItsDocumentedStatus() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let made = try namespace.run(["ip", "tuntap", "add", "dev", "nmt-tun", "mode", "tun"])
+        XCTAssertEqual(made.status, 0, made.errors)
+        let result = try namespace.run(
+            [netmp, "ping", "--tap", "nmt-tun", "--address", "198.18.0.2/24", "198.18.0.1", "-c", "1"],
+            timeout: .seconds(30))
+        XCTAssertEqual(result.status, 69, result.output + result.errors)
+        XCTAssertTrue(result.errors.contains("not a multi-queue TAP"), result.errors)
+    }
+
+    /// `netmp serve --udp-echo`: a kernel client's datagrams come back; SIGUSR1 prints counters
+    /// and SIGTERM ends it with statistics and status 0.
+    func testServeEchoesUDPAndReportsOnSignals() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let server = try namespace.start([
+            netmp, "serve", "--tap", namespace.device, "--address", "\(TAPNamespace.netmpAddress)/24",
+            "--udp-echo", "7", "--threads", "2",
+        ])
+        // The client retries its first datagram while the server starts (bounded: 50 × 0.2 s).
+        let client = try namespace.runPython(
+            """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(0.2)
+            for attempt in range(50):
+                s.sendto(b"hello", ("198.18.0.2", 7))
+                try:
+                    if s.recvfrom(100)[0] == b"hello": break
+                except socket.timeout:
+                    pass
+            else:
+                raise SystemExit("no echo")
+            s.settimeout(3)
+            good = 0
+            for n in range(1, 101):
+                data = bytes(range(n % 256)) * 10
+                s.sendto(data, ("198.18.0.2", 7))
+                if s.recvfrom(65535)[0] == data: good += 1
+            print(good)
+            """, timeout: .seconds(60))
+        XCTAssertEqual(client.status, 0, client.errors)
+        XCTAssertEqual(client.output.trimmingCharacters(in: .whitespacesAndNewlines), "100")
+        kill(server.process.processIdentifier, SIGUSR1)
+        kill(server.process.processIdentifier, SIGTERM)
+        XCTAssertTrue(server.waitForExit(timeout: .seconds(10)), "serve did not stop on SIGTERM")
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        let output = server.output
+        XCTAssertTrue(output.contains("udp-echo: accepted="), output)
+        XCTAssertTrue(output.contains("icmp:") && output.contains("udp:"), output)
+    }
+}
