@@ -90,8 +90,8 @@ final class TAPCommandTests: XCTestCase {
         kill(server.process.processIdentifier, SIGTERM)
         XCTAssertTrue(server.waitForExit(timeout: .seconds(10)), "serve did not stop on SIGTERM")
         XCTAssertEqual(server.process.terminationStatus, 0)
+        XCTAssertTrue(server.waitForOutput(containing: "udp-echo: accepted=", timeout: .seconds(5)), server.output)
         let output = server.output
-        XCTAssertTrue(output.contains("udp-echo: accepted="), output)
         XCTAssertTrue(output.contains("icmp:") && output.contains("udp:"), output)
     }
 }

@@ -139,6 +139,7 @@ final class TAPInteropTests: XCTestCase {
             """,
         ])
         defer { server.stop() }
+        XCTAssertTrue(server.waitForOutput(containing: "ready", timeout: .seconds(20)), "kernel echo server")
         let client = try stack.socket(.inet, .datagram)
         defer { client.close() }
         client.receiveTimeout = .seconds(2)
@@ -146,9 +147,9 @@ final class TAPInteropTests: XCTestCase {
         var echoed = 0
         for size in [1, 100, 1472, 1473, 4000, 30000] {
             let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ size) }
-            // The server may still be starting: retry a few times (each bounded by the timeout).
+            // The first datagram also waits for ARP; a lost one is sent again (bounded).
             var reply: [UInt8]?
-            for _ in 0..<5 where reply == nil {
+            for _ in 0..<3 where reply == nil {
                 _ = try client.send(payload, to: destination)
                 if let received = try? client.receive(maxBytes: 65535), received.source == destination {
                     reply = received.bytes

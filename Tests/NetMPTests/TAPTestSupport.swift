@@ -14,14 +14,22 @@ struct CommandResult {
 }
 
 /// A command left running inside the namespace (a kernel-side server); stopped at teardown.
+/// Its standard output is collected as it comes, so a test can wait for a line such as
+/// "ready" instead of sleeping.
 final class BackgroundCommand: @unchecked Sendable {
     let process: Process
-    let outputPath: String
     let exited = DispatchSemaphore(value: 0)
+    private let collected = Mutex("")
+    private let arrived = DispatchSemaphore(value: 0)
 
-    init(process: Process, outputPath: String) {
+    init(process: Process) {
         self.process = process
-        self.outputPath = outputPath
+    }
+
+    /// Called with each piece of standard output.
+    func append(_ data: Data) {
+        collected.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        arrived.signal()
     }
 
     /// Waits up to `timeout` for the command to end by itself; false if it did not.
@@ -31,12 +39,20 @@ final class BackgroundCommand: @unchecked Sendable {
         return result == .success
     }
 
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    /// Waits up to `timeout` for `text` to appear in the output; false if it did not.
+    func waitForOutput(containing text: String, timeout: Duration) -> Bool {
+        let deadline = DispatchTime.now() + .milliseconds(Int(timeout.components.seconds * 1000))
+        while !output.contains(text) {
+            if arrived.wait(timeout: deadline) == .timedOut { return output.contains(text) }
+        }
+        return true
+    }
+
+    var output: String { collected.withLock { $0 } }
 
     func stop() {
         if process.isRunning { process.terminate() }
         _ = waitForExit(timeout: .seconds(5))
-        try? FileManager.default.removeItem(atPath: outputPath)
     }
 }
 
@@ -132,11 +148,19 @@ final class TAPNamespace: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", name] + arguments
-        let path = NSTemporaryDirectory() + "netmp-tap-\(UUID().uuidString).out"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: path)
+        let pipe = Pipe()
+        process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
-        let command = BackgroundCommand(process: process, outputPath: path)
+        process.standardInput = FileHandle.nullDevice
+        let command = BackgroundCommand(process: process)
+        pipe.fileHandleForReading.readabilityHandler = { [command] handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+            } else {
+                command.append(data)
+            }
+        }
         process.terminationHandler = { [command] _ in command.exited.signal() }
         try process.run()
         commands.append(command)
