@@ -106,10 +106,24 @@ struct NetcatCommand: ParsableCommand {
             FileHandleOutput.standardOutput.write(String(decoding: bytes, as: UTF8.self))
             target = source
         }
+        // The receiver wakes every 100 ms to see whether input has ended and replies have been
+        // quiet for `wait` seconds.
+        socket.receiveTimeout = .milliseconds(100)
+        let inputEnded = Atomic<Bool>(false)
+        let quietLimit = Duration.milliseconds(Int(wait * 1000))
         let receiver = OSThread.start(name: "nc-receive") {
+            var lastHeard = ContinuousClock.now
             while true {
-                guard let (bytes, source, _) = try? socket.receive(maxBytes: 65535) else { return }
-                if source == target { FileHandleOutput.standardOutput.writeBytes(bytes) }
+                do throws(NetError) {
+                    let (bytes, source, _) = try socket.receive(maxBytes: 65535)
+                    lastHeard = .now
+                    if source == target { FileHandleOutput.standardOutput.writeBytes(bytes) }
+                } catch .wouldBlock, .timedOut {
+                    if !inputEnded.load(ordering: .acquiring) { lastHeard = .now }
+                    if ContinuousClock.now - lastHeard >= quietLimit { return }
+                } catch {
+                    return
+                }
             }
         }
         var piece = [UInt8](repeating: 0, count: 65507)
@@ -119,9 +133,7 @@ struct NetcatCommand: ParsableCommand {
             if count <= 0 { break }
             _ = try socket.send(Array(piece[..<count]), to: target)
         }
-        // Replies keep coming until `wait` seconds pass without one.
-        socket.receiveTimeout = .milliseconds(Int(wait * 1000))
-        if wait == 0 { socket.close() }
+        inputEnded.store(true, ordering: .releasing)
         receiver.join()
     }
 }

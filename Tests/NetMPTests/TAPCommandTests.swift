@@ -94,4 +94,55 @@ final class TAPCommandTests: XCTestCase {
         let output = server.output
         XCTAssertTrue(output.contains("icmp:") && output.contains("udp:"), output)
     }
+
+    /// `netmp nc --udp`: stdin goes out as a datagram to a kernel echo server, the reply comes
+    /// out on stdout, and the command ends after --wait seconds of quiet.
+    func testNetcatUDPClientGetsTheKernelsEcho() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let server = try namespace.start([
+            "python3", "-c",
+            """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("198.18.0.1", 9001))
+            print("ready", flush=True)
+            while True:
+                data, source = s.recvfrom(65535)
+                s.sendto(data.upper(), source)
+            """,
+        ])
+        XCTAssertTrue(server.waitForOutput(containing: "ready", timeout: .seconds(20)))
+        let result = try namespace.run(
+            [
+                "sh", "-c",
+                "printf 'hello over udp' | \"$0\" nc --udp --wait 1 --tap \"$1\" --address 198.18.0.2/24 198.18.0.1 9001",
+                netmp, namespace.device,
+            ], timeout: .seconds(30))
+        XCTAssertEqual(result.status, 0, result.errors)
+        XCTAssertEqual(result.output, "HELLO OVER UDP")
+    }
+
+    /// `netmp nc --listen --udp`: the first datagram from a kernel client comes out on stdout.
+    func testNetcatUDPListenerPrintsWhatTheKernelSends() throws {
+        let namespace = try TAPNamespace.make(for: self)
+        let netmp = try TAPCommandTests.netmpExecutable()
+        let listener = try namespace.start([
+            "sh", "-c", "\"$0\" nc --listen --udp --wait 0.5 --tap \"$1\" --address 198.18.0.2/24 9002 < /dev/null",
+            netmp, namespace.device,
+        ])
+        // Sent every 0.1 s for 3 s, so the listener gets it whenever within that it is up.
+        let client = try namespace.runPython(
+            """
+            import socket, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            for attempt in range(30):
+                s.sendto(b"to the listener", ("198.18.0.2", 9002))
+                time.sleep(0.1)
+            """, timeout: .seconds(30))
+        XCTAssertEqual(client.status, 0, client.errors)
+        XCTAssertTrue(listener.waitForOutput(containing: "to the listener", timeout: .seconds(20)), listener.output)
+        XCTAssertTrue(listener.waitForExit(timeout: .seconds(10)), "nc --listen --udp did not end after its wait")
+        XCTAssertEqual(listener.process.terminationStatus, 0)
+    }
 }

@@ -91,13 +91,13 @@ final class TAPTCPInteropTests: XCTestCase {
         XCTAssertEqual(head.status, 0, head.errors)
         XCTAssertTrue(head.output.contains("HTTP/1.1 200 OK"), head.output)
         XCTAssertTrue(head.output.lowercased().contains("content-length: 5000000"), head.output)
-        let missing = try fixture.namespace.run(
-            [
-                "curl", "-s", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-                "http://\(TAPNamespace.netmpAddress)/absent", "--path-as-is",
-                "http://\(TAPNamespace.netmpAddress)/../etc/passwd",
+        for (path, status) in [("/absent", "404"), ("/../etc/passwd", "403"), ("/%2e%2e/etc/passwd", "403")] {
+            let refused = try fixture.namespace.run([
+                "curl", "-s", "--http1.1", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                "http://\(TAPNamespace.netmpAddress)\(path)",
             ])
-        XCTAssertEqual(missing.output, "404403", missing.output)
+            XCTAssertEqual(refused.output, status, path)
+        }
         XCTAssertEqual(server.counters.snapshot.failures, 0)
     }
 
