@@ -20,13 +20,21 @@ final class TAPCommandTests: XCTestCase {
     func testPingCommandGetsRepliesFromTheKernelAndExitsZero() throws {
         let namespace = try TAPNamespace.make(for: self)
         let netmp = try TAPCommandTests.netmpExecutable()
+        let capture = NSTemporaryDirectory() + "netmp-ping-\(UUID().uuidString).pcap"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: capture) }
         let result = try namespace.run(
             [
                 netmp, "ping", "--tap", namespace.device, "--address", "\(TAPNamespace.netmpAddress)/24",
-                TAPNamespace.kernelAddress, "-c", "3", "-i", "0.1",
+                TAPNamespace.kernelAddress, "-c", "3", "-i", "0.1", "--pcap", capture,
             ], timeout: .seconds(30))
         XCTAssertEqual(result.status, 0, result.output + result.errors)
         XCTAssertTrue(result.output.contains("3 packets transmitted, 3 received, 0% packet loss"), result.output)
+        // The capture holds the exchange: three requests, three replies.
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { return }
+        let decoded = try TAPNamespace.execute(["tshark", "-r", capture, "-Y", "icmp"], timeout: .seconds(60))
+        let lines = decoded.output.split(separator: "\n")
+        XCTAssertEqual(lines.filter { $0.contains("Echo (ping) request") }.count, 3, decoded.output)
+        XCTAssertEqual(lines.filter { $0.contains("Echo (ping) reply") }.count, 3, decoded.output)
     }
 
     func testPingCommandExitsOneWithoutReplies() throws {

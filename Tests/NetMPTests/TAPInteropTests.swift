@@ -180,6 +180,24 @@ final class TAPInteropTests: XCTestCase {
         ) { error in XCTAssertEqual(error as? NetError, .invalidArgument) }
     }
 
+    /// A namespace left by a test process that crashed (its pid is gone) is deleted by the
+    /// next run's helper; one of a live process is not.
+    func testLeftoversOfACrashedRunAreSwept() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to make namespaces") }
+        var dead: Int32 = 4_000_000
+        while kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
+        let leftover = "netmp-t\(dead)-1"
+        let live = "netmp-t\(getppid())-77"
+        for name in [leftover, live] {
+            XCTAssertEqual(try TAPNamespace.execute(["ip", "netns", "add", name], timeout: .seconds(10)).status, 0)
+        }
+        defer { _ = try? TAPNamespace.execute(["ip", "netns", "del", live], timeout: .seconds(10)) }
+        _ = try TAPNamespace.make(for: self)
+        let list = try TAPNamespace.execute(["ip", "netns", "list"], timeout: .seconds(10)).output
+        XCTAssertFalse(list.contains(leftover), list)
+        XCTAssertTrue(list.contains(live), list)
+    }
+
     func testTheNamespaceAndDeviceAreGoneAfterRemoval() throws {
         let namespace = try TAPNamespace.make(for: self)
         let stack = makeStack(threads: 1)

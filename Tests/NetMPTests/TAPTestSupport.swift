@@ -94,11 +94,27 @@ final class TAPNamespace: @unchecked Sendable {
             value += 1
             return value
         }
-        let pid = Int(getpid()) % 100_000
-        let namespace = TAPNamespace(name: "netmp-t\(pid)-\(serial)", device: "nmt\(pid)x\(serial)")
+        sweepLeftovers()
+        let pid = Int(getpid())
+        // The device lives in the namespace, so its short name only has to be unique there.
+        let namespace = TAPNamespace(name: "netmp-t\(pid)-\(serial)", device: "nmt\(pid % 100_000)x\(serial)")
         test.addTeardownBlock { namespace.remove() }
         try namespace.setUp()
         return namespace
+    }
+
+    /// Deletes namespaces an earlier test process made and could not delete (it crashed):
+    /// "netmp-t<pid>-<n>" whose process is gone.
+    private static func sweepLeftovers() {
+        guard let list = try? execute(["ip", "netns", "list"], timeout: .seconds(10)) else { return }
+        for line in list.output.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            guard name.hasPrefix("netmp-t"), let dash = name.dropFirst(7).firstIndex(of: "-"),
+                let pid = Int32(name.dropFirst(7)[..<dash]), pid != getpid(),
+                kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            _ = try? execute(["ip", "netns", "del", name], timeout: .seconds(10))
+        }
     }
 
     private init(name: String, device: String) {
