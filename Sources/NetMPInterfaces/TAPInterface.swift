@@ -15,6 +15,8 @@ public struct TAPStatistics: Sendable, Hashable {
     public var receiveDrops = 0
     /// Frames dropped on transmit because the device's queue was full (or it failed).
     public var transmitDrops = 0
+    /// Large TCP segments taken whole (with `largeReceive`).
+    public var largeSegments = 0
 }
 
 /// A Linux TAP device (`/dev/net/tun`, Ethernet frames, no packet information).
@@ -29,11 +31,14 @@ public struct TAPStatistics: Sendable, Hashable {
 ///
 /// With the virtio-net header (the default), the kernel may give partial checksums, which are
 /// finished before the stack sees the frame; transmitted frames carry complete checksums.
-/// Large segments (TSO/GSO) are not negotiated: frames are at most `mtu` + 14 bytes.
+/// With `largeReceive` the kernel's TCP segments of up to 64 KiB (TSO4) are taken whole; NetMP
+/// itself sends MTU-sized frames (no TSO on transmit yet).
 public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     /// The device's name as the kernel knows it.
     public let deviceName: String
     public let usesVirtioHeader: Bool
+    /// The kernel may send TCP segments of up to 64 KiB (TSO4), taken whole as GRO would.
+    public let largeReceive: Bool
     public let batchSize: Int
 
     private let descriptors: [Int32]
@@ -49,6 +54,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     private let vouched = Atomic<Int>(0)
     private let receiveDropped = Atomic<Int>(0)
     private let transmitDropped = Atomic<Int>(0)
+    private let largeSegments = Atomic<Int>(0)
 
     /// Opens (or creates) the TAP device `name` with `queues` queues.
     ///
@@ -57,15 +63,19 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     ///   - namespacePath: a network namespace (e.g. "/run/netns/test") to find or make the
     ///     device in; the process stays in its own namespace.
     ///   - virtioHeader: use IFF_VNET_HDR with checksum offload.
+    ///   - largeReceive: also accept large TCP segments (TUN_F_TSO4): the kernel then sends up to
+    ///     64 KiB per frame instead of cutting its data into MTU-sized segments. Needs
+    ///     `virtioHeader`; the stack must take IPv4 datagrams longer than the MTU (NetMP does).
     /// - Throws: `.permissionDenied` without CAP_NET_ADMIN, `.noSuchDevice`, `.deviceBusy`
     ///   when the queues are taken, `.invalidArgument` when the device exists with other flags
     ///   (not a multi-queue TAP), `.nameTooLong`.
     public init(
         name: String, queues: Int = 1, create: Bool = true, namespacePath: String? = nil, mtu: Int = 1500,
-        hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, batchSize: Int = 64,
+        hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, largeReceive: Bool = false, batchSize: Int = 64,
         pool: ChunkPool = .shared
     ) throws(NetError) {
-        guard queues >= 1, queues <= 256, (68...65521).contains(mtu), batchSize >= 1 else {
+        guard queues >= 1, queues <= 256, (68...65521).contains(mtu), batchSize >= 1, virtioHeader || !largeReceive
+        else {
             throw .invalidArgument
         }
         var namespaceDescriptor: Int32 = -1
@@ -80,7 +90,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             var nameOut = [CChar](repeating: 0, count: 16)
             let result = netmp_tap_open(
                 name, create && queue == 0 ? 1 : 0, virtioHeader ? 1 : 0,
-                virtioHeader ? UInt32(NETMP_TAP_OFFLOAD_CSUM) : 0, namespaceDescriptor, &nameOut)
+                virtioHeader ? UInt32(NETMP_TAP_OFFLOAD_CSUM) | (largeReceive ? UInt32(NETMP_TAP_OFFLOAD_TSO4) : 0) : 0,
+                namespaceDescriptor, &nameOut)
             guard result >= 0 else {
                 for descriptor in opened { _ = Glibc.close(descriptor) }
                 throw TAPInterface.error(errno: -result)
@@ -100,6 +111,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         stopPipe = (pipeEnds[0], pipeEnds[1])
         deviceName = actualName
         usesVirtioHeader = virtioHeader
+        self.largeReceive = largeReceive
         self.batchSize = batchSize
         self.pool = pool
         zeroHeader = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size, alignment: 8)
@@ -126,7 +138,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         TAPStatistics(
             checksumsCompleted: completed.load(ordering: .relaxed), checksumsVouched: vouched.load(ordering: .relaxed),
             receiveDrops: receiveDropped.load(ordering: .relaxed),
-            transmitDrops: transmitDropped.load(ordering: .relaxed))
+            transmitDrops: transmitDropped.load(ordering: .relaxed),
+            largeSegments: largeSegments.load(ordering: .relaxed))
     }
 
     /// Stops the readers and closes the queues (a device the kernel made for this process
@@ -192,8 +205,16 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
 
     private func readLoop(_ descriptor: Int32) {
         let headerSize = usesVirtioHeader ? VirtioNetHeader.size : 0
-        let capacity = headerSize + 14 + 4 + mtu
-        // One byte more than the longest frame, so a longer one shows as filling the chunk.
+        // The longest frame: a large segment (the kernel's 64 KiB GSO limit, which fills the
+        // largest pooled chunk exactly), or else the MTU's, with a byte of room more so that a
+        // longer frame shows as filling the chunk.
+        let longest = largeReceive ? 65536 : 14 + 4 + mtu
+        let room = largeReceive ? longest : longest + 1
+        let header = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        defer { header.deallocate() }
+        // A chunk read into but not kept (the frame was dropped or copied out): read into next.
+        var spare: ByteChunk?
+        defer { pool.recycle(&spare) }
         var polled = [
             pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
@@ -213,17 +234,30 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
                 return
             }
             while batch.count < batchSize {
-                let chunk = pool.take(atLeast: capacity + 1)
-                let count = read(descriptor, chunk.base, chunk.capacity)
+                let chunk = spare ?? pool.take(atLeast: room)
+                spare = nil
+                // The virtio-net header apart, so the frame starts the chunk and fills it at most.
+                var vectors = (
+                    iovec(iov_base: header, iov_len: headerSize),
+                    iovec(iov_base: chunk.base, iov_len: Swift.min(chunk.capacity, room))
+                )
+                let count = withUnsafeMutablePointer(to: &vectors) {
+                    $0.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, 2) }
+                }
                 if count < 0 {
-                    var spare: ByteChunk? = chunk
-                    pool.recycle(&spare)
+                    spare = chunk
                     break
                 }
-                guard let frame = admit(chunk, count: count, headerSize: headerSize, capacity: capacity) else {
+                guard
+                    let frame = admit(
+                        chunk, header: UnsafeRawBufferPointer(start: header, count: headerSize),
+                        frameLength: count - headerSize, longest: longest)
+                else {
                     receiveDropped.add(1, ordering: .relaxed)
+                    spare = chunk
                     continue
                 }
+                if frame.chunk !== chunk { spare = chunk }
                 batch.append(frame)
             }
             if !batch.isEmpty {
@@ -233,29 +267,29 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         }
     }
 
+    /// Frames up to this long are copied out of a 64 KiB chunk (large receive) into a small
+    /// one, so that an ACK queued somewhere does not pin 64 KiB; the big chunk is read into again.
+    static let copyBreak = 1536
+
     /// Checks one frame read into `chunk` and finishes its checksum; nil drops it.
-    private func admit(_ chunk: ByteChunk, count: Int, headerSize: Int, capacity: Int) -> Frame? {
-        var disposition = VirtioNetHeader.Disposition.ready
-        if count >= headerSize + 14, count <= capacity {
-            let raw = UnsafeMutableRawBufferPointer(start: chunk.base, count: count)
-            if let header = VirtioNetHeader(parsing: UnsafeRawBufferPointer(raw)), headerSize > 0 {
-                disposition = header.prepare(UnsafeMutableRawBufferPointer(rebasing: raw[headerSize...]))
-                if disposition == .ready && header.flags & VirtioNetHeader.dataValid != 0 {
-                    vouched.add(1, ordering: .relaxed)
-                }
+    private func admit(_ chunk: ByteChunk, header: UnsafeRawBufferPointer, frameLength: Int, longest: Int) -> Frame? {
+        guard frameLength >= 14, frameLength <= longest else { return nil }
+        let frame = UnsafeMutableRawBufferPointer(start: chunk.base, count: frameLength)
+        if let header = VirtioNetHeader(parsing: header) {
+            switch header.prepare(frame, acceptingLargeSegments: largeReceive) {
+            case .ready:
+                if header.flags & VirtioNetHeader.dataValid != 0 { vouched.add(1, ordering: .relaxed) }
+            case .checksumCompleted: completed.add(1, ordering: .relaxed)
+            case .malformed: return nil
             }
-        } else {
-            disposition = .malformed
+            if header.segmentation != VirtioNetHeader.SegmentationType.none.rawValue {
+                largeSegments.add(1, ordering: .relaxed)
+            }
         }
-        switch disposition {
-        case .ready: break
-        case .checksumCompleted: completed.add(1, ordering: .relaxed)
-        case .malformed:
-            var spare: ByteChunk? = chunk
-            pool.recycle(&spare)
-            return nil
+        if largeReceive && frameLength <= TAPInterface.copyBreak {
+            return Frame(copying: UnsafeRawBufferPointer(frame), pool: pool)
         }
-        chunk.filled = count
-        return Frame(chunk: chunk, start: headerSize, end: count)
+        chunk.filled = frameLength
+        return Frame(chunk: chunk, start: 0, end: frameLength)
     }
 }

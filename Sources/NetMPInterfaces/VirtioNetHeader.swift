@@ -73,8 +73,13 @@ public struct VirtioNetHeader: Sendable, Hashable {
     /// Finishes a partial checksum in `frame` (the Ethernet frame after the header), as a NIC
     /// would on transmit: the one's-complement sum from `checksumStart` to the end, with the
     /// pseudo-header sum already in the field, is complemented into the field.
-    public func prepare(_ frame: UnsafeMutableRawBufferPointer) -> Disposition {
-        guard segmentation == SegmentationType.none.rawValue else { return .malformed }
+    /// A large TCP/IPv4 segment (`acceptingLargeSegments`) is kept whole, as GRO would pass it up.
+    public func prepare(_ frame: UnsafeMutableRawBufferPointer, acceptingLargeSegments: Bool = false) -> Disposition {
+        switch segmentation {
+        case SegmentationType.none.rawValue: break
+        case SegmentationType.tcpIPv4.rawValue where acceptingLargeSegments: break
+        default: return .malformed
+        }
         guard flags & VirtioNetHeader.needsChecksum != 0 else { return .ready }
         let start = Int(checksumStart)
         let field = start + Int(checksumOffset)

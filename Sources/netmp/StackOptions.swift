@@ -84,6 +84,9 @@ struct StackOptions: ParsableArguments {
     @Option(help: "Protocol threads, 1-64; with more than one, the TAP device is multi-queue, one queue each.")
     var threads: Int = 1
 
+    @Flag(help: "Take the kernel's TCP segments of up to 64 KiB whole (TSO on the TAP device), as GRO would.")
+    var largeReceive = false
+
     @Option(help: "Record every frame on the device to this pcap file.")
     var pcap: String?
 
@@ -124,7 +127,7 @@ struct StackOptions: ParsableArguments {
         let logger = Logger(label: "netmp.\(label)")
         let tap: TAPInterface
         do {
-            tap = try TAPInterface(name: self.tap, queues: threads)
+            tap = try TAPInterface(name: self.tap, queues: threads, largeReceive: largeReceive)
         } catch {
             throw CommandFailure.from(error, doing: "open TAP device \(self.tap)")
         }

@@ -16,12 +16,12 @@ final class TAPTCPInteropTests: XCTestCase {
         let tap: TAPInterface
     }
 
-    private func fixture(threads: Int) throws -> Fixture {
+    private func fixture(threads: Int, largeReceive: Bool = false) throws -> Fixture {
         let stack = NetworkStack(NetworkStack.Configuration(threadCount: threads))
         addTeardownBlock { stack.shutdown() }
         try tcpSocketOrSkip(stack).close()
         let namespace = try TAPNamespace.make(for: self)
-        let tap = try namespace.attach(stack, queues: threads)
+        let tap = try namespace.attach(stack, queues: threads, largeReceive: largeReceive)
         return Fixture(namespace: namespace, stack: stack, tap: tap)
     }
 
@@ -111,8 +111,15 @@ final class TAPTCPInteropTests: XCTestCase {
     func testEcho256MiBFromAKernelClientIsByteExact() throws { try bigEcho(threads: 1, bytes: 256 << 20) }
     func testEcho256MiBOverTwoQueues() throws { try bigEcho(threads: 2, bytes: 256 << 20) }
 
-    private func bigEcho(threads: Int, bytes: Int, drops: Bool = false) throws {
-        let fixture = try fixture(threads: threads)
+    /// The kernel's 64 KiB TSO segments taken whole: the same bytes, and large segments seen.
+    func testEcho256MiBWithLargeReceive() throws {
+        let fixture = try bigEcho(threads: 1, bytes: 256 << 20, largeReceive: true)
+        XCTAssertGreaterThan(fixture.tap.tapStatistics.largeSegments, 0)
+    }
+
+    @discardableResult
+    private func bigEcho(threads: Int, bytes: Int, drops: Bool = false, largeReceive: Bool = false) throws -> Fixture {
+        let fixture = try fixture(threads: threads, largeReceive: largeReceive)
         if drops { try dropThreePercent(fixture.namespace) }
         _ = try serve(fixture.stack, port: 7, name: "echo", EchoService.handle)
         let program =
@@ -147,6 +154,7 @@ final class TAPTCPInteropTests: XCTestCase {
             XCTAssertEqual(fields[0], "\(bytes)")
             XCTAssertEqual(fields[1], fields[2], "echoed bytes differ from those sent")
         }
+        return fixture
     }
 
     /// iptables in the namespace drops 3 % of segments each way at random.

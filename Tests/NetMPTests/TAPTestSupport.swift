@@ -147,8 +147,9 @@ final class TAPNamespace: @unchecked Sendable {
     }
 
     /// Opens the device's queues for `stack` and gives NetMP its address.
-    func attach(_ stack: NetworkStack, queues: Int = 1) throws -> TAPInterface {
-        let interface = try TAPInterface(name: device, queues: queues, create: false, namespacePath: namespacePath)
+    func attach(_ stack: NetworkStack, queues: Int = 1, largeReceive: Bool = false) throws -> TAPInterface {
+        let interface = try TAPInterface(
+            name: device, queues: queues, create: false, namespacePath: namespacePath, largeReceive: largeReceive)
         interfaces.append(interface)
         try stack.addAddress("\(TAPNamespace.netmpAddress)/\(TAPNamespace.prefixLength)", to: interface)
         return interface

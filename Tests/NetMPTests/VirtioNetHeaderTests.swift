@@ -82,6 +82,24 @@ final class VirtioNetHeaderTests: XCTestCase {
         XCTAssertEqual(frame, before)
     }
 
+    func testALargeTCPSegmentIsKeptWholeOnlyWhenAskedFor() {
+        var frame = udpFrame(payload: [UInt8](repeating: 9, count: 3000), field: 0)
+        frame[14 + 9] = 6  // TCP: the checksum field sits 16 bytes in; here it starts at zero.
+        frame[50] = 0
+        frame[51] = 0
+        let header = VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, segmentation: VirtioNetHeader.SegmentationType.tcpIPv4.rawValue,
+            headerLength: 54, segmentSize: 1448, checksumStart: 34, checksumOffset: 16)
+        var copy = frame
+        XCTAssertEqual(copy.withUnsafeMutableBytes { header.prepare($0) }, .malformed)
+        XCTAssertEqual(
+            copy.withUnsafeMutableBytes { header.prepare($0, acceptingLargeSegments: true) }, .checksumCompleted)
+        XCTAssertTrue(copy[34...].withUnsafeBytes { InternetChecksum.verify($0) })
+        var udp = VirtioNetHeader(segmentation: VirtioNetHeader.SegmentationType.udp.rawValue)
+        udp.segmentSize = 1000
+        XCTAssertEqual(frame.withUnsafeMutableBytes { udp.prepare($0, acceptingLargeSegments: true) }, .malformed)
+    }
+
     func testOpenErrorsHaveClearNames() {
         XCTAssertEqual(TAPInterface.error(errno: EPERM), NetError(rawValue: EACCES))
         XCTAssertEqual(TAPInterface.error(errno: EPERM).description, "permissionDenied (13)")
