@@ -84,8 +84,10 @@ struct StackOptions: ParsableArguments {
     @Option(help: "Protocol threads, 1-64; with more than one, the TAP device is multi-queue, one queue each.")
     var threads: Int = 1
 
-    @Flag(help: "Take the kernel's TCP segments of up to 64 KiB whole (TSO on the TAP device), as GRO would.")
-    var largeReceive = false
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Take the kernel's TCP segments of up to 64 KiB whole (TSO on the TAP device), as GRO would.")
+    var largeReceive = true
 
     @Option(help: "Record every frame on the device to this pcap file.")
     var pcap: String?
