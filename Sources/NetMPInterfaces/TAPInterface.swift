@@ -13,7 +13,8 @@ public struct TAPStatistics: Sendable, Hashable {
     /// Frames dropped on receive: shorter than a header and an Ethernet header, too long for
     /// the buffer, or with offsets outside the frame / a large segment not asked for.
     public var receiveDrops = 0
-    /// Frames dropped on transmit because the device's queue was full (or it failed).
+    /// Frames dropped on transmit because the device's queue was full (or it failed). The
+    /// interface's `framesSent` counts every frame handed to the device, these included.
     public var transmitDrops = 0
     /// Large TCP segments taken whole (with `largeReceive`).
     public var largeSegments = 0
