@@ -32,14 +32,16 @@ let package = Package(
             name: "NetMPInet",
             dependencies: ["NetMPInterfaces", "NetMPSockets", "NetMPRuntime", "NetMPWire"]
         ),
-        // TCP's core: the connection state machine as a value (no I/O), sequence numbers,
-        // options, timers, congestion control, initial sequence numbers and ports.
-        .target(name: "NetMPTCP", dependencies: ["NetMPWire"]),
+        // TCP: the connection state machine as a value (no I/O), sequence numbers, options,
+        // timers, congestion control, initial sequence numbers and ports; and, in files of their
+        // own, its integration with sockets and IPv4 on the protocol threads.
+        .target(name: "NetMPTCP", dependencies: ["NetMPInet", "NetMPSockets", "NetMPRuntime", "NetMPWire"]),
         // The public face: NetworkStack, NetSocket, the poller, the simulated network.
         .target(
             name: "NetMP",
             dependencies: [
-                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPWire", "CNetMP",
+                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP", "NetMPWire",
+                "CNetMP",
             ]
         ),
         .executableTarget(
@@ -54,8 +56,8 @@ let package = Package(
         .testTarget(
             name: "NetMPTests",
             dependencies: [
-                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "CNetMP",
-                "CAllocationCounter",
+                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP",
+                "CNetMP", "CAllocationCounter",
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
