@@ -34,8 +34,10 @@ extension Socket {
             if want == 0 { return nil }
             let highWater = buffer.highWater.load(ordering: .relaxed)
             // Never wait for more than the buffer can hold (a low-water mark above it, or a
-            // buffer shrunk meanwhile, would wait forever).
-            let needed = Swift.min(waitAll ? want : Swift.min(buffer.receiveLowWater, want), Swift.max(1, highWater))
+            // buffer shrunk meanwhile, would wait forever); a wait-all read takes what half the
+            // buffer holds, since a windowed sender avoiding silly windows may never fill it all.
+            let limit = Swift.max(1, waitAll ? highWater / 2 : highWater)
+            let needed = Swift.min(waitAll ? want : Swift.min(buffer.receiveLowWater, want), limit)
             let now = state.value
             let ending = now.contains(.cantReceiveMore) || hasError
             buffer.lock.lock()
