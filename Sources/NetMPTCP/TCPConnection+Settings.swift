@@ -8,3 +8,13 @@ extension TCPConnection {
         }
     }
 }
+
+extension TCPConnection {
+    /// Sets the offset added to the millisecond clock in TSval, before the connection sends
+    /// anything. A per-host-pair offset (as Linux keys it) keeps TSvals rising across successive
+    /// connections between two hosts, so a new SYN can end an old TIME_WAIT by timestamp.
+    public mutating func setTimestampOffset(_ offset: UInt32) {
+        guard state == .closed, sendNext == initialSendSequence else { return }
+        timestampOffset = offset
+    }
+}

@@ -66,7 +66,7 @@ public struct TCPConnection<Payload: TCPPayload> {
     var recentTimestamp: UInt32 = 0
     var lastACKSent = SequenceNumber(0)
     /// Added to our millisecond clock so TSval does not reveal uptime.
-    let timestampOffset: UInt32
+    var timestampOffset: UInt32
 
     // MARK: Retransmission and congestion
 

@@ -144,9 +144,11 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         block.remotePort = port
         block.publishNames()
         let (settings, mtu) = connectionSettings(block, hop: hop)
-        block.connection = TCPConnection(
+        var connection = TCPConnection<ByteSlice>(
             configuration: settings, localPort: key.localPort, remotePort: port,
             initialSequenceNumber: sequenceNumbers.initialSequenceNumber(for: key, now: here.now), routeMTU: mtu)
+        connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
+        block.connection = connection
         block.hold = socket
         _ = socket.takeError()
         socket.state.set([.bound, .connecting])
@@ -407,4 +409,13 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
 extension TCPProtocol {
     package var tablesTupleCount: Int { tables.tupleCount }
+
+    /// The TSval offset of connections from `local` to `remote`: keyed by the host pair only.
+    func timestampOffset(from local: TCPAddress, to remote: TCPAddress) -> UInt32 {
+        var hasher = SipHasher(key: sequenceNumbers.key)
+        hasher.append(UInt8(0x75))
+        local.hash(into: &hasher)
+        remote.hash(into: &hasher)
+        return UInt32(truncatingIfNeeded: hasher.finalize())
+    }
 }

@@ -9,7 +9,7 @@ import NetMPWire
 /// acknowledged, deliver, send, report) and re-arms the connection's one callout.
 package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     unowned let tcp: TCPProtocol
-    let inet: InetThread
+    unowned let inet: InetThread
     var connections: [TCPConnectionKey: TCPControlBlock] = [:]
     var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in

@@ -127,28 +127,35 @@ final class TCPConnectionTests: StackTestCase {
     func testTimeWaitTupleReusedByNewerSYN() throws {
         try bounded {
             let (listener, address) = try makeListener()
-            let first = try stack.socket(.inet, .stream)
-            try first.setOption(.reuseAddress, 1)
-            try first.connect(to: address)
-            let clientAddress = first.localAddress
-            let server = try listener.accept()
-            // The server closes first, so its end of the tuple stays in TIME_WAIT (60 s).
-            server.close()
-            XCTAssertEqual(try first.read(maxBytes: 1), [])
-            first.close()
-            waitUntilFreed()
-            XCTAssertEqual(stack.tcpStatistics().timeWaitRecords, 1)
-            let second = try stack.socket(.inet, .stream)
-            try second.setOption(.reuseAddress, 1)
-            try second.bind(to: clientAddress)
-            try second.connect(to: address)
-            let again = try listener.accept()
-            XCTAssertEqual(try again.peerAddress(), clientAddress)
-            XCTAssertEqual(stack.tcpStatistics().timeWaitRecords, 0, "the SYN replaced the TIME_WAIT record")
-            try second.write([42])
-            XCTAssertEqual(try again.read(maxBytes: 1), [42])
-            again.close()
-            second.close()
+            for round in 0..<10 {
+                let first = try stack.socket(.inet, .stream)
+                try first.setOption(.reuseAddress, 1)
+                try first.connect(to: address)
+                let clientAddress = first.localAddress
+                let server = try listener.accept()
+                // The server closes first, so its end of the tuple stays in TIME_WAIT (60 s).
+                server.close()
+                XCTAssertEqual(try first.read(maxBytes: 1), [])
+                first.close()
+                waitUntilFreed()
+                XCTAssertEqual(stack.tcpStatistics().timeWaitRecords, round + 1)
+                // A new connection from the same port: its SYN's timestamp is newer (the TSval
+                // offset is kept per host pair), so it replaces the record.
+                let second = try stack.socket(.inet, .stream)
+                try second.setOption(.reuseAddress, 1)
+                try second.bind(to: clientAddress)
+                try second.connect(to: address, timeout: .seconds(5))
+                let again = try listener.accept()
+                XCTAssertEqual(try again.peerAddress(), clientAddress)
+                XCTAssertEqual(stack.tcpStatistics().timeWaitRecords, round, "the SYN replaced the TIME_WAIT record")
+                try second.write([42])
+                XCTAssertEqual(try again.read(maxBytes: 1), [42])
+                // This time the client closes first: the TIME_WAIT is on its side.
+                second.close()
+                XCTAssertEqual(try again.read(maxBytes: 1), [])
+                again.close()
+                waitUntilFreed()
+            }
             listener.close()
             waitUntilFreed()
         }
