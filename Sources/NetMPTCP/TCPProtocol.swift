@@ -93,7 +93,14 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     // MARK: Control requests (owner thread)
 
+    /// A request that raced close(2) and runs after detach must not leave state behind (close
+    /// sets the bit before it queues the detach, so a request running later sees it).
+    private func checkNotDetached(_ socket: Socket) throws(NetError) {
+        if socket.state.contains(.noFileReference) { throw .badDescriptor }
+    }
+
     package func bind(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        try checkNotDetached(socket)
         let block = block(socket)
         let (host, port) = try ipv4(address)
         if block.isBound || block.connection != nil || block.key != nil { throw .invalidArgument }
@@ -108,6 +115,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     }
 
     package func listen(_ socket: Socket, backlog: Int) throws(NetError) {
+        try checkNotDetached(socket)
         let block = block(socket)
         if block.key != nil { throw .invalidArgument }
         if let listener = block.listener {
@@ -123,6 +131,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     }
 
     package func connect(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        try checkNotDetached(socket)
         let block = block(socket)
         let (host, port) = try ipv4(address)
         if host.isUnspecified || port == 0 || host.isBroadcast || host.isMulticast { throw .invalidArgument }

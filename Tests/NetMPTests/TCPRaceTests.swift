@@ -116,6 +116,27 @@ final class TCPRaceTests: StackTestCase {
         }
     }
 
+    /// The losing order of connect vs close, made certain: the connect request reaches the owner
+    /// after the detach. It must fail and leave no connection behind (it once lived on, unclosable).
+    func testConnectOrListenRequestRunningAfterCloseLeavesNothing() throws {
+        try bounded {
+            let (listener, address) = try makeListener()
+            let client = try stack.socket(.inet, .stream)
+            let core = client.core
+            client.close()
+            assertThrows(.badDescriptor) { () throws(NetError) in
+                try core.request { () throws(NetError) in try core.proto.connect(core, to: address) }
+            }
+            assertThrows(.badDescriptor) { () throws(NetError) in
+                try core.request { () throws(NetError) in try core.proto.listen(core, backlog: 1) }
+            }
+            stack.quiesce()
+            XCTAssertEqual(stack.tcpStatistics().liveConnections, 0)
+            XCTAssertEqual(stack.tcpStatistics().reservedTuples, 0)
+            listener.close()
+        }
+    }
+
     func testRemoteResetWakesBlockedReaderAndWriter() throws {
         try bounded(60) {
             let (listener, address) = try makeListener()
