@@ -63,6 +63,16 @@ final class TCPSimulatedTransferTests: XCTestCase {
         }
     }
 
+    func testDeterministicCorruptionIsCaughtByChecksums1MiB() throws {
+        try bounded(300) {
+            let corrupting = LinkImpairments(delay: .milliseconds(1), corruption: 0.03)
+            let outcome = try check(seed: 41, corrupting, bytes: 1 << 20, threaded: false)
+            // Bit flips in TCP bytes fail the checksum: the segment is dropped and sent again.
+            XCTAssertGreaterThan(outcome.client.malformedSegments + outcome.server.malformedSegments, 0)
+            XCTAssertGreaterThan(outcome.client.retransmittedSegments, 0)
+        }
+    }
+
     func testDeterministicRunReplaysExactly() throws {
         try bounded(300) {
             let first = try check(seed: 31, Self.lossy5, bytes: 512 << 10, threaded: false)
