@@ -23,6 +23,9 @@ struct TCPBench: ParsableCommand {
     @Flag(help: "Also measure the plainly blocking kernel (no spinning reads).")
     var verbose = false
 
+    @Flag(help: "Measure NetMP only (for profiling).")
+    var netmpOnly = false
+
     func validate() throws {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
     }
@@ -38,13 +41,13 @@ struct TCPBench: ParsableCommand {
         {
             guard selected(name) else { return }
             let netmp = try measure(.netmp(stack))
-            let kernel = try measure(.kernel(spinning: true))
-            let blocking = verbose ? try measure(.kernel(spinning: false)) : nil
+            let kernel = netmpOnly ? nil : try measure(.kernel(spinning: true))
+            let blocking = verbose && !netmpOnly ? try measure(.kernel(spinning: false)) : nil
             rows.append(
                 TCPBenchRow(
                     result: BenchResult(
-                        benchmark: name, unit: unit, netmp: netmp.value, kernel: kernel.value, better: better),
-                    cpuNetMP: netmp.cpuPerOperation, cpuKernel: kernel.cpuPerOperation, blocking: blocking))
+                        benchmark: name, unit: unit, netmp: netmp.value, kernel: kernel?.value, better: better),
+                    cpuNetMP: netmp.cpuPerOperation, cpuKernel: kernel?.cpuPerOperation, blocking: blocking))
         }
         try add("tcp.bulk.64k", "GB/s", "higher") { try bulk($0, connections: 1, seconds: seconds) }
         try add("tcp.pingpong", "us", "lower") { try pingPong($0, seconds: seconds) }
@@ -72,7 +75,7 @@ struct Measured {
 struct TCPBenchRow {
     var result: BenchResult
     var cpuNetMP: Double
-    var cpuKernel: Double
+    var cpuKernel: Double?
     var blocking: Measured?
 }
 
@@ -81,7 +84,8 @@ private func printTCPRows(_ rows: [TCPBenchRow], json: Bool, verbose: Bool) {
         for row in rows {
             var line = row.result.json
             line.removeLast()
-            line += ",\"cpu_netmp_us\":\(format3(row.cpuNetMP)),\"cpu_kernel_us\":\(format3(row.cpuKernel))"
+            line +=
+                ",\"cpu_netmp_us\":\(format3(row.cpuNetMP)),\"cpu_kernel_us\":\(row.cpuKernel.map(format3) ?? "null")"
             if let blocking = row.blocking {
                 line +=
                     ",\"kernel_blocking\":\(format3(blocking.value)),"
@@ -103,7 +107,7 @@ private func printTCPRows(_ rows: [TCPBenchRow], json: Bool, verbose: Bool) {
         var line =
             pad(row.result.benchmark, 20) + pad(row.result.unit, 8) + pad(format3(row.result.netmp), 11)
             + pad(row.result.kernel.map(format3) ?? "-", 11) + pad(row.result.ratio.map(format3) ?? "-", 9)
-            + pad(format3(row.cpuNetMP), 11) + pad(format3(row.cpuKernel), 11)
+            + pad(format3(row.cpuNetMP), 11) + pad(row.cpuKernel.map(format3) ?? "-", 11)
         if verbose, let blocking = row.blocking {
             line += pad(format3(blocking.value), 11) + pad(format3(blocking.cpuPerOperation), 11)
         }
