@@ -53,6 +53,41 @@ final class TCPDeterministicTests: XCTestCase {
         XCTAssertEqual(stack.tcpStatistics().liveConnections, 0)
     }
 
+    func testIncompleteQueueIsBoundedAndDropsTheOldest() throws {
+        let network = SimulatedNetwork(seed: 8)
+        defer { network.shutdown() }
+        let lan = network.makeSwitch()
+        let a = network.makeStack()
+        let b = network.makeStack(threadCount: 2)
+        let clientPort = try network.attach(a, to: lan, address: "198.18.3.1/24")
+        try network.attach(b, to: lan, address: "198.18.3.2/24")
+        let server = IPv4Address(198, 18, 3, 2)
+        let ping = a.startPing(server)
+        XCTAssertTrue(network.run(until: { ping.isComplete }))
+        // From now on nothing reaches the client: the server's SYN-ACKs are lost, so its
+        // children stay half-open on the incomplete queue.
+        lan.setImpairments(LinkImpairments(loss: 1), for: clientPort)
+        let listener = try b.socket(.inet, .stream)
+        try listener.bind(to: .ipv4(server, port: 9000))
+        try listener.listen(backlog: 2)
+        var clients: [NetSocket] = []
+        for _ in 0..<5 {
+            let client = try a.socket(.inet, .stream)
+            client.isNonBlocking = true
+            assertThrows(.inProgress) { () throws(NetError) in try client.connect(to: .ipv4(server, port: 9000)) }
+            clients.append(client)
+            network.run(for: .milliseconds(10))
+        }
+        let state = (listener.core.controlBlock as? TCPControlBlock)?.listener
+        XCTAssertEqual(state?.incompleteCount, 2, "the incomplete queue holds the backlog")
+        XCTAssertEqual(b.tcpStatistics().resetsSent, 3, "the three oldest were dropped with a RST")
+        XCTAssertEqual(b.tcpStatistics().liveConnections, 2)
+        for client in clients { client.close() }
+        listener.close()
+        network.run(for: .seconds(1))
+        XCTAssertEqual(b.tcpStatistics().liveConnections, 0, "closing the listener aborts the half-open children")
+    }
+
     func testSYNRetriesRunOutWithTimedOut() throws {
         let network = SimulatedNetwork(seed: 6)
         defer { network.shutdown() }
