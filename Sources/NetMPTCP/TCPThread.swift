@@ -17,6 +17,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         self.inet.transportFlush()
     }
     private var spareActions: [TCPActions<ByteSlice>] = []
+    /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
+    private var gathered: [ByteSlice] = []
+    private var gatheredCounts: [Int] = []
     var statistics = TCPStatistics()
 
     init(tcp: TCPProtocol, inet: InetThread) {
@@ -156,31 +159,46 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     /// Builds each segment in a pooled chunk with room for the IP and link headers: the header
     /// and options, then the named send-queue bytes (a retransmission copies the same queued
-    /// bytes again).
+    /// bytes again). The queued bytes are referenced under the send buffer's lock and copied after
+    /// it is dropped: filled bytes of a chunk never change while referenced.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
         guard let hop = block.hop else { return }
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
-        let buffer = block.socket.sendBuffer
-        var locked = false
-        for segment in segments {
+        gathered.removeAll(keepingCapacity: true)
+        gatheredCounts.removeAll(keepingCapacity: true)
+        if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
+            let buffer = block.socket.sendBuffer
+            buffer.lock.lock()
+            for segment in segments {
+                gatheredCounts.append(
+                    gather(from: buffer.chain, offset: segment.sendQueueOffset, length: segment.payloadLength))
+            }
+            buffer.lock.unlock()
+        }
+        var cursor = 0
+        for (index, segment) in segments.enumerated() {
             let headerLength = segment.header.encodedLength
             let length = segment.payloadLength
             let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
             let payloadStart = headroom + headerLength
             if length > 0 {
-                let target = mutableRegion(chunk, payloadStart, length)
+                var copied = 0
                 if block.detached {
-                    guard block.detachedQueue.copyOut(from: segment.sendQueueOffset, into: target) == length else {
-                        continue
+                    copied = block.detachedQueue.copyOut(
+                        from: segment.sendQueueOffset, into: mutableRegion(chunk, payloadStart, length))
+                } else if index < gatheredCounts.count {
+                    let end = cursor + gatheredCounts[index]
+                    while cursor < end {
+                        let slice = gathered[cursor]
+                        let n = Swift.min(slice.count, length - copied)
+                        (chunk.base + payloadStart + copied).copyMemory(
+                            from: slice.chunk.base + slice.start, byteCount: n)
+                        copied += n
+                        cursor += 1
                     }
-                } else {
-                    if !locked {
-                        buffer.lock.lock()
-                        locked = true
-                    }
-                    guard buffer.chain.copyOut(from: segment.sendQueueOffset, into: target) == length else { continue }
                 }
+                guard copied == length else { continue }
             }
             chunk.filled = payloadStart + length
             guard
@@ -194,7 +212,31 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
                 destination: block.remoteAddress)
         }
-        if locked { buffer.lock.unlock() }
+        // Drop the references now, so the chunks can go back to the pool once acknowledged.
+        gathered.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns
+    /// how many pieces (none when the chain is shorter).
+    private func gather(from chain: BufferChain, offset: Int, length: Int) -> Int {
+        guard length > 0, offset >= 0, offset + length <= chain.count else { return 0 }
+        var skip = offset
+        var wanted = length
+        var pieces = 0
+        for index in 0..<chain.slices.count where wanted > 0 {
+            var slice = chain.slices[index]
+            if skip >= slice.count {
+                skip -= slice.count
+                continue
+            }
+            slice.start += skip
+            skip = 0
+            slice.end = slice.start + Swift.min(slice.count, wanted)
+            wanted -= slice.count
+            gathered.append(slice)
+            pieces += 1
+        }
+        return pieces
     }
 
     /// Sends a segment that belongs to no connection (a RST, a TIME_WAIT ACK).
