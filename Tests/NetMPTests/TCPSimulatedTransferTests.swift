@@ -47,15 +47,15 @@ final class TCPSimulatedTransferTests: XCTestCase {
         }
     }
 
-    func testDeterministicSweep2MiBManySeeds() throws {
+    func testDeterministicSweep2MiBTwentySeeds() throws {
         try bounded(600) {
-            for seed in UInt64(100)..<UInt64(108) {
+            for seed in UInt64(100)..<UInt64(120) {
                 _ = try check(seed: seed, seed % 2 == 0 ? Self.lossy1 : Self.lossy5, bytes: 2 << 20, threaded: false)
             }
         }
     }
 
-    func testThreadedSweep1MiBManySeeds() throws {
+    func testThreadedSweep1MiBSixSeeds() throws {
         try bounded(600) {
             for seed in UInt64(200)..<UInt64(206) {
                 _ = try check(seed: seed, seed % 2 == 0 ? Self.lossy1 : Self.lossy5, bytes: 1 << 20, threaded: true)
