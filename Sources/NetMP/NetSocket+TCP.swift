@@ -86,7 +86,9 @@ extension NetSocket {
         guard let blocked = try core.startConnect(to: address) else { return }
         guard core.mayWait([]) else { throw .inProgress }
         do {
-            try core.wait(for: blocked.condition, on: blocked.buffer, timeout: Swift.max(1, timeout.nanoseconds))
+            try core.wait(
+                for: blocked.condition, on: blocked.buffer,
+                deadline: MonotonicTime.deadline(after: Swift.max(1, timeout.nanoseconds)))
         } catch .wouldBlock {
             try? core.request { [core] () throws(NetError) in core.proto.abort(core) }
             throw .timedOut

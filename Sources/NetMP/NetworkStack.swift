@@ -80,12 +80,17 @@ public final class NetworkStack: Sendable {
     deinit { shutdown() }
 
     /// Stops the protocol threads after the messages already queued. Later calls on this
-    /// stack's sockets fail with `.shutdown`. Safe to call more than once.
+    /// stack's sockets fail with `.shutdown`, and every pending operation (a blocked call, a
+    /// ping in flight) ends with it. Safe to call more than once.
     public func shutdown() {
         guard sockets.markShutDown() else { return }
         for thread in threads { thread.stop() }
-        // Calls still blocked on a socket end with `.shutdown`.
+        // Calls still blocked on a socket end with `.shutdown`, and so do pings in flight.
         sockets.wakeEverySocket()
+        if ProtocolThread.current == nil {
+            // The threads have ended (stopped and joined): their ping tables are free to touch.
+            for state in inet.perThread { state.failPendingPings() }
+        }
         inet.detachInterfaces()
     }
 

@@ -100,6 +100,14 @@ public struct NetError: Error, RawRepresentable, Hashable, Sendable, CustomStrin
         case .shutdown: name = "shutdown"
         case .cancelled: name = "cancelled"
         case .badOption: name = "badOption"
+        // EACCES is named `permissionDenied` where UDP defines it (a broadcast without SO_BROADCAST).
+        case NetError(Glibc.EACCES): name = "permissionDenied"
+        case .networkUnreachable: name = "networkUnreachable"
+        case .hostUnreachable: name = "hostUnreachable"
+        case .addressFamilyNotSupported: name = "addressFamilyNotSupported"
+        case .protocolNotSupported: name = "protocolNotSupported"
+        case .noBufferSpace: name = "noBufferSpace"
+        case .nameTooLong: name = "nameTooLong"
         default: name = "errno"
         }
         return "\(name) (\(rawValue))"

@@ -161,8 +161,8 @@ private final class BenchSocket: @unchecked Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if let netmp { return try netmp.read(into: buffer) }
         if spinning {
-            // Spin for about the budget NetMP's waiters spin (2000 pauses of ~40 ns), then block.
-            let deadline = SystemClock().nanoseconds + Int64(SpinPolicy.waiterSpins) * 40
+            // Spin for the longest NetMP's waiters spin, then yield, then block.
+            let deadline = SystemClock().nanoseconds + SpinPolicy.waiterMaximumSpinNanoseconds
             repeat {
                 let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
                 if n >= 0 { return n }
