@@ -10,7 +10,8 @@ import Synchronization
 struct TCPBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tcp",
-        abstract: "NetMP TCP over its loopback interface against the kernel's TCP over 127.0.0.1.")
+        abstract: "NetMP TCP over its loopback interface against the kernel's TCP over 127.0.0.1 at its best:"
+            + " same buffer sizes, TCP_NODELAY where NetMP uses it, blocking or spinning then blocking.")
 
     @OptionGroup var options: BenchOptions
 
@@ -19,9 +20,6 @@ struct TCPBench: ParsableCommand {
 
     @Option(help: "Run only the benchmarks whose name contains this text.")
     var only: String?
-
-    @Flag(help: "Also measure the plainly blocking kernel (no spinning reads).")
-    var verbose = false
 
     @Flag(help: "Measure NetMP only (for profiling).")
     var netmpOnly = false
@@ -33,85 +31,37 @@ struct TCPBench: ParsableCommand {
     private func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
 
     func run() throws {
+        options.applySpinSettings()
         let stack = NetworkStack(.init(threadCount: threads ?? OSThread.cpuCount))
         defer { stack.shutdown() }
-        let seconds = options.seconds
-        var rows: [TCPBenchRow] = []
-        func add(_ name: String, _ unit: String, _ better: String, _ measure: (TCPBenchSide) throws -> Measured) throws
-        {
+        var results: [BenchResult] = []
+        func add(_ name: String, _ kind: RowKind, _ body: @escaping (TCPBenchSide, Int) throws -> Pass) throws {
             guard selected(name) else { return }
-            let netmp = try measure(.netmp(stack))
-            let kernel = netmpOnly ? nil : try measure(.kernel(spinning: true))
-            let blocking = verbose && !netmpOnly ? try measure(.kernel(spinning: false)) : nil
-            rows.append(
-                TCPBenchRow(
-                    result: BenchResult(
-                        benchmark: name, unit: unit, netmp: netmp.value, kernel: kernel?.value, better: better),
-                    cpuNetMP: netmp.cpuPerOperation, cpuKernel: kernel?.cpuPerOperation, blocking: blocking))
-        }
-        try add("tcp.bulk.64k", "GB/s", "higher") { try bulk($0, connections: 1, seconds: seconds) }
-        try add("tcp.pingpong", "us", "lower") { try pingPong($0, seconds: seconds) }
-        try add("tcp.connect", "conn/s", "higher") { try connects($0, seconds: seconds) }
-        for count in [1, 2, 4, 8, 64] {
-            try add("tcp.bulk.conns.\(count)", "GB/s", "higher") { try bulk($0, connections: count, seconds: seconds) }
-        }
-        printTCPRows(rows, json: options.json, verbose: verbose)
-        let stats = stack.tcpStatistics()
-        if !options.json {
-            print(
-                "netmp: \(stack.threads.count) protocol threads; \(stats.retransmittedSegments) segments "
-                    + "retransmitted, \(stats.resetsSent) resets; cpu is µs of process CPU per operation "
-                    + "(per 64 KiB write, round trip, or connection), all threads, spinning included")
-        }
-    }
-}
-
-/// One measurement: the figure and the process CPU microseconds per operation.
-struct Measured {
-    var value: Double
-    var cpuPerOperation: Double
-}
-
-struct TCPBenchRow {
-    var result: BenchResult
-    var cpuNetMP: Double
-    var cpuKernel: Double?
-    var blocking: Measured?
-}
-
-private func printTCPRows(_ rows: [TCPBenchRow], json: Bool, verbose: Bool) {
-    if json {
-        for row in rows {
-            var line = row.result.json
-            line.removeLast()
-            line +=
-                ",\"cpu_netmp_us\":\(format3(row.cpuNetMP)),\"cpu_kernel_us\":\(row.cpuKernel.map(format3) ?? "null")"
-            if let blocking = row.blocking {
-                line +=
-                    ",\"kernel_blocking\":\(format3(blocking.value)),"
-                    + "\"cpu_kernel_blocking_us\":\(format3(blocking.cpuPerOperation))"
+            var legs = [Leg(name: "netmp") { try body(.netmp(stack), $0) }]
+            if !netmpOnly {
+                legs.append(Leg(name: "kernel.block") { try body(.kernel(spinning: false), $0) })
+                legs.append(Leg(name: "kernel.spin") { try body(.kernel(spinning: true), $0) })
             }
-            print(line + "}")
+            results.append(try measureRow(name, kind, legs: legs, seconds: options.seconds, row: results.count))
         }
-        return
-    }
-    func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
-    var header =
-        pad("benchmark", 20) + pad("unit", 8) + pad("netmp", 11) + pad("kernel", 11) + pad("ratio", 9)
-        + pad("cpu netmp", 11) + pad("cpu kernel", 11)
-    if verbose { header += pad("blocking", 11) + pad("cpu block", 11) }
-    print(header + "better")
-    for row in rows {
-        var line =
-            pad(row.result.benchmark, 20) + pad(row.result.unit, 8) + pad(format3(row.result.netmp), 11)
-            + pad(row.result.kernel.map(format3) ?? "-", 11) + pad(row.result.ratio.map(format3) ?? "-", 9)
-            + pad(format3(row.cpuNetMP), 11) + pad(row.cpuKernel.map(format3) ?? "-", 11)
-        if verbose, let blocking = row.blocking {
-            line += pad(format3(blocking.value), 11) + pad(format3(blocking.cpuPerOperation), 11)
+        let gigabytes = Double(bulkMessageSize) / 1e9
+        try add("tcp.bulk.64k", .throughput(unit: "GB/s", scale: gigabytes, probe: 256)) {
+            try bulk($0, connections: 1, messages: $1)
         }
-        print(line + row.result.better)
+        try add("tcp.pingpong", .latency(probe: 2000)) { try pingPong($0, roundTrips: $1) }
+        try add("tcp.connect", .throughput(unit: "conn/s", scale: 1, probe: 200)) { try connects($0, count: $1) }
+        for count in [1, 2, 4, 8, 64] {
+            try add("tcp.bulk.conns.\(count)", .throughput(unit: "GB/s", scale: gigabytes, probe: 256)) {
+                try bulk($0, connections: count, messages: $1)
+            }
+        }
+        printResults(results, json: options.json, verbose: options.verbose)
+        if !options.json {
+            let stats = stack.tcpStatistics()
+            print(
+                "netmp: \(stack.threads.count) protocol threads, \(stats.retransmittedSegments) segments"
+                    + " retransmitted; cpu/op is process CPU per 64 KiB message, round trip or connection")
+        }
     }
 }
 
@@ -130,6 +80,8 @@ private final class BenchSocket: @unchecked Sendable {
     let netmp: NetSocket?
     let fd: Int32
     let spinning: Bool
+    /// Reads happen on one thread per socket: one spinner per socket and direction.
+    private var spinner = KernelSpinner()
 
     init(netmp: NetSocket) {
         self.netmp = netmp
@@ -157,27 +109,15 @@ private final class BenchSocket: @unchecked Sendable {
         }
     }
 
-    /// Reads at least one byte (0 at end of file).
+    /// Reads at least one byte (0 at end of file); the spinning kernel leg retries with
+    /// MSG_DONTWAIT, yields, then blocks, by NetMP's waiting rule (`KernelSpinner`).
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if let netmp { return try netmp.read(into: buffer) }
-        if spinning {
-            // Spin for the longest NetMP's waiters spin, then yield, then block.
-            let deadline = SystemClock().nanoseconds + SpinPolicy.waiterMaximumSpinNanoseconds
-            repeat {
-                let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-                if n >= 0 { return n }
-                guard errno == EAGAIN || errno == EWOULDBLOCK else {
-                    throw BenchFailure(description: "kernel recv: errno \(errno)")
-                }
-            } while SystemClock().nanoseconds < deadline
-            // Then yield a few times, as NetMP's waiters do before they park.
-            for _ in 0..<SpinPolicy.waiterYields {
-                sched_yield()
-                let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-                if n >= 0 { return n }
-            }
-        }
-        let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
+        let descriptor = fd
+        let n =
+            spinning
+            ? spinner.call { flags in Glibc.recv(descriptor, buffer.baseAddress, buffer.count, flags) }
+            : Glibc.recv(descriptor, buffer.baseAddress, buffer.count, 0)
         guard n >= 0 else { throw BenchFailure(description: "kernel recv: errno \(errno)") }
         return n
     }
@@ -284,9 +224,7 @@ private final class BenchListener: @unchecked Sendable {
 }
 
 private func setBuffers(_ fd: Int32) {
-    var size = Int32(benchBufferSize)
-    _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    applyBufferSizes(BufferSizes(send: benchBufferSize, receive: benchBufferSize), to: fd, label: "tcp")
 }
 
 private func loopbackAddress(port: UInt16) -> sockaddr_in {
@@ -297,27 +235,14 @@ private func loopbackAddress(port: UInt16) -> sockaddr_in {
     return address
 }
 
-/// Runs `body(count)` once to calibrate, then with a count sized for `seconds`; returns the
-/// second run's operations per second and CPU microseconds per operation.
-private func calibrated(seconds: Double, first: Int, _ body: (Int) throws -> Void) throws -> (Double, Double) {
-    let start = now()
-    try body(first)
-    let rate = Double(first) / Swift.max(1e-6, now() - start)
-    let count = Swift.max(first, Int(rate * seconds))
-    let wall = now()
-    let cpu = processCPUSeconds()
-    try body(count)
-    let elapsed = now() - wall
-    return (Double(count) / elapsed, (processCPUSeconds() - cpu) * 1e6 / Double(count))
-}
-
 // MARK: Benchmarks
 
-private let message = 64 << 10
+private let bulkMessageSize = 64 << 10
 
-/// `connections` streams, each carrying 64 KiB messages; min(connections, 4) writer threads and
-/// as many readers each serve their share in turn (whole messages, so none waits on another).
-private func bulk(_ side: TCPBenchSide, connections: Int, seconds: Double) throws -> Measured {
+/// `connections` streams carrying `messages` 64 KiB messages between them; min(connections, 4)
+/// writer threads and as many readers each serve their share in turn (whole messages, so none
+/// waits on another).
+private func bulk(_ side: TCPBenchSide, connections: Int, messages: Int) throws -> Pass {
     let listener = try BenchListener(side)
     defer { listener.close() }
     var clients: [BenchSocket] = []
@@ -330,50 +255,51 @@ private func bulk(_ side: TCPBenchSide, connections: Int, seconds: Double) throw
         for socket in clients + servers { socket.close() }
     }
     let groups = Swift.min(connections, 4)
+    let perConnection = Swift.max(1, messages / connections)
     let sendSockets = clients
     let receiveSockets = servers
-    let (rate, cpu) = try calibrated(seconds: seconds, first: 256) { messages in
-        let perConnection = Swift.max(1, messages / connections)
-        let failures = Atomic<Int>(0)
-        let writers = (0..<groups).map { group in
-            OSThread.start(name: "bench-tcp-writer") {
-                let block = [UInt8](repeating: 0x5A, count: message)
-                block.withUnsafeBytes { raw in
-                    for _ in 0..<perConnection {
-                        for index in stride(from: group, to: connections, by: groups) {
-                            if (try? sendSockets[index].write(raw)) == nil {
-                                failures.add(1, ordering: .relaxed)
-                                return
-                            }
+    let failures = Atomic<Int>(0)
+    let clock = PassClock()
+    let writers = (0..<groups).map { group in
+        OSThread.start(name: "bench-tcp-writer") {
+            pinIfAsked(1)
+            let block = [UInt8](repeating: 0x5A, count: bulkMessageSize)
+            block.withUnsafeBytes { raw in
+                for _ in 0..<perConnection {
+                    for index in stride(from: group, to: connections, by: groups) {
+                        if (try? sendSockets[index].write(raw)) == nil {
+                            failures.add(1, ordering: .relaxed)
+                            return
                         }
                     }
                 }
             }
         }
-        let readers = (0..<groups).map { group in
-            OSThread.start(name: "bench-tcp-reader") {
-                var block = [UInt8](repeating: 0, count: message)
-                block.withUnsafeMutableBytes { raw in
-                    for _ in 0..<perConnection {
-                        for index in stride(from: group, to: connections, by: groups) {
-                            if (try? receiveSockets[index].readFully(into: raw)) != true {
-                                failures.add(1, ordering: .relaxed)
-                                return
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for thread in writers + readers { thread.join() }
-        guard failures.load(ordering: .relaxed) == 0 else { throw BenchFailure(description: "bulk transfer failed") }
     }
-    // `rate` counts calls of the body's unit (messages across all connections).
-    return Measured(value: rate * Double(message) / 1e9, cpuPerOperation: cpu)
+    let readers = (0..<groups).map { group in
+        OSThread.start(name: "bench-tcp-reader") {
+            pinIfAsked(0)
+            var block = [UInt8](repeating: 0, count: bulkMessageSize)
+            block.withUnsafeMutableBytes { raw in
+                for _ in 0..<perConnection {
+                    for index in stride(from: group, to: connections, by: groups) {
+                        if (try? receiveSockets[index].readFully(into: raw)) != true {
+                            failures.add(1, ordering: .relaxed)
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for thread in writers + readers { thread.join() }
+    let pass = clock.stop(operations: perConnection * connections)
+    guard failures.load(ordering: .relaxed) == 0 else { throw BenchFailure(description: "bulk transfer failed") }
+    return pass
 }
 
-/// One byte there and back on a no-delay connection: µs per round trip.
-private func pingPong(_ side: TCPBenchSide, seconds: Double) throws -> Measured {
+/// One byte there and back on a no-delay connection, `roundTrips` times.
+private func pingPong(_ side: TCPBenchSide, roundTrips count: Int) throws -> Pass {
     let listener = try BenchListener(side)
     defer { listener.close() }
     let client = try listener.connect(noDelay: true)
@@ -382,39 +308,39 @@ private func pingPong(_ side: TCPBenchSide, seconds: Double) throws -> Measured 
         client.close()
         server.close()
     }
-    let (rate, cpu) = try calibrated(seconds: seconds, first: 2000) { count in
-        let echo = OSThread.start(name: "bench-tcp-echo") {
-            var byte: [UInt8] = [0]
-            byte.withUnsafeMutableBytes { raw in
-                for _ in 0..<count {
-                    guard (try? server.read(into: raw)) == 1, (try? server.write(UnsafeRawBufferPointer(raw))) != nil
-                    else { return }
-                }
-            }
-        }
-        var byte: [UInt8] = [7]
-        try byte.withUnsafeMutableBytes { raw in
+    let clock = PassClock()
+    let echo = OSThread.start(name: "bench-tcp-echo") {
+        pinIfAsked(1)
+        var byte: [UInt8] = [0]
+        byte.withUnsafeMutableBytes { raw in
             for _ in 0..<count {
-                try client.write(UnsafeRawBufferPointer(raw))
-                guard try client.read(into: raw) == 1 else { throw BenchFailure(description: "echo ended") }
+                guard (try? server.read(into: raw)) == 1, (try? server.write(UnsafeRawBufferPointer(raw))) != nil
+                else { return }
             }
         }
-        echo.join()
     }
-    return Measured(value: 1e6 / rate, cpuPerOperation: cpu)
+    var byte: [UInt8] = [7]
+    try byte.withUnsafeMutableBytes { raw in
+        for _ in 0..<count {
+            try client.write(UnsafeRawBufferPointer(raw))
+            guard try client.read(into: raw) == 1 else { throw BenchFailure(description: "echo ended") }
+        }
+    }
+    let pass = clock.stop(operations: count)
+    echo.join()
+    return pass
 }
 
-/// connect + accept + close of both ends, one after another: connections per second.
-private func connects(_ side: TCPBenchSide, seconds: Double) throws -> Measured {
+/// connect + accept + close of both ends, one after another, `count` times.
+private func connects(_ side: TCPBenchSide, count: Int) throws -> Pass {
     let listener = try BenchListener(side)
     defer { listener.close() }
-    let (rate, cpu) = try calibrated(seconds: seconds, first: 200) { count in
-        for _ in 0..<count {
-            let client = try listener.connect(noDelay: false)
-            let server = try listener.accept(noDelay: false)
-            client.close()
-            server.close()
-        }
+    let clock = PassClock()
+    for _ in 0..<count {
+        let client = try listener.connect(noDelay: false)
+        let server = try listener.accept(noDelay: false)
+        client.close()
+        server.close()
     }
-    return Measured(value: rate, cpuPerOperation: cpu)
+    return clock.stop(operations: count)
 }
