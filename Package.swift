@@ -34,14 +34,16 @@ let package = Package(
             name: "NetMPInet",
             dependencies: ["NetMPInterfaces", "NetMPSockets", "NetMPRuntime", "NetMPWire"]
         ),
-        // TCP's core: the connection state machine as a value (no I/O), sequence numbers,
-        // options, timers, congestion control, initial sequence numbers and ports.
-        .target(name: "NetMPTCP", dependencies: ["NetMPWire"]),
+        // TCP: the connection state machine as a value (no I/O), sequence numbers, options,
+        // timers, congestion control, initial sequence numbers and ports; and, in files of their
+        // own, its integration with sockets and IPv4 on the protocol threads.
+        .target(name: "NetMPTCP", dependencies: ["NetMPInet", "NetMPSockets", "NetMPRuntime", "NetMPWire"]),
         // The public face: NetworkStack, NetSocket, the poller, the simulated network.
         .target(
             name: "NetMP",
             dependencies: [
-                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPWire", "CNetMP",
+                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP", "NetMPWire",
+                "CNetMP",
             ]
         ),
         // Services over the generic socket API (echo, discard, HTTP, UDP echo, stream pumps): the
@@ -60,8 +62,8 @@ let package = Package(
         .testTarget(
             name: "NetMPTests",
             dependencies: [
-                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "CNetMP",
-                "CAllocationCounter", "NetMPServices",
+                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP",
+                "CNetMP", "CAllocationCounter", "NetMPServices",
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),

@@ -3,6 +3,7 @@ import NetMPInterfaces
 import NetMPLocal
 import NetMPRuntime
 import NetMPSockets
+import NetMPTCP
 import NetMPWire
 
 /// A NetMP stack: its protocol threads, its domains and its sockets.
@@ -58,6 +59,7 @@ public final class NetworkStack: Sendable {
     let localDomain: LocalDomain
     let inet: InetStack
     let udp: UDPProtocol
+    let tcp: TCPProtocol
 
     public init(_ configuration: Configuration = Configuration()) {
         let count = Swift.max(1, configuration.threadCount)
@@ -71,6 +73,7 @@ public final class NetworkStack: Sendable {
         localDomain = LocalDomain(threads: configuration.localSocketsOnProtocolThreads ? threads : [])
         inet = InetStack(threads: threads, settings: configuration.inet, seed: configuration.seed)
         udp = UDPProtocol(inet: inet)
+        tcp = TCPProtocol(inet: inet, seed: configuration.seed)
     }
 
     /// A stack nobody holds any more stops its threads.
@@ -121,7 +124,7 @@ public final class NetworkStack: Sendable {
         switch domain {
         case .local: return NetSocket(try localDomain.makeSocket(type: type, registry: sockets))
         case .inet:
-            guard type == .datagram else { throw .protocolNotSupported }
+            if type == .stream { return NetSocket(try tcp.makeSocket(registry: sockets)) }
             return NetSocket(try udp.makeSocket(registry: sockets))
         }
     }

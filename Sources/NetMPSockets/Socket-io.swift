@@ -288,21 +288,26 @@ extension Socket {
 
     /// What a connect that was started waits for, if it is still in progress.
     var connectInProgress: Blocked? {
-        state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+        get throws(NetError) {
+            if state.contains(.connecting) { return Blocked(buffer: receiveBuffer, condition: .connected) }
+            // A protocol thread may have failed the connect (a RST) before the caller looked.
+            if !state.contains(.connected), let error = takeError() { throw error }
+            return nil
+        }
     }
 
     /// Starts a connect; returns what to wait for if it is still in progress.
     package func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
         try checkConnect()
         try request { [self] () throws(NetError) in try proto.connect(self, to: address) }
-        return connectInProgress
+        return try connectInProgress
     }
 
     /// Starts a connect without blocking the calling task's thread.
     package func startConnectAsync(to address: SocketAddress) async throws(NetError) -> Blocked? {
         try checkConnect()
         try await owner.callAsync { [self] () throws(NetError) in try proto.connect(self, to: address) }
-        return connectInProgress
+        return try connectInProgress
     }
 
     /// After a connect wait: its result.
