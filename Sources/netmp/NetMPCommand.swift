@@ -6,7 +6,9 @@ struct NetMPCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netmp",
         abstract: "NetMP: a multi-core user-space TCP/IP stack and socket layer.",
-        subcommands: [Demo.self, Bench.self, FuzzCommand.self],
+        subcommands: [
+            Demo.self, Bench.self, FuzzCommand.self, ServeCommand.self, NetcatCommand.self, PingCommand.self,
+        ],
         defaultSubcommand: Demo.self)
 }
 

@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include "CNetMPTAP.h"
 
 /// A one-word wake-up cell: a thread parks on it, another unparks it. The parker spins
 /// briefly before it sleeps in the kernel, and an unpark only makes a system call when the
