@@ -48,13 +48,18 @@ final class TAPInteropTests: XCTestCase {
         let stack = makeStack(threads: 1)
         defer { stack.shutdown() }
         _ = try namespace.attach(stack)
+        var requestsAfterFirstPing = 0
         for sequence in 1...3 {
             let rtt: Duration = try stack.ping(kernel, sequence: UInt16(sequence), timeout: .seconds(3))
             XCTAssertGreaterThan(rtt, .zero)
             XCTAssertLessThan(rtt, .seconds(3))
+            if sequence == 1 { requestsAfterFirstPing = stack.inetStatistics()[.arpRequestsSent] }
         }
         let statistics = stack.inetStatistics()
-        XCTAssertLessThanOrEqual(statistics[.arpRequestsSent], 1, "one resolution, then the cache: \(statistics)")
+        // The first ping resolves (a loaded machine may retry the request before the reply
+        // comes); the later ones use the cache and send none.
+        XCTAssertGreaterThanOrEqual(requestsAfterFirstPing, 1, "\(statistics)")
+        XCTAssertEqual(statistics[.arpRequestsSent], requestsAfterFirstPing, "later pings resolved again: \(statistics)")
         // NetMP's ARP entry for the kernel is the kernel's real address.
         let link = try namespace.run(["cat", "/sys/class/net/\(namespace.device)/address"])
         XCTAssertEqual(link.status, 0)
