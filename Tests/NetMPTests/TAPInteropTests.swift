@@ -59,7 +59,8 @@ final class TAPInteropTests: XCTestCase {
         // The first ping resolves (a loaded machine may retry the request before the reply
         // comes); the later ones use the cache and send none.
         XCTAssertGreaterThanOrEqual(requestsAfterFirstPing, 1, "\(statistics)")
-        XCTAssertEqual(statistics[.arpRequestsSent], requestsAfterFirstPing, "later pings resolved again: \(statistics)")
+        XCTAssertEqual(
+            statistics[.arpRequestsSent], requestsAfterFirstPing, "later pings resolved again: \(statistics)")
         // NetMP's ARP entry for the kernel is the kernel's real address.
         let link = try namespace.run(["cat", "/sys/class/net/\(namespace.device)/address"])
         XCTAssertEqual(link.status, 0)
