@@ -17,7 +17,8 @@
  *
  * Switches (-D): NA=1|2 acceptors; NC=1|2 connecting peers; BACKLOG; WITH_RESET (a queued
  * child may be reset by its peer and removed from the queue); INLINE_PORT as in waitwake.pml;
- * NO_EPILOGUE.
+ * NO_EPILOGUE; BUG_ABORT_UNLOCKED (seeded bug: close picks the queued children without the
+ * queue's lock, so accept can take one that is then aborted).
  */
 
 #ifndef NA
@@ -257,12 +258,35 @@ end:
 /* close(2) on the listener: Socket.close (noFileReference; wakeAll; ListenQueue.close; each
  * child: noFileReference, abort on its owner, wakeAll; detach), then the handle goes. */
 proctype Closer() {
-    byte wl, k, before, c;
+    byte wl, k, before, c, picked;
     bit ok;
     if
     :: true ->
         nofdref = 1;
         wakeAll();
+#ifdef BUG_ABORT_UNLOCKED
+        /* seeded bug: the queued children are picked without the queue's lock, then taken */
+        c = 0;
+        do
+        :: c < NC ->
+            if
+            :: childState[c] == QUEUED -> picked = picked | (1 << c)
+            :: else -> skip
+            fi;
+            c++
+        :: else -> c = 0; break
+        od;
+        c = 0;
+        do
+        :: c < NC ->
+            if
+            :: (picked & (1 << c)) != 0 -> childState[c] = CLOSING
+            :: else -> skip
+            fi;
+            c++
+        :: else -> c = 0; break
+        od;
+#endif
         atomic {
             qlock == 0 -> qlock = _pid + 1;
             qclosed = 1;

@@ -114,6 +114,7 @@ run bug-drop-wake waitwake.pml safety bug -DNR=2 -DWITH_CLOSE -DBUG_DROP_WAKE
 run bug-drop-wake-ltl waitwake.pml nolost bug -DNR=2 -DWITH_CLOSE -DNO_EPILOGUE -DBUG_DROP_WAKE
 run bug-waiter-without-reference waitwake.pml safety bug -DNR=2 -DWITH_CLOSE -DCANCEL -DBUG_WAITER_NO_REF
 run bug-accept-check-before-register listen.pml safety bug -DNA=1 -DNC=2 -DBUG_CHECK_BEFORE_REGISTER
+run bug-abort-without-queue-lock listen.pml safety bug -DNA=1 -DNC=2 -DBUG_ABORT_UNLOCKED
 
 echo "states explored by the passing runs: $total_states"
 if [ "$failures" -gt 0 ]; then
