@@ -12,7 +12,9 @@ let package = Package(
         .executable(name: "netmp", targets: ["netmp"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Logging for the command only; the library core has no dependencies.
+        .package(url: "https://github.com/apple/swift-log", "1.16.0"..<"1.17.0"),
     ],
     targets: [
         // The Linux calls Glibc does not import: futex, CPU affinity, thread-local current port.
@@ -25,28 +27,34 @@ let package = Package(
         .target(name: "NetMPSockets", dependencies: ["NetMPRuntime", "NetMPWire", "CNetMP"]),
         // In-process stream and datagram sockets.
         .target(name: "NetMPLocal", dependencies: ["NetMPSockets", "NetMPRuntime"]),
-        // Links: the interface base, loopback, simulated switches, pcap.
-        .target(name: "NetMPInterfaces", dependencies: ["NetMPRuntime", "NetMPWire"]),
+        // Links: the interface base, loopback, simulated switches, pcap, TAP devices.
+        .target(name: "NetMPInterfaces", dependencies: ["NetMPRuntime", "NetMPWire", "CNetMP"]),
         // Addresses, routes, ARP, IPv4, fragments, ICMP, UDP.
         .target(
             name: "NetMPInet",
             dependencies: ["NetMPInterfaces", "NetMPSockets", "NetMPRuntime", "NetMPWire"]
         ),
-        // TCP's core: the connection state machine as a value (no I/O), sequence numbers,
-        // options, timers, congestion control, initial sequence numbers and ports.
-        .target(name: "NetMPTCP", dependencies: ["NetMPWire"]),
+        // TCP: the connection state machine as a value (no I/O), sequence numbers, options,
+        // timers, congestion control, initial sequence numbers and ports; and, in files of their
+        // own, its integration with sockets and IPv4 on the protocol threads.
+        .target(name: "NetMPTCP", dependencies: ["NetMPInet", "NetMPSockets", "NetMPRuntime", "NetMPWire"]),
         // The public face: NetworkStack, NetSocket, the poller, the simulated network.
         .target(
             name: "NetMP",
             dependencies: [
-                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPWire", "CNetMP",
+                "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP", "NetMPWire",
+                "CNetMP",
             ]
         ),
+        // Services over the generic socket API (echo, discard, HTTP, UDP echo, stream pumps): the
+        // command serves them, the tests run them over local and TAP sockets.
+        .target(name: "NetMPServices", dependencies: ["NetMP"]),
         .executableTarget(
             name: "netmp",
             dependencies: [
-                "NetMP",
+                "NetMP", "NetMPServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Counts heap allocations in the test process (tests that a path allocates nothing).
@@ -54,8 +62,8 @@ let package = Package(
         .testTarget(
             name: "NetMPTests",
             dependencies: [
-                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "CNetMP",
-                "CAllocationCounter",
+                "NetMP", "NetMPInet", "NetMPInterfaces", "NetMPLocal", "NetMPSockets", "NetMPRuntime", "NetMPTCP",
+                "CNetMP", "CAllocationCounter", "NetMPServices",
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),

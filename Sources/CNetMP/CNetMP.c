@@ -37,7 +37,14 @@ void netmp_cpu_relax(void) {
 #endif
 }
 
-void netmp_parker_init(netmp_parker *p) { atomic_init(&p->state, PARK_IDLE); }
+void netmp_parker_init(netmp_parker *p) {
+    atomic_init(&p->state, PARK_IDLE);
+    atomic_init(&p->unparked_at, 0);
+}
+
+bool netmp_parker_is_sleeping(netmp_parker *p) {
+    return atomic_load_explicit(&p->state, memory_order_acquire) == PARK_SLEEPING;
+}
 
 void netmp_parker_reset(netmp_parker *p) { atomic_store_explicit(&p->state, PARK_IDLE, memory_order_relaxed); }
 
@@ -48,6 +55,13 @@ static bool parker_try_consume(netmp_parker *p) {
 }
 
 int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns) {
+    return netmp_parker_park_measuring(p, spins, yields, timeout_ns, NULL, NULL);
+}
+
+int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns,
+                                int64_t *wake_ns) {
+    if (yielded_ns) *yielded_ns = 0;
+    if (wake_ns) *wake_ns = -1;
     for (int i = 0; i < spins; i++) {
         if (atomic_load_explicit(&p->state, memory_order_relaxed) == PARK_NOTIFIED && parker_try_consume(p)) {
             return i;
@@ -58,11 +72,24 @@ int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t 
     // without us paying for a sleep and a kernel wake-up.
     for (int i = 0; i < yields; i++) {
         if (parker_try_consume(p)) return NETMP_PARK_YIELDED;
-        sched_yield();
+        if (yielded_ns) {
+            int64_t before = netmp_monotonic_ns();
+            sched_yield();
+            *yielded_ns += netmp_monotonic_ns() - before;
+        } else {
+            sched_yield();
+        }
     }
     int64_t deadline = timeout_ns >= 0 ? netmp_monotonic_ns() + timeout_ns : -1;
+    int64_t asleep_since = -1;  // set when a futex wait is about to begin
     for (;;) {
-        if (parker_try_consume(p)) return NETMP_PARK_SLEPT;
+        if (parker_try_consume(p)) {
+            // The unpark that found us asleep stamped its time; an older stamp is another wait's.
+            int64_t unparked = atomic_load_explicit(&p->unparked_at, memory_order_acquire);
+            if (wake_ns && asleep_since >= 0 && unparked >= asleep_since) *wake_ns = netmp_monotonic_ns() - unparked;
+            return NETMP_PARK_SLEPT;
+        }
+        if (wake_ns && asleep_since < 0) asleep_since = netmp_monotonic_ns();
         uint32_t expected = PARK_IDLE;
         if (!atomic_compare_exchange_strong_explicit(&p->state, &expected, PARK_SLEEPING, memory_order_acq_rel,
                                                      memory_order_relaxed)) {
@@ -90,7 +117,11 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns) {
 
 void netmp_parker_unpark(netmp_parker *p) {
     uint32_t previous = atomic_exchange_explicit(&p->state, PARK_NOTIFIED, memory_order_release);
-    if (previous == PARK_SLEEPING) netmp_futex_wake(&p->state, 1);
+    if (previous == PARK_SLEEPING) {
+        // Only on the slow path: lets the sleeper measure what its wake-up cost.
+        atomic_store_explicit(&p->unparked_at, netmp_monotonic_ns(), memory_order_release);
+        netmp_futex_wake(&p->state, 1);
+    }
 }
 
 int netmp_pin_current_thread(int cpu) {
@@ -169,4 +200,98 @@ void netmp_thread_set_name(const char *name) {
     strncpy(buf, name, 15);
     buf[15] = 0;
     pthread_setname_np(pthread_self(), buf);
+}
+
+double netmp_measure_pause_ns(int rounds, int trials) {
+    if (rounds < 1) rounds = 1;
+    double best = -1;
+    for (int t = 0; t < trials; t++) {
+        int64_t start = netmp_monotonic_ns();
+        for (int i = 0; i < rounds; i++) netmp_cpu_relax();
+        double each = (double)(netmp_monotonic_ns() - start) / rounds;
+        if (best < 0 || each < best) best = each;
+    }
+    return best;
+}
+
+/// Shared by the measuring thread and the sleeper of `netmp_measure_wake_ns`.
+struct wake_probe {
+    netmp_parker parker;
+    _Atomic int64_t unparked_at;   // when the measuring thread unparked the sleeper
+    _Atomic int done;              // samples the sleeper has taken
+    int samples;
+    int64_t *latencies;
+};
+
+static void wake_probe_sleeper(void *context) {
+    struct wake_probe *probe = context;
+    for (int i = 0; i < probe->samples; i++) {
+        // Sleep at once (no spin, no yield): the wake-up is what is measured. A timeout ends a
+        // sample the measuring thread could not deliver.
+        int result = netmp_parker_park_reporting(&probe->parker, 0, 0, 50 * 1000000LL);
+        int64_t woke = netmp_monotonic_ns();
+        int64_t sent = atomic_load_explicit(&probe->unparked_at, memory_order_acquire);
+        probe->latencies[i] = result == NETMP_PARK_SLEPT && sent > 0 ? woke - sent : -1;
+        atomic_store_explicit(&probe->unparked_at, 0, memory_order_relaxed);
+        atomic_store_explicit(&probe->done, i + 1, memory_order_release);
+    }
+}
+
+static int compare_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int64_t netmp_measure_wake_ns(int samples) {
+    if (samples < 1) samples = 1;
+    struct wake_probe *probe = calloc(1, sizeof *probe);
+    int64_t *latencies = calloc((size_t)samples, sizeof *latencies);
+    if (!probe || !latencies) {
+        free(probe);
+        free(latencies);
+        return -1;
+    }
+    netmp_parker_init(&probe->parker);
+    probe->samples = samples;
+    probe->latencies = latencies;
+    uint64_t handle;
+    if (netmp_thread_start(wake_probe_sleeper, probe, &handle) != 0) {
+        free(probe);
+        free(latencies);
+        return -1;
+    }
+    for (int i = 0; i < samples; i++) {
+        // Wait (yielding, so a sleeper sharing this CPU can run) until the sleeper really sleeps.
+        int64_t give_up = netmp_monotonic_ns() + 20 * 1000000LL;
+        while (atomic_load_explicit(&probe->parker.state, memory_order_acquire) != PARK_SLEEPING &&
+               netmp_monotonic_ns() < give_up) {
+            sched_yield();
+        }
+        int64_t unparked = netmp_monotonic_ns();
+        atomic_store_explicit(&probe->unparked_at, unparked, memory_order_release);
+        netmp_parker_unpark(&probe->parker);
+        // Keep this CPU busy for a while, as a waker that goes on spinning does: the sleeper is
+        // then woken on another CPU, which is the wake-up a spinning partner pays for. Yield
+        // after a millisecond, in case the sleeper can only run here.
+        while (atomic_load_explicit(&probe->done, memory_order_acquire) <= i) {
+            if (netmp_monotonic_ns() - unparked < 1000000LL) {
+                netmp_cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
+    }
+    netmp_thread_join(handle);
+    int valid = 0;
+    for (int i = 0; i < samples; i++) {
+        if (latencies[i] > 0) latencies[valid++] = latencies[i];
+    }
+    int64_t median = -1;
+    if (valid > 0) {
+        qsort(latencies, (size_t)valid, sizeof *latencies, compare_int64);
+        median = latencies[valid / 2];
+    }
+    free(probe);
+    free(latencies);
+    return median;
 }

@@ -5,4 +5,5 @@
 @_exported import NetMPInterfaces
 @_exported import NetMPRuntime
 @_exported import NetMPSockets
+@_exported import NetMPTCP
 @_exported import NetMPWire

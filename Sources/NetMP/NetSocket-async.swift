@@ -30,39 +30,48 @@ extension NetSocket {
         try core.finishConnect()
     }
 
-    /// Reads up to `maxBytes` (at least one byte unless end-of-file, then an empty array).
+    /// Reads up to `maxBytes` (at least one byte unless end-of-file, then an empty array), into
+    /// an array sized by what the socket holds.
     public func read(maxBytes: Int) async throws(NetError) -> [UInt8] {
         guard maxBytes >= 0 else { throw .invalidArgument }
         if core.type == .datagram { return try await receive(maxBytes: maxBytes).bytes }
-        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: []))
-        var copied = 0
+        if maxBytes == 0 { return [] }
         while true {
             try core.checkOpen()
-            let attempt = result.withUnsafeMutableBytes { raw in
-                Result { () throws(NetError) in try core.attemptStreamReceive(into: raw, flags: [], copied: &copied) }
+            if let blocked = core.streamReadBlocked(flags: [], want: maxBytes) {
+                try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
+                continue
             }
-            guard let blocked = try attempt.get() else { break }
-            try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
+            let piece = try core.readPiece(upTo: maxBytes, flags: [])
+            if !piece.bytes.isEmpty || piece.ended { return piece.bytes }
         }
-        result.removeSubrange(copied...)
-        return result
     }
 
-    /// Writes all of `bytes`, suspending while the peer's buffer is full.
-    public func write(_ bytes: [UInt8]) async throws(NetError) {
+    /// Writes all of `bytes`, suspending while the peer's buffer is full. Returns the count
+    /// sent: all of it, or, when the peer goes away, the socket is closed or the task is
+    /// cancelled after some bytes went, how many did (the error comes with the next call).
+    @discardableResult
+    public func write(_ bytes: [UInt8]) async throws(NetError) -> Int {
         try await send(bytes, to: nil)
     }
 
-    /// Sends `bytes` (a whole datagram, or all of a stream write) to `address` or the peer.
-    public func send(_ bytes: [UInt8], to address: SocketAddress?) async throws(NetError) {
+    /// Sends `bytes` (a whole datagram, or all of a stream write) to `address` or the peer,
+    /// returning the count sent as `write` does.
+    @discardableResult
+    public func send(_ bytes: [UInt8], to address: SocketAddress?) async throws(NetError) -> Int {
         var sent = 0
         while true {
-            try core.checkOpen()
-            let attempt = bytes.withUnsafeBytes { raw in
-                Result { () throws(NetError) in try core.attemptSend(raw, to: address, sent: &sent) }
+            do {
+                try core.checkOpen()
+                let attempt = bytes.withUnsafeBytes { raw in
+                    Result { () throws(NetError) in try core.attemptSend(raw, to: address, sent: &sent) }
+                }
+                guard let blocked = try attempt.get() else { return sent }
+                try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
+            } catch {
+                if sent > 0 { return sent }
+                throw error
             }
-            guard let blocked = try attempt.get() else { return }
-            try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
         }
     }
 
@@ -71,16 +80,11 @@ extension NetSocket {
         bytes: [UInt8], source: SocketAddress, flags: MessageFlags
     ) {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: []))
         while true {
             try core.checkOpen()
-            let attempt = result.withUnsafeMutableBytes { raw in
-                Result { () throws(NetError) in try core.attemptDatagramReceive(into: raw, flags: []) }
-            }
-            switch try attempt.get() {
-            case .success(let receipt):
-                result.removeSubrange(receipt.count...)
-                return (result, receipt.source, receipt.flags)
+            let attempt = try core.attemptDatagramReceive(upTo: maxBytes, flags: [])
+            switch attempt {
+            case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
             case .failure(let blocked):
                 try await core.waitAsync(for: blocked.blocked.condition, on: blocked.blocked.buffer)
             }

@@ -37,7 +37,12 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     /// bind(2).
     public func bind(to address: SocketAddress) throws(NetError) { try core.bind(to: address) }
 
-    /// listen(2). The backlog bounds the complete queue (at most 4096).
+    /// listen(2). The backlog (clamped to 1...4096) bounds the queue of connections waiting for
+    /// `accept`. When it is full, a local connect is refused at once with `.connectionRefused`
+    /// (as FreeBSD refuses local connects; Linux would make the connector wait) and the
+    /// connection is never half made. A queued connection whose listener closes is reset: its
+    /// client reads `.connectionReset`. (For TCP the incomplete queue drops its oldest entry when
+    /// full, and SYN cookies take over past the limit.) Listening again only changes the backlog.
     public func listen(backlog: Int = 128) throws(NetError) {
         guard backlog >= 0 else { throw .invalidArgument }
         try core.listen(backlog: backlog)
@@ -45,6 +50,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
 
     /// accept(2): the next connection, waiting for one unless non-blocking.
     public func accept() throws(NetError) -> NetSocket {
+        let deadline = core.callDeadline(core.receiveBuffer)
         while true {
             try core.checkOpen()
             switch try core.attemptAccept() {
@@ -53,9 +59,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
                 return NetSocket(child)
             case .failure(let blocked):
                 guard core.mayWait([]) else { throw .wouldBlock }
-                try core.wait(
-                    for: blocked.blocked.condition, on: blocked.blocked.buffer,
-                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, deadline: deadline)
             }
         }
     }
@@ -65,8 +69,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func connect(to address: SocketAddress) throws(NetError) {
         guard let blocked = try core.startConnect(to: address) else { return }
         guard core.mayWait([]) else { throw .inProgress }
-        try core.wait(
-            for: blocked.condition, on: blocked.buffer, timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
+        try core.wait(for: blocked.condition, on: blocked.buffer, deadline: core.callDeadline(core.sendBuffer))
         try core.finishConnect()
     }
 
@@ -95,20 +98,19 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
 
     /// read(2)/recv(2) into raw memory. Returns 0 at end-of-file. On a datagram socket, reads
     /// one datagram (the rest of a longer one is dropped; use `receive` to learn that).
+    /// SO_RCVTIMEO bounds the whole call; bytes already taken are returned, whatever ends it.
     public func read(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
         try core.checkOpen()
         if core.type == .datagram { return try receive(into: buffer, flags: flags).count }
+        let deadline = core.callDeadline(core.receiveBuffer)
         var copied = 0
         while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
-            // Bytes already taken are returned, whatever ends the wait.
             guard core.mayWait(flags) else {
                 if copied > 0 { return copied }
                 throw .wouldBlock
             }
             do {
-                try core.wait(
-                    for: blocked.condition, on: blocked.buffer,
-                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+                try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
             } catch {
                 if copied > 0 { return copied }
                 throw error
@@ -117,14 +119,52 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         return copied
     }
 
-    /// Reads up to `maxBytes`; an empty array means end-of-file.
+    /// Reads up to `maxBytes`; an empty array means end-of-file. The array is sized by what
+    /// the socket holds when the read takes it (a wait-all read grows it as bytes arrive), never
+    /// by `maxBytes` alone, and is not zeroed first.
     public func read(maxBytes: Int, flags: MessageFlags = []) throws(NetError) -> [UInt8] {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
-        let n = try result.withUnsafeMutableBytes { raw in
-            Result { () throws(NetError) in try read(into: raw, flags: flags) }
-        }.get()
-        result.removeSubrange(n...)
+        try core.checkOpen()
+        if core.type == .datagram { return try receive(maxBytes: maxBytes, flags: flags).bytes }
+        let deadline = core.callDeadline(core.receiveBuffer)
+        var result: [UInt8] = []
+        while result.count < maxBytes {
+            if let blocked = core.streamReadBlocked(flags: flags, want: maxBytes - result.count) {
+                guard core.mayWait(flags) else {
+                    if result.isEmpty { throw .wouldBlock }
+                    return result
+                }
+                do {
+                    try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
+                } catch {
+                    // A wait-all read that timed out takes what arrived meanwhile (less than it
+                    // waited for), as it would have taken it as it went.
+                    if error == .wouldBlock, flags.contains(.waitAll),
+                        let last = try? core.readPiece(upTo: maxBytes - result.count, flags: flags)
+                    {
+                        result.append(contentsOf: last.bytes)
+                    }
+                    if result.isEmpty { throw error }
+                    return result
+                }
+                continue
+            }
+            let piece: ReadPiece
+            do {
+                piece = try core.readPiece(upTo: maxBytes - result.count, flags: flags)
+            } catch {
+                if result.isEmpty { throw error }
+                core.setError(error)
+                return result
+            }
+            if piece.bytes.isEmpty {
+                if piece.ended { break }
+                continue
+            }
+            if result.isEmpty { result = piece.bytes } else { result.append(contentsOf: piece.bytes) }
+            // A read that took bytes is done, unless wait-all still wants more.
+            if !flags.contains(.waitAll) || flags.contains(.peek) { break }
+        }
         return result
     }
 
@@ -137,35 +177,44 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
             let n = try read(into: buffer, flags: flags)
             return DatagramReceipt(count: n, source: (try? core.peerAddress()) ?? .unnamed, flags: [])
         }
+        let deadline = core.callDeadline(core.receiveBuffer)
         while true {
             switch try core.attemptDatagramReceive(into: buffer, flags: flags) {
             case .success(let receipt): return receipt
             case .failure(let blocked):
                 guard core.mayWait(flags) else { throw .wouldBlock }
-                try core.wait(
-                    for: blocked.blocked.condition, on: blocked.blocked.buffer,
-                    timeout: core.receiveBuffer.timeout.load(ordering: .relaxed))
+                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, deadline: deadline)
             }
         }
     }
 
-    /// Receives one datagram of at most `maxBytes` with its sender.
+    /// Receives one datagram of at most `maxBytes` with its sender, in an array sized by the
+    /// datagram.
     public func receive(maxBytes: Int, flags: MessageFlags = []) throws(NetError) -> (
         bytes: [UInt8], source: SocketAddress, flags: MessageFlags
     ) {
         guard maxBytes >= 0 else { throw .invalidArgument }
-        var result = [UInt8](repeating: 0, count: core.readAllocation(maxBytes, flags: flags))
-        let receipt = try result.withUnsafeMutableBytes { raw in
-            Result { () throws(NetError) in try receive(into: raw, flags: flags) }
-        }.get()
-        result.removeSubrange(receipt.count...)
-        return (result, receipt.source, receipt.flags)
+        try core.checkOpen()
+        guard core.type == .datagram else {
+            let bytes = try read(maxBytes: maxBytes, flags: flags)
+            return (bytes, (try? core.peerAddress()) ?? .unnamed, [])
+        }
+        let deadline = core.callDeadline(core.receiveBuffer)
+        while true {
+            switch try core.attemptDatagramReceive(upTo: maxBytes, flags: flags) {
+            case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
+            case .failure(let blocked):
+                guard core.mayWait(flags) else { throw .wouldBlock }
+                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, deadline: deadline)
+            }
+        }
     }
 
     // MARK: Writing
 
     /// write(2)/send(2). A blocking stream write sends everything before it returns (unless
-    /// a timeout or error cuts it short after some bytes: then the count sent so far); a
+    /// a timeout (SO_SNDTIMEO bounds the whole call), a close or an error cuts it short after
+    /// some bytes: then the count sent so far); a
     /// non-blocking one sends what fits, or throws `.wouldBlock` if nothing does.
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
@@ -184,6 +233,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         throws(NetError) -> Int
     {
         try core.checkOpen()
+        let deadline = core.callDeadline(core.sendBuffer)
         var sent = 0
         while let blocked = try core.attemptSend(bytes, to: address, sent: &sent) {
             guard core.mayWait(flags) else {
@@ -191,13 +241,13 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
                 throw .wouldBlock
             }
             do {
-                try core.wait(
-                    for: blocked.condition, on: blocked.buffer,
-                    timeout: core.sendBuffer.timeout.load(ordering: .relaxed))
-            } catch .wouldBlock where sent > 0 {
-                return sent
+                try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
+                try core.checkOpen()
+            } catch {
+                // Bytes that went stay sent: the count is returned, the error comes next call.
+                if sent > 0 { return sent }
+                throw error
             }
-            try core.checkOpen()
         }
         return sent
     }

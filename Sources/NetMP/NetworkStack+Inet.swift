@@ -20,12 +20,17 @@ extension NetworkStack {
         try inet.addAddress(address, prefixLength: prefixLength, to: interface)
     }
 
-    /// Assigns an address written as "198.18.0.1/24".
+    /// Assigns an address written as "198.18.0.1/24": exactly one "/", a strict dotted quad, and
+    /// a decimal length 0...32 without sign or leading zeros. Anything else is `invalidArgument`.
     public func addAddress(_ text: String, to interface: NetworkInterface) throws(NetError) {
-        let parts = text.split(separator: "/")
-        guard parts.count == 2, let address = IPv4Address(String(parts[0])), let length = Int(parts[1]) else {
-            throw .invalidArgument
-        }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4Address(String(parts[0])) else { throw .invalidArgument }
+        let digits = parts[1].utf8
+        guard (1...2).contains(digits.count),
+            digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            digits.count == 1 || digits.first != UInt8(ascii: "0"),
+            let length = Int(parts[1]), (0...32).contains(length)
+        else { throw .invalidArgument }
         try addAddress(address, prefixLength: length, to: interface)
     }
 

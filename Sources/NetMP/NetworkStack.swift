@@ -3,6 +3,7 @@ import NetMPInterfaces
 import NetMPLocal
 import NetMPRuntime
 import NetMPSockets
+import NetMPTCP
 import NetMPWire
 
 /// A NetMP stack: its protocol threads, its domains and its sockets.
@@ -58,6 +59,7 @@ public final class NetworkStack: Sendable {
     let localDomain: LocalDomain
     let inet: InetStack
     let udp: UDPProtocol
+    let tcp: TCPProtocol
 
     public init(_ configuration: Configuration = Configuration()) {
         let count = Swift.max(1, configuration.threadCount)
@@ -71,18 +73,24 @@ public final class NetworkStack: Sendable {
         localDomain = LocalDomain(threads: configuration.localSocketsOnProtocolThreads ? threads : [])
         inet = InetStack(threads: threads, settings: configuration.inet, seed: configuration.seed)
         udp = UDPProtocol(inet: inet)
+        tcp = TCPProtocol(inet: inet, seed: configuration.seed)
     }
 
     /// A stack nobody holds any more stops its threads.
     deinit { shutdown() }
 
     /// Stops the protocol threads after the messages already queued. Later calls on this
-    /// stack's sockets fail with `.shutdown`. Safe to call more than once.
+    /// stack's sockets fail with `.shutdown`, and every pending operation (a blocked call, a
+    /// ping in flight) ends with it. Safe to call more than once.
     public func shutdown() {
         guard sockets.markShutDown() else { return }
         for thread in threads { thread.stop() }
-        // Calls still blocked on a socket end with `.shutdown`.
+        // Calls still blocked on a socket end with `.shutdown`, and so do pings in flight.
         sockets.wakeEverySocket()
+        if ProtocolThread.current == nil {
+            // The threads have ended (stopped and joined): their ping tables are free to touch.
+            for state in inet.perThread { state.failPendingPings() }
+        }
         inet.detachInterfaces()
     }
 
@@ -116,7 +124,7 @@ public final class NetworkStack: Sendable {
         switch domain {
         case .local: return NetSocket(try localDomain.makeSocket(type: type, registry: sockets))
         case .inet:
-            guard type == .datagram else { throw .protocolNotSupported }
+            if type == .stream { return NetSocket(try tcp.makeSocket(registry: sockets)) }
             return NetSocket(try udp.makeSocket(registry: sockets))
         }
     }

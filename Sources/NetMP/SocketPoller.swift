@@ -55,6 +55,8 @@ public final class SocketPoller: @unchecked Sendable {
     private var ready: [Registration] = []  // under lock
     private var isSleeping = false  // under lock
     private let parker: UnsafeMutablePointer<netmp_parker>
+    /// How long `wait` spins before it sleeps, in nanoseconds (adapted after each sleep).
+    private let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     public init() {
         parker = .allocate(capacity: 1)
@@ -73,29 +75,39 @@ public final class SocketPoller: @unchecked Sendable {
     public func register(_ socket: NetSocket, interest: Events, token: Int) throws(NetError) {
         try socket.core.checkOpen()
         let key = ObjectIdentifier(socket.core)
-        let registration: Registration = lock.withLock {
+        let (registration, isNew): (Registration, Bool) = lock.withLock {
             if let existing = registrations[key] {
-                existing.interest = interest
-                return existing
+                if existing.token == token { existing.interest = interest }
+                return (existing, false)
             }
             let created = Registration(socket: socket.core, token: token, interest: interest, poller: self)
             registrations[key] = created
-            return created
+            return (created, true)
         }
         if registration.token != token {
             unregister(socket)
             try register(socket, interest: interest, token: token)
             return
         }
-        socket.core.observers.add(registration)
+        if isNew { socket.core.observers.add(registration) }
         enqueue(registration)
     }
 
-    /// Stops watching `socket`.
+    /// Stops watching `socket`: its registration leaves the ready queue at once, so the poller
+    /// no longer holds the socket.
     public func unregister(_ socket: NetSocket) {
         let key = ObjectIdentifier(socket.core)
-        guard let registration = lock.withLock({ registrations.removeValue(forKey: key) }) else { return }
-        lock.withLock { registration.isRemoved = true }
+        guard
+            let registration = lock.withLock({ () -> Registration? in
+                guard let registration = registrations.removeValue(forKey: key) else { return nil }
+                registration.isRemoved = true
+                if registration.isQueued {
+                    registration.isQueued = false
+                    ready.removeAll { $0 === registration }
+                }
+                return registration
+            })
+        else { return }
         socket.core.observers.remove(registration)
     }
 
@@ -186,7 +198,21 @@ public final class SocketPoller: @unchecked Sendable {
                 return ready.isEmpty
             }
             if sleep {
-                _ = netmp_parker_park(parker, SpinPolicy.waiterSpins, remaining)
+                // Spins first as a blocked read does, adapting the budget to what caught the
+                // last wake-up, never past the timeout.
+                let calibration = SpinCalibration.current
+                let budget = spinBudget.load(ordering: .relaxed)
+                let spin = remaining >= 0 ? Swift.min(budget, remaining) : budget
+                let start = netmp_monotonic_ns()
+                var yielded: Int64 = 0
+                var wake: Int64 = -1
+                let result = netmp_parker_park_measuring(
+                    parker, calibration.rounds(for: spin), SpinPolicy.waiterYields, remaining, &yielded, &wake)
+                SpinCalibration.recordWake(wake)
+                let waited = netmp_monotonic_ns() &- start
+                spinBudget.store(
+                    calibration.adaptedWaiterBudget(budget, afterPark: result, waited: waited, yielded: yielded),
+                    ordering: .relaxed)
                 lock.withLock { isSleeping = false }
             }
         }

@@ -57,7 +57,6 @@ package final class IPIdentifiers: @unchecked Sendable {
             let draw = SipHash24.hash(key0: key1, key1: key0, UInt64(bucket), UInt64(millisecond))
             step &+= UInt32(truncatingIfNeeded: draw % idle)
         }
-        // Counters wrap (they start anywhere and an idle step can be large): `add` would trap.
         let count = buckets[bucket].wrappingAdd(step, ordering: .relaxed).newValue
         return UInt16(truncatingIfNeeded: count &+ UInt32(truncatingIfNeeded: hash >> 32))
     }

@@ -176,9 +176,12 @@ package final class InetStack: @unchecked Sendable {
     package func statistics() -> InetStatistics {
         var total = InetStatistics()
         for state in perThread {
+            // Copied element by element on the owner: the caller never shares the owner's array
+            // buffer, whose copy-on-write hand-over ThreadSanitizer cannot follow.
             let values: [Int] =
                 state.thread.isCurrent
-                ? state.counters : ((try? state.thread.call { () throws(NetError) in state.counters }) ?? [])
+                ? state.counters
+                : ((try? state.thread.call { () throws(NetError) in state.counters.map { $0 } }) ?? [])
             for (index, value) in values.enumerated() where index < total.values.count {
                 total.values[index] += value
             }

@@ -76,6 +76,8 @@ package final class InetThread: @unchecked Sendable {
     var udpBound: [UInt16: [UDPBinding]] = [:]
     var udpBySocket: [ObjectIdentifier: UDPBinding] = [:]
     var pings: [UInt32: PingRequest] = [:]
+    /// Transports registered from other targets (TCP), by IP protocol number.
+    var transportHandlers = [(any InetTransportHandler)?](repeating: nil, count: 256)
     var pendingDeliveries: [PendingDelivery] = []
     var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
@@ -220,8 +222,11 @@ package final class InetThread: @unchecked Sendable {
         switch datagram.header.protocol {
         case .icmp: icmpInput(datagram)
         case .udp: udpInput(datagram)
-        case .tcp: count(.protocolUnsupported)
         default:
+            if let handler = transportHandlers[Int(datagram.header.protocol.rawValue)] {
+                transportInput(datagram, handler: handler)
+                return
+            }
             count(.protocolUnsupported)
             sendICMPError(.destinationUnreachable(code: .protocolUnreachable, nextHopMTU: 0), about: datagram)
         }

@@ -127,3 +127,13 @@ extension InetThread {
         request.complete(.failure(error), error: (message, source))
     }
 }
+
+extension InetThread {
+    /// The stack shut down: every ping still waiting fails with `.shutdown` (its timer will
+    /// never fire). Called once the thread has stopped, so nothing else touches `pings`.
+    package func failPendingPings() {
+        let pending = pings
+        pings = [:]
+        for request in pending.values { request.complete(.failure(.shutdown)) }
+    }
+}

@@ -1,5 +1,6 @@
 import NetMPRuntime
 import NetMPSockets
+import Synchronization
 
 /// The local domain's control block (DragonFly's `unpcb`).
 ///
@@ -8,17 +9,62 @@ import NetMPSockets
 package final class LocalControlBlock: @unchecked Sendable {
     unowned let socket: Socket
     private let lock = NetLock()
-    private var peerSocket: Socket?  // under lock
+    @exclusivity(unchecked) private var peerSocket: Socket?  // under lock
+    /// The peer's address, saved when the connection was made (under lock), so that it can be
+    /// reported after the peer has gone (the seed's accept-address race).
+    @exclusivity(unchecked) private var savedPeerAddress: SocketAddress?
     /// The bound name (under the domain lock for writes; read under `lock`).
-    private var name: String?
+    @exclusivity(unchecked) private var name: String?
     /// For an accepted child: the listener's name, reported as its local address.
     var inheritedName: String?
+    /// The payload size of this socket's last datagram: what "writable" promises room for.
+    let lastDatagramSize = Atomic<Int>(0)
+    /// Datagram sockets connected to this one (changed under the domain lock and `lock`, read
+    /// under `lock`): a reader that drains tells their pollers, connected back or not.
+    @exclusivity(unchecked) private var senders: [WeakSocket] = []
 
-    init(socket: Socket) { self.socket = socket }
+    /// The coalesced *rcvd* message (used when protocol threads own local sockets).
+    let receivedNotice: ReceivedNotice
+
+    init(socket: Socket, domain: LocalDomain) {
+        self.socket = socket
+        receivedNotice = ReceivedNotice(socket: socket, domain: domain)
+    }
 
     var peer: Socket? { lock.withLock { peerSocket } }
 
-    func setPeer(_ peer: Socket?) { lock.withLock { peerSocket = peer } }
+    /// Adds (or with `adding` false, removes) a datagram socket connected to this one; dead
+    /// entries go too.
+    func updateSenders(_ sender: Socket, adding: Bool) {
+        lock.withLock {
+            senders.removeAll { $0.socket == nil || $0.socket === sender }
+            if adding { senders.append(WeakSocket(sender)) }
+        }
+    }
+
+    func removeAllSenders() { lock.withLock { senders.removeAll() } }
+
+    /// Tells the pollers of every datagram socket connected to this one. Under `lock`: the
+    /// list is never handed to another thread; observers only queue themselves under their own
+    /// locks, which never take this one.
+    func notifySenders() {
+        lock.withLock {
+            for sender in senders { sender.socket?.observers.notify() }
+        }
+    }
+
+    /// Links (or unlinks, with nil) the peer and saves the address to report for it.
+    func setPeer(_ peer: Socket?, address: SocketAddress? = nil) {
+        lock.withLock {
+            peerSocket = peer
+            if peer != nil { savedPeerAddress = address }
+        }
+    }
+
+    /// Forgets the saved peer address too (a datagram socket's association dissolved).
+    func forgetPeerAddress() { lock.withLock { savedPeerAddress = nil } }
+
+    var peerAddress: SocketAddress? { lock.withLock { savedPeerAddress } }
 
     var boundName: String? { lock.withLock { name } }
 
@@ -36,4 +82,10 @@ package final class LocalControlBlock: @unchecked Sendable {
     var peerAndSource: (peer: Socket?, source: SocketAddress) {
         lock.withLock { (peerSocket, sourceAddressLocked) }
     }
+}
+
+/// A socket held without keeping it alive.
+final class WeakSocket: @unchecked Sendable {
+    weak var socket: Socket?
+    init(_ socket: Socket) { self.socket = socket }
 }

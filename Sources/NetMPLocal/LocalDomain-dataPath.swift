@@ -3,24 +3,56 @@ import NetMPSockets
 
 /// The data path: a sender appends straight into its peer's receive buffer.
 extension LocalDomain {
+    /// Writable: a stream write of the low-water mark fits in the peer's buffer; a datagram
+    /// socket's next `dontWait` send of its typical datagram (the size it last sent, or the
+    /// send low-water mark if larger) fits whole.
     package func isWritable(_ socket: Socket) -> Bool {
         let now = socket.state.value
         if now.containsAny([.cantSendMore, .disconnected, .noFileReference]) || socket.hasError { return true }
-        guard let peer = block(socket).peer else { return socket.type == .datagram }
+        let block = block(socket)
+        guard let peer = block.peer else { return socket.type == .datagram }
         if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { return true }
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
-        let lowWater = setting > 0 ? setting : (socket.type == .stream ? peer.receiveBuffer.sendLowWater : 1)
-        return peer.receiveBuffer.room >= Swift.min(lowWater, peer.receiveBuffer.highWater.load(ordering: .relaxed))
+        let buffer = peer.receiveBuffer
+        if socket.type == .datagram {
+            let typical = Swift.max(block.lastDatagramSize.load(ordering: .relaxed), setting)
+            return buffer.room >= DatagramRecord.charge(forPayload: typical)
+        }
+        let lowWater = setting > 0 ? setting : buffer.sendLowWater
+        return buffer.room >= Swift.min(lowWater, buffer.highWater.load(ordering: .relaxed))
     }
 
+    /// The reader took data: writers may have room again. Blocked writers are woken by the
+    /// buffer itself; pollers are told by `tellWritersOfRoom`, here or (sockets on protocol
+    /// threads) by the reader's owner.
     package func received(_ socket: Socket, count: Int) {
-        // The peer may be writable again (a datagram sender only when it is linked back, as a
-        // socketpair is; blocked writers of any kind are woken by the buffer itself).
-        guard let peer = block(socket).peer else { return }
-        peer.observers.notify()
+        if routesThroughOwners {
+            postReceived(socket)
+        } else {
+            tellWritersOfRoom(socket)
+        }
+    }
+
+    /// Tells the pollers of whoever writes to `socket`: a stream's peer, or every datagram
+    /// socket connected to it (linked back or not).
+    func tellWritersOfRoom(_ socket: Socket) {
+        let block = block(socket)
+        guard socket.type == .datagram else {
+            block.peer?.observers.notify()
+            return
+        }
+        block.notifySenders()
     }
 
     package func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
+        -> SendProgress
+    {
+        if routesThroughOwners && ProtocolThread.current == nil { return try sendOnOwner(socket, bytes, to: address) }
+        return try sendHere(socket, bytes, to: address)
+    }
+
+    /// The send itself, on the caller (a synchronous port) or on the owner.
+    func sendHere(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
         -> SendProgress
     {
         socket.type == .stream
@@ -130,6 +162,7 @@ extension LocalDomain {
         let highWater = buffer.highWater.load(ordering: .relaxed)
         let charge = DatagramRecord.charge(forPayload: bytes.count)
         if charge > highWater { throw .messageTooLong }
+        block.lastDatagramSize.store(bytes.count, ordering: .relaxed)
         // A blocked sender waits for a quarter of the buffer (or its datagram, if larger), so a
         // full receiver does not wake it once per datagram it takes.
         let wait = WaitCondition.protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))

@@ -9,6 +9,8 @@ import Synchronization
 /// domain's lock (the namespace and who is connected to whom) and each control block's lock.
 /// A sender appends straight into its peer's receive buffer, so a round trip needs no
 /// protocol-thread hop; waits are the same predicate messages, resolved under the buffer lock.
+/// With `threads`, protocol threads own the sockets instead, and sends and window updates go
+/// to them as well (LocalOwnerPath.swift).
 package final class LocalDomain: SocketProtocol, @unchecked Sendable {
     /// Receive buffer of a local stream socket; it also bounds what a writer has in flight. A
     /// megabyte lets a fast writer run ahead a few of its 64 KiB writes, so the two sides meet
@@ -30,10 +32,15 @@ package final class LocalDomain: SocketProtocol, @unchecked Sendable {
     private let synchronousPort = SynchronousPort()
     private let threads: [ProtocolThread]
     private let nextThread = Atomic<Int>(0)
+    /// Whether sockets belong to protocol threads, so that sends and window updates go to them.
+    let routesThroughOwners: Bool
+    /// Sends run on an owner thread (only counted when `routesThroughOwners`; tests read it).
+    package let sendsRunOnOwners = Atomic<Int>(0)
 
     /// A domain whose sockets run inline (`threads` empty) or on `threads` in turn.
     package init(threads: [ProtocolThread] = []) {
         self.threads = threads
+        routesThroughOwners = !threads.isEmpty
     }
 
     /// The owner for a new local socket.

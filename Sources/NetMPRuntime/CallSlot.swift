@@ -37,7 +37,7 @@ final class CallSlot: EmbeddedMessage, @unchecked Sendable {
     /// Runs `body` on `port` and waits for its result, spinning as `budget` says first and
     /// adapting it. Nil if the port no longer runs.
     func call<T>(
-        on port: some MessagePort, budget: borrowing Atomic<Int32>, _ body: @escaping () throws(NetError) -> T
+        on port: some MessagePort, budget: borrowing Atomic<Int64>, _ body: @escaping () throws(NetError) -> T
     ) -> Result<T, NetError>? {
         var result: Result<T, NetError>?
         return withUnsafeMutablePointer(to: &result) { resultSlot -> Result<T, NetError>? in
@@ -50,12 +50,23 @@ final class CallSlot: EmbeddedMessage, @unchecked Sendable {
                     pending = nil
                     return nil
                 }
+                let calibration = SpinCalibration.current
                 var first = true
                 while !ready.load(ordering: .acquiring) {
-                    let spins = budget.load(ordering: .relaxed)
-                    let outcome = netmp_parker_park_reporting(
-                        parker, first ? spins : 0, first ? SpinPolicy.waiterYields : 0, -1)
-                    if first { budget.store(SpinPolicy.adaptedSpins(spins, after: outcome), ordering: .relaxed) }
+                    let spin = budget.load(ordering: .relaxed)
+                    let start = first ? netmp_monotonic_ns() : 0
+                    var yielded: Int64 = 0
+                    var wake: Int64 = -1
+                    let outcome = netmp_parker_park_measuring(
+                        parker, first ? calibration.rounds(for: spin) : 0, first ? SpinPolicy.waiterYields : 0, -1,
+                        &yielded, &wake)
+                    SpinCalibration.recordWake(wake)
+                    if first {
+                        let waited = netmp_monotonic_ns() &- start
+                        budget.store(
+                            calibration.adaptedWaiterBudget(spin, afterPark: outcome, waited: waited, yielded: yielded),
+                            ordering: .relaxed)
+                    }
                     first = false
                 }
                 return resultSlot.pointee

@@ -62,6 +62,10 @@ public struct NetError: Error, RawRepresentable, Hashable, Sendable, CustomStrin
     public static let networkUnreachable = NetError(Glibc.ENETUNREACH)
     /// An address or path is too long (ENAMETOOLONG).
     public static let nameTooLong = NetError(Glibc.ENAMETOOLONG)
+    /// A device (a TAP interface) does not exist (ENODEV).
+    public static let noSuchDevice = NetError(Glibc.ENODEV)
+    /// A device is in use and cannot be attached (EBUSY).
+    public static let deviceBusy = NetError(Glibc.EBUSY)
 
     public static var EAGAIN: NetError { .wouldBlock }
     public static var EBADF: NetError { .badDescriptor }
@@ -100,6 +104,16 @@ public struct NetError: Error, RawRepresentable, Hashable, Sendable, CustomStrin
         case .shutdown: name = "shutdown"
         case .cancelled: name = "cancelled"
         case .badOption: name = "badOption"
+        // EACCES is named `permissionDenied` where UDP defines it (a broadcast without SO_BROADCAST).
+        case NetError(Glibc.EACCES): name = "permissionDenied"
+        case .networkUnreachable: name = "networkUnreachable"
+        case .hostUnreachable: name = "hostUnreachable"
+        case .addressFamilyNotSupported: name = "addressFamilyNotSupported"
+        case .protocolNotSupported: name = "protocolNotSupported"
+        case .noBufferSpace: name = "noBufferSpace"
+        case .nameTooLong: name = "nameTooLong"
+        case .noSuchDevice: name = "noSuchDevice"
+        case .deviceBusy: name = "deviceBusy"
         default: name = "errno"
         }
         return "\(name) (\(rawValue))"

@@ -5,6 +5,9 @@ import CNetMP
 /// It is a pthread mutex (adaptive: it spins briefly before sleeping) rather than the standard
 /// library's `Mutex`, because ThreadSanitizer understands pthread mutexes and reports false races
 /// on data guarded by `Mutex` under contention.
+///
+/// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
+/// not inline members of `package` types across modules); its members are `package`, not API.
 public final class NetLock: @unchecked Sendable {
     @usableFromInline let mutex: OpaquePointer
 
@@ -24,6 +27,9 @@ public final class NetLock: @unchecked Sendable {
 }
 
 /// A value guarded by its own `NetLock`.
+///
+/// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
+/// not inline members of `package` types across modules); its members are `package`, not API.
 public final class LockedValue<Value>: @unchecked Sendable {
     @usableFromInline let lock = NetLock()
     @usableFromInline var value: Value

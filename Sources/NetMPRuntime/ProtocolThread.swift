@@ -75,8 +75,9 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private var endOfBatchHooks: [() -> Void] = []
     private var drivenDepth = 0
 
-    /// How long this thread spins on its empty port before parking (adapted per idle period).
-    private var idleSpinBudget = SpinPolicy.protocolThreadSpins
+    /// How long this thread spins on its empty port before parking, in nanoseconds (adapted per
+    /// idle period).
+    private var idleSpinBudget = SpinPolicy.protocolThreadSpinNanoseconds
 
     /// Messages handled so far, and times the thread woke from a park (for statistics).
     public let messagesHandled = Atomic<Int>(0)
@@ -85,7 +86,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private let ownerPad = CacheLinePad()
     /// How long a thread waiting for this thread's reply spins first (adapted per wait by the
     /// callers, so on a line of its own).
-    let callerSpinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    let callerSpinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
     private let callerPad = CacheLinePad()
 
     /// Whether the thread is parked (or about to park) now: lets a test make sure the next
@@ -253,19 +254,31 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         while true {
             runDueTimers()
             if drainPort() > 0 { continue }
-            var spins = 0
-            while spins < idleSpinBudget && !hasWork.load(ordering: .relaxed) {
+            let calibration = SpinCalibration.measured
+            let rounds = calibration.rounds(for: idleSpinBudget)
+            let yieldEvery = Swift.max(1, calibration.rounds(for: SpinPolicy.protocolThreadYieldNanoseconds))
+            var spins: Int32 = 0
+            var yielded: Int64 = 0
+            while spins < rounds && !hasWork.load(ordering: .relaxed) {
                 netmp_cpu_relax()
                 spins += 1
-                if spins % SpinPolicy.protocolThreadYieldEvery == 0 { OSThread.yieldNow() }
+                if spins % yieldEvery == 0 { yielded &+= ProtocolThread.timedYield() }
             }
-            if hasWork.load(ordering: .relaxed) {
-                // Work came while spinning: spin about twice as long as that took, next time.
-                idleSpinBudget = Swift.min(
-                    SpinPolicy.protocolThreadSpins, Swift.max(SpinPolicy.protocolThreadMinimumSpins, spins * 2 + 32))
-                continue
+            // Then the yields a blocked call makes before it sleeps: a sender on this CPU runs.
+            for _ in 0..<SpinPolicy.waiterYields where !hasWork.load(ordering: .relaxed) {
+                yielded &+= ProtocolThread.timedYield()
             }
-            idleSpinBudget = Swift.max(SpinPolicy.protocolThreadMinimumSpins, idleSpinBudget / 2)
+            // Work came while spinning: spin about twice as long as that took, next time; after
+            // yields that ran other threads, the sender shares this CPU: yield at once next time.
+            let caught = hasWork.load(ordering: .relaxed)
+            let outcome: SpinOutcome =
+                !caught
+                ? .slept
+                : yielded > SpinPolicy.yieldRanOthersNanoseconds
+                    ? .yieldedToOthers : .caught(afterNanoseconds: calibration.nanoseconds(forRounds: spins))
+            idleSpinBudget = SpinCalibration.adaptedBudget(
+                idleSpinBudget, after: outcome, within: calibration.protocolThreadBounds)
+            if caught { continue }
             var timeout: Int64 = -1
             if !clock.isManual, let deadline = timers.nextDeadline() {
                 timeout = deadline - clock.nanoseconds
@@ -283,6 +296,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
                 portLock.withLock { isParked = false }
             }
         }
+    }
+
+    /// Yields the CPU; returns how long that took (more than a system call: others ran).
+    private static func timedYield() -> Int64 {
+        let before = netmp_monotonic_ns()
+        OSThread.yieldNow()
+        return netmp_monotonic_ns() &- before
     }
 
     /// Driven mode: runs queued messages and due timers on the caller's thread until nothing is

@@ -2,6 +2,9 @@
 ///
 /// A ring that never holds more than one element keeps it inline and allocates nothing: most
 /// chains (one slice) and most queues between batches are that small.
+///
+/// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
+/// not inline members of `package` types across modules); its members are `package`, not API.
 public struct RingQueue<Element> {
     @usableFromInline var storage: ContiguousArray<Element?>
     /// The element of a ring without storage (count 0 or 1).

@@ -2,6 +2,9 @@ import NetMPRuntime
 import Synchronization
 
 /// `SocketState` in one atomic word: set and cleared with atomic or/and, read anywhere.
+///
+/// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
+/// not inline members of `package` types across modules); its members are `package`, not API.
 public final class AtomicSocketState: Sendable {
     @usableFromInline let bits = Atomic<UInt32>(0)
 

@@ -1,6 +1,9 @@
 import NetMPRuntime
 
 /// One datagram held in a buffer, with its sender (or, queued for output, its destination).
+///
+/// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
+/// not inline members of `package` types across modules); its members are `package`, not API.
 public struct DatagramRecord {
     package var data: BufferChain
     package var source: SocketAddress

@@ -18,11 +18,10 @@ package final class ListenQueue: @unchecked Sendable {
 
     var limit: Int { lock.withLock { backlog } }
 
+    /// Sets the backlog (a listen). A queue closed by its socket's close stays closed: a listen
+    /// racing that close must not reopen it for children nobody would accept or abort.
     func setBacklog(_ value: Int) {
-        lock.withLock {
-            backlog = Swift.min(Swift.max(value, 1), ListenQueue.maximumBacklog)
-            isClosed = false
-        }
+        lock.withLock { backlog = Swift.min(Swift.max(value, 1), ListenQueue.maximumBacklog) }
     }
 
     /// Adds a handshaking child. When the incomplete queue is full the oldest incomplete child

@@ -10,7 +10,7 @@ package protocol ReadinessObserver: AnyObject, Sendable {
 /// buffer's lock is dropped.
 package final class ReadinessObservers: @unchecked Sendable {
     private let lock = NetLock()
-    private var observers: [any ReadinessObserver] = []  // under lock
+    @exclusivity(unchecked) private var observers: [any ReadinessObserver] = []  // under lock
     private let count = Atomic<Int>(0)
 
     package func add(_ observer: any ReadinessObserver) {
@@ -34,9 +34,14 @@ package final class ReadinessObservers: @unchecked Sendable {
         }
     }
 
+    /// Tells every observer, under this list's lock: no array is handed to another thread
+    /// (ThreadSanitizer cannot see the reference counts that would order such a hand-over), and
+    /// once `remove` returns the removed observer is told nothing more. An observer only queues
+    /// itself under its own short lock, which never calls back here.
     @inline(__always) package func notify() {
         guard count.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        let current = lock.withLock { observers }
-        for observer in current { observer.readinessChanged() }
+        lock.lock()
+        for observer in observers { observer.readinessChanged() }
+        lock.unlock()
     }
 }

@@ -10,19 +10,38 @@ extension Socket {
         package let condition: WaitCondition
     }
 
-    /// How many bytes a read of up to `maxBytes` into a new array allocates: a read returns
-    /// at most what the buffer holds (a datagram is never larger), so a huge request costs no
-    /// huge allocation; a wait-all read is limited to 1 GiB.
-    package func readAllocation(_ maxBytes: Int, flags: MessageFlags) -> Int {
-        let held = Swift.max(receiveBuffer.highWater.load(ordering: .relaxed), 64 << 10)
-        let limit = flags.contains(.waitAll) && type == .stream ? Swift.max(held, 1 << 30) : held
-        return Swift.min(Swift.max(0, maxBytes), limit)
-    }
-
     // MARK: Stream receive
 
+    /// How many bytes a stream read waits for before it takes any. A wait-all read takes what
+    /// is there as it goes and waits, with the buffer empty, for half of it: a writer blocked
+    /// for room (a quarter of the buffer) has then always made enough progress to wake it, so
+    /// the two can never wait for each other.
+    @inline(__always) private func streamReadNeed(want: Int, waitAll: Bool) -> Int {
+        let highWater = Swift.max(1, receiveBuffer.highWater.load(ordering: .relaxed))
+        if waitAll { return Swift.min(want, Swift.max(1, highWater / 2)) }
+        // Never wait for more than the buffer can hold (a low-water mark above it, or a buffer
+        // shrunk meanwhile, would wait forever).
+        return Swift.min(receiveBuffer.receiveLowWater, want, highWater)
+    }
+
+    /// Without taking anything: nil when a stream read of up to `want` bytes would find data
+    /// (or its end, or an error) now, else what it waits for. Lets a caller wait before it
+    /// allocates, then size its array by what is there.
+    package func streamReadBlocked(flags: MessageFlags, want: Int) -> Blocked? {
+        let waitAll = flags.contains(.waitAll) && !flags.contains(.peek)
+        let needed = streamReadNeed(want: Swift.max(1, want), waitAll: waitAll)
+        let held = receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent)
+        // Wait-all takes what is there as it goes.
+        if held >= needed || (waitAll && held > 0) { return nil }
+        let now = state.value
+        if now.containsAny([.cantReceiveMore, .noFileReference]) || hasError { return nil }
+        if !now.containsAny([.connected, .connecting, .disconnected]) { return nil }
+        return Blocked(buffer: receiveBuffer, condition: .readable(minimum: needed))
+    }
+
     /// Reads stream bytes into `destination`, adding to `copied`. Returns nil when the read is
-    /// finished (return `copied`), else what to wait for.
+    /// finished (return `copied`), else what to wait for. One call takes everything there is,
+    /// up to `destination`, however many slices it spans.
     package func attemptStreamReceive(
         into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags, copied: inout Int
     ) throws(NetError) -> Blocked? {
@@ -32,24 +51,22 @@ extension Socket {
         while true {
             let want = destination.count - copied
             if want == 0 { return nil }
-            let highWater = buffer.highWater.load(ordering: .relaxed)
-            // Never wait for more than the buffer can hold (a low-water mark above it, or a
-            // buffer shrunk meanwhile, would wait forever).
-            let needed = Swift.min(waitAll ? want : Swift.min(buffer.receiveLowWater, want), Swift.max(1, highWater))
+            let needed = streamReadNeed(want: want, waitAll: waitAll)
             let now = state.value
             let ending = now.contains(.cantReceiveMore) || hasError
             buffer.lock.lock()
             let available = buffer.chain.count
-            if available > 0 && (available >= needed || ending || (copied > 0 && !waitAll)) {
+            if available > 0 && (waitAll || available >= needed || ending || copied > 0) {
                 let target = UnsafeMutableRawBufferPointer(rebasing: destination[copied...])
                 if peek {
                     copied += peekAndCopyOutLocked(buffer, into: target)  // unlocks
                     return nil
                 }
-                let n = removeAndCopyOutLocked(buffer, into: target)  // unlocks
+                let (n, drained) = removeAndCopyOutLocked(buffer, into: target)  // unlocks
                 copied += n
                 proto.received(self, count: n)
-                if !waitAll || copied == destination.count { return nil }
+                // Done when full; a plain read also when it took all there was.
+                if copied == destination.count || (drained && !waitAll) { return nil }
                 continue
             }
             buffer.lock.unlock()
@@ -70,16 +87,22 @@ extension Socket {
 
     /// With `buffer.lock` held: removes up to `target.count` bytes, drops the lock, then copies
     /// them out and recycles the chunks. A partly read head is trimmed in place.
-    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> Int {
+    /// Returns the bytes taken and whether that emptied the buffer.
+    private func removeAndCopyOutLocked(_ buffer: SocketBuffer, into target: UnsafeMutableRawBufferPointer) -> (
+        Int, drained: Bool
+    ) {
         var wakes = WakeList()
+        var drained = false
         let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
             buffer.chain.popFront(maxBytes: remaining)
         } whileLocked: {
-            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            let left = buffer.chain.count
+            drained = left == 0
+            buffer.byteCount.store(left, ordering: .sequentiallyConsistent)
             buffer.collectSatisfiedLocked(into: &wakes)
         }
         wakes.publishAll()
-        return total
+        return (total, drained)
     }
 
     /// With `buffer.lock` held: takes references to the first bytes, drops the lock, then
@@ -135,14 +158,24 @@ extension Socket {
     package func attemptDatagramReceive(into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags)
         throws(NetError) -> Result<DatagramReceipt, BlockedError>
     {
+        try attemptDatagramReceive(flags: flags) { data in ((), data.copyOut(into: destination)) }.map { $0.receipt }
+    }
+
+    /// Takes (or with `.peek` looks at) the next datagram; `copyOut` runs after the buffer's
+    /// lock is dropped, so it may allocate a destination sized by the datagram, and returns
+    /// what it made with the bytes it copied.
+    package func attemptDatagramReceive<Output>(
+        flags: MessageFlags, copyOut: (BufferChain) -> (Output, Int)
+    ) throws(NetError) -> Result<(output: Output, receipt: DatagramReceipt), BlockedError> {
         let buffer = receiveBuffer
         buffer.lock.lock()
         if flags.contains(.peek), let first = buffer.records.first {
             // The record's chunks are shared, not copied; the bytes are copied after unlocking.
             buffer.lock.unlock()
-            let n = first.data.copyOut(into: destination)
-            return .success(
-                DatagramReceipt(count: n, source: first.source, flags: first.data.count > n ? .truncated : []))
+            let (output, n) = copyOut(first.data)
+            let receipt = DatagramReceipt(
+                count: n, source: first.source, flags: first.data.count > n ? .truncated : [])
+            return .success((output, receipt))
         }
         if var record = buffer.records.popFirst() {
             buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
@@ -150,19 +183,23 @@ extension Socket {
             var wakes = WakeList()
             buffer.collectSatisfiedLocked(into: &wakes)
             buffer.lock.unlock()
-            let n = record.data.copyOut(into: destination)
+            let (output, n) = copyOut(record.data)
             let length = record.data.count
             // The record is the chunks' last user now: they go back to the pool.
             record.data.trimFront(length)
             wakes.publishAll()
             proto.received(self, count: length)
-            return .success(DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : []))
+            let receipt = DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : [])
+            return .success((output, receipt))
         }
         buffer.lock.unlock()
         if let error = takeError() { throw error }
         let now = state.value
         if now.contains(.noFileReference) { throw .badDescriptor }
-        if now.contains(.cantReceiveMore) { return .success(DatagramReceipt(count: 0, source: .unnamed, flags: [])) }
+        if now.contains(.cantReceiveMore) {
+            let (output, _) = copyOut(BufferChain())
+            return .success((output, DatagramReceipt(count: 0, source: .unnamed, flags: [])))
+        }
         return .failure(BlockedError(blocked: Blocked(buffer: buffer, condition: .readable(minimum: 1))))
     }
 
@@ -251,21 +288,26 @@ extension Socket {
 
     /// What a connect that was started waits for, if it is still in progress.
     var connectInProgress: Blocked? {
-        state.contains(.connecting) ? Blocked(buffer: receiveBuffer, condition: .connected) : nil
+        get throws(NetError) {
+            if state.contains(.connecting) { return Blocked(buffer: receiveBuffer, condition: .connected) }
+            // A protocol thread may have failed the connect (a RST) before the caller looked.
+            if !state.contains(.connected), let error = takeError() { throw error }
+            return nil
+        }
     }
 
     /// Starts a connect; returns what to wait for if it is still in progress.
     package func startConnect(to address: SocketAddress) throws(NetError) -> Blocked? {
         try checkConnect()
         try request { [self] () throws(NetError) in try proto.connect(self, to: address) }
-        return connectInProgress
+        return try connectInProgress
     }
 
     /// Starts a connect without blocking the calling task's thread.
     package func startConnectAsync(to address: SocketAddress) async throws(NetError) -> Blocked? {
         try checkConnect()
         try await owner.callAsync { [self] () throws(NetError) in try proto.connect(self, to: address) }
-        return connectInProgress
+        return try connectInProgress
     }
 
     /// After a connect wait: its result.

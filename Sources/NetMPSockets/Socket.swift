@@ -1,3 +1,4 @@
+import CNetMP
 import NetMPRuntime
 import Synchronization
 
@@ -25,6 +26,14 @@ package final class Socket: @unchecked Sendable {
     /// under the protocol's own locks).
     package nonisolated(unsafe) var controlBlock: AnyObject?
     private let closeStarted = Atomic<Bool>(false)
+    /// Calls of this socket blocked on another socket's buffer (a local sender waiting for room
+    /// in its peer's receive buffer), so that close() can end them too.
+    let foreignWaits = ForeignWaits()
+    /// A test hook: runs once, on the caller, just before the next protocol request is sent to
+    /// the owner (after the user-side checks), so a test can put a close exactly there.
+    package nonisolated(unsafe) var beforeNextRequest: (@Sendable () -> Void)?
+    /// A test hook: told the deadline of every blocking wait, before it starts.
+    package nonisolated(unsafe) var observeWaitDeadline: (@Sendable (Int64) -> Void)?
 
     package init(
         domain: SocketDomain, type: SocketType, registry: SocketRegistry, proto: any SocketProtocol,
@@ -98,22 +107,73 @@ package final class Socket: @unchecked Sendable {
 
     // MARK: Waiting
 
-    /// Blocks the calling thread until `condition` holds on `buffer` or the buffer's timeout
-    /// runs out (then `.wouldBlock`, as SO_RCVTIMEO does).
-    package func wait(for condition: WaitCondition, on buffer: SocketBuffer, timeout: Int64) throws(NetError) {
+    /// Whether the calling thread may block in a socket wait: not a protocol thread, which
+    /// would stall every socket it owns (and could wait on itself).
+    package static var mayBlockCallingThread: Bool { ProtocolThread.current == nil }
+
+    /// The deadline of a call that waits on `buffer`: its SO_RCVTIMEO / SO_SNDTIMEO from now,
+    /// or 0 (none). Taken once per call, so the timeout bounds the whole call, not each wait.
+    package func callDeadline(_ buffer: SocketBuffer) -> Int64 {
+        let timeout = buffer.timeout.load(ordering: .relaxed)
+        return timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
+    }
+
+    /// Blocks the calling thread until `condition` holds on `buffer` or `deadline` (monotonic
+    /// ns, 0 = none; see `callDeadline`) passes (then `.wouldBlock`, as SO_RCVTIMEO does).
+    package func wait(for condition: WaitCondition, on buffer: SocketBuffer, deadline: Int64) throws(NetError) {
+        precondition(Socket.mayBlockCallingThread, "a protocol thread must not block in a socket call")
         if registry.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
+        observeWaitDeadline?(deadline)
+        let start = netmp_monotonic_ns()
+        if deadline > 0 && start >= deadline { throw .wouldBlock }
+        let driven = owner.isDriven
+        // Spin, then yield, before posting a waiter (not in the driven mode, where nothing else
+        // runs meanwhile); the budget adapts to how this wait ends (`SpinCalibration.adaptedBudget`).
+        let calibration = SpinCalibration.current
+        let budget = buffer.spinBudget.load(ordering: .relaxed)
+        if !driven {
+            // Never spin past the call's deadline (SO_RCVTIMEO / SO_SNDTIMEO).
+            let spin = deadline > 0 ? Swift.min(budget, deadline &- start) : budget
+            if let ended = buffer.waitBriefly(spinning: spin, until: { isSatisfied(condition) }) {
+                let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)
+                if next != budget { buffer.spinBudget.store(next, ordering: .relaxed) }
+                return
+            }
+        }
         var waiter = SocketWaiter.forThreadWait(socket: self, buffer: buffer, condition: condition)
-        let deadline = timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0
+        // A wait on another socket's buffer is also listed here, so that close() can end it
+        // (such a waiter is then still held when the wait ends, and is not kept for reuse).
+        let foreign = isForeign(buffer)
+        if foreign { foreignWaits.add(waiter, closed: state.contains(.noFileReference)) }
+        defer { if foreign { foreignWaits.remove(waiter) } }
         guard owner.post(waiter) else { throw .shutdown }
-        if owner.isDriven {
+        if driven {
             // The deterministic mode runs only when stepped: a wait cannot block, it can only
             // find the condition true now.
             owner.runUntilIdle()
             if waiter.cancel(.timedOut) { throw .wouldBlock }
         }
-        let outcome = waiter.waitOnThread(deadline: deadline)
+        var firstPark = NETMP_PARK_TIMED_OUT
+        let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
         SocketWaiter.returnToThread(&waiter)
+        if !driven {
+            // Satisfied before it slept: the partner came just after the spin and yields.
+            let ended: SpinOutcome? =
+                firstPark >= 0
+                ? .caught(afterNanoseconds: netmp_monotonic_ns() &- start)
+                : firstPark == NETMP_PARK_SLEPT ? .slept : nil
+            if let ended {
+                buffer.spinBudget.store(
+                    SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds),
+                    ordering: .relaxed)
+            }
+        }
         try outcome.check()
+    }
+
+    /// Whether `buffer` belongs to another socket (close() must then end the wait itself).
+    @inline(__always) private func isForeign(_ buffer: SocketBuffer) -> Bool {
+        buffer !== receiveBuffer && buffer !== sendBuffer
     }
 
     /// Suspends the calling task until `condition` holds; task cancellation ends it.
@@ -121,6 +181,9 @@ package final class Socket: @unchecked Sendable {
         if registry.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         let owner = self.owner
+        let foreign = isForeign(buffer)
+        if foreign { foreignWaits.add(waiter, closed: state.contains(.noFileReference)) }
+        defer { if foreign { foreignWaits.remove(waiter) } }
         try await waiter.waitAsync { waiter in owner.post(waiter) }.check()
     }
 
@@ -131,7 +194,11 @@ package final class Socket: @unchecked Sendable {
         throws(NetError)
         -> T
     {
-        try owner.call(body)
+        if let hook = beforeNextRequest {
+            beforeNextRequest = nil
+            hook()
+        }
+        return try owner.call(body)
     }
 
     package func bind(to address: SocketAddress) throws(NetError) {
@@ -139,6 +206,8 @@ package final class Socket: @unchecked Sendable {
         try request { [self] () throws(NetError) in try proto.bind(self, to: address) }
     }
 
+    /// listen(2). The protocol re-checks, where it decides, that the socket is neither closed
+    /// nor connected; a closed queue stays closed.
     package func listen(backlog: Int) throws(NetError) {
         try checkOpen()
         guard let queue = listenQueue else { throw .notSupported }
@@ -172,6 +241,7 @@ package final class Socket: @unchecked Sendable {
         state.set(.noFileReference)
         receiveBuffer.wakeAll()
         sendBuffer.wakeAll()
+        foreignWaits.endAll()
         if let queue = listenQueue {
             for child in queue.close() {
                 child.state.set(.noFileReference)
@@ -187,9 +257,20 @@ package final class Socket: @unchecked Sendable {
     }
 
     /// Runs a request that returns nothing: waits for it from a user thread, posts it from a
-    /// protocol thread (which must never wait on another).
+    /// protocol thread (which must never wait on another). When the owner no longer runs (the
+    /// stack shut down), a protocol that keeps its state under its own locks runs it here, so
+    /// that a close still frees names and links.
     func requestWithoutResult(_ body: @escaping @Sendable () -> Void) {
-        owner.perform(body)
+        if let current = ProtocolThread.current, current !== owner {
+            if !owner.send(body) && proto.runsUnderItsOwnLocks { body() }
+            return
+        }
+        do {
+            try owner.call { () throws(NetError) in body() }
+        } catch {
+            // `call` fails only when the message could not be queued: the body did not run.
+            if proto.runsUnderItsOwnLocks { body() }
+        }
     }
 
     package var localAddress: SocketAddress { proto.localAddress(self) }

@@ -13,9 +13,9 @@ public final class SocketBuffer: @unchecked Sendable {
 
     package let lock = NetLock()
     /// Stream bytes (under `lock`).
-    package var chain = BufferChain()
+    @exclusivity(unchecked) package var chain = BufferChain()
     /// Datagrams (under `lock`).
-    package var records = RingQueue<DatagramRecord>(capacity: 8)
+    @exclusivity(unchecked) package var records = RingQueue<DatagramRecord>(capacity: 8)
     /// Bytes held, stream or datagram (written under `lock`).
     package let byteCount = Atomic<Int>(0)
     /// Datagrams held (written under `lock`).
@@ -26,16 +26,16 @@ public final class SocketBuffer: @unchecked Sendable {
     package let lowWaterSetting = Atomic<Int>(0)
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
     package let timeout = Atomic<Int64>(0)
-    private var waiters: [SocketWaiter] = []  // under lock
+    @exclusivity(unchecked) private var waiters: [SocketWaiter] = []  // under lock
     package let waiterCount = Atomic<Int>(0)
     /// The owning socket's readiness observers, told after every change.
     package let observers: ReadinessObservers
     private let registry: SocketRegistry
 
     private let countsPad = CacheLinePad()
-    /// How long the next waiter here spins before sleeping (adapted after each wait, by the
-    /// waiting side: kept off the line of the counts the other side writes).
-    let spinBudget = Atomic<Int32>(SpinPolicy.waiterSpins)
+    /// How long the next waiter here spins before sleeping, in nanoseconds (adapted after each
+    /// wait, by the waiting side: kept off the line of the counts the other side writes).
+    package let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
     init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int) {
         self.registry = registry

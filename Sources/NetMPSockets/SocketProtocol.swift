@@ -1,7 +1,7 @@
 import NetMPRuntime
 
 /// What a send could do at once.
-package enum SendProgress {
+package enum SendProgress: Sendable {
     /// This many bytes (or one whole datagram) were taken.
     case sent(Int)
     /// Nothing fits now: wait for `condition` on `buffer`, then try again.
@@ -42,4 +42,12 @@ package protocol SocketProtocol: Sendable {
     func checkState(_ socket: Socket)
     /// Whether a write could make progress now (for readiness).
     func isWritable(_ socket: Socket) -> Bool
+    /// True when the protocol keeps its control blocks under its own locks (a synchronous
+    /// port), so a request may still run on the caller once the owner thread has stopped.
+    var runsUnderItsOwnLocks: Bool { get }
+}
+
+extension SocketProtocol {
+    /// Thread-owned protocols: their control blocks are touched only on the owner.
+    package var runsUnderItsOwnLocks: Bool { false }
 }

@@ -23,6 +23,9 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     private var waitingBuffer: SocketBuffer?
     private(set) var condition: WaitCondition
     private let phase = Atomic<UInt8>(0)
+    /// Set by the owner when it is done with the predicate message (for reuse: the owner's
+    /// last look at the waiter happens before the next wait rewrites it).
+    private let handled = Atomic<Bool>(false)
     private var outcome: WaitOutcome = .satisfied
     private var parker: UnsafeMutablePointer<netmp_parker>?
     private var continuation: UnsafeContinuation<Void, Never>?
@@ -59,12 +62,15 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     /// `publish` has returned), so a blocking wait allocates nothing.
     static func forThreadWait(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) -> SocketWaiter {
         let slot = spare.value
-        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter), waiter.parker != nil {
+        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter),
+            waiter.handled.load(ordering: .acquiring), waiter.parker != nil
+        {
             waiter.waitingSocket = socket
             waiter.waitingBuffer = buffer
             waiter.condition = condition
             waiter.outcome = .satisfied
             waiter.phase.store(0, ordering: .relaxed)
+            waiter.handled.store(false, ordering: .relaxed)
             return waiter
         }
         let waiter = SocketWaiter(socket: socket, buffer: buffer, condition: condition)
@@ -108,7 +114,10 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
     }
 
     /// The predicate message arriving at the owner.
-    package func handle() { evaluateAndRegister() }
+    package func handle() {
+        evaluateAndRegister()
+        handled.store(true, ordering: .releasing)
+    }
 
     /// Runs on the owner (the predicate message): complete at once, or stay registered.
     func evaluateAndRegister() {
@@ -144,8 +153,16 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
         self.parker = parker
     }
 
-    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes.
+    /// Blocks until the waiter completes or `deadline` (monotonic ns, 0 = none) passes. The
+    /// caller has spun and yielded already (`Socket.wait`): this sleeps. `firstPark` tells how
+    /// the first park ended (`netmp_parker_park_reporting`). Each wake-up's cost is recorded
+    /// (`SpinCalibration.recordWake`).
     func waitOnThread(deadline: Int64) -> WaitOutcome {
+        var firstPark: Int32 = 0
+        return waitOnThread(deadline: deadline, firstPark: &firstPark)
+    }
+
+    func waitOnThread(deadline: Int64, firstPark: inout Int32) -> WaitOutcome {
         guard let parker else { preconditionFailure("prepareThreadWait not called") }
         var first = true
         while phase.load(ordering: .acquiring) & SocketWaiter.published == 0 {
@@ -157,12 +174,10 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
                     timeout = -1  // completed meanwhile: wait for its publish
                 }
             }
-            let budget = buffer.spinBudget.load(ordering: .relaxed)
-            let result = netmp_parker_park_reporting(
-                parker, first ? budget : 0, first ? SpinPolicy.waiterYields : 0, timeout)
-            if first && result != NETMP_PARK_TIMED_OUT {
-                buffer.spinBudget.store(SpinPolicy.adaptedSpins(budget, after: result), ordering: .relaxed)
-            }
+            var wake: Int64 = -1
+            let result = netmp_parker_park_measuring(parker, 0, 0, timeout, nil, &wake)
+            SpinCalibration.recordWake(wake)
+            if first { firstPark = result }
             first = false
         }
         return outcome

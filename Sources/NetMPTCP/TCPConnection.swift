@@ -8,7 +8,7 @@ import NetMPWire
 /// After each event the integration re-arms its one callout at `nextDeadline` (or cancels it when
 /// nil) and calls `timerFired` when it passes. SO_LINGER 0 is `abort`.
 public struct TCPConnection<Payload: TCPPayload> {
-    public let configuration: TCPConfiguration
+    public internal(set) var configuration: TCPConfiguration
     public let localPort: UInt16
     public let remotePort: UInt16
     public internal(set) var state: TCPState = .closed
@@ -66,7 +66,7 @@ public struct TCPConnection<Payload: TCPPayload> {
     var recentTimestamp: UInt32 = 0
     var lastACKSent = SequenceNumber(0)
     /// Added to our millisecond clock so TSval does not reveal uptime.
-    let timestampOffset: UInt32
+    var timestampOffset: UInt32
 
     // MARK: Retransmission and congestion
 

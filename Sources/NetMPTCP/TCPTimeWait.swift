@@ -22,12 +22,15 @@ public struct TCPTimeWait: Hashable, Sendable {
     }
 
     /// Whether a new SYN (no ACK) may end this TIME_WAIT early and open a new connection, as BSD and
-    /// Linux allow: its timestamp is newer than the last one seen when both used timestamps,
-    /// otherwise its sequence number lies beyond the old connection's.
+    /// Linux allow: when both used timestamps, an older timestamp is refused (PAWS) and a newer one
+    /// admitted; otherwise (no timestamps, or the same millisecond) its sequence number must lie
+    /// beyond the old connection's.
     public func admits(_ syn: TCPHeader) -> Bool {
         guard syn.flags.contains(.syn), !syn.flags.contains(.ack), !syn.flags.contains(.rst) else { return false }
         if let recentTimestamp, let timestamps = syn.options.timestamps {
-            return Int32(bitPattern: timestamps.value &- recentTimestamp) > 0
+            let age = Int32(bitPattern: timestamps.value &- recentTimestamp)
+            if age < 0 { return false }
+            if age > 0 { return true }
         }
         return receiveNext < SequenceNumber(syn.sequenceNumber)
     }

@@ -101,11 +101,12 @@ public struct TCPHeader: Hashable, Sendable {
 
     /// Writes the header and options at the start of `buffer`, with the checksum computed over them,
     /// the `payloadLength` bytes the caller already placed after them, and the pseudo-header.
-    /// Returns the header length (where the payload must start: `encodedLength`).
+    /// Returns the header length (where the payload must start: `encodedLength`). With
+    /// `computeChecksum` false (an interface that skips checksums) the field is left zero.
     @discardableResult
     public func emit(
         into buffer: UnsafeMutableRawBufferPointer, payloadLength: Int, source: IPv4Address,
-        destination: IPv4Address
+        destination: IPv4Address, computeChecksum: Bool = true
     ) throws(WireError) -> Int {
         let optionsLength = options.encodedLength
         guard optionsLength <= TCPOptions.maximumLength else { throw .badOption }
@@ -123,6 +124,7 @@ public struct TCPHeader: Hashable, Sendable {
         try buffer.storeNetwork(UInt16(0), at: 16)
         try buffer.storeNetwork(urgentPointer, at: 18)
         try options.emit(into: try buffer.networkSlice(TCPHeader.minimumLength..<headerLength))
+        guard computeChecksum else { return headerLength }
         let pseudoHeader = InternetChecksum.pseudoHeaderSum(
             source: source, destination: destination, protocol: .tcp, length: UInt16(segmentLength))
         let segment = UnsafeRawBufferPointer(try buffer.networkSlice(0..<segmentLength))

@@ -1,13 +1,29 @@
 import NetMP
 
+/// One leg of a row, summarised over its measured passes: the best figure and the CPU per
+/// operation of the pass that gave it.
+struct LegSummary {
+    var name: String
+    var figure: Double
+    var cpuPerOperation: Double
+    /// Every measured pass, in the order run: figure and CPU µs per operation.
+    var passes: [(figure: Double, cpu: Double)]
+}
+
 /// One benchmark line: NetMP and the kernel measured in the same run.
 struct BenchResult {
     var benchmark: String
     var unit: String
     var netmp: Double
+    /// The better of the kernel's legs (blocking, and spinning then blocking).
     var kernel: Double?
     /// "higher" or "lower": which direction is better.
     var better: String
+    /// Process CPU µs per operation over NetMP's best pass, and over the chosen kernel leg's.
+    var cpuNetmp: Double? = nil
+    var cpuKernel: Double? = nil
+    /// Every leg, NetMP's and each kernel variant's (empty for rows without legs).
+    var legs: [LegSummary] = []
 
     var ratio: Double? { kernel.map { $0 > 0 ? netmp / $0 : 0 } }
 
@@ -16,8 +32,22 @@ struct BenchResult {
             guard let value, value.isFinite else { return "null" }
             return String(format3(value))
         }
-        return "{\"benchmark\":\"\(benchmark)\",\"unit\":\"\(unit)\",\"netmp\":\(number(netmp)),"
-            + "\"kernel\":\(number(kernel)),\"ratio\":\(number(ratio)),\"better\":\"\(better)\"}"
+        var text =
+            "{\"benchmark\":\"\(benchmark)\",\"unit\":\"\(unit)\",\"netmp\":\(number(netmp)),"
+            + "\"kernel\":\(number(kernel)),\"ratio\":\(number(ratio)),\"better\":\"\(better)\","
+            + "\"cpu_netmp_us\":\(number(cpuNetmp)),\"cpu_kernel_us\":\(number(cpuKernel))"
+        for leg in legs where leg.name.hasPrefix("kernel.") {
+            let key = leg.name.replacingOccurrences(of: ".", with: "_")
+            text += ",\"\(key)\":\(number(leg.figure)),\"cpu_\(key)_us\":\(number(leg.cpuPerOperation))"
+        }
+        return text + "}"
+    }
+}
+
+extension String {
+    /// Replaces every `target` with `replacement` (without Foundation).
+    fileprivate func replacingOccurrences(of target: Character, with replacement: Character) -> String {
+        String(map { $0 == target ? replacement : $0 })
     }
 }
 
@@ -32,22 +62,47 @@ func format3(_ value: Double) -> String {
     return "\(sign)\(whole).\(String(repeating: "0", count: 3 - digits.count))\(digits)"
 }
 
-func printResults(_ results: [BenchResult], json: Bool) {
+private func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
+
+func printResults(_ results: [BenchResult], json: Bool, verbose: Bool = false) {
     if json {
         for result in results { print(result.json) }
         return
     }
-    func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
-    print(pad("benchmark", 24) + pad("unit", 10) + pad("netmp", 14) + pad("kernel", 14) + pad("ratio", 10) + "better")
+    print(
+        pad("benchmark", 24) + pad("unit", 10) + pad("netmp", 14) + pad("kernel", 14) + pad("ratio", 10)
+            + pad("cpu/op netmp", 14) + pad("cpu/op kernel", 15) + "better")
     for result in results {
         print(
             pad(result.benchmark, 24) + pad(result.unit, 10) + pad(format3(result.netmp), 14)
                 + pad(result.kernel.map(format3) ?? "-", 14) + pad(result.ratio.map(format3) ?? "-", 10)
-                + result.better)
+                + pad(result.cpuNetmp.map { format3($0) + " us" } ?? "-", 14)
+                + pad(result.cpuKernel.map { format3($0) + " us" } ?? "-", 15) + result.better)
     }
+    guard verbose else { return }
+    let calibration = SpinCalibration.current
+    let bounds = calibration.waiterBounds
+    print(
+        "spin calibration: pause \(format3(calibration.pauseNanoseconds)) ns, wake-up at start-up"
+            + " \(format3(Double(SpinCalibration.measured.wakeNanoseconds) / 1000)) us, lately"
+            + " \(format3(Double(calibration.wakeNanoseconds) / 1000)) us; waiter spin"
+            + " \(format3(Double(bounds.lowerBound) / 1000))...\(format3(Double(bounds.upperBound) / 1000)) us")
+    print("legs (best pass; every pass in run order as figure / cpu us per op):")
+    for result in results {
+        for leg in result.legs {
+            let passes = leg.passes.map { "\(format3($0.figure)) / \(format3($0.cpu))" }.joined(separator: ", ")
+            print(
+                "  " + pad(result.benchmark, 22) + pad(leg.name, 14) + pad(format3(leg.figure) + " " + result.unit, 24)
+                    + pad("cpu " + format3(leg.cpuPerOperation) + " us/op", 22) + "[\(passes)]")
+        }
+    }
+    for note in benchNotes { print(note) }
 }
+
+/// Lines printed under --verbose after the table (kernel buffer sizes granted, and such).
+nonisolated(unsafe) var benchNotes: [String] = []
 
 /// Monotonic seconds.
 func now() -> Double { Double(SystemClock().nanoseconds) / 1e9 }

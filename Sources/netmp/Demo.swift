@@ -26,9 +26,9 @@ struct Demo: ParsableCommand {
         print("  token ring: \(hops) messages passed across \(stack.threads.count) protocol threads in order")
 
         let (problems, reports) = try echoRun(stack, clients: clients, bytes: bytes)
-        let networkProblems = try networkRun()
+        let networkProblems = try networkRun() + tcpRun()
         let elapsed = now() - start
-        for problem in problems { print("  FAILED \(problem)") }
+        for problem in problems + networkProblems { print("  FAILED \(problem)") }
         print("  echo: \(clients) clients x \(bytes) bytes each way, every stream hash matched: \(problems.isEmpty)")
         print("  reports received by datagram: \(reports.count) of \(clients)")
         print("  sockets alive after every handle closed: \(stack.liveSocketCount)")

@@ -6,209 +6,241 @@ import Synchronization
 struct LocalBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "local",
-        abstract: "NetMP local sockets against the kernel's AF_UNIX socketpair, same sizes and threads.")
+        abstract: "NetMP local sockets against the kernel's AF_UNIX socketpair at its best: same buffer sizes,"
+            + " same threads, blocking or spinning then blocking.")
 
     @OptionGroup var options: BenchOptions
-
-    @Option(help: "Pause rounds a blocked thread spins before sleeping (tuning).")
-    var spins: Int32?
 
     @Option(help: "Run only the benchmarks whose name contains this text.")
     var only: String?
 
     private func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
 
-    func validate() throws {
-        if let spins, spins < 0 { throw ValidationError("--spins must not be negative") }
-    }
-
     func run() throws {
-        if let spins { SpinPolicy.waiterSpins = spins }
+        options.applySpinSettings()
         let seconds = options.seconds
         let stack = NetworkStack()
         defer { stack.shutdown() }
+        let streamSizes = try bufferSizes(stack, .stream)
+        let datagramSizes = try bufferSizes(stack, .datagram)
         var results: [BenchResult] = []
+        func row(_ name: String, _ kind: RowKind, _ legs: [Leg]) throws {
+            results.append(try measureRow(name, kind, legs: legs, seconds: seconds, row: results.count))
+        }
 
         if selected("local.stream.64k") {
-            results.append(
-                BenchResult(
-                    benchmark: "local.stream.64k", unit: "GB/s", netmp: try netmpStream(stack, seconds: seconds),
-                    kernel: kernelStream(seconds: seconds), better: "higher"))
+            try row(
+                "local.stream.64k", .throughput(unit: "GB/s", scale: Double(chunkSize) / 1e9, probe: 1024),
+                [
+                    Leg(name: "netmp") { try netmpStream(stack, chunks: $0) },
+                    Leg(name: "kernel.block") { kernelStream(streamSizes, spin: false, chunks: $0) },
+                    Leg(name: "kernel.spin") { kernelStream(streamSizes, spin: true, chunks: $0) },
+                ])
         }
+        let kernelPingPongLegs = [
+            Leg(name: "kernel.block") { kernelPingPong(streamSizes, spin: false, count: $0) },
+            Leg(name: "kernel.spin") { kernelPingPong(streamSizes, spin: true, count: $0) },
+        ]
         if selected("local.pingpong") && only != "local.pingpong.async" {
-            results.append(
-                BenchResult(
-                    benchmark: "local.pingpong", unit: "us", netmp: try netmpPingPong(stack, seconds: seconds),
-                    kernel: kernelPingPong(seconds: seconds), better: "lower"))
+            try row(
+                "local.pingpong", .latency(probe: 2000),
+                [Leg(name: "netmp") { try netmpPingPong(stack, count: $0) }] + kernelPingPongLegs)
         }
         if selected("local.pingpong.async") {
-            results.append(
-                BenchResult(
-                    benchmark: "local.pingpong.async", unit: "us",
-                    netmp: try netmpPingPongAsync(stack, seconds: seconds), kernel: kernelPingPong(seconds: seconds),
-                    better: "lower"))
+            try row(
+                "local.pingpong.async", .latency(probe: 2000),
+                [Leg(name: "netmp") { try netmpPingPongAsync(stack, count: $0) }] + kernelPingPongLegs)
         }
         if selected("local.dgram.1k") {
-            results.append(
-                BenchResult(
-                    benchmark: "local.dgram.1k", unit: "msg/s", netmp: try netmpDatagrams(stack, seconds: seconds),
-                    kernel: kernelDatagrams(seconds: seconds), better: "higher"))
+            try row(
+                "local.dgram.1k", .throughput(unit: "msg/s", scale: 1, probe: 20_000),
+                [
+                    Leg(name: "netmp") { try netmpDatagrams(stack, count: $0) },
+                    Leg(name: "kernel.block") { kernelDatagrams(datagramSizes, spin: false, count: $0) },
+                    Leg(name: "kernel.spin") { kernelDatagrams(datagramSizes, spin: true, count: $0) },
+                ])
         }
         if selected("runtime.messages") {
-            results.append(
-                BenchResult(
-                    benchmark: "runtime.messages", unit: "msg/s", netmp: runtimeMessages(stack, seconds: seconds),
-                    kernel: nil, better: "higher"))
+            try row(
+                "runtime.messages", .throughput(unit: "msg/s", scale: 1, probe: 100_000),
+                [Leg(name: "netmp") { runtimeMessages(stack, count: $0) }])
         }
         if selected("runtime.sendwait") {
-            results.append(
-                BenchResult(
-                    benchmark: "runtime.sendwait", unit: "us", netmp: try runtimeSendWait(stack, seconds: seconds),
-                    kernel: nil, better: "lower"))
+            try row(
+                "runtime.sendwait", .latency(probe: 2000),
+                [Leg(name: "netmp") { try runtimeSendWait(stack, count: $0) }])
         }
-        printResults(results, json: options.json)
+        printResults(results, json: options.json, verbose: options.verbose)
     }
+}
+
+/// The buffer sizes NetMP gives a new local socket of `type` (the kernel legs get the same).
+private func bufferSizes(_ stack: NetworkStack, _ type: SocketType) throws -> BufferSizes {
+    let (a, b) = try stack.socketPair(type)
+    defer {
+        a.close()
+        b.close()
+    }
+    return try BufferSizes(a)
 }
 
 // MARK: Stream throughput
 
 private let chunkSize = 64 << 10
 
-/// Bytes to move so that one side runs about `seconds`, from a short calibration.
-private func streamTotal(seconds: Double, bytesPerSecond: Double) -> Int {
-    let total = Int(bytesPerSecond * seconds)
-    return Swift.max(chunkSize * 16, total / chunkSize * chunkSize)
-}
-
-private func netmpStream(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    func once(total: Int) throws -> Double {
-        let (a, b) = try stack.socketPair(.stream)
-        let writer = OSThread.start(name: "bench-writer") {
-            let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
-            chunk.withUnsafeBytes { raw in
-                var sent = 0
-                while sent < total { sent += (try? a.write(raw)) ?? total }
-            }
-        }
-        let start = now()
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
-        var received = 0
-        try buffer.withUnsafeMutableBytes { raw in
-            while received < total {
-                let n = try b.read(into: raw)
-                if n == 0 { break }
-                received += n
-            }
-        }
-        let elapsed = now() - start
-        writer.join()
-        return Double(received) / elapsed
+private func netmpStream(_ stack: NetworkStack, chunks: Int) throws -> Pass {
+    let (a, b) = try stack.socketPair(.stream)
+    defer {
+        a.close()
+        b.close()
     }
-    let rate = try once(total: 64 << 20)
-    return try once(total: streamTotal(seconds: seconds, bytesPerSecond: rate)) / 1e9
+    let total = chunks * chunkSize
+    let clock = PassClock()
+    let writer = OSThread.start(name: "bench-writer") {
+        pinIfAsked(1)
+        let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
+        chunk.withUnsafeBytes { raw in
+            for _ in 0..<chunks { _ = try? a.write(raw) }
+        }
+    }
+    var buffer = [UInt8](repeating: 0, count: chunkSize)
+    var received = 0
+    try buffer.withUnsafeMutableBytes { raw in
+        while received < total {
+            let n = try b.read(into: raw)
+            if n == 0 { break }
+            received += n
+        }
+    }
+    let pass = clock.stop(operations: received / chunkSize)
+    writer.join()
+    return pass
 }
 
-private func kernelPair(_ type: Int32) -> (Int32, Int32) {
+private func kernelPair(_ type: Int32, _ sizes: BufferSizes, label: String) -> (Int32, Int32) {
     var fds: [Int32] = [0, 0]
     let result = socketpair(AF_UNIX, type, 0, &fds)
     precondition(result == 0, "socketpair failed")
+    applyBufferSizes(sizes, to: fds[0], label: label)
+    applyBufferSizes(sizes, to: fds[1], label: label)
     return (fds[0], fds[1])
 }
 
-private func kernelStream(seconds: Double) -> Double {
-    func once(total: Int) -> Double {
-        let (a, b) = kernelPair(Int32(SOCK_STREAM.rawValue))
-        defer {
-            Glibc.close(a)
-            Glibc.close(b)
+/// Writes all of `count` bytes at `base` (spinning first if `spin`); false if the socket failed.
+private func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, spinner: inout KernelSpinner?) -> Bool {
+    var done = 0
+    while done < count {
+        let n: Int
+        if spinner != nil {
+            n = spinner!.call { flags in Glibc.send(fd, base + done, count - done, flags | Int32(MSG_NOSIGNAL)) }
+        } else {
+            n = Glibc.send(fd, base + done, count - done, Int32(MSG_NOSIGNAL))
         }
-        let writer = OSThread.start(name: "kernel-writer") {
-            let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
-            chunk.withUnsafeBytes { raw in
-                var sent = 0
-                while sent < total {
-                    let n = Glibc.write(a, raw.baseAddress, raw.count)
-                    if n <= 0 { break }
-                    sent += n
-                }
-            }
-        }
-        let start = now()
-        var buffer = [UInt8](repeating: 0, count: chunkSize)
-        var received = 0
-        buffer.withUnsafeMutableBytes { raw in
-            while received < total {
-                let n = Glibc.read(b, raw.baseAddress, raw.count)
-                if n <= 0 { break }
-                received += n
-            }
-        }
-        let elapsed = now() - start
-        writer.join()
-        return Double(received) / elapsed
+        if n <= 0 { return false }
+        done += n
     }
-    let rate = once(total: 64 << 20)
-    return once(total: streamTotal(seconds: seconds, bytesPerSecond: rate)) / 1e9
+    return true
+}
+
+/// One read of up to `count` bytes (spinning first if `spin`).
+private func readSome(_ fd: Int32, _ base: UnsafeMutableRawPointer, _ count: Int, spinner: inout KernelSpinner?)
+    -> Int
+{
+    if spinner != nil { return spinner!.call { flags in Glibc.recv(fd, base, count, flags) } }
+    return Glibc.recv(fd, base, count, 0)
+}
+
+private func kernelStream(_ sizes: BufferSizes, spin: Bool, chunks: Int) -> Pass {
+    let (a, b) = kernelPair(Int32(SOCK_STREAM.rawValue), sizes, label: "local stream")
+    defer {
+        Glibc.close(a)
+        Glibc.close(b)
+    }
+    let total = chunks * chunkSize
+    let clock = PassClock()
+    let writer = OSThread.start(name: "kernel-writer") {
+        pinIfAsked(1)
+        var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
+        let chunk = [UInt8](repeating: 0x5a, count: chunkSize)
+        chunk.withUnsafeBytes { raw in
+            for _ in 0..<chunks {
+                guard let base = raw.baseAddress, writeAll(a, base, raw.count, spinner: &spinner) else { return }
+            }
+        }
+    }
+    var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
+    var buffer = [UInt8](repeating: 0, count: chunkSize)
+    var received = 0
+    buffer.withUnsafeMutableBytes { raw in
+        guard let base = raw.baseAddress else { return }
+        while received < total {
+            let n = readSome(b, base, raw.count, spinner: &spinner)
+            if n <= 0 { break }
+            received += n
+        }
+    }
+    let pass = clock.stop(operations: received / chunkSize)
+    writer.join()
+    return pass
 }
 
 // MARK: Ping-pong
 
-private func roundTrips(seconds: Double, perSecond: Double) -> Int { Swift.max(1000, Int(perSecond * seconds)) }
-
-private func netmpPingPong(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    func once(_ count: Int) throws -> Double {
-        let (a, b) = try stack.socketPair(.stream)
-        let echo = OSThread.start(name: "bench-echo") {
-            var byte: [UInt8] = [0]
-            byte.withUnsafeMutableBytes { raw in
-                for _ in 0..<count {
-                    guard (try? b.read(into: raw)) == 1, (try? b.write(UnsafeRawBufferPointer(raw))) == 1 else {
-                        return
-                    }
+private func netmpPingPong(_ stack: NetworkStack, count: Int) throws -> Pass {
+    let (a, b) = try stack.socketPair(.stream)
+    defer {
+        a.close()
+        b.close()
+    }
+    let echo = OSThread.start(name: "bench-echo") {
+        pinIfAsked(1)
+        var byte: [UInt8] = [0]
+        byte.withUnsafeMutableBytes { raw in
+            for _ in 0..<count {
+                guard (try? b.read(into: raw)) == 1, (try? b.write(UnsafeRawBufferPointer(raw))) == 1 else {
+                    return
                 }
             }
         }
-        var byte: [UInt8] = [7]
-        let start = now()
-        try byte.withUnsafeMutableBytes { raw in
-            for _ in 0..<count {
-                try a.write(UnsafeRawBufferPointer(raw))
-                _ = try a.read(into: raw)
-            }
-        }
-        let elapsed = now() - start
-        echo.join()
-        return elapsed / Double(count)
     }
-    let perTrip = try once(2000)
-    return try once(roundTrips(seconds: seconds, perSecond: 1 / perTrip)) * 1e6
+    var byte: [UInt8] = [7]
+    let clock = PassClock()
+    try byte.withUnsafeMutableBytes { raw in
+        for _ in 0..<count {
+            try a.write(UnsafeRawBufferPointer(raw))
+            _ = try a.read(into: raw)
+        }
+    }
+    let pass = clock.stop(operations: count)
+    echo.join()
+    return pass
 }
 
-private func kernelPingPong(seconds: Double) -> Double {
-    func once(_ count: Int) -> Double {
-        let (a, b) = kernelPair(Int32(SOCK_STREAM.rawValue))
-        defer {
-            Glibc.close(a)
-            Glibc.close(b)
-        }
-        let echo = OSThread.start(name: "kernel-echo") {
-            var byte: UInt8 = 0
-            for _ in 0..<count {
-                guard Glibc.read(b, &byte, 1) == 1, Glibc.write(b, &byte, 1) == 1 else { return }
-            }
-        }
-        var byte: UInt8 = 7
-        let start = now()
-        for _ in 0..<count {
-            _ = Glibc.write(a, &byte, 1)
-            _ = Glibc.read(a, &byte, 1)
-        }
-        let elapsed = now() - start
-        echo.join()
-        return elapsed / Double(count)
+private func kernelPingPong(_ sizes: BufferSizes, spin: Bool, count: Int) -> Pass {
+    let (a, b) = kernelPair(Int32(SOCK_STREAM.rawValue), sizes, label: "local stream")
+    defer {
+        Glibc.close(a)
+        Glibc.close(b)
     }
-    let perTrip = once(2000)
-    return once(roundTrips(seconds: seconds, perSecond: 1 / perTrip)) * 1e6
+    let echo = OSThread.start(name: "kernel-echo") {
+        pinIfAsked(1)
+        var reads: KernelSpinner? = spin ? KernelSpinner() : nil
+        var writes: KernelSpinner? = spin ? KernelSpinner() : nil
+        var byte: UInt8 = 0
+        for _ in 0..<count {
+            guard readSome(b, &byte, 1, spinner: &reads) == 1, writeAll(b, &byte, 1, spinner: &writes) else { return }
+        }
+    }
+    var reads: KernelSpinner? = spin ? KernelSpinner() : nil
+    var writes: KernelSpinner? = spin ? KernelSpinner() : nil
+    var byte: UInt8 = 7
+    let clock = PassClock()
+    for _ in 0..<count {
+        guard writeAll(a, &byte, 1, spinner: &writes), readSome(a, &byte, 1, spinner: &reads) == 1 else { break }
+    }
+    let pass = clock.stop(operations: count)
+    echo.join()
+    return pass
 }
 
 /// Runs an async body to completion from synchronous code.
@@ -225,116 +257,115 @@ private func runAsync<T: Sendable>(_ body: @escaping @Sendable () async throws -
     return try result.withLock { $0 }!.get()
 }
 
-private func netmpPingPongAsync(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    func once(_ count: Int) throws -> Double {
-        try runAsync {
-            let (a, b) = try stack.socketPair(.stream)
-            let echo = Task {
-                for _ in 0..<count {
-                    let byte = try await b.read(maxBytes: 1)
-                    guard byte.count == 1 else { return }
-                    try await b.write(byte)
-                }
-            }
-            let start = now()
-            for _ in 0..<count {
-                try await a.write([7])
-                _ = try await a.read(maxBytes: 1)
-            }
-            let elapsed = now() - start
-            try await echo.value
-            return elapsed / Double(count)
+private func netmpPingPongAsync(_ stack: NetworkStack, count: Int) throws -> Pass {
+    try runAsync {
+        let (a, b) = try stack.socketPair(.stream)
+        defer {
+            a.close()
+            b.close()
         }
+        let echo = Task {
+            for _ in 0..<count {
+                let byte = try await b.read(maxBytes: 1)
+                guard byte.count == 1 else { return }
+                try await b.write(byte)
+            }
+        }
+        let clock = PassClock()
+        for _ in 0..<count {
+            try await a.write([7])
+            _ = try await a.read(maxBytes: 1)
+        }
+        let pass = clock.stop(operations: count)
+        try await echo.value
+        return pass
     }
-    let perTrip = try once(2000)
-    return try once(roundTrips(seconds: seconds, perSecond: 1 / perTrip)) * 1e6
 }
 
 // MARK: Datagrams
 
 private let datagramSize = 1024
 
-private func netmpDatagrams(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    func once(_ count: Int) throws -> Double {
-        let (a, b) = try stack.socketPair(.datagram)
-        let sender = OSThread.start(name: "bench-dgram") {
-            let message = [UInt8](repeating: 1, count: datagramSize)
-            message.withUnsafeBytes { raw in
-                for _ in 0..<count { _ = try? a.write(raw) }
-            }
-        }
-        var buffer = [UInt8](repeating: 0, count: datagramSize)
-        let start = now()
-        try buffer.withUnsafeMutableBytes { raw in
-            for _ in 0..<count { _ = try b.read(into: raw) }
-        }
-        let elapsed = now() - start
-        sender.join()
-        return Double(count) / elapsed
+private func netmpDatagrams(_ stack: NetworkStack, count: Int) throws -> Pass {
+    let (a, b) = try stack.socketPair(.datagram)
+    defer {
+        a.close()
+        b.close()
     }
-    let rate = try once(20_000)
-    return try once(Swift.max(20_000, Int(rate * seconds)))
+    let clock = PassClock()
+    let sender = OSThread.start(name: "bench-dgram") {
+        pinIfAsked(1)
+        let message = [UInt8](repeating: 1, count: datagramSize)
+        message.withUnsafeBytes { raw in
+            for _ in 0..<count { _ = try? a.write(raw) }
+        }
+    }
+    var buffer = [UInt8](repeating: 0, count: datagramSize)
+    try buffer.withUnsafeMutableBytes { raw in
+        for _ in 0..<count { _ = try b.read(into: raw) }
+    }
+    let pass = clock.stop(operations: count)
+    sender.join()
+    return pass
 }
 
-private func kernelDatagrams(seconds: Double) -> Double {
-    func once(_ count: Int) -> Double {
-        let (a, b) = kernelPair(Int32(SOCK_DGRAM.rawValue))
-        defer {
-            Glibc.close(a)
-            Glibc.close(b)
-        }
-        let sender = OSThread.start(name: "kernel-dgram") {
-            let message = [UInt8](repeating: 1, count: datagramSize)
-            message.withUnsafeBytes { raw in
-                for _ in 0..<count { _ = Glibc.write(a, raw.baseAddress, raw.count) }
-            }
-        }
-        var buffer = [UInt8](repeating: 0, count: datagramSize)
-        let start = now()
-        buffer.withUnsafeMutableBytes { raw in
-            for _ in 0..<count { _ = Glibc.read(b, raw.baseAddress, raw.count) }
-        }
-        let elapsed = now() - start
-        sender.join()
-        return Double(count) / elapsed
+private func kernelDatagrams(_ sizes: BufferSizes, spin: Bool, count: Int) -> Pass {
+    let (a, b) = kernelPair(Int32(SOCK_DGRAM.rawValue), sizes, label: "local datagram")
+    defer {
+        Glibc.close(a)
+        Glibc.close(b)
     }
-    let rate = once(20_000)
-    return once(Swift.max(20_000, Int(rate * seconds)))
+    let clock = PassClock()
+    let sender = OSThread.start(name: "kernel-dgram") {
+        pinIfAsked(1)
+        var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
+        let message = [UInt8](repeating: 1, count: datagramSize)
+        message.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            for _ in 0..<count { _ = writeAll(a, base, raw.count, spinner: &spinner) }
+        }
+    }
+    var spinner: KernelSpinner? = spin ? KernelSpinner() : nil
+    var buffer = [UInt8](repeating: 0, count: datagramSize)
+    buffer.withUnsafeMutableBytes { raw in
+        guard let base = raw.baseAddress else { return }
+        for _ in 0..<count { _ = readSome(b, base, raw.count, spinner: &spinner) }
+    }
+    let pass = clock.stop(operations: count)
+    sender.join()
+    return pass
 }
 
 // MARK: Runtime
 
-private func runtimeMessages(_ stack: NetworkStack, seconds: Double) -> Double {
-    guard let thread = stack.threads.first else { return 0 }
-    func once(_ perSender: Int) -> Double {
-        let handled = Counter()
-        let start = now()
-        let senders = (0..<2).map { index in
-            OSThread.start(name: "bench-sender-\(index)") {
-                for _ in 0..<perSender { thread.send { handled.increment() } }
-            }
+/// Two threads send `count` messages in all to one protocol thread, which counts them.
+private func runtimeMessages(_ stack: NetworkStack, count: Int) -> Pass {
+    guard let thread = stack.threads.first else { return Pass(operations: 0, seconds: 1, cpuSeconds: 0) }
+    let perSender = Swift.max(1, count / 2)
+    let handled = Counter()
+    let clock = PassClock()
+    let senders = (0..<2).map { index in
+        OSThread.start(name: "bench-sender-\(index)") {
+            pinIfAsked(index)
+            for _ in 0..<perSender { thread.send { handled.increment() } }
         }
-        for sender in senders { sender.join() }
-        _ = try? thread.call { () throws(NetError) in 0 }
-        let elapsed = now() - start
-        precondition(handled.value == 2 * perSender, "messages lost")
-        return Double(2 * perSender) / elapsed
     }
-    let rate = once(50_000)
-    return once(Swift.max(50_000, Int(rate * seconds / 2)))
+    for sender in senders { sender.join() }
+    _ = try? thread.call { () throws(NetError) in 0 }
+    let pass = clock.stop(operations: 2 * perSender)
+    precondition(handled.value == 2 * perSender, "messages lost")
+    return pass
 }
 
-private func runtimeSendWait(_ stack: NetworkStack, seconds: Double) throws -> Double {
-    guard let thread = stack.threads.first else { return 0 }
-    func once(_ count: Int) throws -> Double {
-        let start = now()
-        var sum = 0
-        for index in 0..<count { sum &+= try thread.call { () throws(NetError) in index } }
-        precondition(sum == count * (count - 1) / 2)
-        return (now() - start) / Double(count)
-    }
-    let perCall = try once(2000)
-    return try once(Swift.max(2000, Int(seconds / perCall))) * 1e6
+/// Synchronous requests to a protocol thread, one after another.
+private func runtimeSendWait(_ stack: NetworkStack, count: Int) throws -> Pass {
+    guard let thread = stack.threads.first else { return Pass(operations: 0, seconds: 1, cpuSeconds: 0) }
+    let clock = PassClock()
+    var sum = 0
+    for index in 0..<count { sum &+= try thread.call { () throws(NetError) in index } }
+    let pass = clock.stop(operations: count)
+    precondition(sum == count * (count - 1) / 2)
+    return pass
 }
 
 /// A counter only the protocol thread increments.

@@ -172,6 +172,10 @@ final class ConnectionTests: XCTestCase {
         XCTAssertTrue(stamped.admits(incomingSYN(100, options: newer)))
         XCTAssertFalse(stamped.admits(incomingSYN(9000, options: older)))
         XCTAssertTrue(stamped.admits(incomingSYN(9000)))
+        // The same timestamp (a new SYN within the same millisecond): the sequence number decides.
+        let same = TCPOptions(timestamps: TCPTimestamps(value: 0xFFFF_FFF0, echoReply: 0))
+        XCTAssertTrue(stamped.admits(incomingSYN(9000, options: same)))
+        XCTAssertFalse(stamped.admits(incomingSYN(4000, options: same)))
         // The new incarnation's ISN lies beyond what the old one sent.
         XCTAssertEqual(record.initialSequenceNumber(replacing: SequenceNumber(9000)), SequenceNumber(9000))
         XCTAssertEqual(record.initialSequenceNumber(replacing: SequenceNumber(500)), SequenceNumber(129_002))

@@ -146,4 +146,30 @@ final class AsyncTests: StackTestCase {
         let end = try await reader.value
         XCTAssertEqual(end, [])
     }
+
+    /// close() ends an `async` send blocked on another socket's full buffer too.
+    func testCloseEndsAnAsyncDatagramSendBlockedOnAFullReceiver() async throws {
+        let watchdog = Watchdog(seconds: 30, name: #function)
+        defer { watchdog.finish() }
+        let receiver = try stack.socket(.local, .datagram)
+        try receiver.bind(to: .local("/async/full"))
+        try receiver.setOption(.receiveBufferSize, 2048)
+        let sender = try stack.socket(.local, .datagram)
+        try await sender.connect(to: .local("/async/full"))
+        while (try? sender.write([UInt8](repeating: 1, count: 500), flags: .dontWait)) != nil {}
+        let blocked = Task { () async throws(NetError) -> Int in
+            try await sender.write([UInt8](repeating: 2, count: 500))
+        }
+        while receiver.core.receiveBuffer.waiterCount.load(ordering: .sequentiallyConsistent) == 0 {
+            await Task.yield()
+        }
+        sender.close()
+        do {
+            let sent = try await blocked.value
+            XCTFail("a send on a closed socket sent \(sent)")
+        } catch {
+            XCTAssertEqual(error as? NetError, .badDescriptor)
+        }
+        XCTAssertEqual(receiver.core.receiveBuffer.waiterCount.load(ordering: .sequentiallyConsistent), 0)
+    }
 }

@@ -88,4 +88,17 @@ final class InetIdentificationTests: SingleHostTestCase {
         }
         XCTAssertGreaterThan(Set(jumps).count, 4, "\(jumps)")
     }
+
+    /// Long idle gaps make big steps; the per-bucket counter wraps instead of trapping (it once
+    /// crashed a protocol thread under a long TCP run).
+    func testCounterWrapsAfterLongIdleGaps() {
+        let identifiers = IPIdentifiers(seed: 10)
+        var ids = Set<UInt16>()
+        for step in 0..<256 {
+            ids.insert(
+                identifiers.next(
+                    source: local, destination: peer, protocol: 6, now: Int64(step) * 2_147_483_648_000_000))
+        }
+        XCTAssertGreaterThan(ids.count, 1)
+    }
 }

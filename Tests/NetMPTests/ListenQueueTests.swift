@@ -65,4 +65,18 @@ final class ListenQueueTests: StackTestCase {
         queue.setBacklog(1 << 30)
         XCTAssertEqual(queue.limit, ListenQueue.maximumBacklog)
     }
+
+    /// A listen that runs after its socket's close (the race a listen and a close can run)
+    /// must not reopen the queue: nobody would accept or abort what lands on it.
+    func testAClosedQueueStaysClosedWhenTheBacklogIsSetAgain() throws {
+        let queue = ListenQueue()
+        queue.setBacklog(4)
+        XCTAssertEqual(queue.close().count, 0)
+        queue.setBacklog(4)
+        let late = try child()
+        XCTAssertFalse(queue.addComplete(late))
+        XCTAssertFalse(queue.addIncomplete(late).accepted)
+        XCTAssertEqual(queue.counts.complete, 0)
+        late.close()
+    }
 }

@@ -71,4 +71,61 @@ final class PollerTests: StackTestCase {
             XCTAssertNotNil(try listener.accept())
         }
     }
+
+    /// A full datagram receiver: room for less than one more datagram of the size the sender
+    /// sends means not writable, exactly when a `dontWait` send of that size fails.
+    func testDatagramWritableMeansATypicalDatagramFits() throws {
+        try bounded {
+            let receiver = try stack.socket(.local, .datagram)
+            try receiver.bind(to: .local("/poll/dgram-full"))
+            let size = DatagramRecord.charge(forPayload: 1000)
+            // Room for two datagrams and half of a third.
+            try receiver.setOption(.receiveBufferSize, size * 2 + size / 2)
+            let sender = try stack.socket(.local, .datagram)
+            try sender.connect(to: .local("/poll/dgram-full"))
+            let poller = SocketPoller()
+            try poller.register(sender, interest: .writable, token: 1)
+            let datagram = [UInt8](repeating: 3, count: 1000)
+            try sender.write(datagram, flags: .dontWait)
+            try sender.write(datagram, flags: .dontWait)
+            XCTAssertGreaterThan(receiver.core.receiveBuffer.room, 0, "some room is left")
+            XCTAssertEqual(poller.wait(timeout: .zero), [], "but not for the datagram this socket sends")
+            assertThrows(.wouldBlock) { () throws(NetError) in try sender.write(datagram, flags: .dontWait) }
+            _ = try receiver.read(maxBytes: 2000)
+            // (On protocol threads the reader's owner tells the poller, a message later.)
+            XCTAssertEqual(poller.wait(timeout: .seconds(10)), [SocketPoller.Event(token: 1, events: .writable)])
+            XCTAssertEqual(try sender.write(datagram, flags: .dontWait), 1000)
+        }
+    }
+
+    /// A receiver that drains tells the pollers of every socket connected to it, not only a
+    /// peer it is connected back to.
+    func testDrainingReceiverWakesPollersOfSendersItIsNotConnectedTo() throws {
+        try bounded {
+            let receiver = try stack.socket(.local, .datagram)
+            try receiver.bind(to: .local("/poll/dgram-many"))
+            let size = DatagramRecord.charge(forPayload: 500)
+            try receiver.setOption(.receiveBufferSize, size * 2)
+            let senders = try (0..<2).map { _ in try stack.socket(.local, .datagram) }
+            let poller = SocketPoller()
+            for (token, sender) in senders.enumerated() {
+                try sender.connect(to: .local("/poll/dgram-many"))
+                try sender.write([UInt8](repeating: UInt8(token), count: 500), flags: .dontWait)
+                try poller.register(sender, interest: .writable, token: token)
+            }
+            XCTAssertEqual(poller.wait(timeout: .zero), [], "the receiver is full")
+            _ = try receiver.read(maxBytes: 500)
+            // Level-triggered: once both are told, both are reported by one wait.
+            var seen: Set<Int> = []
+            var events: [SocketPoller.Event] = []
+            while seen.count < 2 {
+                events = poller.wait(timeout: .seconds(10))
+                XCTAssertFalse(events.isEmpty, "a sender was not told")
+                if events.isEmpty { break }
+                seen.formUnion(events.map(\.token))
+            }
+            XCTAssertEqual(Set(poller.wait(timeout: .zero).map(\.token)), [0, 1])
+            XCTAssertTrue(events.allSatisfy { $0.events == .writable })
+        }
+    }
 }

@@ -63,10 +63,12 @@ final class RaceTests: StackTestCase {
                 }
                 if round % 2 == 0 { awaitBlocked(b.core.receiveBuffer) }
                 b.close()
-                // A write cut short reports what it sent (as Linux does); the next one fails.
+                // A write cut short reports what it sent (as Linux does); the next one fails:
+                // first with the reset the unread bytes caused, then with brokenPipe.
                 switch result() {
                 case .success(let sent):
                     XCTAssertTrue((1...1000).contains(sent), "round \(round): sent \(sent)")
+                    assertThrows(.connectionReset) { () throws(NetError) in try a.write([1]) }
                     assertThrows(.brokenPipe) { () throws(NetError) in try a.write([1]) }
                 case .failure(let error):
                     XCTAssertEqual(error, .brokenPipe, "round \(round)")
@@ -114,7 +116,9 @@ final class RaceTests: StackTestCase {
                 XCTAssertEqual(
                     stack.liveSocketCount, 6,
                     "queued children freed (the closed listener and 5 clients remain), round \(round)")
+                // As on Linux and BSD: an aborted embryonic connection is a reset, then the end.
                 for client in clients {
+                    assertThrows(.connectionReset) { () throws(NetError) in try client.read(maxBytes: 10) }
                     XCTAssertEqual(try client.read(maxBytes: 10), [])
                     assertThrows(.brokenPipe) { () throws(NetError) in try client.write([1]) }
                 }
@@ -184,6 +188,103 @@ final class RaceTests: StackTestCase {
             writer.join()
             XCTAssertEqual(received, (0..<count).map { UInt8(truncatingIfNeeded: $0) })
             XCTAssertEqual(b.core.receiveBuffer.waiterCount.load(ordering: .relaxed), 0)
+        }
+    }
+
+    // MARK: A close that lands between a request's user-side checks and its run on the owner
+
+    func testConnectRacingItsOwnCloseFailsAndLinksNothing() throws {
+        try bounded {
+            let listener = try stack.socket(.local, .stream)
+            try listener.bind(to: .local("/race/connect-close"))
+            try listener.listen()
+            let client = try stack.socket(.local, .stream)
+            client.core.beforeNextRequest = { client.close() }
+            assertThrows(.badDescriptor) { () throws(NetError) in
+                try client.connect(to: .local("/race/connect-close"))
+            }
+            XCTAssertEqual(listener.core.listenQueue?.counts.complete, 0, "no child for a closed client")
+            XCTAssertFalse(client.state.contains(.connected))
+            listener.isNonBlocking = true
+            assertThrows(.wouldBlock) { () throws(NetError) in try listener.accept() }
+        }
+    }
+
+    func testBindRacingCloseLeavesTheNameFree() throws {
+        try bounded {
+            let socket = try stack.socket(.local, .stream)
+            socket.core.beforeNextRequest = { socket.close() }
+            assertThrows(.badDescriptor) { () throws(NetError) in try socket.bind(to: .local("/race/bind-close")) }
+            let second = try stack.socket(.local, .stream)
+            try second.bind(to: .local("/race/bind-close"))
+            XCTAssertEqual(second.localAddress, .local("/race/bind-close"))
+        }
+    }
+
+    func testListenRacingCloseDoesNotReopenTheQueue() throws {
+        try bounded {
+            let listener = try stack.socket(.local, .stream)
+            try listener.bind(to: .local("/race/listen-close"))
+            listener.core.beforeNextRequest = { listener.close() }
+            assertThrows(.badDescriptor) { () throws(NetError) in try listener.listen() }
+            XCTAssertFalse(listener.state.contains(.listening))
+            let client = try stack.socket(.local, .stream)
+            assertThrows(.connectionRefused) { () throws(NetError) in
+                try client.connect(to: .local("/race/listen-close"))
+            }
+        }
+    }
+
+    // MARK: close() ends every blocked call
+
+    func testCloseEndsADatagramSendBlockedOnAFullReceiver() throws {
+        try bounded(60) {
+            for round in 0..<scaled(100) {
+                let receiver = try stack.socket(.local, .datagram)
+                try receiver.bind(to: .local("/race/full"))
+                try receiver.setOption(.receiveBufferSize, 2048)
+                let sender = try stack.socket(.local, .datagram)
+                try sender.connect(to: .local("/race/full"))
+                sender.isNonBlocking = true
+                while (try? sender.write([UInt8](repeating: 1, count: 500))) != nil {}
+                sender.isNonBlocking = false
+                let result = inBackground {
+                    Result { () throws(NetError) in try sender.write([UInt8](repeating: 2, count: 500)) }
+                }
+                if round % 2 == 0 { awaitBlocked(receiver.core.receiveBuffer) }
+                sender.close()
+                switch result() {
+                case .success(let sent): XCTFail("a send on a closed socket sent \(sent), round \(round)")
+                case .failure(let error): XCTAssertEqual(error, .badDescriptor, "round \(round)")
+                }
+                XCTAssertEqual(receiver.core.receiveBuffer.waiterCount.load(ordering: .sequentiallyConsistent), 0)
+                receiver.close()
+            }
+        }
+    }
+
+    // MARK: Readiness observers and pollers across threads
+
+    /// Registrations come and go while another thread makes the socket ready over and over:
+    /// the observer list is never handed to the notifying thread (ThreadSanitizer checks it).
+    func testPollerRegistrationsRacingNotifications() throws {
+        try bounded(60) {
+            let (a, b) = try stack.socketPair(.stream)
+            let poller = SocketPoller()
+            let rounds = scaled(2000)
+            let writer = OSThread.start(name: "notify") {
+                for index in 0..<rounds {
+                    _ = try? a.write([UInt8(truncatingIfNeeded: index)])
+                    _ = try? b.read(maxBytes: 1)
+                }
+            }
+            for token in 0..<rounds {
+                try poller.register(b, interest: .readable, token: token)
+                poller.unregister(b)
+            }
+            writer.join()
+            XCTAssertEqual(poller.count, 0)
+            XCTAssertEqual(poller.wait(timeout: .zero), [])
         }
     }
 }

@@ -49,6 +49,20 @@ final class RuntimeTests: XCTestCase {
 
     func testNoWakeUpIsLostWhileTheThreadParksAndWakes() {
         bounded(120) {
+            // The thread parks as soon as its port is empty (no idle spin, no yields), so that it
+            // parks between bursts however busy the machine is; restored after it stopped.
+            let saved = (
+                SpinPolicy.protocolThreadSpinNanoseconds, SpinPolicy.protocolThreadMinimumSpinNanoseconds,
+                SpinPolicy.waiterYields
+            )
+            SpinPolicy.protocolThreadSpinNanoseconds = 0
+            SpinPolicy.protocolThreadMinimumSpinNanoseconds = 0
+            SpinPolicy.waiterYields = 0
+            defer {
+                SpinPolicy.protocolThreadSpinNanoseconds = saved.0
+                SpinPolicy.protocolThreadMinimumSpinNanoseconds = saved.1
+                SpinPolicy.waiterYields = saved.2
+            }
             let thread = ProtocolThread(index: 0, clock: SystemClock())
             defer { thread.stop() }
             let handled = OwnedBox(0)

@@ -3,12 +3,14 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include "CNetMPTAP.h"
 
 /// A one-word wake-up cell: a thread parks on it, another unparks it. The parker spins
 /// briefly before it sleeps in the kernel, and an unpark only makes a system call when the
 /// parker is really asleep, so a hand-off between two busy threads costs no system call.
 typedef struct netmp_parker {
     _Atomic uint32_t state;   // 0 idle, 1 notified, 2 sleeping in futex
+    _Atomic int64_t unparked_at;  // when an unpark last found the parker asleep (monotonic ns)
 } netmp_parker;
 
 void netmp_parker_init(netmp_parker *p);
@@ -23,6 +25,14 @@ bool netmp_parker_park(netmp_parker *p, int spins, int64_t timeout_ns);
 #define NETMP_PARK_SLEPT (-2)
 #define NETMP_PARK_TIMED_OUT (-3)
 int netmp_parker_park_reporting(netmp_parker *p, int spins, int yields, int64_t timeout_ns);
+/// Like `netmp_parker_park_reporting`, also storing in `*yielded_ns` how long its yields took in
+/// all (much more than a system call's worth means other threads ran on this CPU meanwhile),
+/// and in `*wake_ns`, after a sleep, how long it took from the unpark to running again (-1 when
+/// not known). Either pointer may be NULL.
+int netmp_parker_park_measuring(netmp_parker *p, int spins, int yields, int64_t timeout_ns, int64_t *yielded_ns,
+                                int64_t *wake_ns);
+/// True while the parker sleeps in the kernel (for tests and calibration).
+bool netmp_parker_is_sleeping(netmp_parker *p);
 
 /// Notifies the parker; wakes it through the kernel only if it sleeps there.
 void netmp_parker_unpark(netmp_parker *p);
@@ -35,6 +45,13 @@ int netmp_futex_wake(_Atomic uint32_t *addr, int count);
 
 /// A CPU hint for spin loops (`pause` on x86, `yield` on ARM).
 void netmp_cpu_relax(void);
+
+/// The cost of one `netmp_cpu_relax` in nanoseconds: the least over `trials` timings of
+/// `rounds` of them (the least is the one no preemption disturbed).
+double netmp_measure_pause_ns(int rounds, int trials);
+/// How long a thread asleep on a parker takes to run again after it is unparked, in
+/// nanoseconds: the median over `samples` wake-ups of a helper thread. -1 if none could be taken.
+int64_t netmp_measure_wake_ns(int samples);
 
 /// Pins the calling thread to one CPU (sched_setaffinity). Returns 0 or an errno.
 int netmp_pin_current_thread(int cpu);

@@ -1,0 +1,98 @@
+import NetMPInet
+import NetMPRuntime
+import NetMPSockets
+import NetMPTCP
+import NetMPWire
+
+/// A TCP-level socket option (and SO_REUSEADDR / SO_KEEPALIVE, which TCP sockets honour).
+public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
+    let code: Int
+    public let description: String
+
+    private init(_ code: Int, _ name: String) {
+        self.code = code
+        self.description = name
+    }
+
+    /// TCP_NODELAY: 1 sends small segments at once instead of waiting for an ACK (no Nagle).
+    public static let noDelay = TCPSocketOption(1, "noDelay")
+    /// SO_KEEPALIVE: the flag only (the keep-alive timer comes with part 2).
+    public static let keepAlive = TCPSocketOption(2, "keepAlive")
+    /// SO_REUSEADDR: bind a port that connections or TIME_WAIT records still use.
+    public static let reuseAddress = TCPSocketOption(3, "reuseAddress")
+    /// TCP_MAXSEG: the largest segment announced and sent (0: from the route's MTU); set before
+    /// connect or listen.
+    public static let maximumSegment = TCPSocketOption(4, "maximumSegment")
+}
+
+extension NetSocket {
+    private var tcpBlock: TCPControlBlock? { core.controlBlock as? TCPControlBlock }
+
+    /// setsockopt(2) for a TCP option; `.invalidArgument` for a value out of range, `.badOption`
+    /// on a socket that is not TCP.
+    public func setOption(_ option: TCPSocketOption, _ value: Int) throws(NetError) {
+        try core.checkOpen()
+        guard let block = tcpBlock else { throw .badOption }
+        switch option {
+        case .noDelay:
+            let on = value != 0
+            if core.state.containsAny([.connected, .connecting]) {
+                try core.request { [core] () throws(NetError) in
+                    guard let tcp = core.proto as? TCPProtocol else { return }
+                    tcp.setNoDelay(core, on)
+                }
+            } else {
+                block.options.noDelay.store(on, ordering: .relaxed)
+            }
+        case .keepAlive: block.options.keepAlive.store(value != 0, ordering: .relaxed)
+        case .reuseAddress: block.options.reuseAddress.store(value != 0, ordering: .relaxed)
+        case .maximumSegment:
+            guard value == 0 || (88...65495).contains(value) else { throw .invalidArgument }
+            block.options.maximumSegment.store(value, ordering: .relaxed)
+        default: throw .badOption
+        }
+    }
+
+    /// getsockopt(2) for a TCP option.
+    public func option(_ option: TCPSocketOption) throws(NetError) -> Int {
+        try core.checkOpen()
+        guard let block = tcpBlock else { throw .badOption }
+        switch option {
+        case .noDelay: return block.options.noDelay.load(ordering: .relaxed) ? 1 : 0
+        case .keepAlive: return block.options.keepAlive.load(ordering: .relaxed) ? 1 : 0
+        case .reuseAddress: return block.options.reuseAddress.load(ordering: .relaxed) ? 1 : 0
+        case .maximumSegment: return block.options.maximumSegment.load(ordering: .relaxed)
+        default: throw .badOption
+        }
+    }
+
+    /// SO_LINGER: nil is off (close returns at once and the connection closes gracefully);
+    /// `.zero` makes close reset the connection (RST) and drop unsent data. A positive time is
+    /// recorded, but close does not wait for it.
+    public var linger: Duration? {
+        get {
+            guard let value = tcpBlock?.options.linger.load(ordering: .relaxed), value >= 0 else { return nil }
+            return .nanoseconds(value)
+        }
+        set {
+            let value = newValue.map { Swift.max(0, $0.nanoseconds) } ?? -1
+            tcpBlock?.options.linger.store(value, ordering: .relaxed)
+        }
+    }
+
+    /// connect(2) that gives up after `timeout`: the attempt is aborted and `.timedOut` thrown.
+    /// (Without a timeout a connect ends when the SYN retries run out, also with `.timedOut`.)
+    public func connect(to address: SocketAddress, timeout: Duration) throws(NetError) {
+        guard let blocked = try core.startConnect(to: address) else { return }
+        guard core.mayWait([]) else { throw .inProgress }
+        do {
+            try core.wait(
+                for: blocked.condition, on: blocked.buffer,
+                deadline: MonotonicTime.deadline(after: Swift.max(1, timeout.nanoseconds)))
+        } catch .wouldBlock {
+            try? core.request { [core] () throws(NetError) in core.proto.abort(core) }
+            throw .timedOut
+        }
+        try core.finishConnect()
+    }
+}

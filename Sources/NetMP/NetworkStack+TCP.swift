@@ -1,0 +1,44 @@
+import NetMPInet
+import NetMPRuntime
+import NetMPSockets
+import NetMPTCP
+import NetMPWire
+
+/// TCP counters of a stack, summed over its protocol threads.
+public struct TCPStackStatistics: Sendable, Hashable {
+    public var segmentsSent: Int
+    public var segmentsReceived: Int
+    public var malformedSegments: Int
+    public var resetsSent: Int
+    /// Segments sent again: timeouts, fast and partial-ACK retransmissions.
+    public var retransmittedSegments: Int
+    public var retransmissionTimeouts: Int
+    public var fastRetransmits: Int
+    /// SYNs dropped because a listen queue was full.
+    public var listenOverflows: Int
+    /// Control blocks alive in the threads' tables, and TIME_WAIT records.
+    public var liveConnections: Int
+    public var timeWaitRecords: Int
+    /// 4-tuples reserved in the shared table (live connections and TIME_WAIT records).
+    public var reservedTuples: Int
+}
+
+extension NetworkStack {
+    /// The settings new TCP connections start from: RTO bounds, retries, TIME_WAIT length
+    /// (2 × `maximumSegmentLifetime`), delayed-ACK time. Socket options override no-delay and the
+    /// receive buffer.
+    public var tcpConfiguration: TCPConfiguration {
+        get { tcp.configuration }
+        set { tcp.configuration = newValue }
+    }
+
+    public func tcpStatistics() -> TCPStackStatistics {
+        let sum = tcp.statistics()
+        return TCPStackStatistics(
+            segmentsSent: sum.segmentsSent, segmentsReceived: sum.segmentsReceived, malformedSegments: sum.malformed,
+            resetsSent: sum.resetsSent, retransmittedSegments: sum.retransmittedSegments,
+            retransmissionTimeouts: sum.timeouts, fastRetransmits: sum.fastRetransmits,
+            listenOverflows: sum.listenOverflows, liveConnections: sum.liveConnections,
+            timeWaitRecords: sum.timeWaitRecords, reservedTuples: tcp.tablesTupleCount)
+    }
+}

@@ -1,0 +1,97 @@
+import NetMPInterfaces
+import NetMPRuntime
+import NetMPWire
+
+/// A transport protocol living above IPv4 in another target (TCP): Inet hands it the datagrams
+/// of its protocol number on the thread they hash to, and knows nothing else about it, so Inet
+/// never imports the transport.
+package protocol InetTransportHandler: AnyObject {
+    /// A whole (reassembled) datagram for this stack arrived on its owner thread.
+    func input(_ datagram: InetTransportDatagram)
+}
+
+/// What a transport sees of an inbound datagram: addresses and where its payload lies in the
+/// frame's chunk (slices of it may be kept without a copy).
+package struct InetTransportDatagram {
+    package var source: IPv4Address
+    package var destination: IPv4Address
+    package var chunk: ByteChunk
+    package var payloadStart: Int
+    package var payloadEnd: Int
+    /// The interface skipped checksums (loopback or an offload): do not verify them.
+    package var checksumsSkipped: Bool
+    /// Sent to a broadcast address (at the IP or link layer): never answered.
+    package var isBroadcast: Bool
+
+    @inline(__always) package var payload: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
+    }
+}
+
+extension InetStack {
+    /// Registers the handler of IP protocol `number` on every protocol thread (made on, and
+    /// installed by, each thread). Called once, when the stack is made.
+    package func installTransport(
+        protocol number: UInt8, _ make: @escaping @Sendable (InetThread) -> any InetTransportHandler
+    ) {
+        for state in perThread {
+            let install: @Sendable () -> Void = { state.transportHandlers[Int(number)] = make(state) }
+            if state.thread.isCurrent {
+                install()
+            } else {
+                _ = try? state.thread.call { () throws(NetError) in install() }
+            }
+        }
+    }
+}
+
+/// What a transport on a protocol thread may ask of IPv4 there.
+extension InetThread {
+    /// The index of this thread (the owner of the flows that hash to it).
+    package var threadIndex: Int { index }
+
+    package var nanoseconds: Int64 { now }
+
+    package func transportRoute(to destination: IPv4Address, from source: IPv4Address?) -> NextHop? {
+        config.route(to: destination, from: source)
+    }
+
+    /// Whether `address` is one of this stack's (loopback included).
+    package func isOwnAddress(_ address: IPv4Address) -> Bool { isLocalDestination(address) }
+
+    /// The MTU of interface `index` (0 when there is none).
+    package func mtu(ofInterface index: Int) -> Int {
+        index < config.interfaces.count ? config.interfaces[index].mtu : 0
+    }
+
+    package func transportChecksumsSkipped(_ interfaceIndex: Int) -> Bool { checksumsSkipped(interfaceIndex) }
+
+    /// Sends the transport payload at `chunk[payloadStart ..< payloadEnd]` (with at least
+    /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`.
+    @discardableResult
+    package func transportOutput(
+        chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
+        destination: IPv4Address
+    ) -> NetError? {
+        outputIP(
+            chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),
+            hop: hop, destination: destination)
+    }
+
+    /// The room every outbound packet needs in front of its transport header.
+    package static var transportHeadroom: Int { headroom }
+
+    func transportInput(_ datagram: InboundDatagram, handler: any InetTransportHandler) {
+        handler.input(
+            InetTransportDatagram(
+                source: datagram.header.source, destination: datagram.header.destination, chunk: datagram.chunk,
+                payloadStart: datagram.payloadStart, payloadEnd: datagram.payloadEnd,
+                checksumsSkipped: checksumsSkipped(datagram.interfaceIndex),
+                isBroadcast: datagram.destinationIsBroadcast || datagram.linkBroadcast))
+    }
+}
+
+extension InetThread {
+    /// Hands queued frames to the interfaces (after a timer outside a message batch).
+    package func transportFlush() { flush() }
+}

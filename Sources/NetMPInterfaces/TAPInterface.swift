@@ -1,0 +1,296 @@
+import CNetMP
+import Glibc
+import NetMPRuntime
+import NetMPWire
+import Synchronization
+
+/// Counters of a TAP device beyond the interface's own.
+public struct TAPStatistics: Sendable, Hashable {
+    /// Frames whose partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM) was finished here.
+    public var checksumsCompleted = 0
+    /// Frames the kernel vouched for (VIRTIO_NET_HDR_F_DATA_VALID).
+    public var checksumsVouched = 0
+    /// Frames dropped on receive: shorter than a header and an Ethernet header, too long for
+    /// the buffer, or with offsets outside the frame / a large segment not asked for.
+    public var receiveDrops = 0
+    /// Frames dropped on transmit because the device's queue was full (or it failed). The
+    /// interface's `framesSent` counts every frame handed to the device, these included.
+    public var transmitDrops = 0
+    /// Large TCP segments taken whole (with `largeReceive`).
+    public var largeSegments = 0
+}
+
+/// A Linux TAP device (`/dev/net/tun`, Ethernet frames, no packet information).
+///
+/// With `queues` > 1 the device is multi-queue: protocol thread i transmits on queue
+/// i % queues, and the kernel spreads inbound flows over the queues as RSS does on a NIC.
+/// Each queue has a reader thread that waits in `poll`, then reads every frame ready (up to
+/// `batchSize`) without blocking and hands the batch to the stack, which hashes each frame to
+/// its owner protocol thread (one message per thread per batch). A reader thread, not the
+/// protocol threads, waits in the kernel, so a protocol thread never sits in a system call
+/// longer than a non-blocking write; the cost is one hand-off per batch, not per frame.
+///
+/// With the virtio-net header (the default), the kernel may give partial checksums, which are
+/// finished before the stack sees the frame; transmitted frames carry complete checksums.
+/// With `largeReceive` the kernel's TCP segments of up to 64 KiB (TSO4) are taken whole; NetMP
+/// itself sends MTU-sized frames (no TSO on transmit yet).
+public final class TAPInterface: NetworkInterface, @unchecked Sendable {
+    /// The device's name as the kernel knows it.
+    public let deviceName: String
+    public let usesVirtioHeader: Bool
+    /// The kernel may send TCP segments of up to 64 KiB (TSO4), taken whole as GRO would.
+    public let largeReceive: Bool
+    public let batchSize: Int
+
+    private let descriptors: [Int32]
+    /// Written to (closed) to end the readers' polls.
+    private let stopPipe: (read: Int32, write: Int32)
+    private var readers: [OSThread] = []  // set in init, joined in close (under closeLock)
+    private let closeLock = NetLock()
+    private var closed = false  // under closeLock
+    private let zeroHeader: UnsafeMutableRawPointer
+    private let pool: ChunkPool
+
+    private let completed = Atomic<Int>(0)
+    private let vouched = Atomic<Int>(0)
+    private let receiveDropped = Atomic<Int>(0)
+    private let transmitDropped = Atomic<Int>(0)
+    private let largeSegments = Atomic<Int>(0)
+
+    /// Opens (or creates) the TAP device `name` with `queues` queues.
+    ///
+    /// - Parameters:
+    ///   - create: false refuses a device that does not exist (`.noSuchDevice`).
+    ///   - namespacePath: a network namespace (e.g. "/run/netns/test") to find or make the
+    ///     device in; the process stays in its own namespace.
+    ///   - virtioHeader: use IFF_VNET_HDR with checksum offload.
+    ///   - largeReceive: also accept large TCP segments (TUN_F_TSO4): the kernel then sends up to
+    ///     64 KiB per frame instead of cutting its data into MTU-sized segments. Needs
+    ///     `virtioHeader`; the stack must take IPv4 datagrams longer than the MTU (NetMP does).
+    /// - Throws: `.permissionDenied` without CAP_NET_ADMIN, `.noSuchDevice`, `.deviceBusy`
+    ///   when the queues are taken, `.invalidArgument` when the device exists with other flags
+    ///   (not a multi-queue TAP), `.nameTooLong`.
+    public init(
+        name: String, queues: Int = 1, create: Bool = true, namespacePath: String? = nil, mtu: Int = 1500,
+        hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, largeReceive: Bool = false, batchSize: Int = 64,
+        pool: ChunkPool = .shared
+    ) throws(NetError) {
+        guard queues >= 1, queues <= 256, (68...65521).contains(mtu), batchSize >= 1, virtioHeader || !largeReceive
+        else {
+            throw .invalidArgument
+        }
+        var namespaceDescriptor: Int32 = -1
+        if let namespacePath {
+            namespaceDescriptor = Glibc.open(namespacePath, O_RDONLY | O_CLOEXEC)
+            if namespaceDescriptor < 0 { throw TAPInterface.error(errno: errno == ENOENT ? ENODEV : errno) }
+        }
+        defer { if namespaceDescriptor >= 0 { _ = Glibc.close(namespaceDescriptor) } }
+        var opened: [Int32] = []
+        var actualName = name
+        for queue in 0..<queues {
+            var nameOut = [CChar](repeating: 0, count: 16)
+            let result = netmp_tap_open(
+                name, create && queue == 0 ? 1 : 0, virtioHeader ? 1 : 0,
+                virtioHeader ? UInt32(NETMP_TAP_OFFLOAD_CSUM) | (largeReceive ? UInt32(NETMP_TAP_OFFLOAD_TSO4) : 0) : 0,
+                namespaceDescriptor, &nameOut)
+            guard result >= 0 else {
+                for descriptor in opened { _ = Glibc.close(descriptor) }
+                throw TAPInterface.error(errno: -result)
+            }
+            opened.append(result)
+            if queue == 0 {
+                actualName = String(decoding: nameOut.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+        var pipeEnds: [Int32] = [-1, -1]
+        guard pipe(&pipeEnds) == 0 else {
+            let error = errno
+            for descriptor in opened { _ = Glibc.close(descriptor) }
+            throw TAPInterface.error(errno: error)
+        }
+        descriptors = opened
+        stopPipe = (pipeEnds[0], pipeEnds[1])
+        deviceName = actualName
+        usesVirtioHeader = virtioHeader
+        self.largeReceive = largeReceive
+        self.batchSize = batchSize
+        self.pool = pool
+        zeroHeader = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size, alignment: 8)
+        zeroHeader.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+        super.init(
+            name: actualName, mtu: mtu, hardwareAddress: hardwareAddress ?? TAPInterface.randomHardwareAddress(),
+            offloads: [], needsAddressResolution: true)
+        readers = opened.enumerated().map { queue, descriptor in
+            // The reader holds the interface until `close()` joins it.
+            OSThread.start(name: "tap-\(queue)") { self.readLoop(descriptor) }
+        }
+    }
+
+    deinit { zeroHeader.deallocate() }
+
+    public override var description: String {
+        "\(deviceName) (tap, \(descriptors.count) queue\(descriptors.count == 1 ? "" : "s"), \(hardwareAddress), "
+            + "mtu \(mtu))"
+    }
+
+    public var queueCount: Int { descriptors.count }
+
+    public var tapStatistics: TAPStatistics {
+        TAPStatistics(
+            checksumsCompleted: completed.load(ordering: .relaxed), checksumsVouched: vouched.load(ordering: .relaxed),
+            receiveDrops: receiveDropped.load(ordering: .relaxed),
+            transmitDrops: transmitDropped.load(ordering: .relaxed),
+            largeSegments: largeSegments.load(ordering: .relaxed))
+    }
+
+    /// Stops the readers and closes the queues (a device the kernel made for this process
+    /// goes away with them). The readers keep the interface alive until this is called. Safe to
+    /// call more than once; not from a reader (a receiver).
+    public func close() {
+        let threads = closeLock.withLock { () -> [OSThread]? in
+            guard !closed else { return nil }
+            closed = true
+            _ = Glibc.close(stopPipe.write)
+            return readers
+        }
+        guard let threads else { return }
+        for thread in threads { thread.join() }
+        for descriptor in descriptors { _ = Glibc.close(descriptor) }
+        _ = Glibc.close(stopPipe.read)
+    }
+
+    static func error(errno value: Int32) -> NetError {
+        switch value {
+        case EPERM, EACCES: NetError(rawValue: EACCES)  // `permissionDenied`
+        case ENODEV, ENXIO, ENOENT: .noSuchDevice
+        case EBUSY: .deviceBusy
+        default: NetError(rawValue: value)
+        }
+    }
+
+    /// A random locally administered unicast address.
+    static func randomHardwareAddress() -> MACAddress {
+        var generator = SystemRandomNumberGenerator()
+        let random = generator.next() as UInt64
+        return MACAddress(
+            0x02, UInt8(truncatingIfNeeded: random), UInt8(truncatingIfNeeded: random >> 8),
+            UInt8(truncatingIfNeeded: random >> 16), UInt8(truncatingIfNeeded: random >> 24),
+            UInt8(truncatingIfNeeded: random >> 32))
+    }
+
+    // MARK: Transmit
+
+    /// Writes each frame to the queue of the calling protocol thread, never blocking: a full
+    /// queue drops the frame (counted), as a NIC's full ring would.
+    public override func transmit(_ frames: [Frame]) {
+        guard !frames.isEmpty else { return }
+        let queue = (ProtocolThread.current?.index ?? 0) % descriptors.count
+        let descriptor = descriptors[queue]
+        var dropped = 0
+        for frame in frames {
+            let bytes = frame.bytes
+            var vectors = (
+                iovec(iov_base: zeroHeader, iov_len: usesVirtioHeader ? VirtioNetHeader.size : 0),
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            )
+            let written = withUnsafeMutablePointer(to: &vectors) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(descriptor, $0, 2) }
+            }
+            if written < 0 { dropped += 1 }
+        }
+        if dropped > 0 { transmitDropped.add(dropped, ordering: .relaxed) }
+        noteTransmitted(frames)
+    }
+
+    // MARK: Receive
+
+    private func readLoop(_ descriptor: Int32) {
+        let headerSize = usesVirtioHeader ? VirtioNetHeader.size : 0
+        // The longest frame: a large segment (the kernel's 64 KiB GSO limit, which fills the
+        // largest pooled chunk exactly), or else the MTU's, with a byte of room more so that a
+        // longer frame shows as filling the chunk.
+        let longest = largeReceive ? 65536 : 14 + 4 + mtu
+        let room = largeReceive ? longest : longest + 1
+        let header = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        defer { header.deallocate() }
+        // A chunk read into but not kept (the frame was dropped or copied out): read into next.
+        var spare: ByteChunk?
+        defer { pool.recycle(&spare) }
+        var polled = [
+            pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
+        ]
+        var batch: [Frame] = []
+        batch.reserveCapacity(batchSize)
+        while true {
+            polled[0].revents = 0
+            polled[1].revents = 0
+            let ready = poll(&polled, 2, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if polled[1].revents != 0 { return }
+            if polled[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && polled[0].revents & Int16(POLLIN) == 0 {
+                return
+            }
+            while batch.count < batchSize {
+                let chunk = spare ?? pool.take(atLeast: room)
+                spare = nil
+                // The virtio-net header apart, so the frame starts the chunk and fills it at most.
+                var vectors = (
+                    iovec(iov_base: header, iov_len: headerSize),
+                    iovec(iov_base: chunk.base, iov_len: Swift.min(chunk.capacity, room))
+                )
+                let count = withUnsafeMutablePointer(to: &vectors) {
+                    $0.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, 2) }
+                }
+                if count < 0 {
+                    spare = chunk
+                    break
+                }
+                guard
+                    let frame = admit(
+                        chunk, header: UnsafeRawBufferPointer(start: header, count: headerSize),
+                        frameLength: count - headerSize, longest: longest)
+                else {
+                    receiveDropped.add(1, ordering: .relaxed)
+                    spare = chunk
+                    continue
+                }
+                if frame.chunk !== chunk { spare = chunk }
+                batch.append(frame)
+            }
+            if !batch.isEmpty {
+                deliverInbound(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    /// Frames up to this long are copied out of a 64 KiB chunk (large receive) into a small
+    /// one, so that an ACK queued somewhere does not pin 64 KiB; the big chunk is read into again.
+    static let copyBreak = 1536
+
+    /// Checks one frame read into `chunk` and finishes its checksum; nil drops it.
+    private func admit(_ chunk: ByteChunk, header: UnsafeRawBufferPointer, frameLength: Int, longest: Int) -> Frame? {
+        guard frameLength >= 14, frameLength <= longest else { return nil }
+        let frame = UnsafeMutableRawBufferPointer(start: chunk.base, count: frameLength)
+        if let header = VirtioNetHeader(parsing: header) {
+            switch header.prepare(frame, acceptingLargeSegments: largeReceive) {
+            case .ready:
+                if header.flags & VirtioNetHeader.dataValid != 0 { vouched.add(1, ordering: .relaxed) }
+            case .checksumCompleted: completed.add(1, ordering: .relaxed)
+            case .malformed: return nil
+            }
+            if header.segmentation != VirtioNetHeader.SegmentationType.none.rawValue {
+                largeSegments.add(1, ordering: .relaxed)
+            }
+        }
+        if largeReceive && frameLength <= TAPInterface.copyBreak {
+            return Frame(copying: UnsafeRawBufferPointer(frame), pool: pool)
+        }
+        chunk.filled = frameLength
+        return Frame(chunk: chunk, start: 0, end: frameLength)
+    }
+}

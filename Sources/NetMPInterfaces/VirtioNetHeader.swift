@@ -1,0 +1,95 @@
+import NetMPWire
+
+/// The virtio-net header a TAP device with IFF_VNET_HDR puts before every frame (struct
+/// virtio_net_hdr, 10 bytes, little-endian on the hosts NetMP runs on): checksum and
+/// segmentation offload between the kernel and the reader.
+public struct VirtioNetHeader: Sendable, Hashable {
+    public static let size = 10
+
+    /// VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum at `checksumStart + checksumOffset` holds
+    /// only the pseudo-header sum; the rest is to be summed from `checksumStart` to the end.
+    public static let needsChecksum: UInt8 = 1
+    /// VIRTIO_NET_HDR_F_DATA_VALID: the sender vouches for the checksums.
+    public static let dataValid: UInt8 = 2
+
+    /// VIRTIO_NET_HDR_GSO_*: what kind of large segment the frame is, if any.
+    public enum SegmentationType: UInt8, Sendable {
+        case none = 0, tcpIPv4 = 1, udp = 3, tcpIPv6 = 4
+    }
+
+    public var flags: UInt8
+    public var segmentation: UInt8
+    public var headerLength: UInt16
+    public var segmentSize: UInt16
+    public var checksumStart: UInt16
+    public var checksumOffset: UInt16
+
+    public init(
+        flags: UInt8 = 0, segmentation: UInt8 = 0, headerLength: UInt16 = 0, segmentSize: UInt16 = 0,
+        checksumStart: UInt16 = 0, checksumOffset: UInt16 = 0
+    ) {
+        self.flags = flags
+        self.segmentation = segmentation
+        self.headerLength = headerLength
+        self.segmentSize = segmentSize
+        self.checksumStart = checksumStart
+        self.checksumOffset = checksumOffset
+    }
+
+    /// Reads the header at the start of `bytes`; nil when they are too short.
+    public init?(parsing bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= VirtioNetHeader.size else { return nil }
+        func word(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8 }
+        self.init(
+            flags: bytes[0], segmentation: bytes[1], headerLength: word(2), segmentSize: word(4),
+            checksumStart: word(6), checksumOffset: word(8))
+    }
+
+    /// Writes the header into the first `size` bytes of `bytes` (which must hold them).
+    public func emit(into bytes: UnsafeMutableRawBufferPointer) {
+        guard bytes.count >= VirtioNetHeader.size else { return }
+        func put(_ value: UInt16, _ offset: Int) {
+            bytes[offset] = UInt8(truncatingIfNeeded: value)
+            bytes[offset + 1] = UInt8(truncatingIfNeeded: value >> 8)
+        }
+        bytes[0] = flags
+        bytes[1] = segmentation
+        put(headerLength, 2)
+        put(segmentSize, 4)
+        put(checksumStart, 6)
+        put(checksumOffset, 8)
+    }
+
+    /// What a reader does with a frame that came with this header.
+    public enum Disposition: Sendable, Hashable {
+        /// Checksums are as on the wire (complete, or vouched for).
+        case ready
+        /// The partial checksum was finished in place.
+        case checksumCompleted
+        /// A large segment this reader did not ask for, or offsets outside the frame: dropped.
+        case malformed
+    }
+
+    /// Finishes a partial checksum in `frame` (the Ethernet frame after the header), as a NIC
+    /// would on transmit: the one's-complement sum from `checksumStart` to the end, with the
+    /// pseudo-header sum already in the field, is complemented into the field.
+    /// A large TCP/IPv4 segment (`acceptingLargeSegments`) is kept whole, as GRO would pass it up.
+    public func prepare(_ frame: UnsafeMutableRawBufferPointer, acceptingLargeSegments: Bool = false) -> Disposition {
+        switch segmentation {
+        case SegmentationType.none.rawValue: break
+        case SegmentationType.tcpIPv4.rawValue where acceptingLargeSegments: break
+        default: return .malformed
+        }
+        guard flags & VirtioNetHeader.needsChecksum != 0 else { return .ready }
+        let start = Int(checksumStart)
+        let field = start + Int(checksumOffset)
+        guard start < frame.count, field >= start, field + 2 <= frame.count else { return .malformed }
+        let sum = InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: frame[start...]))
+        let value = ~sum
+        // A UDP checksum that comes out as zero is sent as all ones (RFC 768).
+        let stored = value == 0 ? 0xFFFF : value
+        frame[field] = UInt8(truncatingIfNeeded: stored >> 8)
+        frame[field + 1] = UInt8(truncatingIfNeeded: stored)
+        return .checksumCompleted
+    }
+}

@@ -1,0 +1,134 @@
+import NetMPInet
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+import Synchronization
+
+/// One TCP socket's control block. The connection value, addresses, tables and timer belong to
+/// the owner thread (`home`); the atomics and `names` are what user threads may touch.
+package final class TCPControlBlock: @unchecked Sendable {
+    unowned(unsafe) let socket: Socket
+    unowned let tcp: TCPProtocol
+    let port: TCPOwnerPort
+
+    // MARK: Owner-thread state
+
+    /// The owner thread's TCP state (changed by connect's migration, before the move is queued).
+    var home: TCPThread
+    var connection: TCPConnection<ByteSlice>?
+    var key: TCPConnectionKey?
+    var localAddress = IPv4Address.unspecified
+    var localPort: UInt16 = 0
+    var remoteAddress = IPv4Address.unspecified
+    var remotePort: UInt16 = 0
+    var hop: NextHop?
+    /// Holds a binding in the shared port table (bind, listen).
+    var isBound = false
+    var listener: TCPListenState?
+    /// The listener this child is queued on until its handshake completes.
+    var parent: TCPListenState?
+    /// Keeps the socket alive while its connection lives, so a closed socket still finishes its
+    /// close and a child waits on its listen queue (released when the connection ends).
+    var hold: Socket?
+    /// The user closed the socket: what is still to send lives in `detachedQueue` now.
+    var detached = false
+    var detachedQueue = BufferChain()
+    var callout: Callout?
+
+    // MARK: Shared
+
+    /// getsockname/getpeername from any thread.
+    let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>((.ipv4(.unspecified, port: 0), nil))
+    /// Bytes appended to the send buffer that the connection has not been told of.
+    let unsentAppended = Atomic<Int>(0)
+    /// Bytes the user read that the connection has not been told of.
+    let unreportedReads = Atomic<Int>(0)
+    /// Window opening that is worth a *rcvd* message (2 MSS or half the buffer).
+    let windowUpdateThreshold = Atomic<Int>(2 * 1460)
+    let outputPending = Atomic<Bool>(false)
+    let receivedPending = Atomic<Bool>(false)
+    package let options = TCPSocketOptions()
+    private(set) var outputMessage: TCPBlockMessage?
+    private(set) var receivedMessage: TCPBlockMessage?
+
+    init(socket: Socket, tcp: TCPProtocol, port: TCPOwnerPort, home: TCPThread) {
+        self.socket = socket
+        self.tcp = tcp
+        self.port = port
+        self.home = home
+        outputMessage = TCPBlockMessage(block: self, kind: .output)
+        receivedMessage = TCPBlockMessage(block: self, kind: .received)
+    }
+
+    func publishNames() {
+        let local = SocketAddress.ipv4(localAddress, port: localPort)
+        let peer = remotePort == 0 ? nil : SocketAddress.ipv4(remoteAddress, port: remotePort)
+        names.withLock { $0 = (local, peer) }
+    }
+
+    /// Posts `message` to the owner holding one reference on the socket for it, unless
+    /// `pending` says it is queued already (the coalesced embedded messages).
+    func postOnce(_ message: TCPBlockMessage?, pending: borrowing Atomic<Bool>) {
+        guard let message, !pending.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        let held = Unmanaged.passUnretained(socket).retain()
+        if !port.post(message) {
+            pending.store(false, ordering: .sequentiallyConsistent)
+            held.release()
+        }
+    }
+}
+
+/// The options a user sets on a TCP socket, read by the owner when it makes the connection.
+package final class TCPSocketOptions: Sendable {
+    package let noDelay = Atomic<Bool>(false)
+    package let keepAlive = Atomic<Bool>(false)
+    package let reuseAddress = Atomic<Bool>(false)
+    /// SO_LINGER in nanoseconds; negative when off. Zero makes close send a RST.
+    package let linger = Atomic<Int64>(-1)
+    /// TCP_MAXSEG: the largest MSS announced and used; 0 follows the route's MTU.
+    package let maximumSegment = Atomic<Int>(0)
+
+    init() {}
+
+    func inherit(from other: TCPSocketOptions) {
+        noDelay.store(other.noDelay.load(ordering: .relaxed), ordering: .relaxed)
+        keepAlive.store(other.keepAlive.load(ordering: .relaxed), ordering: .relaxed)
+        reuseAddress.store(other.reuseAddress.load(ordering: .relaxed), ordering: .relaxed)
+        linger.store(other.linger.load(ordering: .relaxed), ordering: .relaxed)
+        maximumSegment.store(other.maximumSegment.load(ordering: .relaxed), ordering: .relaxed)
+    }
+}
+
+/// A control block's embedded *output* or *rcvd* message: posting it allocates nothing, and each
+/// post holds one reference on the socket, dropped when it has run.
+final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
+    enum Kind {
+        case output, received
+    }
+
+    unowned(unsafe) let block: TCPControlBlock
+    let kind: Kind
+
+    init(block: TCPControlBlock, kind: Kind) {
+        self.block = block
+        self.kind = kind
+    }
+
+    func handle() {
+        let held = Unmanaged.passUnretained(block.socket)
+        guard block.port.thread.isCurrent else {
+            // Queued before connect moved the block: follow it (after the migrating message).
+            if !block.port.post(self) { held.release() }
+            return
+        }
+        switch kind {
+        case .output:
+            block.outputPending.store(false, ordering: .sequentiallyConsistent)
+        case .received:
+            // Re-armed before it runs: a read after this point posts again.
+            block.receivedPending.store(false, ordering: .sequentiallyConsistent)
+        }
+        block.home.userDataChanged(block)
+        held.release()
+    }
+}

@@ -1,0 +1,76 @@
+import NetMPRuntime
+
+/// A TCP socket's owner: the protocol thread its control block lives on, which changes once when
+/// `connect` moves the block to the thread its 4-tuple hashes to.
+///
+/// The switch happens under `lock` together with queueing the migrating message on the new
+/// thread, and every send through this port reads the owner and queues under the same lock, so a
+/// request can never reach the new owner before the block does. A request queued on the old
+/// owner before the switch finds the port pointing elsewhere when it runs and is sent on (after
+/// the migrating message); a synchronous call that lands there is retried by its caller.
+package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
+    private let lock = NetLock()
+    private var current: ProtocolThread  // under lock
+
+    init(_ thread: ProtocolThread) { current = thread }
+
+    /// The owner now.
+    package var thread: ProtocolThread { lock.withLock { current } }
+
+    /// Moves ownership to `target`, queueing `message` there as the first thing it sees.
+    /// Called on the old owner.
+    func migrate(to target: ProtocolThread, _ message: @escaping @Sendable () -> Void) -> Bool {
+        lock.lock()
+        current = target
+        let queued = target.send(message)
+        lock.unlock()
+        return queued
+    }
+
+    @discardableResult
+    package func send(_ message: @escaping @Sendable () -> Void) -> Bool {
+        lock.lock()
+        let target = current
+        let queued = target.send { [self] in
+            if thread === target { message() } else { send(message) }
+        }
+        lock.unlock()
+        return queued
+    }
+
+    @discardableResult
+    package func post(_ message: any EmbeddedMessage) -> Bool {
+        lock.lock()
+        let queued = current.post(message)
+        lock.unlock()
+        return queued
+    }
+
+    package func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
+        while true {
+            let target = thread
+            let result: T? = try target.call { [self] () throws(NetError) -> T? in
+                guard thread === target else { return nil }
+                return try body()
+            }
+            if let result { return result }
+        }
+    }
+
+    package func callAsync<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) async throws(NetError)
+        -> T
+    {
+        while true {
+            let target = thread
+            let result: T? = try await target.callAsync { [self] () throws(NetError) -> T? in
+                guard thread === target else { return nil }
+                return try body()
+            }
+            if let result { return result }
+        }
+    }
+
+    package var isDriven: Bool { thread.isDriven }
+
+    package func runUntilIdle() { thread.runUntilIdle() }
+}

@@ -1,0 +1,430 @@
+import NetMPInet
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+import Synchronization
+
+/// TCP over the socket layer (the SocketProtocol of `socket(.inet, .stream)`).
+///
+/// A connection's control block is owned by the protocol thread its 4-tuple hashes to (the
+/// same symmetric Toeplitz hash inbound frames are dispatched with); `connect` moves it there.
+/// User threads append to the send buffer and take from the receive buffer under their locks
+/// and post the block's one coalesced *output* or *rcvd* message; everything else runs on the
+/// owner as the state machine's events.
+package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
+    package static let defaultBufferSize = 256 << 10
+    /// The largest MTU used for a route, so a full segment with its headers fits a pool chunk.
+    static let largestRouteMTU = 65520
+
+    let inet: InetStack
+    let tables: TCPTables
+    let sequenceNumbers: InitialSequenceNumbers
+    package private(set) var threads: [TCPThread] = []
+    private let nextOwner = Atomic<Int>(0)
+    private let template: LockedValue<TCPConfiguration>
+
+    package init(inet: InetStack, seed: UInt64) {
+        var state = seed ^ 0x7C9_5EED_0F_7C9
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        func key() -> TCPSecretKey {
+            let low = next().littleEndian
+            let high = next().littleEndian
+            return TCPSecretKey(bytes: withUnsafeBytes(of: low) { Array($0) } + withUnsafeBytes(of: high) { Array($0) })
+        }
+        let portKey = key()
+        let sequenceKey = key()
+        self.inet = inet
+        tables = TCPTables(key: portKey)
+        sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
+        template = LockedValue(TCPConfiguration())
+        let made = inet.perThread.map { TCPThread(tcp: self, inet: $0) }
+        threads = made
+        inet.installTransport(protocol: 6) { state in made[state.threadIndex] }
+    }
+
+    /// The settings new connections start from (times, retries, TIME_WAIT length).
+    package var configuration: TCPConfiguration {
+        get { template.withLock { $0 } }
+        set { template.withLock { $0 = newValue } }
+    }
+
+    @inline(__always) func block(_ socket: Socket) -> TCPControlBlock {
+        guard let block = socket.controlBlock else { preconditionFailure("TCP socket without control block") }
+        return unsafeDowncast(block, to: TCPControlBlock.self)
+    }
+
+    package func makeSocket(registry: SocketRegistry) throws(NetError) -> Socket {
+        let index = nextOwner.add(1, ordering: .relaxed).newValue % threads.count
+        let port = TCPOwnerPort(threads[index].thread)
+        let socket = Socket(
+            domain: .inet, type: .stream, registry: registry, proto: self, owner: port,
+            receiveSize: TCPProtocol.defaultBufferSize, sendSize: TCPProtocol.defaultBufferSize)
+        socket.controlBlock = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
+        return socket
+    }
+
+    package func attach(_ socket: Socket) throws(NetError) {
+        guard socket.controlBlock is TCPControlBlock else { throw .invalidArgument }
+    }
+
+    private func ipv4(_ address: SocketAddress) throws(NetError) -> (IPv4Address, UInt16) {
+        guard case .ipv4(let host, let port) = address else { throw .addressFamilyNotSupported }
+        return (host, port)
+    }
+
+    /// A connection's settings: the stack's, with the socket's options and receive buffer size.
+    private func connectionSettings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
+        var settings = configuration
+        settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
+        settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
+        var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
+        let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
+        if maximumSegment > 0 { mtu = Swift.min(mtu, maximumSegment + 40) }
+        let threshold = Swift.min(2 * Swift.max(48, mtu - 40), settings.receiveBufferSize / 2)
+        block.windowUpdateThreshold.store(Swift.max(1, threshold), ordering: .relaxed)
+        return (settings, mtu)
+    }
+
+    // MARK: Control requests (owner thread)
+
+    /// A request that raced close(2) and runs after detach must not leave state behind (close
+    /// sets the bit before it queues the detach, so a request running later sees it).
+    private func checkNotDetached(_ socket: Socket) throws(NetError) {
+        if socket.state.contains(.noFileReference) { throw .badDescriptor }
+    }
+
+    package func bind(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        try checkNotDetached(socket)
+        let block = block(socket)
+        let (host, port) = try ipv4(address)
+        if block.isBound || block.connection != nil || block.key != nil { throw .invalidArgument }
+        if !host.isUnspecified && !block.home.inet.isOwnAddress(host) { throw .addressNotAvailable }
+        block.localPort = try tables.bind(
+            port, address: host, owner: ObjectIdentifier(block),
+            reuseAddress: block.options.reuseAddress.load(ordering: .relaxed))
+        block.localAddress = host
+        block.isBound = true
+        block.publishNames()
+        socket.state.set(.bound)
+    }
+
+    package func listen(_ socket: Socket, backlog: Int) throws(NetError) {
+        try checkNotDetached(socket)
+        let block = block(socket)
+        if block.key != nil { throw .invalidArgument }
+        if let listener = block.listener {
+            listener.backlog = backlog
+            return
+        }
+        if !block.isBound { try bind(socket, to: .ipv4(.unspecified, port: 0)) }
+        let listener = TCPListenState(socket: socket, block: block, address: block.localAddress, port: block.localPort)
+        listener.backlog = backlog
+        block.listener = listener
+        tables.addListener(listener)
+        socket.state.set(.listening)
+    }
+
+    package func connect(_ socket: Socket, to address: SocketAddress) throws(NetError) {
+        try checkNotDetached(socket)
+        let block = block(socket)
+        let (host, port) = try ipv4(address)
+        if host.isUnspecified || port == 0 || host.isBroadcast || host.isMulticast { throw .invalidArgument }
+        if block.listener != nil { throw .invalidArgument }
+        if block.key != nil { throw socket.state.contains(.connecting) ? .alreadyInProgress : .alreadyConnected }
+        let here = block.home
+        guard
+            let hop = here.inet.transportRoute(
+                to: host, from: block.localAddress.isUnspecified ? nil : block.localAddress)
+        else { throw .networkUnreachable }
+        let local = block.localAddress.isUnspecified ? hop.source : block.localAddress
+        let key = try tables.reserveConnection(
+            localAddress: local, localPort: block.localPort, remoteAddress: host, remotePort: port)
+        block.key = key
+        block.hop = hop
+        block.localAddress = local
+        block.localPort = key.localPort
+        block.remoteAddress = host
+        block.remotePort = port
+        block.publishNames()
+        let (settings, mtu) = connectionSettings(block, hop: hop)
+        var connection = TCPConnection<ByteSlice>(
+            configuration: settings, localPort: key.localPort, remotePort: port,
+            initialSequenceNumber: sequenceNumbers.initialSequenceNumber(for: key, now: here.now), routeMTU: mtu)
+        connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
+        block.connection = connection
+        block.hold = socket
+        _ = socket.takeError()
+        socket.state.set([.bound, .connecting])
+        let index = inet.threadIndex(source: host, destination: local, sourcePort: port, destinationPort: key.localPort)
+        let target = threads[index % threads.count]
+        let start: @Sendable () -> Void = {
+            target.adopt(block)
+            target.event(block) { connection, time, actions in connection.connect(now: time, into: &actions) }
+            // Bytes written while the block moved.
+            target.userDataChanged(block)
+        }
+        if target === here {
+            start()
+        } else {
+            // The owner switches as the migrating message is queued on the new thread.
+            block.home = target
+            if !block.port.migrate(to: target.thread, start) { throw .shutdown }
+        }
+    }
+
+    /// A SYN for `listener` arrived on `thread` (its tuple's): the child is born owned there, with
+    /// its peer address stored, on the listener's incomplete queue, its SYN-ACK sent.
+    func acceptChild(
+        of listener: TCPListenState, syn: TCPHeader, key: TCPConnectionKey, source: IPv4Address,
+        destination: IPv4Address, on thread: TCPThread, reusing: TCPTimeWait?
+    ) {
+        let parent = listener.socket
+        guard let hop = thread.inet.transportRoute(to: source, from: destination) else {
+            tables.release(key)
+            return
+        }
+        let port = TCPOwnerPort(thread.thread)
+        let child = Socket(
+            domain: .inet, type: .stream, registry: parent.registry, proto: self, owner: port,
+            receiveSize: parent.receiveBuffer.highWater.load(ordering: .relaxed),
+            sendSize: parent.sendBuffer.highWater.load(ordering: .relaxed))
+        let block = TCPControlBlock(socket: child, tcp: self, port: port, home: thread)
+        child.controlBlock = block
+        block.options.inherit(from: listener.block.options)
+        block.key = key
+        block.hop = hop
+        block.localAddress = destination
+        block.localPort = syn.destinationPort
+        block.remoteAddress = source
+        block.remotePort = syn.sourcePort
+        block.publishNames()
+        child.state.set([.bound, .connecting])
+        let (settings, mtu) = connectionSettings(block, hop: hop)
+        var sequence = sequenceNumbers.initialSequenceNumber(for: key, now: thread.now)
+        if let reusing { sequence = reusing.initialSequenceNumber(replacing: sequence) }
+        var actions = thread.withActions { actions in
+            block.connection = TCPConnection(
+                acceptingSYN: syn, configuration: settings, initialSequenceNumber: sequence, routeMTU: mtu,
+                now: thread.now, into: &actions)
+        }
+        block.hold = child
+        block.parent = listener
+        thread.connections[key] = block
+        let dropped = listener.addIncomplete(block)
+        thread.applyBirth(&actions, to: block)
+        if let dropped {
+            // The oldest handshake makes room (or the listener closed meanwhile).
+            dropped.port.send { [self] in abortConnection(dropped) }
+        }
+    }
+
+    /// Ends a connection at once with a RST (a dropped incomplete child, linger 0).
+    func abortConnection(_ block: TCPControlBlock) {
+        block.home.event(block) { connection, time, actions in connection.abort(now: time, into: &actions) }
+    }
+
+    package func connectPair(_ first: Socket, _ second: Socket) throws(NetError) { throw .notSupported }
+
+    package func accept(_ child: Socket) throws(NetError) {}
+
+    package func disconnect(_ socket: Socket) throws(NetError) { throw .notSupported }
+
+    package func detach(_ socket: Socket) {
+        let block = block(socket)
+        if let listener = block.listener {
+            block.listener = nil
+            tables.removeListener(listener)
+            for child in listener.close() {
+                child.port.send { [self] in abortConnection(child) }
+            }
+        }
+        if block.isBound {
+            block.isBound = false
+            tables.unbind(block.localPort, owner: ObjectIdentifier(block))
+        }
+        guard block.connection != nil else {
+            block.hold = nil
+            return
+        }
+        // What is still to send stays with the connection after the socket's buffer goes.
+        let buffer = socket.sendBuffer
+        buffer.lock.withLock {
+            swap(&block.detachedQueue, &buffer.chain)
+            buffer.byteCount.store(0, ordering: .sequentiallyConsistent)
+        }
+        block.detached = true
+        let lingerZero = block.options.linger.load(ordering: .relaxed) == 0
+        block.home.event(block) { connection, time, actions in
+            let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
+            if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
+            if lingerZero {
+                connection.abort(now: time, into: &actions)
+            } else {
+                connection.close(now: time, into: &actions)
+            }
+        }
+    }
+
+    package func shutdownSend(_ socket: Socket) {
+        let block = block(socket)
+        block.home.event(block) { connection, time, actions in
+            let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
+            if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
+            connection.shutdownWrite(now: time, into: &actions)
+        }
+    }
+
+    package func shutdownReceive(_ socket: Socket) {
+        let block = block(socket)
+        // The bytes the user side flushed count as read: the window stays open.
+        block.home.event(block) { connection, time, actions in
+            connection.received(count: connection.unreadCount, now: time, into: &actions)
+        }
+    }
+
+    package func abort(_ socket: Socket) { abortConnection(block(socket)) }
+
+    package func checkState(_ socket: Socket) {}
+
+    /// TCP_NODELAY on a live connection (owner thread).
+    package func setNoDelay(_ socket: Socket, _ value: Bool) {
+        let block = block(socket)
+        block.options.noDelay.store(value, ordering: .relaxed)
+        block.home.event(block) { connection, time, actions in
+            connection.setNoDelay(value, now: time, into: &actions)
+        }
+    }
+
+    // MARK: Addresses and readiness (any thread)
+
+    package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.withLock { $0.local } }
+
+    package func peerAddress(_ socket: Socket) throws(NetError) -> SocketAddress {
+        guard socket.state.containsAny([.connected, .connecting]), let peer = block(socket).names.withLock({ $0.peer })
+        else { throw .notConnected }
+        return peer
+    }
+
+    package func isWritable(_ socket: Socket) -> Bool {
+        let state = socket.state.value
+        if state.containsAny([.cantSendMore, .disconnected]) || socket.hasError { return true }
+        guard state.contains(.connected) else { return false }
+        let buffer = socket.sendBuffer
+        return buffer.room >= Swift.min(buffer.sendLowWater, buffer.highWater.load(ordering: .relaxed))
+    }
+
+    // MARK: Data path (user threads)
+
+    /// Writes at most this much per call into one pooled chunk (the caller loops for the rest).
+    static let largestChunk = 64 << 10
+    /// Writes up to this size go into the tail chunk's free room when there is some.
+    static let tailCopyLimit = 2048
+
+    package func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?) throws(NetError)
+        -> SendProgress
+    {
+        let state = socket.state.value
+        if state.contains(.cantSendMore) { throw .brokenPipe }
+        if !state.containsAny([.connected, .connecting]) {
+            throw state.contains(.disconnected) ? .brokenPipe : .notConnected
+        }
+        if bytes.isEmpty { return .sent(0) }
+        let block = block(socket)
+        let buffer = socket.sendBuffer
+        let highWater = buffer.highWater.load(ordering: .relaxed)
+        if bytes.count <= TCPProtocol.tailCopyLimit {
+            buffer.lock.lock()
+            if highWater - buffer.chain.count >= bytes.count {
+                let n = buffer.chain.appendIntoTailRoom(bytes)
+                if n > 0 { return .sent(finishAppendLocked(block, buffer, n)) }
+            }
+            buffer.lock.unlock()
+        }
+        let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
+        if estimate <= 0 { return .mustWait(buffer, .sendRoom(bytes: Swift.min(buffer.sendLowWater, bytes.count))) }
+        guard let source = bytes.baseAddress else { return .sent(0) }
+        // Copied before the lock is taken; one chunk per call.
+        let chunk = ChunkPool.shared.take(atLeast: Swift.min(estimate, TCPProtocol.largestChunk))
+        let length = Swift.min(estimate, chunk.room)
+        let start = chunk.filled
+        (chunk.base + start).copyMemory(from: source, byteCount: length)
+        chunk.filled += length
+        buffer.lock.lock()
+        let room = highWater - buffer.chain.count
+        guard room > 0 else {
+            buffer.lock.unlock()
+            return .mustWait(buffer, .sendRoom(bytes: Swift.min(buffer.sendLowWater, bytes.count)))
+        }
+        let n = Swift.min(room, length)
+        buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
+        return .sent(finishAppendLocked(block, buffer, n))
+    }
+
+    /// After `n` bytes were appended under `buffer.lock`: publishes the count, unlocks, and posts
+    /// the block's output message unless one is queued.
+    @inline(__always) private func finishAppendLocked(_ block: TCPControlBlock, _ buffer: SocketBuffer, _ n: Int)
+        -> Int
+    {
+        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+        buffer.lock.unlock()
+        block.unsentAppended.add(n, ordering: .sequentiallyConsistent)
+        block.postOnce(block.outputMessage, pending: block.outputPending)
+        return n
+    }
+
+    package func received(_ socket: Socket, count: Int) {
+        guard count > 0 else { return }
+        let block = block(socket)
+        let total = block.unreportedReads.add(count, ordering: .sequentiallyConsistent).newValue
+        if total >= block.windowUpdateThreshold.load(ordering: .relaxed) {
+            block.postOnce(block.receivedMessage, pending: block.receivedPending)
+        }
+    }
+
+    // MARK: Statistics
+
+    /// Counters summed over the threads, with the live connections' retransmissions.
+    package func statistics() -> TCPStatistics {
+        var total = TCPStatistics()
+        for thread in threads {
+            let gather: @Sendable () -> TCPStatistics = {
+                var sum = thread.statistics
+                for block in thread.connections.values {
+                    if let connection = block.connection {
+                        sum.retransmittedSegments += connection.retransmittedSegments
+                        sum.timeouts += connection.timeoutCount
+                        sum.fastRetransmits += connection.fastRetransmitCount
+                    }
+                }
+                sum.liveConnections = thread.connections.count
+                sum.timeWaitRecords = thread.timeWaits.count
+                return sum
+            }
+            if thread.thread.isCurrent {
+                total = total + gather()
+            } else if let sum = try? thread.thread.call({ () throws(NetError) in gather() }) {
+                total = total + sum
+            }
+        }
+        return total
+    }
+}
+
+extension TCPProtocol {
+    package var tablesTupleCount: Int { tables.tupleCount }
+
+    /// The TSval offset of connections from `local` to `remote`: keyed by the host pair only.
+    func timestampOffset(from local: TCPAddress, to remote: TCPAddress) -> UInt32 {
+        var hasher = SipHasher(key: sequenceNumbers.key)
+        hasher.append(UInt8(0x75))
+        local.hash(into: &hasher)
+        remote.hash(into: &hasher)
+        return UInt32(truncatingIfNeeded: hasher.finalize())
+    }
+}

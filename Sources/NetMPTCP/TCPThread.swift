@@ -1,0 +1,427 @@
+import NetMPInet
+import NetMPRuntime
+import NetMPSockets
+import NetMPWire
+
+/// TCP on one protocol thread: the connections whose 4-tuples hash here, the TIME_WAIT records
+/// left by those that closed, and the glue between the state machine and sockets: every event
+/// runs the connection value, then applies its actions in the order the core asks (drop what was
+/// acknowledged, deliver, send, report) and re-arms the connection's one callout.
+package final class TCPThread: InetTransportHandler, @unchecked Sendable {
+    unowned let tcp: TCPProtocol
+    unowned let inet: InetThread
+    var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
+    lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
+        self.expireTimeWaits()
+        self.inet.transportFlush()
+    }
+    private var spareActions: [TCPActions<ByteSlice>] = []
+    /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
+    private var gathered: [ByteSlice] = []
+    private var gatheredCounts: [Int] = []
+    var statistics = TCPStatistics()
+
+    init(tcp: TCPProtocol, inet: InetThread) {
+        self.tcp = tcp
+        self.inet = inet
+    }
+
+    var thread: ProtocolThread { inet.thread }
+    var now: Int64 { inet.nanoseconds }
+
+    // MARK: Events
+
+    /// Runs one event on `block`'s connection and applies what it asks.
+    func event(
+        _ block: TCPControlBlock,
+        _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
+    ) {
+        guard var connection = block.connection else { return }
+        block.connection = nil
+        var actions = spareActions.popLast() ?? TCPActions()
+        let time = now
+        // Reads are reported before anything else runs, so every segment sent carries the
+        // window the reader opened (the *rcvd* message answered before output).
+        let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
+        if read > 0 { connection.received(count: read, now: time, into: &actions) }
+        body(&connection, time, &actions)
+        let closing = actions.closed || actions.enteredTimeWait
+        let record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
+        statistics.add(connection, closing: closing)
+        block.connection = closing ? nil : connection
+        apply(&actions, to: block, timeWait: record)
+        if !closing { rearm(block) }
+        actions.clear()
+        spareActions.append(actions)
+    }
+
+    /// The user appended bytes or read some (the embedded *output* and *rcvd* messages): the
+    /// reads are reported first, so the window the output advertises is current.
+    func userDataChanged(_ block: TCPControlBlock) {
+        event(block) { connection, time, actions in
+            let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
+            if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
+        }
+    }
+
+    private func rearm(_ block: TCPControlBlock) {
+        guard let deadline = block.connection?.nextDeadline else {
+            block.callout?.cancel()
+            return
+        }
+        let callout: Callout
+        if let existing = block.callout {
+            callout = existing
+        } else {
+            callout = Callout(on: thread) { [weak block, unowned self] in
+                guard let block else { return }
+                self.event(block) { connection, time, actions in connection.timerFired(now: time, into: &actions) }
+                // Timers run outside a message batch: send what they produced now.
+                self.inet.transportFlush()
+            }
+            block.callout = callout
+        }
+        if !callout.isArmed || callout.deadline != deadline { callout.arm(at: deadline) }
+    }
+
+    // MARK: Applying actions
+
+    private func apply(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?) {
+        let socket = block.socket
+        if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
+        if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
+        if !actions.segments.isEmpty { transmit(actions.segments, block) }
+        if actions.established { established(block) }
+        if actions.endOfStream {
+            socket.state.set(.cantReceiveMore)
+            socket.receiveBuffer.wake()
+        }
+        if let error = actions.error {
+            statistics.errors += 1
+            socket.setError(TCPThread.socketError(error))
+        }
+        if actions.enteredTimeWait, let key = block.key, let timeWait {
+            timeWaits[key] = timeWait
+            if !timeWaitCallout.isArmed || timeWaitCallout.deadline > timeWait.deadline {
+                timeWaitCallout.arm(at: timeWait.deadline)
+            }
+            finish(block, releaseTuple: false)
+        } else if actions.closed {
+            finish(block, releaseTuple: true)
+        }
+    }
+
+    static func socketError(_ error: TCPError) -> NetError {
+        switch error {
+        case .connectionRefused: return .connectionRefused
+        case .connectionReset: return .connectionReset
+        case .timedOut: return .timedOut
+        }
+    }
+
+    private func dropAcknowledged(_ count: Int, _ block: TCPControlBlock) {
+        if block.detached {
+            block.detachedQueue.trimFront(count)
+            return
+        }
+        let buffer = block.socket.sendBuffer
+        var wakes = WakeList()
+        buffer.lock.lock()
+        buffer.chain.trimFront(count)
+        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+    }
+
+    private func deliver(_ payloads: [ByteSlice], _ block: TCPControlBlock) {
+        let socket = block.socket
+        var total = 0
+        for payload in payloads { total += payload.count }
+        if block.detached || socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
+            // Nobody will read them: they count as read at once (the window stays open).
+            block.unreportedReads.add(total, ordering: .sequentiallyConsistent)
+            return
+        }
+        let buffer = socket.receiveBuffer
+        var wakes = WakeList()
+        buffer.lock.lock()
+        for payload in payloads where payload.count > 0 { buffer.chain.append(payload) }
+        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+        buffer.collectSatisfiedLocked(into: &wakes)
+        buffer.lock.unlock()
+        wakes.publishAll()
+        buffer.observers.notify()
+        statistics.bytesReceived &+= total
+    }
+
+    /// Builds each segment in a pooled chunk with room for the IP and link headers: the header
+    /// and options, then the named send-queue bytes (a retransmission copies the same queued
+    /// bytes again). The queued bytes are referenced under the send buffer's lock and copied after
+    /// it is dropped: filled bytes of a chunk never change while referenced.
+    private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
+        guard let hop = block.hop else { return }
+        let headroom = InetThread.transportHeadroom
+        let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
+        gathered.removeAll(keepingCapacity: true)
+        gatheredCounts.removeAll(keepingCapacity: true)
+        if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
+            let buffer = block.socket.sendBuffer
+            buffer.lock.lock()
+            for segment in segments {
+                gatheredCounts.append(
+                    gather(from: buffer.chain, offset: segment.sendQueueOffset, length: segment.payloadLength))
+            }
+            buffer.lock.unlock()
+        }
+        var cursor = 0
+        for (index, segment) in segments.enumerated() {
+            let headerLength = segment.header.encodedLength
+            let length = segment.payloadLength
+            let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
+            let payloadStart = headroom + headerLength
+            if length > 0 {
+                var copied = 0
+                if block.detached {
+                    copied = block.detachedQueue.copyOut(
+                        from: segment.sendQueueOffset, into: mutableRegion(chunk, payloadStart, length))
+                } else if index < gatheredCounts.count {
+                    let end = cursor + gatheredCounts[index]
+                    while cursor < end {
+                        let slice = gathered[cursor]
+                        let n = Swift.min(slice.count, length - copied)
+                        (chunk.base + payloadStart + copied).copyMemory(
+                            from: slice.chunk.base + slice.start, byteCount: n)
+                        copied += n
+                        cursor += 1
+                    }
+                }
+                guard copied == length else { continue }
+            }
+            chunk.filled = payloadStart + length
+            guard
+                (try? segment.header.emit(
+                    into: mutableRegion(chunk, headroom, headerLength + length), payloadLength: length,
+                    source: hop.source, destination: block.remoteAddress, computeChecksum: !skip)) != nil
+            else { continue }
+            if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
+            statistics.segmentsSent += 1
+            inet.transportOutput(
+                chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
+                destination: block.remoteAddress)
+        }
+        // Drop the references now, so the chunks can go back to the pool once acknowledged.
+        gathered.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns
+    /// how many pieces (none when the chain is shorter).
+    private func gather(from chain: BufferChain, offset: Int, length: Int) -> Int {
+        guard length > 0, offset >= 0, offset + length <= chain.count else { return 0 }
+        var skip = offset
+        var wanted = length
+        var pieces = 0
+        for index in 0..<chain.slices.count where wanted > 0 {
+            var slice = chain.slices[index]
+            if skip >= slice.count {
+                skip -= slice.count
+                continue
+            }
+            slice.start += skip
+            skip = 0
+            slice.end = slice.start + Swift.min(slice.count, wanted)
+            wanted -= slice.count
+            gathered.append(slice)
+            pieces += 1
+        }
+        return pieces
+    }
+
+    /// Sends a segment that belongs to no connection (a RST, a TIME_WAIT ACK).
+    func transmitBare(_ header: TCPHeader, from source: IPv4Address, to destination: IPv4Address) {
+        guard let hop = inet.transportRoute(to: destination, from: source) else { return }
+        let headroom = InetThread.transportHeadroom
+        let length = header.encodedLength
+        let chunk = ChunkPool.shared.take(atLeast: length, headroom: headroom)
+        chunk.filled = headroom + length
+        guard
+            (try? header.emit(
+                into: mutableRegion(chunk, headroom, length), payloadLength: 0, source: hop.source,
+                destination: destination, computeChecksum: !inet.transportChecksumsSkipped(hop.interfaceIndex)))
+                != nil
+        else { return }
+        if header.flags.contains(.rst) { statistics.resetsSent += 1 }
+        statistics.segmentsSent += 1
+        inet.transportOutput(
+            chunk: chunk, payloadStart: headroom, payloadEnd: headroom + length, protocol: 6, hop: hop,
+            destination: destination)
+    }
+
+    private func established(_ block: TCPControlBlock) {
+        let socket = block.socket
+        socket.state.clear(.connecting)
+        socket.state.set(.connected)
+        if let parent = block.parent {
+            block.parent = nil
+            parent.removeIncomplete(block)
+            // The peer address was stored at birth: accept never sees an unnamed child.
+            guard let queue = parent.socket.listenQueue, queue.addComplete(socket) else {
+                event(block) { connection, time, actions in connection.abort(now: time, into: &actions) }
+                return
+            }
+            parent.socket.receiveBuffer.wake()
+        }
+        socket.receiveBuffer.wake()
+        socket.sendBuffer.wake()
+    }
+
+    /// The connection is over (CLOSED, or TIME_WAIT with its record kept): the block leaves the
+    /// tables, the socket becomes disconnected and every waiter re-checks.
+    private func finish(_ block: TCPControlBlock, releaseTuple: Bool) {
+        let socket = block.socket
+        if let key = block.key {
+            if connections[key] === block { connections[key] = nil }
+            if releaseTuple { tcp.tables.release(key) }
+        }
+        if let parent = block.parent {
+            block.parent = nil
+            parent.removeIncomplete(block)
+        }
+        block.callout?.cancel()
+        block.callout = nil
+        block.connection = nil
+        block.detachedQueue.removeAll()
+        socket.state.clear([.connected, .connecting])
+        socket.state.set([.disconnected, .cantReceiveMore, .cantSendMore])
+        socket.receiveBuffer.wake()
+        socket.sendBuffer.wake()
+        if socket.state.contains(.noFileReference) {
+            // Nobody reads it any more: free the buffered bytes now.
+            let buffer = socket.sendBuffer
+            buffer.lock.withLock {
+                buffer.chain.removeAll()
+                buffer.byteCount.store(0, ordering: .sequentiallyConsistent)
+            }
+        }
+        block.hold = nil
+    }
+
+    // MARK: TIME_WAIT
+
+    private func expireTimeWaits() {
+        let time = now
+        var next: Int64?
+        for (key, record) in timeWaits {
+            if record.deadline <= time {
+                timeWaits[key] = nil
+                tcp.tables.release(key)
+            } else {
+                next = Swift.min(next ?? record.deadline, record.deadline)
+            }
+        }
+        if let next { timeWaitCallout.arm(at: next) }
+    }
+
+    // MARK: Input
+
+    package func input(_ datagram: InetTransportDatagram) {
+        guard
+            case .success(let packet) = TCPHeader.parse(
+                datagram.payload, source: datagram.source, destination: datagram.destination,
+                verifyChecksum: !datagram.checksumsSkipped)
+        else {
+            statistics.malformed += 1
+            return
+        }
+        statistics.segmentsReceived += 1
+        let header = packet.header
+        let payload = ByteSlice(
+            chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
+            end: datagram.payloadStart + packet.payloadRange.upperBound)
+        if datagram.isBroadcast { return }
+        let key = TCPConnectionKey(
+            localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
+            remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
+        if let block = connections[key] {
+            event(block) { connection, time, actions in
+                connection.receive(header, payload: payload, now: time, into: &actions)
+            }
+            return
+        }
+        var reusing: TCPTimeWait?
+        if let record = timeWaits[key] {
+            if record.deadline > now && !record.admits(header) {
+                if !header.flags.contains(.rst) {
+                    // A retransmitted FIN (or anything else): ACK it again.
+                    transmitBare(
+                        TCPHeader(
+                            sourcePort: key.localPort, destinationPort: key.remotePort,
+                            sequenceNumber: record.sendNext.rawValue, acknowledgmentNumber: record.receiveNext.rawValue,
+                            flags: .ack, window: 0),
+                        from: datagram.destination, to: datagram.source)
+                }
+                return
+            }
+            timeWaits[key] = nil
+            reusing = record
+        }
+        listenInput(header, payloadLength: payload.count, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    private func listenInput(
+        _ header: TCPHeader, payloadLength: Int, key: TCPConnectionKey, datagram: InetTransportDatagram,
+        reusing: TCPTimeWait?
+    ) {
+        guard let listener = tcp.tables.listener(port: header.destinationPort, address: datagram.destination),
+            !listener.socket.state.contains(.noFileReference)
+        else {
+            if reusing != nil { tcp.tables.release(key) }
+            if let reset = TCPReset.forClosedPort(header, payloadLength: payloadLength) {
+                transmitBare(reset, from: datagram.destination, to: datagram.source)
+            }
+            return
+        }
+        switch TCPListener.decide(header, payloadLength: payloadLength) {
+        case .ignore:
+            if reusing != nil { tcp.tables.release(key) }
+        case .reset(let reset):
+            if reusing != nil { tcp.tables.release(key) }
+            transmitBare(reset, from: datagram.destination, to: datagram.source)
+        case .accept:
+            guard listener.acceptsMore else {
+                // Accept queue full: drop the SYN, as Linux does; the peer retries.
+                statistics.listenOverflows += 1
+                if reusing != nil { tcp.tables.release(key) }
+                return
+            }
+            guard reusing != nil || tcp.tables.reserve(key) else { return }
+            tcp.acceptChild(
+                of: listener, syn: header, key: key, source: datagram.source, destination: datagram.destination,
+                on: self, reusing: reusing)
+        }
+    }
+
+    /// Installs a block that moved here (connect's migration) or was born here.
+    func adopt(_ block: TCPControlBlock) {
+        block.home = self
+        if let key = block.key { connections[key] = block }
+    }
+
+    // MARK: Requests run here
+
+    /// A spare collector for an event that does not go through `event` (a child's SYN-ACK).
+    func withActions(_ body: (inout TCPActions<ByteSlice>) -> Void) -> TCPActions<ByteSlice> {
+        var actions = spareActions.popLast() ?? TCPActions()
+        body(&actions)
+        return actions
+    }
+
+    func applyBirth(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock) {
+        apply(&actions, to: block, timeWait: nil)
+        rearm(block)
+        actions.clear()
+        spareActions.append(actions)
+    }
+}

@@ -1,0 +1,346 @@
+import ArgumentParser
+import Glibc
+import NetMP
+import Synchronization
+
+/// `netmp bench tcp`: NetMP TCP over its loopback interface against the kernel's TCP over
+/// 127.0.0.1 in the same run, same threads and buffer sizes, the kernel at its best (TCP_NODELAY
+/// where NetMP uses it, reads that spin with MSG_DONTWAIT for NetMP's waiter budget before
+/// blocking), CPU time per operation on both sides.
+struct TCPBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tcp",
+        abstract: "NetMP TCP over its loopback interface against the kernel's TCP over 127.0.0.1 at its best:"
+            + " same buffer sizes, TCP_NODELAY where NetMP uses it, blocking or spinning then blocking.")
+
+    @OptionGroup var options: BenchOptions
+
+    @Option(help: "Protocol threads of the NetMP stack (default: one per CPU).")
+    var threads: Int?
+
+    @Option(help: "Run only the benchmarks whose name contains this text.")
+    var only: String?
+
+    @Flag(help: "Measure NetMP only (for profiling).")
+    var netmpOnly = false
+
+    func validate() throws {
+        if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
+    }
+
+    private func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
+
+    func run() throws {
+        options.applySpinSettings()
+        let stack = NetworkStack(.init(threadCount: threads ?? OSThread.cpuCount))
+        defer { stack.shutdown() }
+        var results: [BenchResult] = []
+        func add(_ name: String, _ kind: RowKind, _ body: @escaping (TCPBenchSide, Int) throws -> Pass) throws {
+            guard selected(name) else { return }
+            var legs = [Leg(name: "netmp") { try body(.netmp(stack), $0) }]
+            if !netmpOnly {
+                legs.append(Leg(name: "kernel.block") { try body(.kernel(spinning: false), $0) })
+                legs.append(Leg(name: "kernel.spin") { try body(.kernel(spinning: true), $0) })
+            }
+            results.append(try measureRow(name, kind, legs: legs, seconds: options.seconds, row: results.count))
+        }
+        let gigabytes = Double(bulkMessageSize) / 1e9
+        try add("tcp.bulk.64k", .throughput(unit: "GB/s", scale: gigabytes, probe: 256)) {
+            try bulk($0, connections: 1, messages: $1)
+        }
+        try add("tcp.pingpong", .latency(probe: 2000)) { try pingPong($0, roundTrips: $1) }
+        try add("tcp.connect", .throughput(unit: "conn/s", scale: 1, probe: 200)) { try connects($0, count: $1) }
+        for count in [1, 2, 4, 8, 64] {
+            try add("tcp.bulk.conns.\(count)", .throughput(unit: "GB/s", scale: gigabytes, probe: 256)) {
+                try bulk($0, connections: count, messages: $1)
+            }
+        }
+        printResults(results, json: options.json, verbose: options.verbose)
+        if !options.json {
+            let stats = stack.tcpStatistics()
+            print(
+                "netmp: \(stack.threads.count) protocol threads, \(stats.retransmittedSegments) segments"
+                    + " retransmitted; cpu/op is process CPU per 64 KiB message, round trip or connection")
+        }
+    }
+}
+
+// MARK: The two sides behind one face
+
+/// A stream socket of either side, as the benchmarks use it.
+enum TCPBenchSide {
+    case netmp(NetworkStack)
+    case kernel(spinning: Bool)
+}
+
+/// NetMP's buffer sizes, which the kernel's sockets are given too.
+private let benchBufferSize = 256 << 10
+
+private final class BenchSocket: @unchecked Sendable {
+    let netmp: NetSocket?
+    let fd: Int32
+    let spinning: Bool
+    /// Reads happen on one thread per socket: one spinner per socket and direction.
+    private var spinner = KernelSpinner()
+
+    init(netmp: NetSocket) {
+        self.netmp = netmp
+        fd = -1
+        spinning = false
+    }
+
+    init(fd: Int32, spinning: Bool) {
+        netmp = nil
+        self.fd = fd
+        self.spinning = spinning
+    }
+
+    /// Writes all of `bytes`.
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let netmp {
+            _ = try netmp.write(bytes)
+            return
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            guard n > 0 else { throw BenchFailure(description: "kernel send: errno \(errno)") }
+            offset += n
+        }
+    }
+
+    /// Reads at least one byte (0 at end of file); the spinning kernel leg retries with
+    /// MSG_DONTWAIT, yields, then blocks, by NetMP's waiting rule (`KernelSpinner`).
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if let netmp { return try netmp.read(into: buffer) }
+        let descriptor = fd
+        let n =
+            spinning
+            ? spinner.call { flags in Glibc.recv(descriptor, buffer.baseAddress, buffer.count, flags) }
+            : Glibc.recv(descriptor, buffer.baseAddress, buffer.count, 0)
+        guard n >= 0 else { throw BenchFailure(description: "kernel recv: errno \(errno)") }
+        return n
+    }
+
+    /// Reads exactly `buffer.count` bytes (false at end of file first).
+    func readFully(into buffer: UnsafeMutableRawBufferPointer) throws -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset...]))
+            if n == 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    func close() {
+        if let netmp { netmp.close() } else { Glibc.close(fd) }
+    }
+}
+
+private final class BenchListener: @unchecked Sendable {
+    let side: TCPBenchSide
+    let netmp: NetSocket?
+    let fd: Int32
+    let port: UInt16
+
+    init(_ side: TCPBenchSide, backlog: Int = 1024) throws {
+        self.side = side
+        switch side {
+        case .netmp(let stack):
+            let listener = try stack.socket(.inet, .stream)
+            try listener.bind(to: .ipv4(.loopback, port: 0))
+            try listener.listen(backlog: backlog)
+            netmp = listener
+            fd = -1
+            guard case .ipv4(_, let bound) = listener.localAddress else { throw BenchFailure(description: "no port") }
+            port = bound
+        case .kernel:
+            netmp = nil
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            fd = descriptor
+            var one: Int32 = 1
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            setBuffers(descriptor)
+            var address = loopbackAddress(port: 0)
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, length) }
+            }
+            guard bound == 0, Glibc.listen(descriptor, Int32(backlog)) == 0 else {
+                throw BenchFailure(description: "kernel listen: errno \(errno)")
+            }
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+            }
+            port = UInt16(bigEndian: address.sin_port)
+        }
+    }
+
+    func connect(noDelay: Bool) throws -> BenchSocket {
+        switch side {
+        case .netmp(let stack):
+            let socket = try stack.socket(.inet, .stream)
+            if noDelay { try socket.setOption(.noDelay, 1) }
+            try socket.connect(to: .ipv4(.loopback, port: port))
+            return BenchSocket(netmp: socket)
+        case .kernel(let spinning):
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            setBuffers(fd)
+            if noDelay {
+                var one: Int32 = 1
+                _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            }
+            var address = loopbackAddress(port: port)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard connected == 0 else { throw BenchFailure(description: "kernel connect: errno \(errno)") }
+            return BenchSocket(fd: fd, spinning: spinning)
+        }
+    }
+
+    func accept(noDelay: Bool) throws -> BenchSocket {
+        if let netmp {
+            let child = try netmp.accept()
+            if noDelay { try child.setOption(.noDelay, 1) }
+            return BenchSocket(netmp: child)
+        }
+        let child = Glibc.accept(fd, nil, nil)
+        guard child >= 0 else { throw BenchFailure(description: "kernel accept: errno \(errno)") }
+        if noDelay {
+            var one: Int32 = 1
+            _ = setsockopt(child, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        guard case .kernel(let spinning) = side else { return BenchSocket(fd: child, spinning: false) }
+        return BenchSocket(fd: child, spinning: spinning)
+    }
+
+    func close() {
+        if let netmp { netmp.close() } else { Glibc.close(fd) }
+    }
+}
+
+private func setBuffers(_ fd: Int32) {
+    applyBufferSizes(BufferSizes(send: benchBufferSize, receive: benchBufferSize), to: fd, label: "tcp")
+}
+
+private func loopbackAddress(port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    address.sin_port = port.bigEndian
+    return address
+}
+
+// MARK: Benchmarks
+
+private let bulkMessageSize = 64 << 10
+
+/// `connections` streams carrying `messages` 64 KiB messages between them; min(connections, 4)
+/// writer threads and as many readers each serve their share in turn (whole messages, so none
+/// waits on another).
+private func bulk(_ side: TCPBenchSide, connections: Int, messages: Int) throws -> Pass {
+    let listener = try BenchListener(side)
+    defer { listener.close() }
+    var clients: [BenchSocket] = []
+    var servers: [BenchSocket] = []
+    for _ in 0..<connections {
+        clients.append(try listener.connect(noDelay: false))
+        servers.append(try listener.accept(noDelay: false))
+    }
+    defer {
+        for socket in clients + servers { socket.close() }
+    }
+    let groups = Swift.min(connections, 4)
+    let perConnection = Swift.max(1, messages / connections)
+    let sendSockets = clients
+    let receiveSockets = servers
+    let failures = Atomic<Int>(0)
+    let clock = PassClock()
+    let writers = (0..<groups).map { group in
+        OSThread.start(name: "bench-tcp-writer") {
+            pinIfAsked(1)
+            let block = [UInt8](repeating: 0x5A, count: bulkMessageSize)
+            block.withUnsafeBytes { raw in
+                for _ in 0..<perConnection {
+                    for index in stride(from: group, to: connections, by: groups) {
+                        if (try? sendSockets[index].write(raw)) == nil {
+                            failures.add(1, ordering: .relaxed)
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let readers = (0..<groups).map { group in
+        OSThread.start(name: "bench-tcp-reader") {
+            pinIfAsked(0)
+            var block = [UInt8](repeating: 0, count: bulkMessageSize)
+            block.withUnsafeMutableBytes { raw in
+                for _ in 0..<perConnection {
+                    for index in stride(from: group, to: connections, by: groups) {
+                        if (try? receiveSockets[index].readFully(into: raw)) != true {
+                            failures.add(1, ordering: .relaxed)
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for thread in writers + readers { thread.join() }
+    let pass = clock.stop(operations: perConnection * connections)
+    guard failures.load(ordering: .relaxed) == 0 else { throw BenchFailure(description: "bulk transfer failed") }
+    return pass
+}
+
+/// One byte there and back on a no-delay connection, `roundTrips` times.
+private func pingPong(_ side: TCPBenchSide, roundTrips count: Int) throws -> Pass {
+    let listener = try BenchListener(side)
+    defer { listener.close() }
+    let client = try listener.connect(noDelay: true)
+    let server = try listener.accept(noDelay: true)
+    defer {
+        client.close()
+        server.close()
+    }
+    let clock = PassClock()
+    let echo = OSThread.start(name: "bench-tcp-echo") {
+        pinIfAsked(1)
+        var byte: [UInt8] = [0]
+        byte.withUnsafeMutableBytes { raw in
+            for _ in 0..<count {
+                guard (try? server.read(into: raw)) == 1, (try? server.write(UnsafeRawBufferPointer(raw))) != nil
+                else { return }
+            }
+        }
+    }
+    var byte: [UInt8] = [7]
+    try byte.withUnsafeMutableBytes { raw in
+        for _ in 0..<count {
+            try client.write(UnsafeRawBufferPointer(raw))
+            guard try client.read(into: raw) == 1 else { throw BenchFailure(description: "echo ended") }
+        }
+    }
+    let pass = clock.stop(operations: count)
+    echo.join()
+    return pass
+}
+
+/// connect + accept + close of both ends, one after another, `count` times.
+private func connects(_ side: TCPBenchSide, count: Int) throws -> Pass {
+    let listener = try BenchListener(side)
+    defer { listener.close() }
+    let clock = PassClock()
+    for _ in 0..<count {
+        let client = try listener.connect(noDelay: false)
+        let server = try listener.accept(noDelay: false)
+        client.close()
+        server.close()
+    }
+    return clock.stop(operations: count)
+}
