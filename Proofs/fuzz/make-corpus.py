@@ -98,6 +98,19 @@ syn = tcp_segment(client, server, 40000, 80, 0x01020304, 0, 0x02, 64240, syn_opt
 synack_options = bytes([2, 4, 0x05, 0xB4, 4, 2, 8, 10]) + struct.pack("!II", 0x11223344, 0x6DB00B6B) + bytes([1, 3, 3, 7])
 synack = tcp_segment(server, client, 80, 40000, 0x0A0B0C0D, 0x01020305, 0x12, 65160, synack_options)
 write("tcp", "linuxSyn", bytes(client) + bytes(server) + syn)
+
+
+def ipv4_frame(src, dst, proto, payload):
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0x1234, 0x4000, 64, proto, 0, bytes(src), bytes(dst))
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    ethernet = bytes([2, 0, 0, 0, 7, 2, 2, 0, 0, 0, 7, 1]) + struct.pack("!H", 0x0800)
+    return ethernet + header + payload
+
+
+# The receive target's TCP listener is 198.18.7.2:80: a SYN to it, and one with data.
+write("receive", "tcpSyn", ipv4_frame(client, server, 6, syn))
+write("receive", "tcpSynThenRst", record(0, ipv4_frame(client, server, 6, syn))
+      + record(0, ipv4_frame(client, server, 6, tcp_segment(client, server, 40000, 80, 0x01020305, 0, 0x04, 0, b""))))
 write("tcp", "linuxSynAck", bytes(server) + bytes(client) + synack)
 count = sum(len(files) for _, _, files in os.walk(out))
 print("wrote %d corpus files under %s" % (count, os.path.relpath(out, root)))

@@ -14,13 +14,16 @@ if [ ${#targets[@]} -eq 0 ]; then targets=(ethernet arp ipv4 icmp udp tcp receiv
 
 scratch="$root/.build-fuzz"
 started=$SECONDS
-(cd "$here" && swift build -c release --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address 2>&1 |
-    grep -v "ld.gold: warning: Cannot export local symbol" || true)
-binary="$scratch/release/NetMPFuzz"
-if [ ! -x "$binary" ]; then
+build_log="$(mktemp)"
+if ! (cd "$here" && swift build -c release --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address) \
+    >"$build_log" 2>&1; then
+    grep -v "ld.gold: warning: Cannot export local symbol" "$build_log" | tail -40
+    rm -f "$build_log"
     echo "the fuzz build failed" >&2
     exit 1
 fi
+rm -f "$build_log"
+binary="$scratch/release/NetMPFuzz"
 echo "built in $((SECONDS - started)) s"
 
 work="$(mktemp -d)"

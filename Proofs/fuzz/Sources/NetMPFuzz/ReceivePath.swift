@@ -14,9 +14,9 @@ import Synchronization
 /// after each input the clock moves on two minutes, so reassembly queues and ARP entries
 /// expire and the next input starts from a near-fresh stack.
 ///
-/// TCP: when TCP sockets are integrated, add here a listening socket, a connected one, a
-/// half-closed one and one in TIME_WAIT (connected to 198.18.7.1 through scripted frames), so
-/// that segments reach every state; make-corpus.py then needs TCP captures.
+/// TCP: a listening socket on 198.18.7.2:80 (its accepted connections closed at once). Still
+/// to add: a connected socket, a half-closed one and one in TIME_WAIT (made through scripted
+/// frames from 198.18.7.1), so that segments reach every state.
 final class ReceivePath: @unchecked Sendable {
     static let ours = IPv4Address(198, 18, 7, 2)
     static let peer = IPv4Address(198, 18, 7, 1)
@@ -29,6 +29,7 @@ final class ReceivePath: @unchecked Sendable {
     let stack: NetworkStack
     let interfaces: [FuzzInterface]
     let sockets: [NetSocket]
+    let listeners: [NetSocket]
     var scratch = [UInt8](repeating: 0, count: 2048)
 
     init() {
@@ -57,6 +58,12 @@ final class ReceivePath: @unchecked Sendable {
             let other = try stack.socket(.inet, .datagram)
             try other.bind(to: .ipv4(.unspecified, port: 53))
             sockets = [discard, connected, other]
+            // TCP: a listener on port 80; accepted connections are closed at once in `settle`.
+            let listener = try stack.socket(.inet, .stream)
+            try listener.bind(to: .ipv4(ReceivePath.ours, port: 80))
+            try listener.listen(backlog: 4)
+            listener.isNonBlocking = true
+            listeners = [listener]
         } catch {
             fatalError("the fuzz stack could not be set up: \(error)")
         }
@@ -81,6 +88,12 @@ final class ReceivePath: @unchecked Sendable {
                 guard case .success = received else { break }
             }
         }
+        for listener in listeners {
+            while case .success(let child) = Result(catching: { () throws(NetError) in try listener.accept() }) {
+                child.close()
+            }
+        }
+        stack.runUntilIdle()
         for interface in interfaces { interface.discardSent() }
     }
 
