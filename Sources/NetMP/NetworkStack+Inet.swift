@@ -67,7 +67,7 @@ extension NetworkStack {
         _ destination: IPv4Address, sequence: UInt16 = 1, payloadSize: Int = 56, ttl: UInt8? = nil,
         timeout: Duration = .seconds(2)
     ) -> PingRequest {
-        let identifier = inet.nextPingIdentifier.add(1, ordering: .relaxed).newValue
+        let identifier = inet.nextPingIdentifier.wrappingAdd(1, ordering: .relaxed).newValue  // 16 bits: wraps
         let request = PingRequest(
             destination: destination, identifier: identifier, sequence: sequence,
             payloadSize: Swift.max(0, Swift.min(payloadSize, 65507)), ttl: ttl, timeout: timeout)
