@@ -171,17 +171,3 @@ final class TransferProgress: Sendable {
         thread.withLock { $0?.join() }
     }
 }
-
-extension FileHandleOutput {
-    func writeBytes(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return Glibc.write(descriptor, base + offset, raw.count - offset)
-            }
-            if count <= 0 { return }
-            offset += count
-        }
-    }
-}

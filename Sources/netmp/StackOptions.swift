@@ -160,8 +160,10 @@ struct FileHandleOutput {
     static let standardError = FileHandleOutput(descriptor: 2)
     static let standardOutput = FileHandleOutput(descriptor: 1)
 
-    func write(_ text: String) {
-        let bytes = Array(text.utf8)
+    func write(_ text: String) { writeBytes(Array(text.utf8)) }
+
+    /// Writes all of `bytes` (stopping early only if the descriptor fails).
+    func writeBytes(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { raw -> Int in
