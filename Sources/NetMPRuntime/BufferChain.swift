@@ -101,10 +101,12 @@ public struct BufferChain: @unchecked Sendable {
     /// Drops `n` bytes from the front (all if fewer), trimming the head in place.
     public mutating func trimFront(_ n: Int, pool: ChunkPool? = .shared) {
         var remaining = Swift.min(Swift.max(0, n), count)
-        while remaining > 0, let head = slices.first {
-            if head.count <= remaining {
-                remaining -= head.count
-                count -= head.count
+        // Only the head's length is kept across the pop: a copy of the slice would hold its
+        // chunk, and the pool recycles only chunks nobody else references.
+        while remaining > 0, let headCount = slices.first?.count {
+            if headCount <= remaining {
+                remaining -= headCount
+                count -= headCount
                 if let slice = slices.popFirst(), let pool { pool.recycle(slice) }
             } else {
                 _ = slices.withFirst { $0.start += remaining }

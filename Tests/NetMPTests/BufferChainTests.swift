@@ -113,6 +113,20 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(pool.take(atLeast: 100_000).capacity, 100_000, "oversized requests get their own chunk")
     }
 
+    func testTrimFrontReturnsTheChunksItConsumesToThePool() {
+        let pool = ChunkPool()
+        let bytes = [UInt8](repeating: 9, count: 1000)
+        var chain = bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) }
+        chain.append(bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) })
+        XCTAssertEqual(pool.cachedCount, 0)
+        chain.trimFront(1500, pool: pool)
+        XCTAssertEqual(pool.cachedCount, 1, "the consumed head chunk went back to the pool")
+        XCTAssertEqual(chain.count, 500)
+        chain.trimFront(500, pool: pool)
+        XCTAssertEqual(pool.cachedCount, 2)
+        XCTAssertTrue(chain.isEmpty)
+    }
+
     func testEachThreadKeepsItsOwnChunksAndSpillsHalfWhenFull() {
         let pool = ChunkPool()
         let limit = ChunkPool.threadLimits[0]
