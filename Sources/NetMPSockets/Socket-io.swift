@@ -216,12 +216,11 @@ extension Socket {
         throws(NetError) -> Blocked?
     {
         repeat {
-            if let error = takeError() {
-                if sent > 0 {
-                    setError(error)
-                    return nil
-                }
-                throw error
+            if hasError {
+                // What was sent stays sent: report the count and leave the error in its slot for
+                // the next call (not taken and put back: a reader could miss it in between).
+                if sent > 0 { return nil }
+                if let error = takeError() { throw error }
             }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[sent...])
             let progress: SendProgress
@@ -230,6 +229,9 @@ extension Socket {
             } catch {
                 // What was sent stays sent: report the count; the error comes with the next call.
                 if sent > 0 { return nil }
+                // A send racing its own socket's close finds the links already undone: it is
+                // the close the caller must hear about.
+                if state.contains(.noFileReference) { throw .badDescriptor }
                 throw error
             }
             switch progress {
