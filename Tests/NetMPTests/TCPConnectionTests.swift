@@ -12,13 +12,6 @@ import XCTest
 final class TCPConnectionTests: StackTestCase {
     override var threadCount: Int { 2 }
 
-    func makeListener(backlog: Int = 128) throws -> (NetSocket, SocketAddress) {
-        let listener = try stack.socket(.inet, .stream)
-        try listener.bind(to: .ipv4(.loopback, port: 0))
-        try listener.listen(backlog: backlog)
-        return (listener, listener.localAddress)
-    }
-
     func pair() throws -> (client: NetSocket, server: NetSocket) {
         let (listener, address) = try makeListener()
         let client = try stack.socket(.inet, .stream)

@@ -12,13 +12,6 @@ import XCTest
 final class TCPRaceTests: StackTestCase {
     override var threadCount: Int { 2 }
 
-    func makeListener(backlog: Int = 128) throws -> (NetSocket, SocketAddress) {
-        let listener = try stack.socket(.inet, .stream)
-        try listener.bind(to: .ipv4(.loopback, port: 0))
-        try listener.listen(backlog: backlog)
-        return (listener, listener.localAddress)
-    }
-
     func waitForConnectionsToEnd(file: StaticString = #filePath, line: UInt = #line) {
         let deadline = MonotonicTime.deadline(after: 20_000_000_000)
         while stack.tcpStatistics().liveConnections > 0 {

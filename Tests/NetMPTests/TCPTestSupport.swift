@@ -181,3 +181,13 @@ func tcpTransfer(
     listener.close()
     return outcome
 }
+
+extension StackTestCase {
+    /// A TCP socket listening on an ephemeral loopback port, and its address.
+    func makeListener(backlog: Int = 128) throws -> (NetSocket, SocketAddress) {
+        let listener = try stack.socket(.inet, .stream)
+        try listener.bind(to: .ipv4(.loopback, port: 0))
+        try listener.listen(backlog: backlog)
+        return (listener, listener.localAddress)
+    }
+}
