@@ -100,7 +100,9 @@ extension LocalDomain {
             return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count))
         }
         let n = Swift.min(room, length)
-        buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
+        // The chain takes this reference: a reader woken below finds the chunk held by the chain
+        // alone and recycles it, where a reference kept here until return would defeat that.
+        buffer.chain.append(ByteSlice(chunk: consume chunk, start: start, end: start + n))
         return .sent(finishAppendLocked(buffer, n))
     }
 

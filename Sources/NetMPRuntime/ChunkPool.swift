@@ -18,7 +18,11 @@ public final class ChunkPool: @unchecked Sendable {
         let lock = NetLock()
         var chunks: [ByteChunk] = []  // under lock
         let limit: Int
-        init(limit: Int) { self.limit = limit }
+        init(limit: Int) {
+            self.limit = limit
+            // Room for the whole stack up front: a spill never grows the array (an allocation).
+            chunks.reserveCapacity(limit)
+        }
     }
 
     /// One thread's free chunks, per class; released (chunks freed) when the thread exits.

@@ -50,42 +50,85 @@ package final class SocketWaiter: EmbeddedMessage, @unchecked Sendable {
 
     // MARK: Reuse by blocking threads
 
-    /// A thread's spare waiter, kept between its blocking waits.
-    private final class Spare {
-        var waiter: SocketWaiter?
+    /// A thread's spare waiters, kept between its blocking waits. A woken thread often waits
+    /// again before its waker has returned from `publish` (the futex wake is a system call) and
+    /// let go of the waiter just used; a waker holds at most one, so with two spares made up
+    /// front the next wait finds one free. More are made (up to `capacity`) only when an owner
+    /// has not yet handled a predicate message.
+    private final class Spares {
+        static let capacity = 4
+        var waiters: [SocketWaiter?]
+        /// The slot a new waiter replaces when none is empty (round robin).
+        var nextSlot = 0
+        /// Blocking waits this thread has started (tests check that waits happened).
+        var waitsStarted = 0
+
+        init() {
+            waiters = [SocketWaiter.spare(), SocketWaiter.spare()]
+            waiters += Array(repeating: nil, count: Spares.capacity - 2)
+        }
     }
 
-    private static let spare = ThreadLocal { Spare() }
+    private static let spares = ThreadLocal { Spares() }
 
-    /// A waiter for a blocking wait on the calling thread, prepared for `waitOnThread`. The
-    /// thread's spare is reused when nobody else still holds it (the waker lets go once its
-    /// `publish` has returned), so a blocking wait allocates nothing.
-    static func forThreadWait(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) -> SocketWaiter {
-        let slot = spare.value
-        if var waiter = slot.waiter.take(), isKnownUniquelyReferenced(&waiter),
-            waiter.handled.load(ordering: .acquiring), waiter.parker != nil
-        {
-            waiter.waitingSocket = socket
-            waiter.waitingBuffer = buffer
-            waiter.condition = condition
-            waiter.outcome = .satisfied
-            waiter.phase.store(0, ordering: .relaxed)
-            waiter.handled.store(false, ordering: .relaxed)
-            return waiter
-        }
-        let waiter = SocketWaiter(socket: socket, buffer: buffer, condition: condition)
+    /// How many blocking waits the calling thread has posted a waiter for.
+    package static var waitsStartedOnThisThread: Int { spares.value.waitsStarted }
+
+    /// A prepared thread waiter that refers to nothing yet.
+    private static func spare() -> SocketWaiter {
+        let waiter = SocketWaiter(condition: .connected)
         waiter.prepareThreadWait()
         return waiter
     }
 
-    /// Keeps a finished thread waiter as its thread's spare, dropping what it referred to,
-    /// when nobody else holds it (an owner may still have its message queued).
+    private init(condition: WaitCondition) { self.condition = condition }
+
+    /// A waiter for a blocking wait on the calling thread, prepared for `waitOnThread`. A spare
+    /// that nobody else still holds is reused, so a blocking wait allocates nothing.
+    static func forThreadWait(socket: Socket, buffer: SocketBuffer, condition: WaitCondition) -> SocketWaiter {
+        let spares = spares.value
+        spares.waitsStarted &+= 1
+        for slot in 0..<Spares.capacity {
+            guard var waiter = spares.waiters[slot].take() else { continue }
+            let free = isKnownUniquelyReferenced(&waiter)
+            // Kept in its slot while in use too: the next wait skips it unless it is free.
+            spares.waiters[slot] = waiter
+            if free {
+                waiter.waitingSocket = socket
+                waiter.waitingBuffer = buffer
+                waiter.condition = condition
+                waiter.outcome = .satisfied
+                waiter.phase.store(0, ordering: .relaxed)
+                waiter.handled.store(false, ordering: .relaxed)
+                return waiter
+            }
+        }
+        let waiter = SocketWaiter(socket: socket, buffer: buffer, condition: condition)
+        waiter.prepareThreadWait()
+        if let empty = spares.waiters.firstIndex(where: { $0 == nil }) {
+            spares.waiters[empty] = waiter
+        } else {
+            spares.waiters[spares.nextSlot] = waiter
+            spares.nextSlot = (spares.nextSlot + 1) % Spares.capacity
+        }
+        return waiter
+    }
+
+    /// Drops what a finished thread waiter referred to, so a spare does not keep a socket
+    /// alive. Only once the owner has handled its predicate message (it reads the socket and
+    /// buffer): a waker still in `publish` touches neither. A waiter the owner has not reached
+    /// yet leaves its slot and is freed by whoever holds it last.
     static func returnToThread(_ waiter: inout SocketWaiter) {
-        guard isKnownUniquelyReferenced(&waiter) else { return }
-        waiter.waitingSocket = nil
-        waiter.waitingBuffer = nil
-        waiter.condition = .connected
-        spare.value.waiter = waiter
+        if waiter.handled.load(ordering: .acquiring) {
+            waiter.waitingSocket = nil
+            waiter.waitingBuffer = nil
+            waiter.condition = .connected
+            return
+        }
+        let spares = spares.value
+        for slot in 0..<Spares.capacity where spares.waiters[slot] === waiter {
+            spares.waiters[slot] = nil
+        }
     }
 
     var isClaimed: Bool { phase.load(ordering: .acquiring) & SocketWaiter.claimed != 0 }

@@ -8,9 +8,8 @@ import XCTest
 @testable import NetMPRuntime
 @testable import NetMPSockets
 
-/// A path that must not touch the heap once warm: a synchronous request to a protocol thread.
-/// (Blocking waits are not there yet: a sleeping wait reuses its thread's spare waiter only
-/// when its last waker has let go of it, which often it has not.)
+/// Paths that must not touch the heap once warm: a synchronous request to a protocol thread,
+/// and a blocking read that sleeps until a writer wakes it.
 final class AllocationTests: XCTestCase {
     override func setUpWithError() throws {
         #if DEBUG
@@ -46,5 +45,101 @@ final class AllocationTests: XCTestCase {
         let madeWithCaptures = netmp_allocations_this_thread() - before
         XCTAssertEqual(shared.value, 499_500)
         XCTAssertEqual(madeWithCaptures, 1000, "calls allocated beyond their closure")
+    }
+
+    func testSleepingBlockingWaitsReuseTheirWaiters() throws {
+        // No spinning and no yields: every read that finds nothing posts its waiter and sleeps,
+        // so the waits themselves (not a spin that catches the partner) are what is counted.
+        let saved = (
+            SpinPolicy.waiterMaximumSpinNanoseconds, SpinPolicy.waiterMinimumSpinNanoseconds, SpinPolicy.waiterYields
+        )
+        SpinPolicy.waiterMaximumSpinNanoseconds = 0
+        SpinPolicy.waiterMinimumSpinNanoseconds = 0
+        SpinPolicy.waiterYields = 0
+        defer {
+            (
+                SpinPolicy.waiterMaximumSpinNanoseconds, SpinPolicy.waiterMinimumSpinNanoseconds,
+                SpinPolicy.waiterYields
+            ) = saved
+        }
+        let stack = NetworkStack(.init(threadCount: 1))
+        defer { stack.shutdown() }
+        let (left, right) = try stack.socketPair(.stream)
+        for socket in [left, right] { socket.core.receiveBuffer.spinBudget.store(0, ordering: .relaxed) }
+        let rounds = 3000
+        let done = DispatchSemaphore(value: 0)
+        let echoMeasure = LockedValue<WaitAllocationMeter.Result?>(nil)
+        // The echo side reads a byte (sleeping until it comes) and writes it back.
+        let echo = Thread {
+            var byte: UInt8 = 0
+            var meter = WaitAllocationMeter()
+            var echoed = 0
+            withUnsafeMutableBytes(of: &byte) { buffer in
+                for round in 0..<rounds {
+                    meter.startRound(round)
+                    guard (try? right.read(into: buffer)) == 1,
+                        (try? right.write(UnsafeRawBufferPointer(buffer))) == 1
+                    else { break }
+                    echoed += 1
+                }
+            }
+            let result = meter.result()
+            echoMeasure.withLock { $0 = echoed == rounds ? result : nil }
+            done.signal()
+        }
+        echo.start()
+        var byte: UInt8 = 7
+        var meter = WaitAllocationMeter()
+        var returned = 0
+        try withUnsafeMutableBytes(of: &byte) { buffer in
+            for round in 0..<rounds {
+                meter.startRound(round)
+                XCTAssertEqual(try left.write(UnsafeRawBufferPointer(buffer)), 1)
+                returned += try left.read(into: buffer)
+            }
+        }
+        let ping = meter.result()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "the echo thread did not finish")
+        XCTAssertEqual(returned, rounds)
+        let echoed = try XCTUnwrap(echoMeasure.withLock { $0 }, "the echo thread did not finish its rounds")
+        // Both threads did sleep in waits while measured (often one of them almost never waits
+        // at first: its partner answers while it is still inside the wake-up's system call).
+        XCTAssertGreaterThan(ping.waits, rounds / 10, "the pinging thread hardly waited")
+        XCTAssertGreaterThan(echoed.waits, rounds / 10, "the echo thread hardly waited")
+        // A woken thread may wait again while its waker is still inside the wake-up (the futex
+        // wake), holding the waiter just used; a waker holds at most one, so a second spare is
+        // always free and no wait allocates.
+        XCTAssertEqual(ping.allocations, 0, "the pinging thread's \(ping.waits) waits allocated")
+        XCTAssertEqual(echoed.allocations, 0, "the echo thread's \(echoed.waits) waits allocated")
+    }
+}
+
+/// A thread's allocations and sleeping waits, counted from its first round past the warm-up
+/// that begins after it has waited once (the first wait makes the thread's spare waiters and
+/// the buffer's waiter list, which are kept).
+private struct WaitAllocationMeter {
+    struct Result: Sendable {
+        var allocations: Int
+        var waits: Int
+    }
+
+    static let warmUpRounds = 100
+    private var startAllocations: Int?
+    private var startWaits = 0
+
+    mutating func startRound(_ round: Int) {
+        guard startAllocations == nil, round >= WaitAllocationMeter.warmUpRounds,
+            SocketWaiter.waitsStartedOnThisThread > 0
+        else { return }
+        startAllocations = netmp_allocations_this_thread()
+        startWaits = SocketWaiter.waitsStartedOnThisThread
+        if getenv("NETMP_TRACE_ALLOCATIONS") != nil { netmp_allocations_trace_next(10) }
+    }
+
+    func result() -> Result {
+        guard let startAllocations else { return Result(allocations: 0, waits: 0) }
+        return Result(
+            allocations: netmp_allocations_this_thread() - startAllocations,
+            waits: SocketWaiter.waitsStartedOnThisThread - startWaits)
     }
 }
