@@ -67,8 +67,10 @@ extension NetSocket {
     }
 
     /// SO_LINGER: nil is off (close returns at once and the connection closes gracefully);
-    /// `.zero` makes close reset the connection (RST) and drop unsent data. A positive time is
-    /// recorded, but close does not wait for it.
+    /// `.zero` makes close reset the connection (RST) and drop unsent data. A positive time makes
+    /// a blocking close wait, up to that long, until the peer has acknowledged everything sent
+    /// and the FIN; as on Linux, running out of time ends only the wait: the connection still
+    /// closes gracefully behind it. (A close on a protocol thread never waits.)
     public var linger: Duration? {
         get {
             guard let value = tcpBlock?.options.linger.load(ordering: .relaxed), value >= 0 else { return nil }
@@ -78,6 +80,22 @@ extension NetSocket {
             let value = newValue.map { Swift.max(0, $0.nanoseconds) } ?? -1
             tcpBlock?.options.linger.store(value, ordering: .relaxed)
         }
+    }
+
+    /// The wait of a close with a positive SO_LINGER: the FIN goes out behind the queued bytes
+    /// (shutdown of the sending side), then the peer's acknowledgment of it is awaited. Unread
+    /// data makes the close a reset instead, so there is nothing to wait for then.
+    func lingerBeforeClose() {
+        guard let block = tcpBlock, Socket.mayBlockCallingThread else { return }
+        let linger = block.options.linger.load(ordering: .relaxed)
+        guard linger > 0, core.state.contains(.connected),
+            !core.state.containsAny([.noFileReference, .disconnected]),
+            core.receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent) == 0
+        else { return }
+        do { try core.shutdown(.write) } catch { return }
+        try? core.wait(
+            for: .protocolDefined(TCPLingerCondition(block: block)), on: core.sendBuffer,
+            deadline: MonotonicTime.deadline(after: linger))
     }
 
     /// connect(2) that gives up after `timeout`: the attempt is aborted and `.timedOut` thrown.

@@ -77,7 +77,10 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func shutdown(_ how: ShutdownHow) throws(NetError) { try core.shutdown(how) }
 
     /// close(2). Later calls on this handle throw `.badDescriptor`; closing twice does nothing.
-    public func close() { core.close() }
+    public func close() {
+        lingerBeforeClose()
+        core.close()
+    }
 
     /// getsockname(2).
     public var localAddress: SocketAddress { core.localAddress }

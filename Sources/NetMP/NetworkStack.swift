@@ -84,12 +84,15 @@ public final class NetworkStack: Sendable {
     /// ping in flight) ends with it. Safe to call more than once.
     public func shutdown() {
         guard sockets.markShutDown() else { return }
+        let mayWait = ProtocolThread.current == nil
+        if mayWait && threads.allSatisfy({ $0.mode == .dedicated }) { tcp.abortEveryConnection() }
         for thread in threads { thread.stop() }
         // Calls still blocked on a socket end with `.shutdown`, and so do pings in flight.
         sockets.wakeEverySocket()
         if ProtocolThread.current == nil {
             // The threads have ended (stopped and joined): their ping tables are free to touch.
             for state in inet.perThread { state.failPendingPings() }
+            tcp.releaseAfterStop()
         }
         inet.detachInterfaces()
     }

@@ -543,6 +543,10 @@ package final class InetThread: @unchecked Sendable {
         switch quote.header.protocol {
         case .udp:
             udpError(icmp.header.message, quote: quote)
+        case .tcp:
+            transportHandlers[Int(IPProtocol.tcp.rawValue)]?.controlInput(
+                icmp.header.message, quote: quote,
+                transport: UnsafeRawBufferPointer(rebasing: payload[quote.transportRange]))
         case .icmp:
             // Our echo request: identifier and sequence are bytes 4..<8 of the quote.
             let start = quote.transportRange.lowerBound

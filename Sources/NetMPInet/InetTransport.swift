@@ -8,6 +8,36 @@ import NetMPWire
 package protocol InetTransportHandler: AnyObject {
     /// A whole (reassembled) datagram for this stack arrived on its owner thread.
     func input(_ datagram: InetTransportDatagram)
+    /// An ICMP error quoting a datagram of this protocol that we sent arrived (on whichever
+    /// thread the ICMP message hashed to); `transport` holds the quoted transport bytes (at
+    /// least 8).
+    func controlInput(_ message: ICMPMessage, quote: ICMPQuotedDatagram, transport: UnsafeRawBufferPointer)
+}
+
+extension ICMPMessage {
+    /// What a transport socket reports for this ICMP error about a datagram it sent, as Linux
+    /// converts them (icmp_err_convert): port or protocol unreachable is a refusal; TTL exceeded
+    /// and the other unreachable codes are an unreachable host. Nil for what names no failure of
+    /// the socket's own: fragmentation needed (path MTU discovery's), non-errors.
+    package var transportError: NetError? {
+        switch self {
+        case .destinationUnreachable(let code, _):
+            switch code {
+            case .portUnreachable, .protocolUnreachable: return .connectionRefused
+            case .networkUnreachable: return .networkUnreachable
+            case .fragmentationNeeded: return nil
+            default: return .hostUnreachable
+            }
+        case .timeExceeded:
+            return .hostUnreachable
+        default:
+            return nil
+        }
+    }
+}
+
+extension InetTransportHandler {
+    package func controlInput(_ message: ICMPMessage, quote: ICMPQuotedDatagram, transport: UnsafeRawBufferPointer) {}
 }
 
 /// What a transport sees of an inbound datagram: addresses and where its payload lies in the

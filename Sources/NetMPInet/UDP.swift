@@ -562,19 +562,7 @@ extension InetThread {
         let key = UDPFlowKey(
             localAddress: quote.header.source, localPort: quote.sourcePort, remoteAddress: quote.header.destination,
             remotePort: quote.destinationPort)
-        guard let binding = udpConnected[key] else { return }
-        let error: NetError
-        switch message {
-        case .destinationUnreachable(let code, _):
-            switch code {
-            case .portUnreachable, .protocolUnreachable: error = .connectionRefused
-            case .networkUnreachable: error = .networkUnreachable
-            case .fragmentationNeeded: return
-            default: error = .hostUnreachable
-            }
-        default:
-            return
-        }
+        guard let binding = udpConnected[key], let error = message.transportError else { return }
         binding.socket.setError(error)
         binding.socket.receiveBuffer.wake()
         binding.socket.sendBuffer.wake()

@@ -29,4 +29,19 @@ public final class AtomicSocketState: Sendable {
     @inlinable @inline(__always) package func clear(_ members: SocketState) -> SocketState {
         SocketState(rawValue: bits.bitwiseAnd(~members.rawValue, ordering: .sequentiallyConsistent).oldValue)
     }
+
+    /// Clears `clearing` and sets `setting` in one step, so no reader sees the state between
+    /// (a connect waiter that saw `connecting` gone before `connected` came would report a
+    /// refusal); returns the state before.
+    @discardableResult
+    @inlinable package func replace(clearing: SocketState, setting: SocketState) -> SocketState {
+        var current = bits.load(ordering: .relaxed)
+        while true {
+            let next = (current & ~clearing.rawValue) | setting.rawValue
+            let (exchanged, original) = bits.compareExchange(
+                expected: current, desired: next, ordering: .sequentiallyConsistent)
+            if exchanged { return SocketState(rawValue: current) }
+            current = original
+        }
+    }
 }

@@ -47,7 +47,7 @@ extension TCPConnection {
             arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
         case .established, .finWait1, .closeWait, .closing, .lastAck:
             guard consecutiveRetransmissions <= configuration.maximumRetransmissions else {
-                becomeClosed(&actions, error: .timedOut)
+                becomeClosed(&actions, error: softError ?? .timedOut)
                 return
             }
             retransmissionTimeout.backOff()

@@ -96,6 +96,9 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var retransmittedSegments = 0
     public internal(set) var timeoutCount = 0
     public internal(set) var fastRetransmitCount = 0
+    /// The last ICMP error about a segment in flight on a synchronized connection: reported in
+    /// place of `timedOut` if retransmissions run out (Linux's sk_err_soft).
+    public internal(set) var softError: TCPError?
 
     /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
     /// to the peer; the MSS we announce is that less 40 bytes of IPv4 and TCP headers.

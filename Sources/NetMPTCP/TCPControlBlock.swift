@@ -34,6 +34,8 @@ package final class TCPControlBlock: @unchecked Sendable {
     var detached = false
     var detachedQueue = BufferChain()
     var callout: Callout?
+    /// `sendFinished` has been set (owner only: the event path checks this plain flag).
+    var sendFinishedPublished = false
 
     // MARK: Shared
 
@@ -47,6 +49,9 @@ package final class TCPControlBlock: @unchecked Sendable {
     let windowUpdateThreshold = Atomic<Int>(2 * 1460)
     let outputPending = Atomic<Bool>(false)
     let receivedPending = Atomic<Bool>(false)
+    /// The peer acknowledged our FIN (and so every byte before it), or the connection ended:
+    /// what a lingering close waits for. The owner sets it, then wakes the send buffer.
+    package let sendFinished = Atomic<Bool>(false)
     package let options = TCPSocketOptions()
     private(set) var outputMessage: TCPBlockMessage?
     private(set) var receivedMessage: TCPBlockMessage?

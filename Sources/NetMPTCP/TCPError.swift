@@ -6,4 +6,8 @@ public enum TCPError: Error, Hashable, Sendable {
     case connectionReset
     /// Retransmissions (or SYN retransmissions) ran out.
     case timedOut
+    /// ICMP said the host (or, below, the network) cannot be reached: ends a connect, or is
+    /// what a timeout reports instead of `timedOut` once synchronized.
+    case hostUnreachable
+    case networkUnreachable
 }

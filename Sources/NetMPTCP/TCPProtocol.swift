@@ -419,6 +419,29 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 extension TCPProtocol {
     package var tablesTupleCount: Int { tables.tupleCount }
 
+    // MARK: Stack shutdown
+
+    /// Resets every connection while the threads still run, so peers learn at once that this
+    /// end is gone (as a process that exits with connections open would not leave them hanging).
+    /// Runs each thread's part there; call from a thread that may wait.
+    package func abortEveryConnection() {
+        for thread in threads {
+            _ = try? thread.thread.call { () throws(NetError) in thread.abortEveryConnection() }
+        }
+    }
+
+    /// After the threads stopped (nothing runs them any more, so their tables are free to touch):
+    /// every connection lets go of its socket and every table entry goes, so the sockets the user
+    /// drops are freed.
+    package func releaseAfterStop() {
+        for thread in threads { thread.releaseEverything() }
+        // A listen socket's state names its socket (and the socket's block names the state).
+        for listener in tables.removeAllListeners() {
+            listener.block.listener = nil
+            _ = listener.close()
+        }
+    }
+
     /// The TSval offset of connections from `local` to `remote`: keyed by the host pair only.
     func timestampOffset(from local: TCPAddress, to remote: TCPAddress) -> UInt32 {
         var hasher = SipHasher(key: sequenceNumbers.key)

@@ -9,6 +9,9 @@ package struct TCPStatistics: Sendable {
     package var errors = 0
     package var listenOverflows = 0
     package var bytesReceived = 0
+    /// ICMP errors that named one of our connections, and those that named none.
+    package var icmpErrors = 0
+    package var icmpErrorsUnmatched = 0
     /// Of connections that ended; live ones are added when asked.
     package var retransmittedSegments = 0
     package var timeouts = 0
@@ -37,6 +40,8 @@ package struct TCPStatistics: Sendable {
         sum.errors += rhs.errors
         sum.listenOverflows += rhs.listenOverflows
         sum.bytesReceived += rhs.bytesReceived
+        sum.icmpErrors += rhs.icmpErrors
+        sum.icmpErrorsUnmatched += rhs.icmpErrorsUnmatched
         sum.retransmittedSegments += rhs.retransmittedSegments
         sum.timeouts += rhs.timeouts
         sum.fastRetransmits += rhs.fastRetransmits

@@ -118,6 +118,15 @@ final class TCPTables: @unchecked Sendable {
         }
     }
 
+    /// Takes every listener out (the stack shut down).
+    func removeAllListeners() -> [TCPListenState] {
+        lock.withLock {
+            let all = listeners.values.flatMap { $0 }
+            listeners.removeAll()
+            return all
+        }
+    }
+
     /// The listener for a segment to `address`:`port`: one bound to that address, else a wildcard.
     func listener(port: UInt16, address: IPv4Address) -> TCPListenState? {
         lock.withLock {

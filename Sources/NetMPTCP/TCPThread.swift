@@ -50,7 +50,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         let record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
         statistics.add(connection, closing: closing)
         block.connection = closing ? nil : connection
+        let sendFinished = !block.sendFinishedPublished && (closing || connection.finAcknowledged)
+        if sendFinished {
+            block.sendFinishedPublished = true
+            block.sendFinished.store(true, ordering: .sequentiallyConsistent)
+        }
         apply(&actions, to: block, timeWait: record)
+        // A lingering close waits on the send buffer (closing wakes it in `finish`).
+        if sendFinished && !closing { block.socket.sendBuffer.wake() }
         if !closing { rearm(block) }
         actions.clear()
         spareActions.append(actions)
@@ -117,6 +124,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         case .connectionRefused: return .connectionRefused
         case .connectionReset: return .connectionReset
         case .timedOut: return .timedOut
+        case .hostUnreachable: return .hostUnreachable
+        case .networkUnreachable: return .networkUnreachable
         }
     }
 
@@ -261,8 +270,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     private func established(_ block: TCPControlBlock) {
         let socket = block.socket
-        socket.state.clear(.connecting)
-        socket.state.set(.connected)
+        TCPThread.markEstablished(socket.state)
         if let parent = block.parent {
             block.parent = nil
             parent.removeIncomplete(block)
@@ -275,6 +283,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         socket.receiveBuffer.wake()
         socket.sendBuffer.wake()
+    }
+
+    /// `connecting` becomes `connected` in one step: a connect waiter (spinning on the state,
+    /// without the lock) that saw neither would end its wait and report a refusal.
+    static func markEstablished(_ state: AtomicSocketState) {
+        state.replace(clearing: .connecting, setting: .connected)
     }
 
     /// The connection is over (CLOSED, or TIME_WAIT with its record kept): the block leaves the
@@ -293,8 +307,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         block.callout = nil
         block.connection = nil
         block.detachedQueue.removeAll()
-        socket.state.clear([.connected, .connecting])
-        socket.state.set([.disconnected, .cantReceiveMore, .cantSendMore])
+        socket.state.replace(
+            clearing: [.connected, .connecting], setting: [.disconnected, .cantReceiveMore, .cantSendMore])
         socket.receiveBuffer.wake()
         socket.sendBuffer.wake()
         if socket.state.contains(.noFileReference) {
@@ -306,6 +320,30 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             }
         }
         block.hold = nil
+    }
+
+    // MARK: Stack shutdown
+
+    func abortEveryConnection() {
+        for block in Array(connections.values) {
+            event(block) { connection, time, actions in connection.abort(now: time, into: &actions) }
+        }
+        inet.transportFlush()
+    }
+
+    func releaseEverything() {
+        for block in connections.values {
+            // Not cancelled (that is the owner's to do): the thread no longer runs its timers.
+            block.callout = nil
+            block.connection = nil
+            block.parent = nil
+            block.detachedQueue.removeAll()
+            block.socket.state.replace(
+                clearing: [.connected, .connecting], setting: [.disconnected, .cantReceiveMore, .cantSendMore])
+            block.hold = nil
+        }
+        connections.removeAll()
+        timeWaits.removeAll()
     }
 
     // MARK: TIME_WAIT
@@ -368,6 +406,42 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             reusing = record
         }
         listenInput(header, payloadLength: payload.count, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    /// An ICMP error about a segment we sent: handed to the thread that owns its connection
+    /// (the quoted tuple's), as an event there.
+    package func controlInput(_ message: ICMPMessage, quote: ICMPQuotedDatagram, transport: UnsafeRawBufferPointer) {
+        let error: TCPError
+        switch message.transportError {
+        case .connectionRefused?: error = .connectionRefused
+        case .networkUnreachable?: error = .networkUnreachable
+        case .hostUnreachable?: error = .hostUnreachable
+        default: return
+        }
+        guard let sequence = try? transport.networkUInt32(at: 4) else { return }
+        let key = TCPConnectionKey(
+            localAddress: .ipv4(quote.header.source), localPort: quote.sourcePort,
+            remoteAddress: .ipv4(quote.header.destination), remotePort: quote.destinationPort)
+        let index = tcp.inet.threadIndex(
+            source: quote.header.destination, destination: quote.header.source, sourcePort: quote.destinationPort,
+            destinationPort: quote.sourcePort)
+        let owner = tcp.threads[index % tcp.threads.count]
+        if owner === self {
+            icmpErrorArrived(error, key: key, sequence: sequence)
+        } else {
+            _ = owner.thread.send { owner.icmpErrorArrived(error, key: key, sequence: sequence) }
+        }
+    }
+
+    private func icmpErrorArrived(_ error: TCPError, key: TCPConnectionKey, sequence: UInt32) {
+        guard let block = connections[key] else {
+            statistics.icmpErrorsUnmatched += 1
+            return
+        }
+        statistics.icmpErrors += 1
+        event(block) { connection, time, actions in
+            connection.icmpError(error, sequence: SequenceNumber(sequence), now: time, into: &actions)
+        }
     }
 
     private func listenInput(

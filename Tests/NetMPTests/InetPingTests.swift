@@ -60,26 +60,6 @@ final class InetPingTests: XCTestCase {
         XCTAssertEqual(try second.result?.get(), .milliseconds(6))
     }
 
-    /// a (198.18.1.10) -- lan1 -- router -- lan2 -- b (198.18.2.20)
-    func makeRoutedNetwork(forwarding: Bool) throws -> (SimulatedNetwork, NetworkStack, NetworkStack, NetworkStack) {
-        let network = SimulatedNetwork(seed: 11)
-        let lan1 = network.makeSwitch(name: "lan1")
-        let lan2 = network.makeSwitch(name: "lan2")
-        let a = network.makeStack(threadCount: 3)
-        let b = network.makeStack(threadCount: 2)
-        var routerSettings = InetSettings()
-        routerSettings.forwarding = forwarding
-        let router = network.makeStack(threadCount: 2, settings: routerSettings)
-        try network.attach(a, to: lan1, address: "198.18.1.10/24")
-        try network.attach(router, to: lan1, address: "198.18.1.1/24")
-        try network.attach(router, to: lan2, address: "198.18.2.1/24")
-        try network.attach(b, to: lan2, address: "198.18.2.20/24")
-        try a.setDefaultGateway(address("198.18.1.1"))
-        try b.setDefaultGateway(address("198.18.2.1"))
-        network.runUntilIdle()
-        return (network, a, b, router)
-    }
-
     func testPingThroughARouterBetweenTwoSubnets() throws {
         let (network, a, b, router) = try makeRoutedNetwork(forwarding: true)
         defer { network.shutdown() }

@@ -23,3 +23,25 @@ func failure(_ ping: PingRequest) -> NetError? {
     guard case .failure(let error)? = ping.result else { return nil }
     return error
 }
+
+/// a (198.18.1.10) -- lan1 -- router -- lan2 -- b (198.18.2.20)
+func makeRoutedNetwork(forwarding: Bool, seed: UInt64 = 11) throws -> (
+    SimulatedNetwork, NetworkStack, NetworkStack, NetworkStack
+) {
+    let network = SimulatedNetwork(seed: seed)
+    let lan1 = network.makeSwitch(name: "lan1")
+    let lan2 = network.makeSwitch(name: "lan2")
+    let a = network.makeStack(threadCount: 3)
+    let b = network.makeStack(threadCount: 2)
+    var routerSettings = InetSettings()
+    routerSettings.forwarding = forwarding
+    let router = network.makeStack(threadCount: 2, settings: routerSettings)
+    try network.attach(a, to: lan1, address: "198.18.1.10/24")
+    try network.attach(router, to: lan1, address: "198.18.1.1/24")
+    try network.attach(router, to: lan2, address: "198.18.2.1/24")
+    try network.attach(b, to: lan2, address: "198.18.2.20/24")
+    try a.setDefaultGateway(address("198.18.1.1"))
+    try b.setDefaultGateway(address("198.18.2.1"))
+    network.runUntilIdle()
+    return (network, a, b, router)
+}

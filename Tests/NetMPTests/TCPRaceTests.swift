@@ -179,4 +179,34 @@ final class TCPRaceTests: StackTestCase {
             waitForConnectionsToEnd()
         }
     }
+
+    /// A connect waiter spins on the socket's state without the lock: were `connecting` cleared
+    /// before `connected` is set, it could see neither, end its wait and report a refusal (the
+    /// ten-thousand-connects test failed so about once in a hundred runs).
+    func testConnectingBecomesConnectedInOneStep() {
+        let state = AtomicSocketState()
+        state.set(.connecting)
+        let stop = Atomic<Bool>(false)
+        let seenNeither = Atomic<Int>(0)
+        let samples = Atomic<Int>(0)
+        let observer = OSThread.start(name: "state-observer") {
+            while !stop.load(ordering: .relaxed) {
+                if state.value.isDisjoint(with: [.connecting, .connected]) { seenNeither.add(1, ordering: .relaxed) }
+                samples.add(1, ordering: .relaxed)
+            }
+        }
+        // The observer samples throughout: it is running before the first transition, and the
+        // transitions go on until it has looked a million times (or a bound of rounds passes).
+        while samples.load(ordering: .relaxed) == 0 {}
+        var rounds = 0
+        while samples.load(ordering: .relaxed) < scaled(1_000_000) && rounds < 50_000_000 {
+            TCPThread.markEstablished(state)
+            state.replace(clearing: .connected, setting: .connecting)
+            rounds += 1
+        }
+        stop.store(true, ordering: .relaxed)
+        observer.join()
+        XCTAssertGreaterThan(samples.load(ordering: .relaxed), 0)
+        XCTAssertEqual(seenNeither.load(ordering: .relaxed), 0, "a reader saw neither connecting nor connected")
+    }
 }
