@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "netmp",
             dependencies: [
-                "NetMP", "NetMPServices",
+                "NetMP", "NetMPServices", "CNetMP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -60,3 +60,5 @@ int netmp_tap_open(const char *name, int create, int vnet_header, unsigned offlo
     close(home);
     return result;
 }
+
+int netmp_enter_netns(int netns_fd) { return setns(netns_fd, CLONE_NEWNET) < 0 ? -errno : 0; }

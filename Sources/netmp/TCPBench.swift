@@ -74,9 +74,9 @@ enum TCPBenchSide {
 }
 
 /// NetMP's buffer sizes, which the kernel's sockets are given too.
-private let benchBufferSize = 256 << 10
+let benchBufferSize = 256 << 10
 
-private final class BenchSocket: @unchecked Sendable {
+final class BenchSocket: @unchecked Sendable {
     let netmp: NetSocket?
     let fd: Int32
     let spinning: Bool
@@ -223,7 +223,7 @@ private final class BenchListener: @unchecked Sendable {
     }
 }
 
-private func setBuffers(_ fd: Int32) {
+func setBuffers(_ fd: Int32) {
     applyBufferSizes(BufferSizes(send: benchBufferSize, receive: benchBufferSize), to: fd, label: "tcp")
 }
 
@@ -237,7 +237,7 @@ private func loopbackAddress(port: UInt16) -> sockaddr_in {
 
 // MARK: Benchmarks
 
-private let bulkMessageSize = 64 << 10
+let bulkMessageSize = 64 << 10
 
 /// `connections` streams carrying `messages` 64 KiB messages between them; min(connections, 4)
 /// writer threads and as many readers each serve their share in turn (whole messages, so none
@@ -308,13 +308,19 @@ private func pingPong(_ side: TCPBenchSide, roundTrips count: Int) throws -> Pas
         client.close()
         server.close()
     }
+    return try measureRoundTrips(pinger: client, echoer: server, count: count)
+}
+
+/// `count` one-byte round trips: `pinger` sends and waits for the byte `echoer` sends back
+/// (on a thread of its own).
+func measureRoundTrips(pinger: BenchSocket, echoer: BenchSocket, count: Int) throws -> Pass {
     let clock = PassClock()
-    let echo = OSThread.start(name: "bench-tcp-echo") {
+    let echo = OSThread.start(name: "bench-echo") {
         pinIfAsked(1)
         var byte: [UInt8] = [0]
         byte.withUnsafeMutableBytes { raw in
             for _ in 0..<count {
-                guard (try? server.read(into: raw)) == 1, (try? server.write(UnsafeRawBufferPointer(raw))) != nil
+                guard (try? echoer.read(into: raw)) == 1, (try? echoer.write(UnsafeRawBufferPointer(raw))) != nil
                 else { return }
             }
         }
@@ -322,8 +328,8 @@ private func pingPong(_ side: TCPBenchSide, roundTrips count: Int) throws -> Pas
     var byte: [UInt8] = [7]
     try byte.withUnsafeMutableBytes { raw in
         for _ in 0..<count {
-            try client.write(UnsafeRawBufferPointer(raw))
-            guard try client.read(into: raw) == 1 else { throw BenchFailure(description: "echo ended") }
+            try pinger.write(UnsafeRawBufferPointer(raw))
+            guard try pinger.read(into: raw) == 1 else { throw BenchFailure(description: "echo ended") }
         }
     }
     let pass = clock.stop(operations: count)

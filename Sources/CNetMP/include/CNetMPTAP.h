@@ -19,4 +19,9 @@
 int netmp_tap_open(const char *name, int create, int vnet_header, unsigned offloads, int netns_fd,
                    char *name_out);
 
+/// Moves the calling thread into the network namespace `netns_fd` (setns with CLONE_NEWNET), so
+/// that sockets it makes belong there (they stay there whatever the thread does next).
+/// Returns 0 or -errno.
+int netmp_enter_netns(int netns_fd);
+
 #endif
