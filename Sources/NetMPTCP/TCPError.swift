@@ -4,6 +4,7 @@ public enum TCPError: Error, Hashable, Sendable {
     case connectionRefused
     /// A RST arrived on a synchronized connection.
     case connectionReset
-    /// Retransmissions (or SYN retransmissions) ran out.
+    /// Retransmissions (or SYN retransmissions) ran out, the user timeout passed, or keep-alive
+    /// probes went unanswered.
     case timedOut
 }

@@ -22,6 +22,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     package private(set) var threads: [TCPThread] = []
     private let nextOwner = Atomic<Int>(0)
     private let template: LockedValue<TCPConfiguration>
+    /// The stack-wide challenge ACK budget (RFC 5961 7), shared by the threads.
+    let challengeACKs: TCPChallengeACKLimiter
 
     package init(inet: InetStack, seed: UInt64) {
         var state = seed ^ 0x7C9_5EED_0F_7C9
@@ -43,6 +45,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         tables = TCPTables(key: portKey)
         sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
         template = LockedValue(TCPConfiguration())
+        challengeACKs = TCPChallengeACKLimiter(limit: TCPConfiguration().challengeACKLimit, seed: next())
         let made = inet.perThread.map { TCPThread(tcp: self, inet: $0) }
         threads = made
         inet.installTransport(protocol: 6) { state in made[state.threadIndex] }
@@ -51,7 +54,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     /// The settings new connections start from (times, retries, TIME_WAIT length).
     package var configuration: TCPConfiguration {
         get { template.withLock { $0 } }
-        set { template.withLock { $0 = newValue } }
+        set {
+            template.withLock { $0 = newValue }
+            challengeACKs.limit.store(Swift.max(0, newValue.challengeACKLimit), ordering: .relaxed)
+        }
     }
 
     @inline(__always) func block(_ socket: Socket) -> TCPControlBlock {
@@ -82,6 +88,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     private func connectionSettings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
         var settings = configuration
         settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
+        block.options.applyTimers(to: &settings)
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
@@ -299,6 +306,31 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         block.home.event(block) { connection, time, actions in
             connection.setNoDelay(value, now: time, into: &actions)
         }
+    }
+
+    /// SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT or TCP_USER_TIMEOUT changed on a live
+    /// connection (owner thread): the connection takes the socket's current choices.
+    package func updateTimers(_ socket: Socket) {
+        let block = block(socket)
+        var settings = configuration
+        block.options.applyTimers(to: &settings)
+        block.home.event(block) { connection, time, _ in
+            connection.setKeepAlive(
+                settings.keepAlive, idle: settings.keepAliveIdle, interval: settings.keepAliveInterval,
+                count: settings.keepAliveCount, now: time)
+            connection.setUserTimeout(settings.userTimeout)
+        }
+    }
+
+    /// The TCP_INFO snapshot of a socket's connection (owner thread); nil without a connection.
+    package func info(_ socket: Socket) -> TCPInfo? {
+        let block = block(socket)
+        guard var info = block.connection?.info else { return nil }
+        info.segmentsIn = block.segmentsIn
+        info.segmentsOut = block.segmentsOut
+        info.bytesAcknowledged = block.bytesAcknowledged
+        info.bytesReceived = block.bytesReceived
+        return info
     }
 
     // MARK: Addresses and readiness (any thread)

@@ -89,6 +89,17 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     private func apply(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?) {
         let socket = block.socket
+        if let challenge = actions.challengeACK {
+            // Sent last, and only while the stack's budget lasts (RFC 5961 7).
+            if tcp.challengeACKs.allow(now: now) {
+                actions.segments.append(challenge)
+                statistics.challengeACKsSent += 1
+            } else {
+                statistics.challengeACKsSuppressed += 1
+            }
+        }
+        if let reason = actions.dropped { statistics.drops[reason] &+= 1 }
+        block.bytesAcknowledged &+= actions.acknowledgedBytes
         if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
         if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
         if !actions.segments.isEmpty { transmit(actions.segments, block) }
@@ -99,6 +110,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         if let error = actions.error {
             statistics.errors += 1
+            switch error {
+            case .connectionReset, .connectionRefused: statistics.connectionsReset += 1
+            case .timedOut: statistics.connectionsTimedOut += 1
+            }
             socket.setError(TCPThread.socketError(error))
         }
         if actions.enteredTimeWait, let key = block.key, let timeWait {
@@ -140,6 +155,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         let socket = block.socket
         var total = 0
         for payload in payloads { total += payload.count }
+        block.bytesReceived &+= total
         if block.detached || socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
             // Nobody will read them: they count as read at once (the window stays open).
             block.unreportedReads.add(total, ordering: .sequentiallyConsistent)
@@ -208,6 +224,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             else { continue }
             if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
+            block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
                 destination: block.remoteAddress)
@@ -337,6 +354,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         statistics.segmentsReceived += 1
         let header = packet.header
+        if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
         let payload = ByteSlice(
             chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
             end: datagram.payloadStart + packet.payloadRange.upperBound)
@@ -345,6 +363,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         if let block = connections[key] {
+            block.segmentsIn &+= 1
             event(block) { connection, time, actions in
                 connection.receive(header, payload: payload, now: time, into: &actions)
             }
