@@ -31,6 +31,11 @@ public struct TCPStackStatistics: Sendable, Hashable {
     public var connectionsReset = 0
     /// Connections that timed out (retransmissions, user timeout or keep-alive).
     public var connectionsTimedOut = 0
+    /// SYN cookies sent (a listen socket's incomplete queue was full), ACKs that proved one, and
+    /// ACKs that did not.
+    public var cookiesSent = 0
+    public var cookiesValidated = 0
+    public var cookiesRejected = 0
 }
 
 extension NetworkStack {
@@ -52,6 +57,7 @@ extension NetworkStack {
             timeWaitRecords: sum.timeWaitRecords, reservedTuples: tcp.tablesTupleCount,
             challengeACKsSent: sum.challengeACKsSent, challengeACKsSuppressed: sum.challengeACKsSuppressed,
             drops: sum.drops, resetsReceived: sum.resetsReceived, connectionsReset: sum.connectionsReset,
-            connectionsTimedOut: sum.connectionsTimedOut)
+            connectionsTimedOut: sum.connectionsTimedOut, cookiesSent: sum.cookiesSent,
+            cookiesValidated: sum.cookiesValidated, cookiesRejected: sum.cookiesRejected)
     }
 }

@@ -49,6 +49,9 @@ public struct TCPConfiguration: Sendable {
     /// Challenge ACKs per second for the whole stack (RFC 5961 10; Linux tcp_challenge_ack_limit):
     /// each second allows half this plus a random amount below it.
     public var challengeACKLimit = 1000
+    /// Answer SYNs with cookies when a listen socket's incomplete queue is full (Linux
+    /// tcp_syncookies = 1), instead of dropping the oldest handshake.
+    public var synCookies = true
 
     public init() {}
 }

@@ -24,6 +24,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     private let template: LockedValue<TCPConfiguration>
     /// The stack-wide challenge ACK budget (RFC 5961 7), shared by the threads.
     let challengeACKs: TCPChallengeACKLimiter
+    let synCookies: TCPSYNCookies
+    let synCookiesEnabled = Atomic<Bool>(true)
 
     package init(inet: InetStack, seed: UInt64) {
         var state = seed ^ 0x7C9_5EED_0F_7C9
@@ -46,6 +48,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
         template = LockedValue(TCPConfiguration())
         challengeACKs = TCPChallengeACKLimiter(limit: TCPConfiguration().challengeACKLimit, seed: next())
+        synCookies = TCPSYNCookies(key: key())
         let made = inet.perThread.map { TCPThread(tcp: self, inet: $0) }
         threads = made
         inet.installTransport(protocol: 6) { state in made[state.threadIndex] }
@@ -57,6 +60,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         set {
             template.withLock { $0 = newValue }
             challengeACKs.limit.store(Swift.max(0, newValue.challengeACKLimit), ordering: .relaxed)
+            synCookiesEnabled.store(newValue.synCookies, ordering: .relaxed)
         }
     }
 
@@ -86,6 +90,15 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     /// A connection's settings: the stack's, with the socket's options and receive buffer size.
     private func connectionSettings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
+        let (settings, mtu) = settings(block, hop: hop)
+        let threshold = Swift.min(2 * Swift.max(48, mtu - 40), settings.receiveBufferSize / 2)
+        block.windowUpdateThreshold.store(Swift.max(1, threshold), ordering: .relaxed)
+        return (settings, mtu)
+    }
+
+    /// The settings and route MTU a connection of `block`'s socket would use over `hop` (a
+    /// listener's answer the children it would make).
+    func settings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
         var settings = configuration
         settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
         block.options.applyTimers(to: &settings)
@@ -93,8 +106,6 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
         if maximumSegment > 0 { mtu = Swift.min(mtu, maximumSegment + 40) }
-        let threshold = Swift.min(2 * Swift.max(48, mtu - 40), settings.receiveBufferSize / 2)
-        block.windowUpdateThreshold.store(Swift.max(1, threshold), ordering: .relaxed)
         return (settings, mtu)
     }
 
@@ -189,7 +200,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     /// its peer address stored, on the listener's incomplete queue, its SYN-ACK sent.
     func acceptChild(
         of listener: TCPListenState, syn: TCPHeader, key: TCPConnectionKey, source: IPv4Address,
-        destination: IPv4Address, on thread: TCPThread, reusing: TCPTimeWait?
+        destination: IPv4Address, on thread: TCPThread, reusing: TCPTimeWait?,
+        cookie: (ack: TCPHeader, decoded: TCPSYNCookies.Decoded)? = nil
     ) {
         let parent = listener.socket
         guard let hop = thread.inet.transportRoute(to: source, from: destination) else {
@@ -216,14 +228,21 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         var sequence = sequenceNumbers.initialSequenceNumber(for: key, now: thread.now)
         if let reusing { sequence = reusing.initialSequenceNumber(replacing: sequence) }
         var actions = thread.withActions { actions in
-            block.connection = TCPConnection(
-                acceptingSYN: syn, configuration: settings, initialSequenceNumber: sequence, routeMTU: mtu,
-                now: thread.now, into: &actions)
+            if let cookie {
+                block.connection = TCPConnection(
+                    cookieACK: cookie.ack, decoded: cookie.decoded, configuration: settings, routeMTU: mtu,
+                    now: thread.now, into: &actions)
+            } else {
+                block.connection = TCPConnection(
+                    acceptingSYN: syn, configuration: settings, initialSequenceNumber: sequence, routeMTU: mtu,
+                    now: thread.now, into: &actions)
+            }
         }
         block.hold = child
         block.parent = listener
         thread.connections[key] = block
-        let dropped = listener.addIncomplete(block)
+        // A child from a cookie is not on the incomplete queue: its handshake is done.
+        let dropped = cookie == nil ? listener.addIncomplete(block) : nil
         thread.applyBirth(&actions, to: block)
         if let dropped {
             // The oldest handshake makes room (or the listener closed meanwhile).

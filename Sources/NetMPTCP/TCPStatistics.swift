@@ -28,6 +28,10 @@ package struct TCPStatistics: Sendable {
     /// keep-alive).
     package var connectionsReset = 0
     package var connectionsTimedOut = 0
+    /// SYN cookies sent, ACKs that proved one (a connection made), and ACKs that did not.
+    package var cookiesSent = 0
+    package var cookiesValidated = 0
+    package var cookiesRejected = 0
 
     package init() {}
 
@@ -60,6 +64,9 @@ package struct TCPStatistics: Sendable {
         sum.resetsReceived += rhs.resetsReceived
         sum.connectionsReset += rhs.connectionsReset
         sum.connectionsTimedOut += rhs.connectionsTimedOut
+        sum.cookiesSent += rhs.cookiesSent
+        sum.cookiesValidated += rhs.cookiesValidated
+        sum.cookiesRejected += rhs.cookiesRejected
         return sum
     }
 }

@@ -386,13 +386,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             timeWaits[key] = nil
             reusing = record
         }
-        listenInput(header, payloadLength: payload.count, key: key, datagram: datagram, reusing: reusing)
+        listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
     }
 
     private func listenInput(
-        _ header: TCPHeader, payloadLength: Int, key: TCPConnectionKey, datagram: InetTransportDatagram,
+        _ header: TCPHeader, payload: ByteSlice, key: TCPConnectionKey, datagram: InetTransportDatagram,
         reusing: TCPTimeWait?
     ) {
+        let payloadLength = payload.count
         guard let listener = tcp.tables.listener(port: header.destinationPort, address: datagram.destination),
             !listener.socket.state.contains(.noFileReference)
         else {
@@ -407,6 +408,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             if reusing != nil { tcp.tables.release(key) }
         case .reset(let reset):
             if reusing != nil { tcp.tables.release(key) }
+            if listener.mayHoldCookie(now: now) {
+                if let decoded = tcp.synCookies.validate(header, on: key, now: now) {
+                    statistics.cookiesValidated += 1
+                    acceptCookie(header, payload: payload, decoded: decoded, key: key, listener: listener, datagram)
+                    return
+                }
+                statistics.cookiesRejected += 1
+            }
             transmitBare(reset, from: datagram.destination, to: datagram.source)
         case .accept:
             guard listener.acceptsMore else {
@@ -415,10 +424,57 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 if reusing != nil { tcp.tables.release(key) }
                 return
             }
+            if tcp.synCookiesEnabled.load(ordering: .relaxed), listener.incompleteIsFull {
+                if reusing != nil { tcp.tables.release(key) }
+                sendCookie(answering: header, key: key, listener: listener, datagram)
+                return
+            }
             guard reusing != nil || tcp.tables.reserve(key) else { return }
             tcp.acceptChild(
                 of: listener, syn: header, key: key, source: datagram.source, destination: datagram.destination,
                 on: self, reusing: reusing)
+        }
+    }
+
+    /// Answers a SYN with a cookie SYN-ACK: nothing is kept (SYN flood defence).
+    private func sendCookie(
+        answering syn: TCPHeader, key: TCPConnectionKey, listener: TCPListenState, _ datagram: InetTransportDatagram
+    ) {
+        guard let hop = inet.transportRoute(to: datagram.source, from: datagram.destination) else { return }
+        let (settings, mtu) = tcp.settings(listener.block, hop: hop)
+        let time = now
+        let cookie = tcp.synCookies.sequenceNumber(answering: syn, on: key, now: time)
+        var actions = withActions { actions in
+            TCPConnection.cookieSYNACK(
+                answering: syn, cookie: cookie, configuration: settings, routeMTU: mtu, now: time, into: &actions)
+        }
+        if let answer = actions.segments.last {
+            listener.lastCookieTime.store(time, ordering: .relaxed)
+            statistics.cookiesSent += 1
+            transmitBare(answer.header, from: datagram.destination, to: datagram.source)
+        }
+        actions.clear()
+        spareActions.append(actions)
+    }
+
+    /// The handshake's ACK proved a cookie: the child is made from it, established by this ACK
+    /// (and given any data it carries).
+    private func acceptCookie(
+        _ ack: TCPHeader, payload: ByteSlice, decoded: TCPSYNCookies.Decoded, key: TCPConnectionKey,
+        listener: TCPListenState, _ datagram: InetTransportDatagram
+    ) {
+        guard listener.acceptsMore else {
+            statistics.listenOverflows += 1
+            return
+        }
+        guard tcp.tables.reserve(key) else { return }
+        tcp.acceptChild(
+            of: listener, syn: ack, key: key, source: datagram.source, destination: datagram.destination, on: self,
+            reusing: nil, cookie: (ack, decoded))
+        guard let block = connections[key] else { return }
+        block.segmentsIn &+= 1
+        event(block) { connection, time, actions in
+            connection.receive(ack, payload: payload, now: time, into: &actions)
         }
     }
 
