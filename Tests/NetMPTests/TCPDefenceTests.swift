@@ -218,4 +218,121 @@ final class TCPDefenceTests: XCTestCase {
         XCTAssertEqual(server.segmentsIn, 2, "ACK, data (the SYN went to the listener)")
         XCTAssertEqual(server.segmentsOut, 2, "SYN-ACK, ACK")
     }
+
+    /// 100,000 spoofed SYNs at a listen socket with a backlog of 4: the first four make children,
+    /// every other one is answered with a cookie and costs nothing, so control blocks, tuples and
+    /// chunks stay flat; a real client connecting in the middle of the flood completes through its
+    /// cookie (with timestamps, so window scaling and SACK come back from the TSval) and carries
+    /// data.
+    func testSYNFloodStaysFlatAndALegitimateConnectionCompletesThroughACookie() throws {
+        let network = SimulatedNetwork(seed: 24)
+        defer { network.shutdown() }
+        let lan = network.makeSwitch()
+        let a = network.makeStack()
+        let b = network.makeStack(threadCount: 2)
+        let clientPort = try network.attach(a, to: lan, address: "198.18.5.1/24")
+        let serverPort = try network.attach(b, to: lan, address: "198.18.5.2/24")
+        let listener = try b.socket(.inet, .stream)
+        try listener.bind(to: .ipv4(TCPDefenceTests.serverAddress, port: 7000))
+        try listener.listen(backlog: 4)
+        listener.isNonBlocking = true
+        let state = try XCTUnwrap((listener.core.controlBlock as? TCPControlBlock)?.listener)
+        let client = try a.socket(.inet, .stream)
+        client.isNonBlocking = true
+        network.runUntilIdle()
+        let chunksBefore = ByteChunk.liveCount.load(ordering: .relaxed)
+        var highestChunks = 0
+        var random = SeededRandom(seed: 11)
+        let spoofed = IPv4Address(198, 18, 5, 9)
+        var occurrences: [UInt16: Int] = [:]
+        for batch in 0..<100 {
+            var frames: [Frame] = []
+            frames.reserveCapacity(1000)
+            for _ in 0..<1000 {
+                let bits = random.next()
+                var options = TCPOptions(maximumSegmentSize: 1460)
+                options.windowScale = 7
+                options.sackPermitted = true
+                options.timestamps = TCPTimestamps(value: UInt32(truncatingIfNeeded: bits >> 32), echoReply: 0)
+                let port = 1024 + UInt16(truncatingIfNeeded: bits) % 60_000
+                occurrences[port, default: 0] += 1
+                let syn = TCPHeader(
+                    sourcePort: port, destinationPort: 7000,
+                    sequenceNumber: UInt32(truncatingIfNeeded: bits >> 16), flags: .syn, window: 65535,
+                    options: options)
+                let segment = syn.bytes(source: spoofed, destination: TCPDefenceTests.serverAddress)
+                let bytes =
+                    EthernetHeader(
+                        destination: serverPort.hardwareAddress, source: MACAddress(0x02, 0, 0, 0, 0x77, 0x09),
+                        etherType: .ipv4
+                    ).bytes()
+                    + IPv4Header(
+                        totalLength: UInt16(20 + segment.count), protocol: .tcp, source: spoofed,
+                        destination: TCPDefenceTests.serverAddress
+                    ).bytes() + segment
+                frames.append(Frame(bytes))
+            }
+            serverPort.deliverInbound(frames)
+            XCTAssertTrue(network.runUntilIdle())
+            let statistics = b.tcpStatistics()
+            XCTAssertLessThanOrEqual(statistics.liveConnections, 5, "batch \(batch)")
+            XCTAssertLessThanOrEqual(statistics.reservedTuples, 5, "batch \(batch)")
+            XCTAssertLessThanOrEqual(state.incompleteCount, 4, "batch \(batch)")
+            highestChunks = Swift.max(highestChunks, ByteChunk.liveCount.load(ordering: .relaxed) - chunksBefore)
+            if batch == 50 {
+                do {
+                    try client.connect(to: .ipv4(TCPDefenceTests.serverAddress, port: 7000))
+                } catch {
+                    XCTAssertEqual(error, .inProgress)
+                }
+            }
+        }
+        var server: NetSocket?
+        XCTAssertTrue(
+            network.run(
+                until: {
+                    if server == nil { server = try? listener.accept() }
+                    return server != nil && client.state.contains(.connected)
+                }, limit: .seconds(5)))
+        let statistics = b.tcpStatistics()
+        // Every spoofed SYN got a cookie except those of the four children's tuples (the first made
+        // the child, repeats went to it), and the client's got one.
+        let childPorts = b.tcp.threads.flatMap { thread in
+            thread.connections.keys.filter { $0.remoteAddress == .ipv4(spoofed) }.map(\.remotePort)
+        }
+        XCTAssertEqual(childPorts.count, 4)
+        let toChildren = childPorts.reduce(0) { $0 + (occurrences[$1] ?? 0) }
+        XCTAssertEqual(statistics.cookiesSent, 100_000 - toChildren + 1)
+        XCTAssertEqual(statistics.cookiesValidated, 1)
+        XCTAssertEqual(statistics.cookiesRejected, 0)
+        XCTAssertEqual(statistics.liveConnections, 5, "four half-open children and the real one")
+        print("SYN flood: \(highestChunks) chunks alive at most above the start (1,000-frame batches)")
+        // What is alive: one batch of frames, the pool's cache, ARP's queue for the spoofed host.
+        XCTAssertLessThanOrEqual(highestChunks, 1000 + 1024 + 64)
+        guard let server else { return }
+        server.isNonBlocking = true
+        let info = try server.tcpInfo()
+        XCTAssertEqual(info.sendScale, 3, "the client's window scale came back through the TSval")
+        XCTAssertTrue(info.timestamps)
+        XCTAssertEqual(info.sendMaximumSegmentSize, 1460 - 12)
+
+        // The connection made from the cookie carries 256 KiB, byte-exact.
+        var source = TransferSource(seed: 24, total: 256 << 10)
+        var sent = StreamHash()
+        var received = StreamHash()
+        var scratch = [UInt8](repeating: 0, count: 1 << 16)
+        XCTAssertTrue(
+            network.run(
+                until: {
+                    _ = fill(client, from: &source, hash: &sent)
+                    _ = try? drain(server, into: &received, scratch: &scratch)
+                    return received.count == source.total
+                }, limit: .seconds(30)))
+        XCTAssertEqual(received, sent)
+        client.close()
+        server.close()
+        listener.close()
+        network.run(for: .seconds(1))
+        _ = clientPort
+    }
 }
