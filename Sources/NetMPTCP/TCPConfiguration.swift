@@ -49,6 +49,10 @@ public struct TCPConfiguration: Sendable {
     /// Challenge ACKs per second for the whole stack (RFC 5961 10; Linux tcp_challenge_ack_limit):
     /// each second allows half this plus a random amount below it.
     public var challengeACKLimit = 1000
+    /// Least time between the ACKs a connection sends in answer to unacceptable segments without
+    /// data (out of window, PAWS), so forged ones cannot make it reflect a flood or two ends loop
+    /// (Linux tcp_invalid_ratelimit: 500 ms).
+    public var outOfWindowACKInterval: Int64 = 500_000_000
     /// Answer SYNs with cookies when a listen socket's incomplete queue is full (Linux
     /// tcp_syncookies = 1), instead of dropping the oldest handshake.
     public var synCookies = true

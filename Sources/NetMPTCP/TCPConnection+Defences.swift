@@ -9,12 +9,17 @@ extension TCPConnection {
 
     /// PAWS, then RFC 5961's RST (3.2) and SYN (4.2) rules for a segment in a synchronized state;
     /// false when the segment was dropped or ended the connection.
-    mutating func screen(_ header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>) -> Bool {
+    mutating func screen(
+        _ header: TCPHeader, payloadLength: Int, now: Int64, _ actions: inout TCPActions<Payload>
+    ) -> Bool {
         let flags = header.flags
         if !flags.contains(.rst), isOldDuplicate(header, now: now) {
             actions.dropped = .paws
-            ackNow = true
-            output(now: now, &actions)
+            let length = payloadLength + (header.flags.contains(.fin) ? 1 : 0)
+            if mayAnswerUnacceptable(length: length, syn: flags.contains(.syn), now: now) {
+                ackNow = true
+                output(now: now, &actions)
+            }
             return false
         }
         if flags.contains(.rst) {
@@ -47,6 +52,21 @@ extension TCPConnection {
         case .closeWait, .closing, .lastAck: return true
         default: return false
         }
+    }
+
+    /// Whether an unacceptable segment (`length` its data, SYN and FIN octets) may be answered with
+    /// an ACK now. Segments with data always are: the sender needs the duplicate ACK, and data is
+    /// not what ACK loops are made of (Linux's rule); others at most once per
+    /// `outOfWindowACKInterval`.
+    mutating func mayAnswerUnacceptable(length: Int, syn: Bool, now: Int64) -> Bool {
+        if length > 0 && !syn {
+            return true
+        }
+        if let last = lastOutOfWindowACKTime, now >= last, now &- last < configuration.outOfWindowACKInterval {
+            return false
+        }
+        lastOutOfWindowACKTime = now
+        return true
     }
 
     /// Whether a segment carries a TSval older than TS.Recent (RFC 7323 5.3 R1), TS.Recent being

@@ -122,7 +122,7 @@ extension TCPConnection {
             return
         }
         // PAWS, then RST and SYN as RFC 5961 3 and 4 have them (before the window check).
-        guard screen(header, now: now, &actions) else { return }
+        guard screen(header, payloadLength: payload.count, now: now, &actions) else { return }
 
         // 1. Sequence number check.
         let arrivedWithData = payload.count > 0
@@ -142,7 +142,7 @@ extension TCPConnection {
         }
         guard acceptable else {
             actions.dropped = .outOfWindow
-            if !flags.contains(.rst) {
+            if !flags.contains(.rst), mayAnswerUnacceptable(length: length, syn: syn, now: now) {
                 if state == .timeWait && fin {
                     enterTimeWait(now: now, &actions)
                     actions.enteredTimeWait = false

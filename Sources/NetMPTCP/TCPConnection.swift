@@ -110,6 +110,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     var lastKeepAliveProbeTime: Int64 = 0
     /// When SND.UNA last advanced or data was sent from idle: the user timeout counts from it.
     var progressTime: Int64 = 0
+    /// When an unacceptable segment without data was last answered with an ACK.
+    var lastOutOfWindowACKTime: Int64?
 
     /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
     /// to the peer; the MSS we announce is that less 40 bytes of IPv4 and TCP headers.

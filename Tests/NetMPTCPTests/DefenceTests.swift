@@ -264,6 +264,38 @@ final class DefenceTests: XCTestCase {
         XCTAssertEqual(harness.actions.dropped, .paws, "TS.Recent is 5 now")
     }
 
+    // MARK: Answers to unacceptable segments
+
+    /// Forged segments without data outside the window are answered at most once per 500 ms (as
+    /// Linux's tcp_invalid_ratelimit), so they cannot be reflected as a flood; data always is.
+    func testUnacceptableSegmentsWithoutDataAreAnsweredAtMostTwiceASecond() {
+        var harness = DefenceTests.established()
+        var answered: [Int64] = []
+        for step: Int64 in 0..<20 {
+            harness.now = step * 100 * milliseconds
+            harness.receive(peer(.ack, 5001 &+ 100_000, 1001))
+            XCTAssertEqual(harness.actions.dropped, .outOfWindow)
+            if !harness.sent.isEmpty {
+                XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5001)])
+                answered.append(harness.now)
+            }
+        }
+        XCTAssertEqual(answered, [0, 500, 1000, 1500].map { $0 * milliseconds })
+        // A retransmission of data we have is answered at once, whatever the time.
+        harness.now = 1550 * milliseconds
+        harness.receive(peer([.ack, .psh], 4991, 1001), payload: Array(repeating: 1, count: 10))
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5001)])
+        // PAWS answers count against the same budget.
+        var stamped = DefenceTests.timestampedConnection(peerClock: 100)
+        stamped.receive(peer(.ack, 5001, 1001, options: DefenceTests.timestamped(50)))
+        XCTAssertEqual(stamped.actions.dropped, .paws)
+        XCTAssertEqual(stamped.sent, [Wire(.ack, 1001, 5001)])
+        stamped.now = 100 * milliseconds
+        stamped.receive(peer(.ack, 5001, 1001, options: DefenceTests.timestamped(50)))
+        XCTAssertEqual(stamped.actions.dropped, .paws)
+        XCTAssertEqual(stamped.sent, [])
+    }
+
     // MARK: Pure ACKs during go-back-N
 
     /// After a timeout SND.NXT is wound back; an ACK sent then carries SND.MAX (as BSD's does), so
