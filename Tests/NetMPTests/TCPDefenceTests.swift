@@ -190,6 +190,37 @@ final class TCPDefenceTests: XCTestCase {
         XCTAssertEqual(failure, .timedOut)
     }
 
+    /// TCP_USER_TIMEOUT of 3 s: data unacknowledged that long ends the connection with
+    /// `.timedOut`, long before the retransmission count would.
+    func testUserTimeoutThroughTheSocketOption() throws {
+        let pair = try makePair(seed: 25)
+        defer { pair.close() }
+        assertThrows(.invalidArgument) { () throws(NetError) in try pair.client.setOption(.userTimeout, -1) }
+        try pair.client.setOption(.userTimeout, 3000)
+        XCTAssertEqual(try pair.client.option(.userTimeout), 3000)
+        // From now on nothing reaches the server.
+        pair.lan.setImpairments(LinkImpairments(loss: 1), for: pair.serverPort)
+        let start = pair.network.clock.nanoseconds
+        let bytes = [UInt8](repeating: 1, count: 100)
+        XCTAssertEqual(try bytes.withUnsafeBytes { raw throws(NetError) in try pair.client.write(raw) }, 100)
+        XCTAssertTrue(
+            pair.network.run(until: { pair.client.state.contains(.disconnected) }, limit: .seconds(10)))
+        XCTAssertEqual(pair.network.clock.nanoseconds - start, 3_000_000_000)
+        let statistics = pair.a.tcpStatistics()
+        XCTAssertEqual(statistics.connectionsTimedOut, 1)
+        XCTAssertGreaterThan(statistics.retransmittedSegments, 0)
+        var failure: NetError?
+        var scratch = [UInt8](repeating: 0, count: 16)
+        scratch.withUnsafeMutableBytes { raw in
+            do {
+                _ = try pair.client.read(into: raw)
+            } catch {
+                failure = error as? NetError
+            }
+        }
+        XCTAssertEqual(failure, .timedOut)
+    }
+
     func testTCPInfoFromASocketAfterAKnownExchange() throws {
         // 5 ms each way: every RTT sample is 10 ms.
         let pair = try makePair(seed: 23, delay: .milliseconds(5))
