@@ -37,13 +37,14 @@ package final class TCPChallengeACKLimiter: Sendable {
 
     /// A new second's budget: limit/2 plus a random amount below the limit.
     private func allowance() -> Int {
-        let nominal = limit.load(ordering: .relaxed)
+        // Clamped so that the sum below cannot overflow whatever was configured.
+        let nominal = Swift.min(limit.load(ordering: .relaxed), 1 << 40)
         guard nominal > 0 else { return 0 }
         // SplitMix64 over a shared counter: each refill draws a fresh value.
         var z = randomState.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z ^= z >> 31
-        return (nominal + 1) / 2 + Int(z % UInt64(nominal))
+        return nominal / 2 + nominal % 2 + Int(z % UInt64(nominal))
     }
 }

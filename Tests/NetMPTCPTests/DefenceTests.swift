@@ -164,6 +164,8 @@ final class DefenceTests: XCTestCase {
         XCTAssertGreaterThan(Set(budgets).count, 4, "budgets \(budgets) should vary")
         let none = TCPChallengeACKLimiter(limit: 0, seed: 1)
         XCTAssertFalse(none.allow(now: 0))
+        let huge = TCPChallengeACKLimiter(limit: Int.max, seed: 1)
+        XCTAssertTrue(huge.allow(now: 0), "a huge limit neither traps nor blocks")
     }
 
     /// 10,000 forged in-window RSTs in one second: each is challenged by the connection, which
