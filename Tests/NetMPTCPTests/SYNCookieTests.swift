@@ -74,7 +74,11 @@ final class SYNCookieTests: XCTestCase {
         var random = SeededRandom(seed: 3)
         var accepted = 0
         for _ in 0..<100_000 {
-            let forged = SYNCookieTests.ack(SequenceNumber(UInt32(truncatingIfNeeded: random.next())))
+            // Half with a random timestamp echo, so the option decoding sees garbage too.
+            let bits = random.next()
+            let forged = SYNCookieTests.ack(
+                SequenceNumber(UInt32(truncatingIfNeeded: bits)),
+                echo: bits >> 63 == 0 ? nil : UInt32(truncatingIfNeeded: bits >> 32))
             if SYNCookieTests.cookies.validate(forged, on: SYNCookieTests.tuple, now: 30 * seconds) != nil {
                 accepted += 1
             }
