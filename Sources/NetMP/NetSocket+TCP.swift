@@ -16,13 +16,23 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
 
     /// TCP_NODELAY: 1 sends small segments at once instead of waiting for an ACK (no Nagle).
     public static let noDelay = TCPSocketOption(1, "noDelay")
-    /// SO_KEEPALIVE: the flag only (the keep-alive timer comes with part 2).
+    /// SO_KEEPALIVE: 1 probes an idle connection and drops it (`.timedOut`) when the peer stops
+    /// answering.
     public static let keepAlive = TCPSocketOption(2, "keepAlive")
     /// SO_REUSEADDR: bind a port that connections or TIME_WAIT records still use.
     public static let reuseAddress = TCPSocketOption(3, "reuseAddress")
     /// TCP_MAXSEG: the largest segment announced and sent (0: from the route's MTU); set before
     /// connect or listen.
     public static let maximumSegment = TCPSocketOption(4, "maximumSegment")
+    /// TCP_KEEPIDLE: seconds idle before the first keep-alive probe (1...32767; default 7200).
+    public static let keepAliveIdle = TCPSocketOption(5, "keepAliveIdle")
+    /// TCP_KEEPINTVL: seconds between unanswered probes (1...32767; default 75).
+    public static let keepAliveInterval = TCPSocketOption(6, "keepAliveInterval")
+    /// TCP_KEEPCNT: unanswered probes before the connection is dropped (1...127; default 9).
+    public static let keepAliveCount = TCPSocketOption(7, "keepAliveCount")
+    /// TCP_USER_TIMEOUT: milliseconds sent data may stay unacknowledged before the connection is
+    /// dropped with `.timedOut` (RFC 5482); 0 leaves it to the retransmission count.
+    public static let userTimeout = TCPSocketOption(8, "userTimeout")
 }
 
 extension NetSocket {
@@ -44,12 +54,40 @@ extension NetSocket {
             } else {
                 block.options.noDelay.store(on, ordering: .relaxed)
             }
-        case .keepAlive: block.options.keepAlive.store(value != 0, ordering: .relaxed)
+        case .keepAlive:
+            block.options.keepAlive.store(value != 0, ordering: .relaxed)
+            try updateLiveTimers()
         case .reuseAddress: block.options.reuseAddress.store(value != 0, ordering: .relaxed)
         case .maximumSegment:
             guard value == 0 || (88...65495).contains(value) else { throw .invalidArgument }
             block.options.maximumSegment.store(value, ordering: .relaxed)
+        case .keepAliveIdle, .keepAliveInterval:
+            guard (1...32767).contains(value) else { throw .invalidArgument }
+            let nanoseconds = Int64(value) * 1_000_000_000
+            if option == .keepAliveIdle {
+                block.options.keepAliveIdle.store(nanoseconds, ordering: .relaxed)
+            } else {
+                block.options.keepAliveInterval.store(nanoseconds, ordering: .relaxed)
+            }
+            try updateLiveTimers()
+        case .keepAliveCount:
+            guard (1...127).contains(value) else { throw .invalidArgument }
+            block.options.keepAliveCount.store(value, ordering: .relaxed)
+            try updateLiveTimers()
+        case .userTimeout:
+            guard (0...Int(Int32.max)).contains(value) else { throw .invalidArgument }
+            block.options.userTimeout.store(Int64(value) * 1_000_000, ordering: .relaxed)
+            try updateLiveTimers()
         default: throw .badOption
+        }
+    }
+
+    /// A live connection takes the socket's keep-alive and user timeout choices at once.
+    private func updateLiveTimers() throws(NetError) {
+        guard core.state.containsAny([.connected, .connecting]) else { return }
+        try core.request { [core] () throws(NetError) in
+            guard let tcp = core.proto as? TCPProtocol else { return }
+            tcp.updateTimers(core)
         }
     }
 
@@ -62,8 +100,31 @@ extension NetSocket {
         case .keepAlive: return block.options.keepAlive.load(ordering: .relaxed) ? 1 : 0
         case .reuseAddress: return block.options.reuseAddress.load(ordering: .relaxed) ? 1 : 0
         case .maximumSegment: return block.options.maximumSegment.load(ordering: .relaxed)
+        case .keepAliveIdle, .keepAliveInterval, .keepAliveCount, .userTimeout:
+            // What the connection uses: the socket's choice, else the stack's setting.
+            var settings = (core.proto as? TCPProtocol)?.configuration ?? TCPConfiguration()
+            block.options.applyTimers(to: &settings)
+            switch option {
+            case .keepAliveIdle: return Int(settings.keepAliveIdle / 1_000_000_000)
+            case .keepAliveInterval: return Int(settings.keepAliveInterval / 1_000_000_000)
+            case .keepAliveCount: return settings.keepAliveCount
+            default: return Int(settings.userTimeout / 1_000_000)
+            }
         default: throw .badOption
         }
+    }
+
+    /// TCP_INFO: a snapshot of the connection (state, RTT, RTO, windows, retransmissions,
+    /// traffic); `.notConnected` when the socket has no connection (never connected, listening,
+    /// or its connection ended).
+    public func tcpInfo() throws(NetError) -> TCPInfo {
+        try core.checkOpen()
+        guard tcpBlock != nil else { throw .badOption }
+        let info = try core.request { [core] () throws(NetError) -> TCPInfo? in
+            (core.proto as? TCPProtocol)?.info(core)
+        }
+        guard let info else { throw .notConnected }
+        return info
     }
 
     /// SO_LINGER: nil is off (close returns at once and the connection closes gracefully);

@@ -21,6 +21,21 @@ public struct TCPStackStatistics: Sendable, Hashable {
     public var timeWaitRecords: Int
     /// 4-tuples reserved in the shared table (live connections and TIME_WAIT records).
     public var reservedTuples: Int
+    /// RFC 5961 challenge ACKs sent, and those the stack-wide rate limit suppressed.
+    public var challengeACKsSent = 0
+    public var challengeACKsSuppressed = 0
+    /// Segments connections dropped, by reason (PAWS, out of window, RFC 5961 cases).
+    public var drops = TCPDropCounts()
+    /// RST segments received, and connections ended by one.
+    public var resetsReceived = 0
+    public var connectionsReset = 0
+    /// Connections that timed out (retransmissions, user timeout or keep-alive).
+    public var connectionsTimedOut = 0
+    /// SYN cookies sent (a listen socket's incomplete queue was full), ACKs that proved one, and
+    /// ACKs that did not.
+    public var cookiesSent = 0
+    public var cookiesValidated = 0
+    public var cookiesRejected = 0
 }
 
 extension NetworkStack {
@@ -39,6 +54,10 @@ extension NetworkStack {
             resetsSent: sum.resetsSent, retransmittedSegments: sum.retransmittedSegments,
             retransmissionTimeouts: sum.timeouts, fastRetransmits: sum.fastRetransmits,
             listenOverflows: sum.listenOverflows, liveConnections: sum.liveConnections,
-            timeWaitRecords: sum.timeWaitRecords, reservedTuples: tcp.tablesTupleCount)
+            timeWaitRecords: sum.timeWaitRecords, reservedTuples: tcp.tablesTupleCount,
+            challengeACKsSent: sum.challengeACKsSent, challengeACKsSuppressed: sum.challengeACKsSuppressed,
+            drops: sum.drops, resetsReceived: sum.resetsReceived, connectionsReset: sum.connectionsReset,
+            connectionsTimedOut: sum.connectionsTimedOut, cookiesSent: sum.cookiesSent,
+            cookiesValidated: sum.cookiesValidated, cookiesRejected: sum.cookiesRejected)
     }
 }

@@ -36,6 +36,10 @@ public struct TCPActions<Payload: TCPPayload> {
     public var enteredTimeWait = false
     /// The connection reached CLOSED: free the control block.
     public var closed = false
+    /// An RFC 5961 challenge ACK the connection wants sent, last, if the stack's rate limit allows.
+    public var challengeACK: TCPOutboundSegment?
+    /// Why the segment of this event was dropped, if it was.
+    public var dropped: TCPDropReason?
 
     public init() {}
 
@@ -49,6 +53,8 @@ public struct TCPActions<Payload: TCPPayload> {
         error = nil
         enteredTimeWait = false
         closed = false
+        challengeACK = nil
+        dropped = nil
     }
 
     /// Bytes in `delivered`.

@@ -35,6 +35,27 @@ public struct TCPConfiguration: Sendable {
     public var maximumOutOfOrderSegments = 64
     /// Out-of-order data kept per connection, in bytes.
     public var maximumOutOfOrderBytes = 1024 * 1024
+    /// SO_KEEPALIVE: probe an idle connection and drop it when the peer stops answering.
+    public var keepAlive = false
+    /// TCP_KEEPIDLE: idle time (since the last segment received) before the first probe (Linux: 7200 s).
+    public var keepAliveIdle: Int64 = 7200 * 1_000_000_000
+    /// TCP_KEEPINTVL: time between unanswered probes (Linux: 75 s).
+    public var keepAliveInterval: Int64 = 75 * 1_000_000_000
+    /// TCP_KEEPCNT: unanswered probes before the connection is dropped (Linux: 9).
+    public var keepAliveCount = 9
+    /// TCP_USER_TIMEOUT (RFC 5482): the longest sent data may stay unacknowledged before the
+    /// connection is dropped with `timedOut`; 0 leaves it to the retransmission count.
+    public var userTimeout: Int64 = 0
+    /// Challenge ACKs per second for the whole stack (RFC 5961 10; Linux tcp_challenge_ack_limit):
+    /// each second allows half this plus a random amount below it.
+    public var challengeACKLimit = 1000
+    /// Least time between the ACKs a connection sends in answer to unacceptable segments without
+    /// data (out of window, PAWS), so forged ones cannot make it reflect a flood or two ends loop
+    /// (Linux tcp_invalid_ratelimit: 500 ms).
+    public var outOfWindowACKInterval: Int64 = 500_000_000
+    /// Answer SYNs with cookies when a listen socket's incomplete queue is full (Linux
+    /// tcp_syncookies = 1), instead of dropping the oldest handshake.
+    public var synCookies = true
 
     public init() {}
 }

@@ -49,6 +49,7 @@ extension TCPConnection {
             synAcknowledged(header, now: now)
             state = .established
             actions.established = true
+            noteSegmentAccepted(now: now)
             if finQueued {
                 state = .finWait1
             }
@@ -76,6 +77,7 @@ extension TCPConnection {
         if configuration.timestamps, let timestamps = options.timestamps {
             timestampsEnabled = true
             recentTimestamp = timestamps.value
+            recentTimestampTime = now
         }
         sackPermitted = configuration.sackPermitted && options.sackPermitted
         let peerMSS = options.maximumSegmentSize.map(Int.init) ?? TCPConnection.defaultPeerMSS
@@ -119,6 +121,8 @@ extension TCPConnection {
             }
             return
         }
+        // PAWS, then RST and SYN as RFC 5961 3 and 4 have them (before the window check).
+        guard screen(header, payloadLength: payload.count, now: now, &actions) else { return }
 
         // 1. Sequence number check.
         let arrivedWithData = payload.count > 0
@@ -137,7 +141,8 @@ extension TCPConnection {
             acceptable = sequence.isIn(receiveNext, windowEnd) || (sequence + (length - 1)).isIn(receiveNext, windowEnd)
         }
         guard acceptable else {
-            if !flags.contains(.rst) {
+            actions.dropped = .outOfWindow
+            if !flags.contains(.rst), mayAnswerUnacceptable(length: length, syn: syn, now: now) {
                 if state == .timeWait && fin {
                     enterTimeWait(now: now, &actions)
                     actions.enteredTimeWait = false
@@ -149,6 +154,7 @@ extension TCPConnection {
         }
         if let timestamps = header.options.timestamps, timestampsEnabled, !(lastACKSent < sequence) {
             recentTimestamp = timestamps.value
+            recentTimestampTime = now
         }
         // Trim to the window: bytes before RCV.NXT were delivered already, bytes past its end not offered.
         if sequence < receiveNext {
@@ -171,26 +177,7 @@ extension TCPConnection {
             ackNow = true
         }
 
-        // 2. RST.
-        if flags.contains(.rst) {
-            switch state {
-            case .synReceived:
-                // An active opener (simultaneous open) was refused; a listen socket's child just goes.
-                becomeClosed(&actions, error: passiveOpen ? .connectionReset : .connectionRefused)
-            case .established, .finWait1, .finWait2, .closeWait:
-                becomeClosed(&actions, error: .connectionReset)
-            default:
-                becomeClosed(&actions)
-            }
-            return
-        }
-        // 4. SYN in a synchronized state: answer with an ACK (RFC 9293 3.10.7.4, RFC 5961 4).
-        if flags.contains(.syn) {
-            ackNow = true
-            output(now: now, &actions)
-            return
-        }
-        // 5. ACK.
+        // 2. RST and 4. SYN were screened above. 5. ACK.
         guard flags.contains(.ack) else { return }
         guard
             processACK(
@@ -198,6 +185,7 @@ extension TCPConnection {
                 carriesData: arrivedWithData || flags.contains(.fin),
                 now: now, &actions)
         else { return }
+        noteSegmentAccepted(now: now)
 
         // 7. Data, then 8. FIN.
         if state.acceptsData, payload.count > 0 || fin {
@@ -229,12 +217,7 @@ extension TCPConnection {
             sendWindow = Int(header.window) << Int(sendScale)
             maximumSendWindow = Swift.max(maximumSendWindow, sendWindow)
         }
-        if sendMax < ack {
-            // Acknowledges something never sent.
-            ackNow = true
-            output(now: now, &actions)
-            return false
-        }
+        guard acknowledgmentAcceptable(ack, now: now, &actions) else { return false }
         let peerWindow = Int(header.window) << Int(sendScale)
         if sendUnacknowledged < ack {
             newlyAcknowledged(ack, header: header, now: now, &actions)
@@ -295,6 +278,7 @@ extension TCPConnection {
         sendQueueCount -= dataAcknowledged
         actions.acknowledgedBytes += dataAcknowledged
         sendUnacknowledged = ack
+        progressTime = now
         if sendNext < ack {
             sendNext = ack
         }

@@ -16,7 +16,7 @@ extension TCPConnection {
             return
         }
         if ackNow {
-            emit(sequence: sendNext, flags: .ack, now: now, &actions)
+            emit(sequence: acknowledgmentSequence, flags: .ack, now: now, &actions)
         }
     }
 
@@ -50,6 +50,10 @@ extension TCPConnection {
             flags.insert(.fin)
         }
         let probe = force && length > 0 && usable == 0
+        if sendMax == sendUnacknowledged {
+            // Sending from idle: the user timeout counts from here.
+            progressTime = now
+        }
         emit(
             sequence: sendNext, flags: flags, now: now, sendQueueOffset: sendNext - sendQueueStart,
             payloadLength: length, &actions)

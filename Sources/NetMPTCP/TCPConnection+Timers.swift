@@ -7,6 +7,9 @@ extension TCPConnection {
             becomeClosed(&actions)
             return
         }
+        if defenceTimersFired(now: now, &actions) {
+            return
+        }
         if expired(.retransmission, now) {
             cancel(.retransmission)
             retransmissionTimerFired(now: now, &actions)
@@ -46,7 +49,9 @@ extension TCPConnection {
             emitSYN(now: now, &actions)
             arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
         case .established, .finWait1, .closeWait, .closing, .lastAck:
-            guard consecutiveRetransmissions <= configuration.maximumRetransmissions else {
+            // With a user timeout, it alone decides when to give up (as on Linux).
+            guard configuration.userTimeout > 0 || consecutiveRetransmissions <= configuration.maximumRetransmissions
+            else {
                 becomeClosed(&actions, error: softError ?? .timedOut)
                 return
             }

@@ -97,8 +97,25 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var timeoutCount = 0
     public internal(set) var fastRetransmitCount = 0
     /// The last ICMP error about a segment in flight on a synchronized connection: reported in
-    /// place of `timedOut` if retransmissions run out (Linux's sk_err_soft).
+    /// place of `timedOut` if retransmissions, keep-alive probes or the user timeout run out
+    /// (Linux's sk_err_soft).
     public internal(set) var softError: TCPError?
+
+    // MARK: Defences (RFC 5961, PAWS, keep-alive, user timeout)
+
+    /// When TS.Recent was last set: after 24 days idle it is no longer trusted (RFC 7323 5.5).
+    var recentTimestampTime: Int64 = 0
+    /// When the last acceptable segment arrived: keep-alive idle time counts from it.
+    var lastReceiveTime: Int64 = 0
+    /// When keep-alive was switched on for a live connection (idle time counts from it too).
+    var keepAliveStartTime: Int64 = 0
+    /// Keep-alive probes sent since the peer last answered, and when the last one went.
+    public internal(set) var keepAliveProbesSent = 0
+    var lastKeepAliveProbeTime: Int64 = 0
+    /// When SND.UNA last advanced or data was sent from idle: the user timeout counts from it.
+    var progressTime: Int64 = 0
+    /// When an unacceptable segment without data was last answered with an ACK.
+    var lastOutOfWindowACKTime: Int64?
 
     /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
     /// to the peer; the MSS we announce is that less 40 bytes of IPv4 and TCP headers.
@@ -137,13 +154,19 @@ public struct TCPConnection<Payload: TCPPayload> {
 
     // MARK: Timers
 
-    public func deadline(of timer: TCPTimer) -> Int64? { deadlines[timer] }
+    public func deadline(of timer: TCPTimer) -> Int64? {
+        switch timer {
+        case .keepAlive: return keepAliveDeadline
+        case .userTimeout: return userTimeoutDeadline
+        default: return deadlines[timer]
+        }
+    }
 
     /// The earliest armed timer: the integration's one callout for this connection.
     public var nextDeadline: Int64? {
         var earliest: Int64?
         for timer in TCPTimer.allCases {
-            if let deadline = deadlines[timer], earliest.map({ deadline < $0 }) ?? true {
+            if let deadline = deadline(of: timer), earliest.map({ deadline < $0 }) ?? true {
                 earliest = deadline
             }
         }

@@ -36,6 +36,12 @@ package final class TCPControlBlock: @unchecked Sendable {
     var callout: Callout?
     /// `sendFinished` has been set (owner only: the event path checks this plain flag).
     var sendFinishedPublished = false
+    /// Traffic of this connection for `TCPInfo`: segments in and out, data bytes acknowledged by the
+    /// peer and delivered to the receive buffer.
+    var segmentsIn = 0
+    var segmentsOut = 0
+    var bytesAcknowledged = 0
+    var bytesReceived = 0
 
     // MARK: Shared
 
@@ -92,6 +98,12 @@ package final class TCPSocketOptions: Sendable {
     package let linger = Atomic<Int64>(-1)
     /// TCP_MAXSEG: the largest MSS announced and used; 0 follows the route's MTU.
     package let maximumSegment = Atomic<Int>(0)
+    /// TCP_KEEPIDLE and TCP_KEEPINTVL in nanoseconds, TCP_KEEPCNT; 0 takes the stack's setting.
+    package let keepAliveIdle = Atomic<Int64>(0)
+    package let keepAliveInterval = Atomic<Int64>(0)
+    package let keepAliveCount = Atomic<Int>(0)
+    /// TCP_USER_TIMEOUT in nanoseconds; negative takes the stack's setting.
+    package let userTimeout = Atomic<Int64>(-1)
 
     init() {}
 
@@ -101,6 +113,23 @@ package final class TCPSocketOptions: Sendable {
         reuseAddress.store(other.reuseAddress.load(ordering: .relaxed), ordering: .relaxed)
         linger.store(other.linger.load(ordering: .relaxed), ordering: .relaxed)
         maximumSegment.store(other.maximumSegment.load(ordering: .relaxed), ordering: .relaxed)
+        keepAliveIdle.store(other.keepAliveIdle.load(ordering: .relaxed), ordering: .relaxed)
+        keepAliveInterval.store(other.keepAliveInterval.load(ordering: .relaxed), ordering: .relaxed)
+        keepAliveCount.store(other.keepAliveCount.load(ordering: .relaxed), ordering: .relaxed)
+        userTimeout.store(other.userTimeout.load(ordering: .relaxed), ordering: .relaxed)
+    }
+
+    /// `settings` with this socket's keep-alive and user timeout choices applied.
+    package func applyTimers(to settings: inout TCPConfiguration) {
+        settings.keepAlive = keepAlive.load(ordering: .relaxed)
+        let idle = keepAliveIdle.load(ordering: .relaxed)
+        if idle > 0 { settings.keepAliveIdle = idle }
+        let interval = keepAliveInterval.load(ordering: .relaxed)
+        if interval > 0 { settings.keepAliveInterval = interval }
+        let count = keepAliveCount.load(ordering: .relaxed)
+        if count > 0 { settings.keepAliveCount = count }
+        let timeout = userTimeout.load(ordering: .relaxed)
+        if timeout >= 0 { settings.userTimeout = timeout }
     }
 }
 

@@ -4,7 +4,8 @@ public enum TCPError: Error, Hashable, Sendable {
     case connectionRefused
     /// A RST arrived on a synchronized connection.
     case connectionReset
-    /// Retransmissions (or SYN retransmissions) ran out.
+    /// Retransmissions (or SYN retransmissions) ran out, the user timeout passed, or keep-alive
+    /// probes went unanswered.
     case timedOut
     /// ICMP said the host (or, below, the network) cannot be reached: ends a connect, or is
     /// what a timeout reports instead of `timedOut` once synchronized.

@@ -1,6 +1,7 @@
 import NetMPRuntime
 import NetMPSockets
 import NetMPWire
+import Synchronization
 
 /// A listen socket as every protocol thread sees it: its address, and its incomplete queue of
 /// children still handshaking, bounded by the backlog with the oldest dropped when full. The
@@ -53,6 +54,19 @@ final class TCPListenState: @unchecked Sendable {
     }
 
     var incompleteCount: Int { lock.withLock { incomplete.count } }
+
+    /// The incomplete queue holds the backlog: a new SYN gets a cookie instead of a child.
+    var incompleteIsFull: Bool { lock.withLock { incomplete.count >= backlogValue } }
+
+    /// When this listener last answered with a SYN cookie (`Int64.min`: never); ACKs are checked
+    /// for cookies only for a while after, as Linux does.
+    let lastCookieTime = Atomic<Int64>(Int64.min)
+
+    /// Whether an ACK arriving at `now` may carry one of our cookies (sent in the last 3 minutes).
+    func mayHoldCookie(now: Int64) -> Bool {
+        let sent = lastCookieTime.load(ordering: .relaxed)
+        return sent != Int64.min && now &- sent <= 180_000_000_000
+    }
 
     /// Closes the listener and hands back the handshaking children, for their owners to abort.
     func close() -> [TCPControlBlock] {

@@ -22,6 +22,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     package private(set) var threads: [TCPThread] = []
     private let nextOwner = Atomic<Int>(0)
     private let template: LockedValue<TCPConfiguration>
+    /// The stack-wide challenge ACK budget (RFC 5961 7), shared by the threads.
+    let challengeACKs: TCPChallengeACKLimiter
+    let synCookies: TCPSYNCookies
+    let synCookiesEnabled = Atomic<Bool>(true)
 
     package init(inet: InetStack, seed: UInt64) {
         var state = seed ^ 0x7C9_5EED_0F_7C9
@@ -43,6 +47,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         tables = TCPTables(key: portKey)
         sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
         template = LockedValue(TCPConfiguration())
+        challengeACKs = TCPChallengeACKLimiter(limit: TCPConfiguration().challengeACKLimit, seed: next())
+        synCookies = TCPSYNCookies(key: key())
         let made = inet.perThread.map { TCPThread(tcp: self, inet: $0) }
         threads = made
         inet.installTransport(protocol: 6) { state in made[state.threadIndex] }
@@ -51,7 +57,11 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     /// The settings new connections start from (times, retries, TIME_WAIT length).
     package var configuration: TCPConfiguration {
         get { template.withLock { $0 } }
-        set { template.withLock { $0 = newValue } }
+        set {
+            template.withLock { $0 = newValue }
+            challengeACKs.limit.store(Swift.max(0, newValue.challengeACKLimit), ordering: .relaxed)
+            synCookiesEnabled.store(newValue.synCookies, ordering: .relaxed)
+        }
     }
 
     @inline(__always) func block(_ socket: Socket) -> TCPControlBlock {
@@ -80,14 +90,22 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     /// A connection's settings: the stack's, with the socket's options and receive buffer size.
     private func connectionSettings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
+        let (settings, mtu) = settings(block, hop: hop)
+        let threshold = Swift.min(2 * Swift.max(48, mtu - 40), settings.receiveBufferSize / 2)
+        block.windowUpdateThreshold.store(Swift.max(1, threshold), ordering: .relaxed)
+        return (settings, mtu)
+    }
+
+    /// The settings and route MTU a connection of `block`'s socket would use over `hop` (a
+    /// listener's answer the children it would make).
+    func settings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
         var settings = configuration
         settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
+        block.options.applyTimers(to: &settings)
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
         if maximumSegment > 0 { mtu = Swift.min(mtu, maximumSegment + 40) }
-        let threshold = Swift.min(2 * Swift.max(48, mtu - 40), settings.receiveBufferSize / 2)
-        block.windowUpdateThreshold.store(Swift.max(1, threshold), ordering: .relaxed)
         return (settings, mtu)
     }
 
@@ -182,7 +200,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     /// its peer address stored, on the listener's incomplete queue, its SYN-ACK sent.
     func acceptChild(
         of listener: TCPListenState, syn: TCPHeader, key: TCPConnectionKey, source: IPv4Address,
-        destination: IPv4Address, on thread: TCPThread, reusing: TCPTimeWait?
+        destination: IPv4Address, on thread: TCPThread, reusing: TCPTimeWait?,
+        cookie: (ack: TCPHeader, decoded: TCPSYNCookies.Decoded)? = nil
     ) {
         let parent = listener.socket
         guard let hop = thread.inet.transportRoute(to: source, from: destination) else {
@@ -209,14 +228,21 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         var sequence = sequenceNumbers.initialSequenceNumber(for: key, now: thread.now)
         if let reusing { sequence = reusing.initialSequenceNumber(replacing: sequence) }
         var actions = thread.withActions { actions in
-            block.connection = TCPConnection(
-                acceptingSYN: syn, configuration: settings, initialSequenceNumber: sequence, routeMTU: mtu,
-                now: thread.now, into: &actions)
+            if let cookie {
+                block.connection = TCPConnection(
+                    cookieACK: cookie.ack, decoded: cookie.decoded, configuration: settings, routeMTU: mtu,
+                    now: thread.now, into: &actions)
+            } else {
+                block.connection = TCPConnection(
+                    acceptingSYN: syn, configuration: settings, initialSequenceNumber: sequence, routeMTU: mtu,
+                    now: thread.now, into: &actions)
+            }
         }
         block.hold = child
         block.parent = listener
         thread.connections[key] = block
-        let dropped = listener.addIncomplete(block)
+        // A child from a cookie is not on the incomplete queue: its handshake is done.
+        let dropped = cookie == nil ? listener.addIncomplete(block) : nil
         thread.applyBirth(&actions, to: block)
         if let dropped {
             // The oldest handshake makes room (or the listener closed meanwhile).
@@ -299,6 +325,31 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         block.home.event(block) { connection, time, actions in
             connection.setNoDelay(value, now: time, into: &actions)
         }
+    }
+
+    /// SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/KEEPCNT or TCP_USER_TIMEOUT changed on a live
+    /// connection (owner thread): the connection takes the socket's current choices.
+    package func updateTimers(_ socket: Socket) {
+        let block = block(socket)
+        var settings = configuration
+        block.options.applyTimers(to: &settings)
+        block.home.event(block) { connection, time, _ in
+            connection.setKeepAlive(
+                settings.keepAlive, idle: settings.keepAliveIdle, interval: settings.keepAliveInterval,
+                count: settings.keepAliveCount, now: time)
+            connection.setUserTimeout(settings.userTimeout)
+        }
+    }
+
+    /// The TCP_INFO snapshot of a socket's connection (owner thread); nil without a connection.
+    package func info(_ socket: Socket) -> TCPInfo? {
+        let block = block(socket)
+        guard var info = block.connection?.info else { return nil }
+        info.segmentsIn = block.segmentsIn
+        info.segmentsOut = block.segmentsOut
+        info.bytesAcknowledged = block.bytesAcknowledged
+        info.bytesReceived = block.bytesReceived
+        return info
     }
 
     // MARK: Addresses and readiness (any thread)

@@ -20,6 +20,21 @@ package struct TCPStatistics: Sendable {
     /// Control blocks in the thread tables now, and TIME_WAIT records.
     package var liveConnections = 0
     package var timeWaitRecords = 0
+    /// RFC 5961 challenge ACKs sent, and those the stack's rate limit suppressed.
+    package var challengeACKsSent = 0
+    package var challengeACKsSuppressed = 0
+    /// Segments dropped by a connection, by reason.
+    package var drops = TCPDropCounts()
+    /// RST segments that arrived (for connections, TIME_WAIT records or nothing).
+    package var resetsReceived = 0
+    /// Connections ended by the peer's RST, and by a timeout (retransmission, user timeout,
+    /// keep-alive).
+    package var connectionsReset = 0
+    package var connectionsTimedOut = 0
+    /// SYN cookies sent, ACKs that proved one (a connection made), and ACKs that did not.
+    package var cookiesSent = 0
+    package var cookiesValidated = 0
+    package var cookiesRejected = 0
 
     package init() {}
 
@@ -48,6 +63,15 @@ package struct TCPStatistics: Sendable {
         sum.connectionsClosed += rhs.connectionsClosed
         sum.liveConnections += rhs.liveConnections
         sum.timeWaitRecords += rhs.timeWaitRecords
+        sum.challengeACKsSent += rhs.challengeACKsSent
+        sum.challengeACKsSuppressed += rhs.challengeACKsSuppressed
+        sum.drops = sum.drops + rhs.drops
+        sum.resetsReceived += rhs.resetsReceived
+        sum.connectionsReset += rhs.connectionsReset
+        sum.connectionsTimedOut += rhs.connectionsTimedOut
+        sum.cookiesSent += rhs.cookiesSent
+        sum.cookiesValidated += rhs.cookiesValidated
+        sum.cookiesRejected += rhs.cookiesRejected
         return sum
     }
 }

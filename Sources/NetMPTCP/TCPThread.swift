@@ -96,6 +96,17 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     private func apply(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?) {
         let socket = block.socket
+        if let challenge = actions.challengeACK {
+            // Sent last, and only while the stack's budget lasts (RFC 5961 7).
+            if tcp.challengeACKs.allow(now: now) {
+                actions.segments.append(challenge)
+                statistics.challengeACKsSent += 1
+            } else {
+                statistics.challengeACKsSuppressed += 1
+            }
+        }
+        if let reason = actions.dropped { statistics.drops[reason] &+= 1 }
+        block.bytesAcknowledged &+= actions.acknowledgedBytes
         if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
         if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
         if !actions.segments.isEmpty { transmit(actions.segments, block) }
@@ -106,6 +117,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         if let error = actions.error {
             statistics.errors += 1
+            switch error {
+            case .connectionReset, .connectionRefused: statistics.connectionsReset += 1
+            case .timedOut: statistics.connectionsTimedOut += 1
+            // What ICMP said (counted as `icmpErrors` where it arrived).
+            case .hostUnreachable, .networkUnreachable: break
+            }
             socket.setError(TCPThread.socketError(error))
         }
         if actions.enteredTimeWait, let key = block.key, let timeWait {
@@ -149,6 +166,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         let socket = block.socket
         var total = 0
         for payload in payloads { total += payload.count }
+        block.bytesReceived &+= total
         if block.detached || socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
             // Nobody will read them: they count as read at once (the window stays open).
             block.unreportedReads.add(total, ordering: .sequentiallyConsistent)
@@ -217,6 +235,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             else { continue }
             if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
+            block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
                 destination: block.remoteAddress)
@@ -375,6 +394,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         statistics.segmentsReceived += 1
         let header = packet.header
+        if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
         let payload = ByteSlice(
             chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
             end: datagram.payloadStart + packet.payloadRange.upperBound)
@@ -383,6 +403,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         if let block = connections[key] {
+            block.segmentsIn &+= 1
             event(block) { connection, time, actions in
                 connection.receive(header, payload: payload, now: time, into: &actions)
             }
@@ -405,7 +426,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             timeWaits[key] = nil
             reusing = record
         }
-        listenInput(header, payloadLength: payload.count, key: key, datagram: datagram, reusing: reusing)
+        listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
     }
 
     /// An ICMP error about a segment we sent: handed to the thread that owns its connection
@@ -445,9 +466,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     }
 
     private func listenInput(
-        _ header: TCPHeader, payloadLength: Int, key: TCPConnectionKey, datagram: InetTransportDatagram,
+        _ header: TCPHeader, payload: ByteSlice, key: TCPConnectionKey, datagram: InetTransportDatagram,
         reusing: TCPTimeWait?
     ) {
+        let payloadLength = payload.count
         guard let listener = tcp.tables.listener(port: header.destinationPort, address: datagram.destination),
             !listener.socket.state.contains(.noFileReference)
         else {
@@ -462,6 +484,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             if reusing != nil { tcp.tables.release(key) }
         case .reset(let reset):
             if reusing != nil { tcp.tables.release(key) }
+            if listener.mayHoldCookie(now: now) {
+                if let decoded = tcp.synCookies.validate(header, on: key, now: now) {
+                    statistics.cookiesValidated += 1
+                    acceptCookie(header, payload: payload, decoded: decoded, key: key, listener: listener, datagram)
+                    return
+                }
+                statistics.cookiesRejected += 1
+            }
             transmitBare(reset, from: datagram.destination, to: datagram.source)
         case .accept:
             guard listener.acceptsMore else {
@@ -470,10 +500,57 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 if reusing != nil { tcp.tables.release(key) }
                 return
             }
+            if tcp.synCookiesEnabled.load(ordering: .relaxed), listener.incompleteIsFull {
+                if reusing != nil { tcp.tables.release(key) }
+                sendCookie(answering: header, key: key, listener: listener, datagram)
+                return
+            }
             guard reusing != nil || tcp.tables.reserve(key) else { return }
             tcp.acceptChild(
                 of: listener, syn: header, key: key, source: datagram.source, destination: datagram.destination,
                 on: self, reusing: reusing)
+        }
+    }
+
+    /// Answers a SYN with a cookie SYN-ACK: nothing is kept (SYN flood defence).
+    private func sendCookie(
+        answering syn: TCPHeader, key: TCPConnectionKey, listener: TCPListenState, _ datagram: InetTransportDatagram
+    ) {
+        guard let hop = inet.transportRoute(to: datagram.source, from: datagram.destination) else { return }
+        let (settings, mtu) = tcp.settings(listener.block, hop: hop)
+        let time = now
+        let cookie = tcp.synCookies.sequenceNumber(answering: syn, on: key, now: time)
+        var actions = withActions { actions in
+            TCPConnection.cookieSYNACK(
+                answering: syn, cookie: cookie, configuration: settings, routeMTU: mtu, now: time, into: &actions)
+        }
+        if let answer = actions.segments.last {
+            listener.lastCookieTime.store(time, ordering: .relaxed)
+            statistics.cookiesSent += 1
+            transmitBare(answer.header, from: datagram.destination, to: datagram.source)
+        }
+        actions.clear()
+        spareActions.append(actions)
+    }
+
+    /// The handshake's ACK proved a cookie: the child is made from it, established by this ACK
+    /// (and given any data it carries).
+    private func acceptCookie(
+        _ ack: TCPHeader, payload: ByteSlice, decoded: TCPSYNCookies.Decoded, key: TCPConnectionKey,
+        listener: TCPListenState, _ datagram: InetTransportDatagram
+    ) {
+        guard listener.acceptsMore else {
+            statistics.listenOverflows += 1
+            return
+        }
+        guard tcp.tables.reserve(key) else { return }
+        tcp.acceptChild(
+            of: listener, syn: ack, key: key, source: datagram.source, destination: datagram.destination, on: self,
+            reusing: nil, cookie: (ack, decoded))
+        guard let block = connections[key] else { return }
+        block.segmentsIn &+= 1
+        event(block) { connection, time, actions in
+            connection.receive(ack, payload: payload, now: time, into: &actions)
         }
     }
 

@@ -6,9 +6,14 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
     case delayedACK
     case finWait2
     case timeWait
+    /// Keep-alive probes (SO_KEEPALIVE); its deadline is derived from the connection's state.
+    case keepAlive
+    /// TCP_USER_TIMEOUT; its deadline is derived from when the oldest unacknowledged data was sent.
+    case userTimeout
 }
 
-/// One deadline per timer, stored inline so a connection value carries no array of its own.
+/// One deadline per stored timer, inline so a connection value carries no array of its own
+/// (keep-alive and user timeout are derived from the connection, never stored).
 struct TimerDeadlines: Hashable, Sendable {
     private var retransmission: Int64?
     private var persist: Int64?
@@ -24,6 +29,7 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: return delayedACK
             case .finWait2: return finWait2
             case .timeWait: return timeWait
+            case .keepAlive, .userTimeout: return nil
             }
         }
         set {
@@ -33,6 +39,7 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: delayedACK = newValue
             case .finWait2: finWait2 = newValue
             case .timeWait: timeWait = newValue
+            case .keepAlive, .userTimeout: break
             }
         }
     }

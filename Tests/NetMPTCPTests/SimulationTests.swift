@@ -180,6 +180,10 @@ struct Simulation {
                 let payload = ends[index].stream[start..<(start + segment.payloadLength)]
                 transmit(segment.header, payload: payload, to: 1 - index)
             }
+            if let challenge = actions.challengeACK {
+                // Nothing forges segments here: the stack-wide rate limit never bites.
+                transmit(challenge.header, payload: [], to: 1 - index)
+            }
             actions.clear()
             // The application reads all it was given and writes what fits.
             pending = false

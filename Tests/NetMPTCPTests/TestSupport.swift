@@ -130,7 +130,8 @@ struct Harness {
     }
 
     var state: TCPState { connection.state }
-    var sent: [Wire] { actions.segments.map(Wire.init) }
+    /// What the event sent, a challenge ACK last (as the integration sends it when its rate limit allows).
+    var sent: [Wire] { (actions.segments + (actions.challengeACK.map { [$0] } ?? [])).map(Wire.init) }
 
     /// Clears the last actions and runs one event at the current time.
     mutating func run(_ event: (inout Connection, Int64, inout Actions) -> Void) {
