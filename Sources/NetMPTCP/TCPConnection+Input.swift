@@ -279,15 +279,19 @@ extension TCPConnection {
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
         let acknowledged = ack - sendUnacknowledged
+        var rtt: Int64?
         if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
             let ticks = Int32(bitPattern: timestampTick(now) &- echo)
             if ticks >= 0 {
-                retransmissionTimeout.sample(Int64(ticks) * 1_000_000)
+                rtt = Int64(ticks) * 1_000_000
             }
             timedSequence = nil
         } else if let timed = timedSequence, timed < ack {
-            retransmissionTimeout.sample(now &- timedSince)
+            rtt = now &- timedSince
             timedSequence = nil
+        }
+        if let rtt {
+            retransmissionTimeout.sample(rtt)
         }
         consecutiveRetransmissions = 0
         let dataAcknowledged = Swift.min(Swift.max(0, ack - sendQueueStart), sendQueueCount)
@@ -299,6 +303,7 @@ extension TCPConnection {
             sendNext = ack
         }
         persistBackoff = 0
+        windowValidation.acknowledged(ack, sendMax: sendMax, flight: flightSize)
         if inFastRecovery {
             if !(ack < recoveryPoint) {
                 inFastRecovery = false
@@ -316,7 +321,7 @@ extension TCPConnection {
                 // Keep "recover" just behind SND.UNA so the comparison never wraps.
                 recoveryPoint = ack - 1
             }
-            congestionControl.acknowledged(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize, now: now)
+            congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
         }
         if sendUnacknowledged == sendMax {
             cancel(.retransmission)

@@ -9,6 +9,7 @@ extension TCPConnection {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             while sendOne(now: now, force: false, &actions) {}
+            noteCongestionWindowUse()
             armPersistIfStuck(now: now)
         case .synReceived, .finWait2, .timeWait:
             break
@@ -16,7 +17,11 @@ extension TCPConnection {
             return
         }
         if ackNow {
-            emit(sequence: sendNext, flags: .ack, now: now, &actions)
+            // A bare ACK carries SND.MAX, as BSD's does: after a timeout moved SND.NXT back, a sequence
+            // number the peer already has would make the ACK unacceptable there, and it would be dropped
+            // unread (two ends both retransmitting then never learn of each other's progress). Only a
+            // probe into a closed window leaves SND.MAX past what the peer can accept.
+            emit(sequence: sendWindow == 0 ? sendNext : sendMax, flags: .ack, now: now, &actions)
         }
     }
 

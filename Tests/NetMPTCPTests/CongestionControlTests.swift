@@ -1,0 +1,101 @@
+import NetMPTCP
+import NetMPWire
+import XCTest
+
+/// The connection and its congestion controller: which algorithm a configuration selects, CUBIC's
+/// reduction on a fast retransmit with the exact segments, RFC 7661 validation of an
+/// application-limited window, and the sequence number of bare ACKs after a timeout.
+final class CongestionControlTests: XCTestCase {
+    func established(_ algorithm: TCPCongestionAlgorithm?, rtt: Int64 = 10 * milliseconds) -> Harness {
+        var configuration = plainConfiguration()
+        configuration.noDelay = true
+        if let algorithm {
+            configuration.congestionControl = algorithm
+        }
+        return ConnectionTests.established(configuration, rtt: rtt)
+    }
+
+    func testCubicIsTheDefaultAndNewRenoIsSelectable() {
+        XCTAssertEqual(TCPConfiguration().congestionControl, .cubic)
+        XCTAssertTrue(established(nil).connection.congestionControl is Cubic)
+        XCTAssertTrue(established(.cubic).connection.congestionControl is Cubic)
+        XCTAssertTrue(established(.newReno).connection.congestionControl is NewReno)
+        var configuration = plainConfiguration()
+        configuration.hyStart = false
+        let plain = Connection(
+            configuration: configuration, localPort: 1, remotePort: 2, initialSequenceNumber: .init(0))
+        XCTAssertNil((plain.congestionControl as? Cubic)?.hyStart, "hyStart off: none")
+        XCTAssertNotNil((established(nil).connection.congestionControl as? Cubic)?.hyStart)
+    }
+
+    /// Ten segments out, three duplicate ACKs: CUBIC keeps β = 0.7 of the flight where NewReno keeps
+    /// half (TransferTests.testFastRetransmitOnThreeDuplicateACKs).
+    func testFastRetransmitUnderCubicKeepsSeventyPercent() {
+        var harness = established(.cubic)
+        harness.run { $0.send(count: 20 * 1460, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent.map(\.sequence), (0..<10).map { 1001 + UInt32($0) * 1460 })
+        for _ in 0..<2 {
+            harness.receive(peer(.ack, 5001, 1001))
+            XCTAssertEqual(harness.sent, [])
+        }
+        harness.receive(peer(.ack, 5001, 1001))
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5001, length: 1460)])
+        XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, 10_220, "0.7 × 14600")
+        XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 10_220 + 3 * 1460)
+        XCTAssertEqual((harness.connection.congestionControl as? Cubic)?.maximumWindow, 14_600)
+        // Two more duplicates inflate the window to 17520: one new segment (flight 14600 → 16060).
+        harness.receive(peer(.ack, 5001, 1001))
+        XCTAssertEqual(harness.sent, [Wire([.ack], 15601, 5001, length: 1460)])
+        harness.receive(peer(.ack, 5001, 1001))
+        XCTAssertEqual(harness.sent, [Wire([.ack], 17061, 5001, length: 1460)])
+        // Everything up to the recovery point: cwnd = min(ssthresh, flight + MSS) = 2920 + 1460.
+        harness.receive(peer(.ack, 5001, 15601))
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 4380)
+        XCTAssertEqual(harness.sent, [Wire([.ack], 18521, 5001, length: 1460)])
+    }
+
+    /// One segment per round trip while the window is ten: the window is never validated, so it stays
+    /// at IW (without RFC 7661 every ACK would have grown it in slow start). A bulk write then fills
+    /// it, and it grows again.
+    func testAnApplicationLimitedSenderDoesNotGrowItsWindow() {
+        for algorithm in TCPCongestionAlgorithm.allCases {
+            var harness = established(algorithm)
+            var next: UInt32 = 1001
+            for _ in 0..<20 {
+                harness.run { $0.send(count: 1460, now: $1, into: &$2) }
+                XCTAssertEqual(harness.sent, [Wire([.ack, .psh], next, 5001, length: 1460)])
+                next += 1460
+                harness.now += 10 * milliseconds
+                harness.receive(peer(.ack, 5001, next))
+            }
+            XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 14_600, "\(algorithm)")
+            XCTAssertFalse(harness.connection.windowValidation.isValidated(congestionWindow: 14_600))
+            // A bulk write: ten segments go out at once, and their ACKs grow the window again.
+            harness.run { $0.send(count: 40 * 1460, now: $1, into: &$2) }
+            XCTAssertEqual(harness.sent.count, 10, "\(algorithm)")
+            for _ in 0..<10 {
+                next += 1460
+                harness.receive(peer(.ack, 5001, next))
+            }
+            XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 29_200, "\(algorithm)")
+        }
+    }
+
+    /// After a timeout moved SND.NXT back, a bare ACK carries SND.MAX: with SND.NXT the peer, which
+    /// already holds those bytes, finds the segment unacceptable and drops its ACK field unread.
+    /// (Before the fix a CUBIC run of SimulationTests at 5 % loss, seed 13, deadlocked this way: both
+    /// ends retransmitting data the other had, each dropping the other's ACKs, until both timed out.)
+    func testABareACKAfterATimeoutCarriesSNDMAX() {
+        var harness = established(.cubic)
+        harness.run { $0.send(count: 3 * 1460, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent.count, 3)
+        XCTAssertEqual(harness.connection.sendMax, SequenceNumber(1001 + 3 * 1460))
+        harness.fireNext()
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5001, length: 1460)], "go back N with cwnd = 1 MSS")
+        XCTAssertEqual(harness.connection.sendNext, SequenceNumber(2461))
+        // The peer's data arrives: the ACK for it says SEQ = SND.MAX = 5381, not SND.NXT = 2461.
+        harness.receive(peer([.ack, .psh], 5001, 1001), payload: Array(repeating: 7, count: 100))
+        XCTAssertEqual(harness.sent, [Wire(.ack, 5381, 5101)])
+    }
+}
