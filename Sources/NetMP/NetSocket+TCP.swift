@@ -23,6 +23,10 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
     /// TCP_MAXSEG: the largest segment announced and sent (0: from the route's MTU); set before
     /// connect or listen.
     public static let maximumSegment = TCPSocketOption(4, "maximumSegment")
+    /// TCP_CONGESTION: the congestion control, a `TCPCongestionAlgorithm` raw value (CUBIC unless
+    /// the stack's configuration says otherwise); set before connect or listen (a listen socket's
+    /// connections inherit it). `congestionControl` is the typed form.
+    public static let congestionControl = TCPSocketOption(5, "congestionControl")
 }
 
 extension NetSocket {
@@ -49,6 +53,9 @@ extension NetSocket {
         case .maximumSegment:
             guard value == 0 || (88...65495).contains(value) else { throw .invalidArgument }
             block.options.maximumSegment.store(value, ordering: .relaxed)
+        case .congestionControl:
+            guard let algorithm = TCPCongestionAlgorithm(rawValue: value) else { throw .invalidArgument }
+            block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
         default: throw .badOption
         }
     }
@@ -62,7 +69,20 @@ extension NetSocket {
         case .keepAlive: return block.options.keepAlive.load(ordering: .relaxed) ? 1 : 0
         case .reuseAddress: return block.options.reuseAddress.load(ordering: .relaxed) ? 1 : 0
         case .maximumSegment: return block.options.maximumSegment.load(ordering: .relaxed)
+        case .congestionControl: return block.options.congestionControl.load(ordering: .relaxed)
         default: throw .badOption
+        }
+    }
+
+    /// TCP_CONGESTION, typed: the algorithm the socket's next connection uses (nil on a socket that
+    /// is not TCP). Set before connect or listen.
+    public var congestionControl: TCPCongestionAlgorithm? {
+        get {
+            tcpBlock.flatMap { TCPCongestionAlgorithm(rawValue: $0.options.congestionControl.load(ordering: .relaxed)) }
+        }
+        set {
+            guard let newValue else { return }
+            tcpBlock?.options.congestionControl.store(newValue.rawValue, ordering: .relaxed)
         }
     }
 

@@ -87,6 +87,8 @@ package final class TCPSocketOptions: Sendable {
     package let linger = Atomic<Int64>(-1)
     /// TCP_MAXSEG: the largest MSS announced and used; 0 follows the route's MTU.
     package let maximumSegment = Atomic<Int>(0)
+    /// TCP_CONGESTION: a `TCPCongestionAlgorithm` raw value, the stack's default until set.
+    package let congestionControl = Atomic<Int>(TCPCongestionAlgorithm.cubic.rawValue)
 
     init() {}
 
@@ -96,6 +98,7 @@ package final class TCPSocketOptions: Sendable {
         reuseAddress.store(other.reuseAddress.load(ordering: .relaxed), ordering: .relaxed)
         linger.store(other.linger.load(ordering: .relaxed), ordering: .relaxed)
         maximumSegment.store(other.maximumSegment.load(ordering: .relaxed), ordering: .relaxed)
+        congestionControl.store(other.congestionControl.load(ordering: .relaxed), ordering: .relaxed)
     }
 }
 

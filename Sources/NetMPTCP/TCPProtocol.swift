@@ -65,7 +65,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let socket = Socket(
             domain: .inet, type: .stream, registry: registry, proto: self, owner: port,
             receiveSize: TCPProtocol.defaultBufferSize, sendSize: TCPProtocol.defaultBufferSize)
-        socket.controlBlock = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
+        let block = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
+        block.options.congestionControl.store(configuration.congestionControl.rawValue, ordering: .relaxed)
+        socket.controlBlock = block
         return socket
     }
 
@@ -82,6 +84,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     private func connectionSettings(_ block: TCPControlBlock, hop: NextHop) -> (TCPConfiguration, Int) {
         var settings = configuration
         settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
+        if let algorithm = TCPCongestionAlgorithm(rawValue: block.options.congestionControl.load(ordering: .relaxed)) {
+            settings.congestionControl = algorithm
+        }
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
