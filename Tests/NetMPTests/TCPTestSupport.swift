@@ -96,7 +96,7 @@ func fill(_ socket: NetSocket, from source: inout TransferSource, hash: inout St
 
 func tcpTransfer(
     seed: UInt64, impairments: LinkImpairments, bytes total: Int, threaded: Bool, threadCount: Int = 2,
-    limit: Duration = .seconds(600), minimumRTO: Duration? = nil
+    limit: Duration = .seconds(600), minimumRTO: Duration? = nil, congestionControl: TCPCongestionAlgorithm? = nil
 ) throws -> TCPTransferOutcome {
     let network = threaded ? SimulatedNetwork(threadedWithSeed: seed) : SimulatedNetwork(seed: seed)
     defer { network.shutdown() }
@@ -109,6 +109,10 @@ func tcpTransfer(
         // A LAN of 1 ms: a lower RTO floor (as Linux's per-route rto_min) keeps wall time short.
         a.tcpConfiguration.minimumRTO = minimumRTO.nanoseconds
         b.tcpConfiguration.minimumRTO = minimumRTO.nanoseconds
+    }
+    if let congestionControl {
+        a.tcpConfiguration.congestionControl = congestionControl
+        b.tcpConfiguration.congestionControl = congestionControl
     }
     guard let serverAddress = IPv4Address("198.18.0.2") else { throw NetError.invalidArgument }
     let target = SocketAddress.ipv4(serverAddress, port: 5000)
