@@ -27,6 +27,10 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
     /// the stack's configuration says otherwise); set before connect or listen (a listen socket's
     /// connections inherit it). `congestionControl` is the typed form.
     public static let congestionControl = TCPSocketOption(5, "congestionControl")
+    /// ECN (RFC 3168): 1 asks for it on connect and accepts it from a peer that asks (a listen
+    /// socket's connections inherit it); off unless the stack's configuration turns it on. Set
+    /// before connect or listen.
+    public static let explicitCongestionNotification = TCPSocketOption(6, "explicitCongestionNotification")
 }
 
 extension NetSocket {
@@ -56,6 +60,8 @@ extension NetSocket {
         case .congestionControl:
             guard let algorithm = TCPCongestionAlgorithm(rawValue: value) else { throw .invalidArgument }
             block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+        case .explicitCongestionNotification:
+            block.options.explicitCongestionNotification.store(value != 0, ordering: .relaxed)
         default: throw .badOption
         }
     }
@@ -70,6 +76,8 @@ extension NetSocket {
         case .reuseAddress: return block.options.reuseAddress.load(ordering: .relaxed) ? 1 : 0
         case .maximumSegment: return block.options.maximumSegment.load(ordering: .relaxed)
         case .congestionControl: return block.options.congestionControl.load(ordering: .relaxed)
+        case .explicitCongestionNotification:
+            return block.options.explicitCongestionNotification.load(ordering: .relaxed) ? 1 : 0
         default: throw .badOption
         }
     }

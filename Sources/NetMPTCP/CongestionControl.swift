@@ -24,9 +24,19 @@ public protocol TCPCongestionControl: Sendable {
     mutating func exitRecovery(flightSize: Int, maximumSegmentSize: Int)
     /// The retransmission timer fired.
     mutating func retransmissionTimeout(flightSize: Int, maximumSegmentSize: Int, now: Int64)
+    /// The peer echoed a congestion mark (ECE, RFC 3168 6.1.2): reduce as for a loss, once per
+    /// window, with nothing to retransmit.
+    mutating func congestionExperienced(flightSize: Int, maximumSegmentSize: Int, now: Int64)
 }
 
 extension TCPCongestionControl {
+    /// A loss's reduction without its recovery: entering and leaving fast recovery at once leaves
+    /// cwnd at the new ssthresh (or the flight plus one segment, if less).
+    public mutating func congestionExperienced(flightSize: Int, maximumSegmentSize: Int, now: Int64) {
+        enterRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize, now: now)
+        exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)
+    }
+
     public mutating func acknowledged(_ sample: TCPAcknowledgmentSample) {
         guard sample.windowValidated else { return }
         acknowledged(bytes: sample.bytes, maximumSegmentSize: sample.maximumSegmentSize, now: sample.now)

@@ -40,6 +40,7 @@ extension TCPConnection {
         receiveNext = sequence + 1
         receiveAdvertised = receiveNext + Swift.min(configuration.receiveBufferSize, 65535)
         negotiate(header.options, now: now)
+        ecn.negotiated = configuration.explicitCongestionNotification && TCPExplicitCongestion.isSetupSYNACK(flags)
         if flags.contains(.ack) {
             sendUnacknowledged = ack
             sendWindow = Int(header.window)
@@ -242,6 +243,9 @@ extension TCPConnection {
             peerWindow == sendWindow, sendWindow > 0
         {
             duplicateACK(now: now, &actions)
+        }
+        if header.flags.contains(.ece) {
+            congestionEchoed(acknowledgment: ack, now: now)
         }
         if windowUpdateSequence < sequence
             || (windowUpdateSequence == sequence && !(ack < windowUpdateAcknowledgment))

@@ -89,6 +89,8 @@ package final class TCPSocketOptions: Sendable {
     package let maximumSegment = Atomic<Int>(0)
     /// TCP_CONGESTION: a `TCPCongestionAlgorithm` raw value, the stack's default until set.
     package let congestionControl = Atomic<Int>(TCPCongestionAlgorithm.cubic.rawValue)
+    /// Ask for (and accept) ECN on this socket's connections (RFC 3168).
+    package let explicitCongestionNotification = Atomic<Bool>(false)
 
     init() {}
 
@@ -99,6 +101,8 @@ package final class TCPSocketOptions: Sendable {
         linger.store(other.linger.load(ordering: .relaxed), ordering: .relaxed)
         maximumSegment.store(other.maximumSegment.load(ordering: .relaxed), ordering: .relaxed)
         congestionControl.store(other.congestionControl.load(ordering: .relaxed), ordering: .relaxed)
+        explicitCongestionNotification.store(
+            other.explicitCongestionNotification.load(ordering: .relaxed), ordering: .relaxed)
     }
 }
 

@@ -66,7 +66,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             domain: .inet, type: .stream, registry: registry, proto: self, owner: port,
             receiveSize: TCPProtocol.defaultBufferSize, sendSize: TCPProtocol.defaultBufferSize)
         let block = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
-        block.options.congestionControl.store(configuration.congestionControl.rawValue, ordering: .relaxed)
+        let settings = configuration
+        block.options.congestionControl.store(settings.congestionControl.rawValue, ordering: .relaxed)
+        block.options.explicitCongestionNotification.store(
+            settings.explicitCongestionNotification, ordering: .relaxed)
         socket.controlBlock = block
         return socket
     }
@@ -87,6 +90,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         if let algorithm = TCPCongestionAlgorithm(rawValue: block.options.congestionControl.load(ordering: .relaxed)) {
             settings.congestionControl = algorithm
         }
+        settings.explicitCongestionNotification = block.options.explicitCongestionNotification.load(ordering: .relaxed)
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)

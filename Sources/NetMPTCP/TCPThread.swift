@@ -210,7 +210,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             statistics.segmentsSent += 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
-                destination: block.remoteAddress)
+                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0)
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
@@ -345,8 +345,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         if let block = connections[key] {
+            let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
             event(block) { connection, time, actions in
-                connection.receive(header, payload: payload, now: time, into: &actions)
+                connection.receive(header, payload: payload, congestionExperienced: marked, now: time, into: &actions)
             }
             return
         }
