@@ -98,4 +98,31 @@ final class CongestionControlTests: XCTestCase {
         harness.receive(peer([.ack, .psh], 5001, 1001), payload: Array(repeating: 7, count: 100))
         XCTAssertEqual(harness.sent, [Wire(.ack, 5381, 5101)])
     }
+
+    /// RFC 7661's test, round by round: validated when the largest flight of this round or the last
+    /// is at least half the window, or when the window held data back.
+    func testWindowValidationRounds() {
+        var validation = CongestionWindowValidation(start: SequenceNumber(100))
+        validation.sent(flight: 5000)
+        XCTAssertTrue(validation.isValidated(congestionWindow: 10_000), "5000 is half of 10000")
+        XCTAssertFalse(validation.isValidated(congestionWindow: 10_001))
+        // An ACK before the round's end changes nothing; one at it starts the next round.
+        validation.acknowledged(SequenceNumber(99), sendMax: SequenceNumber(5100), flight: 3000)
+        XCTAssertEqual(validation.roundEnd, SequenceNumber(100))
+        validation.acknowledged(SequenceNumber(100), sendMax: SequenceNumber(5100), flight: 3000)
+        XCTAssertEqual(validation.roundEnd, SequenceNumber(5100))
+        XCTAssertEqual(validation.previousPeakFlight, 5000)
+        XCTAssertEqual(validation.peakFlight, 3000)
+        XCTAssertTrue(validation.isValidated(congestionWindow: 10_000), "the last round's peak still counts")
+        // Two rounds later the 5000 is forgotten.
+        validation.acknowledged(SequenceNumber(5100), sendMax: SequenceNumber(6000), flight: 1000)
+        XCTAssertEqual(validation.previousPeakFlight, 3000)
+        XCTAssertFalse(validation.isValidated(congestionWindow: 10_000))
+        validation.stoppedByCongestionWindow()
+        XCTAssertTrue(validation.isValidated(congestionWindow: 1_000_000), "stopped by the window")
+        validation.acknowledged(SequenceNumber(6000), sendMax: SequenceNumber(7000), flight: 0)
+        XCTAssertTrue(validation.isValidated(congestionWindow: 1_000_000), "and for the round after")
+        validation.acknowledged(SequenceNumber(7000), sendMax: SequenceNumber(7000), flight: 0)
+        XCTAssertFalse(validation.isValidated(congestionWindow: 1_000_000))
+    }
 }
