@@ -269,4 +269,14 @@ final class CubicTests: XCTestCase {
             }
         }
     }
+
+    /// The controller lives in the connection's existential box: its state is part of every
+    /// connection's cost (the 2 KiB idle budget), so it stays small.
+    func testStateStaysSmall() {
+        print(
+            "Cubic \(MemoryLayout<Cubic>.size) B, NewReno \(MemoryLayout<NewReno>.size) B, "
+                + "HyStart++ \(MemoryLayout<HyStartPlusPlus>.size) B")
+        XCTAssertLessThanOrEqual(MemoryLayout<Cubic>.size, 256)
+        XCTAssertLessThanOrEqual(MemoryLayout<NewReno>.size, 128)
+    }
 }

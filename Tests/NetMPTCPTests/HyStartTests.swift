@@ -176,4 +176,72 @@ final class HyStartTests: XCTestCase {
         XCTAssertEqual(reno.hyStart?.phase, .conservativeSlowStart)
         XCTAssertEqual(reno.slowStartThreshold, Int.max)
     }
+
+    /// Through a connection with timestamps (every ACK an RTT sample), each segment acknowledged on
+    /// its own and every flight's ACKs at one instant: flights F1 (10 segments) and F2 (20) at 100 ms,
+    /// then 120 ms; each ACK in slow start sends two segments. A HyStart++ round ends with the ACK of
+    /// the last byte sent when it began: H1 is F1[0...8]; H2 is F1[9] and F2[0...16]; when F2[17]'s
+    /// ACK begins H3, F2 and F3[0...33] are out, so H3 is F2[17...19] (still 100 ms) and F3[0...32];
+    /// H4 begins with F3[33]; its 8th sample, F4[0], is 120 ms ≥ 100 + 12.5 ms: Conservative Slow
+    /// Start. H5 to H9 are whole CSS rounds, each beginning one flight later; the first ACK of H10, in
+    /// F9, ends slow start with ssthresh = cwnd, without a loss.
+    func testAConnectionLeavesSlowStartOnTheRoundAfterTheRTTRises() throws {
+        var configuration = plainConfiguration()
+        configuration.timestamps = true
+        configuration.windowScaling = true
+        configuration.noDelay = true
+        var harness = Harness.accepting(
+            configuration,
+            syn: incomingSYN(
+                5000,
+                options: TCPOptions(
+                    maximumSegmentSize: 1460, windowScale: 7, timestamps: TCPTimestamps(value: 1, echoReply: 0))))
+        let synACK = try XCTUnwrap(harness.actions.segments.first?.header.options.timestamps?.value)
+        func ack(_ acknowledgment: UInt32, echo: UInt32) {
+            let stamp = TCPTimestamps(
+                value: UInt32(truncatingIfNeeded: harness.now / milliseconds) + 2, echoReply: echo)
+            harness.receive(peer(.ack, 5001, acknowledgment, window: 65535, options: TCPOptions(timestamps: stamp)))
+        }
+        harness.now = 100 * milliseconds
+        ack(1001, echo: synACK)
+        XCTAssertEqual(harness.state, .established)
+        XCTAssertEqual(harness.connection.maximumSegmentSize, 1448)
+        harness.run { $0.send(count: 2000 * 1448, now: $1, into: &$2) }
+        typealias Sent = (end: UInt32, echo: UInt32)
+        func sent() -> [Sent] {
+            harness.actions.segments.filter { $0.payloadLength > 0 }.map {
+                ($0.header.sequenceNumber &+ UInt32($0.payloadLength), $0.header.options.timestamps?.value ?? 0)
+            }
+        }
+        var flight = sent()
+        XCTAssertEqual(flight.count, 10)
+        var cssEntered: (flight: Int, index: Int)?
+        var finished: (flight: Int, index: Int, window: Int, threshold: Int)?
+        let rtts = [100, 100, 120, 120, 120, 120, 120, 120, 120, 120].map { Int64($0) * milliseconds }
+        for (number, rtt) in rtts.enumerated() where finished == nil {
+            harness.now += rtt
+            var next: [Sent] = []
+            for (index, segment) in flight.enumerated() {
+                ack(segment.end, echo: segment.echo)
+                next += sent()
+                let phase = (harness.connection.congestionControl as? Cubic)?.hyStart?.phase
+                if cssEntered == nil, phase == .conservativeSlowStart {
+                    cssEntered = (number + 1, index)
+                }
+                if finished == nil, phase == .finished {
+                    let control = harness.connection.congestionControl
+                    finished = (number + 1, index, control.congestionWindow, control.slowStartThreshold)
+                }
+            }
+            flight = next
+        }
+        XCTAssertEqual(cssEntered?.flight, 4)
+        XCTAssertEqual(cssEntered?.index, 0)
+        XCTAssertEqual(finished?.flight, 9)
+        XCTAssertEqual(finished?.window, finished?.threshold, "ssthresh = cwnd when CSS ends")
+        XCTAssertEqual(harness.connection.retransmittedSegments, 0)
+        print(
+            "HyStart++ through a connection: CSS at \(String(describing: cssEntered)), done at \(String(describing: finished))"
+        )
+    }
 }
