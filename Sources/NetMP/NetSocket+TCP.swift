@@ -24,8 +24,9 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
     /// connect or listen.
     public static let maximumSegment = TCPSocketOption(4, "maximumSegment")
     /// TCP_CONGESTION: the congestion control, a `TCPCongestionAlgorithm` raw value (CUBIC unless
-    /// the stack's configuration says otherwise); set before connect or listen (a listen socket's
-    /// connections inherit it). `congestionControl` is the typed form.
+    /// the stack's configuration says otherwise). A listen socket's connections inherit it; on a
+    /// connected socket the connection switches at once, keeping cwnd and ssthresh.
+    /// `congestionControl` is the typed form.
     public static let congestionControl = TCPSocketOption(5, "congestionControl")
     /// ECN (RFC 3168): 1 asks for it on connect and accepts it from a peer that asks (a listen
     /// socket's connections inherit it); off unless the stack's configuration turns it on. Set
@@ -59,7 +60,14 @@ extension NetSocket {
             block.options.maximumSegment.store(value, ordering: .relaxed)
         case .congestionControl:
             guard let algorithm = TCPCongestionAlgorithm(rawValue: value) else { throw .invalidArgument }
-            block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+            if core.state.containsAny([.connected, .connecting]) {
+                try core.request { [core] () throws(NetError) in
+                    guard let tcp = core.proto as? TCPProtocol else { return }
+                    tcp.setCongestionControl(core, algorithm)
+                }
+            } else {
+                block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+            }
         case .explicitCongestionNotification:
             block.options.explicitCongestionNotification.store(value != 0, ordering: .relaxed)
         default: throw .badOption
@@ -82,15 +90,16 @@ extension NetSocket {
         }
     }
 
-    /// TCP_CONGESTION, typed: the algorithm the socket's next connection uses (nil on a socket that
-    /// is not TCP). Set before connect or listen.
+    /// TCP_CONGESTION, typed: the socket's algorithm (nil on a socket that is not TCP). Setting it
+    /// on a connected socket switches the live connection, keeping its window (as
+    /// `setOption(.congestionControl, _)` does); setting nil changes nothing.
     public var congestionControl: TCPCongestionAlgorithm? {
         get {
             tcpBlock.flatMap { TCPCongestionAlgorithm(rawValue: $0.options.congestionControl.load(ordering: .relaxed)) }
         }
         set {
             guard let newValue else { return }
-            tcpBlock?.options.congestionControl.store(newValue.rawValue, ordering: .relaxed)
+            try? setOption(.congestionControl, newValue.rawValue)
         }
     }
 

@@ -27,9 +27,15 @@ public protocol TCPCongestionControl: Sendable {
     /// The peer echoed a congestion mark (ECE, RFC 3168 6.1.2): reduce as for a loss, once per
     /// window, with nothing to retransmit.
     mutating func congestionExperienced(flightSize: Int, maximumSegmentSize: Int, now: Int64)
+    /// Takes over a live connection from another algorithm (TCP_CONGESTION changed): continue from
+    /// its window and threshold, in congestion avoidance at or above the threshold.
+    mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize: Int)
 }
 
 extension TCPCongestionControl {
+    /// Without a way to take the window over, an algorithm starts afresh from its initial window.
+    public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize: Int) {}
+
     /// A loss's reduction without its recovery: entering and leaving fast recovery at once leaves
     /// cwnd at the new ssthresh (or the flight plus one segment, if less).
     public mutating func congestionExperienced(flightSize: Int, maximumSegmentSize: Int, now: Int64) {

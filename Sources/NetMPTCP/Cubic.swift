@@ -54,6 +54,19 @@ public struct Cubic: TCPCongestionControl, Hashable {
         self = Cubic(maximumSegmentSize: mss, hyStart: usesHyStart)
     }
 
+    /// Continues another algorithm's connection: its window, its threshold, and (as after a timeout)
+    /// a curve that starts where congestion avoidance next begins, with K = 0.
+    public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize mss: Int) {
+        let segment = Cubic.segmentSize(mss)
+        hyStart?.finish()
+        recoveryWindow = nil
+        window = Cubic.clamp(Double(Swift.min(Swift.max(0, congestionWindow), Cubic.largestWindow)), segment)
+        self.slowStartThreshold = Swift.max(slowStartThreshold, 2 * segment)
+        maximumWindow = 0
+        priorWindow = 0
+        epochStart = nil
+    }
+
     // MARK: Growth
 
     public mutating func acknowledged(bytes: Int, maximumSegmentSize: Int, now: Int64) {

@@ -27,6 +27,13 @@ public struct NewReno: TCPCongestionControl, Hashable {
         }
     }
 
+    public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize mss: Int) {
+        self.congestionWindow = Swift.max(congestionWindow, mss)
+        self.slowStartThreshold = Swift.max(slowStartThreshold, 2 * mss)
+        avoidanceCredit = 0
+        hyStart?.finish()
+    }
+
     public mutating func acknowledged(_ sample: TCPAcknowledgmentSample) {
         guard sample.windowValidated else { return }
         if congestionWindow < slowStartThreshold, var hyStart, hyStart.phase != .finished {

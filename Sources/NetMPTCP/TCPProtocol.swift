@@ -310,6 +310,13 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         }
     }
 
+    /// TCP_CONGESTION on a live connection (owner thread).
+    package func setCongestionControl(_ socket: Socket, _ algorithm: TCPCongestionAlgorithm) {
+        let block = block(socket)
+        block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+        block.home.event(block) { connection, _, _ in connection.setCongestionControl(algorithm) }
+    }
+
     // MARK: Addresses and readiness (any thread)
 
     package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.withLock { $0.local } }

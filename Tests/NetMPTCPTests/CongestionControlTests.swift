@@ -125,4 +125,39 @@ final class CongestionControlTests: XCTestCase {
         validation.acknowledged(SequenceNumber(7000), sendMax: SequenceNumber(7000), flight: 0)
         XCTAssertFalse(validation.isValidated(congestionWindow: 1_000_000))
     }
+
+    /// TCP_CONGESTION on a live connection: the new algorithm continues from cwnd and ssthresh.
+    func testSwitchingALiveConnectionKeepsItsWindow() {
+        var harness = established(.cubic)
+        harness.run { $0.send(count: 40 * 1460, now: $1, into: &$2) }
+        for segment in 1...4 {
+            harness.receive(peer(.ack, 5001, 1001 + UInt32(segment) * 1460))
+        }
+        XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 14 * 1460)
+        harness.connection.setCongestionControl(.newReno)
+        XCTAssertTrue(harness.connection.congestionControl is NewReno)
+        XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 14 * 1460)
+        XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, Int.max)
+        XCTAssertEqual(harness.connection.configuration.congestionControl, .newReno)
+        // A loss under NewReno halves; switching back to CUBIC keeps the halved window and threshold.
+        for _ in 0..<3 {
+            harness.receive(peer(.ack, 5001, 1001 + 4 * 1460))
+        }
+        XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, harness.connection.flightSize / 2)
+        let threshold = harness.connection.congestionControl.slowStartThreshold
+        harness.receive(peer(.ack, 5001, harness.connection.sendMax.rawValue))
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        let window = harness.connection.congestionControl.congestionWindow
+        harness.connection.setCongestionControl(.cubic)
+        let cubic = harness.connection.congestionControl as? Cubic
+        XCTAssertEqual(cubic?.congestionWindow, window)
+        XCTAssertEqual(cubic?.slowStartThreshold, threshold)
+        XCTAssertEqual(cubic?.hyStart?.phase, .finished, "HyStart++ is for the initial slow start only")
+        // Before the handshake the new algorithm simply starts when it completes.
+        var early = Harness.connecting(plainConfiguration())
+        early.connection.setCongestionControl(.newReno)
+        early.receive(peer([.syn, .ack], 5000, 1001, options: TCPOptions(maximumSegmentSize: 1460)))
+        XCTAssertTrue(early.connection.congestionControl is NewReno)
+        XCTAssertEqual(early.connection.congestionControl.congestionWindow, 14_600)
+    }
 }

@@ -41,6 +41,14 @@ final class TCPCongestionOptionTests: XCTestCase {
         XCTAssertTrue(network.run(until: { [reno, cubic].allSatisfy { $0.state.contains(.connected) } }))
         XCTAssertTrue(congestionControl(of: reno) is NewReno)
         XCTAssertTrue(congestionControl(of: cubic) is Cubic)
+        // On a connected socket the option switches the live connection, keeping its window.
+        let window = congestionControl(of: cubic)?.congestionWindow
+        try cubic.setOption(.congestionControl, TCPCongestionAlgorithm.newReno.rawValue)
+        XCTAssertTrue(congestionControl(of: cubic) is NewReno)
+        XCTAssertEqual(congestionControl(of: cubic)?.congestionWindow, window)
+        cubic.congestionControl = .cubic
+        XCTAssertTrue(congestionControl(of: cubic) is Cubic)
+        XCTAssertEqual(try cubic.option(.congestionControl), TCPCongestionAlgorithm.cubic.rawValue)
         var children: [NetSocket] = []
         XCTAssertTrue(
             network.run(until: {
