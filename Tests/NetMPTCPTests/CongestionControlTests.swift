@@ -71,6 +71,11 @@ final class CongestionControlTests: XCTestCase {
             }
             XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 14_600, "\(algorithm)")
             XCTAssertFalse(harness.connection.windowValidation.isValidated(congestionWindow: 14_600))
+            if let cubic = harness.connection.congestionControl as? Cubic {
+                // The samples carry the connection's smoothed RTT (10 ms each time: SRTT stays 10 ms).
+                XCTAssertEqual(cubic.smoothedRTT, 10 * milliseconds)
+                XCTAssertEqual(harness.connection.retransmissionTimeout.smoothedRTT, 10 * milliseconds)
+            }
             // A bulk write: ten segments go out at once, and their ACKs grow the window again.
             harness.run { $0.send(count: 40 * 1460, now: $1, into: &$2) }
             XCTAssertEqual(harness.sent.count, 10, "\(algorithm)")
