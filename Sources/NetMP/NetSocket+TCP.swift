@@ -33,6 +33,15 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
     /// TCP_USER_TIMEOUT: milliseconds sent data may stay unacknowledged before the connection is
     /// dropped with `.timedOut` (RFC 5482); 0 leaves it to the retransmission count.
     public static let userTimeout = TCPSocketOption(8, "userTimeout")
+    /// TCP_CONGESTION: the congestion control, a `TCPCongestionAlgorithm` raw value (CUBIC unless
+    /// the stack's configuration says otherwise). A listen socket's connections inherit it; on a
+    /// connected socket the connection switches at once, keeping cwnd and ssthresh.
+    /// `congestionControl` is the typed form.
+    public static let congestionControl = TCPSocketOption(9, "congestionControl")
+    /// ECN (RFC 3168): 1 asks for it on connect and accepts it from a peer that asks (a listen
+    /// socket's connections inherit it); off unless the stack's configuration turns it on. Set
+    /// before connect or listen.
+    public static let explicitCongestionNotification = TCPSocketOption(10, "explicitCongestionNotification")
 }
 
 extension NetSocket {
@@ -78,6 +87,18 @@ extension NetSocket {
             guard (0...Int(Int32.max)).contains(value) else { throw .invalidArgument }
             block.options.userTimeout.store(Int64(value) * 1_000_000, ordering: .relaxed)
             try updateLiveTimers()
+        case .congestionControl:
+            guard let algorithm = TCPCongestionAlgorithm(rawValue: value) else { throw .invalidArgument }
+            if core.state.containsAny([.connected, .connecting]) {
+                try core.request { [core] () throws(NetError) in
+                    guard let tcp = core.proto as? TCPProtocol else { return }
+                    tcp.setCongestionControl(core, algorithm)
+                }
+            } else {
+                block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+            }
+        case .explicitCongestionNotification:
+            block.options.explicitCongestionNotification.store(value != 0, ordering: .relaxed)
         default: throw .badOption
         }
     }
@@ -110,6 +131,9 @@ extension NetSocket {
             case .keepAliveCount: return settings.keepAliveCount
             default: return Int(settings.userTimeout / 1_000_000)
             }
+        case .congestionControl: return block.options.congestionControl.load(ordering: .relaxed)
+        case .explicitCongestionNotification:
+            return block.options.explicitCongestionNotification.load(ordering: .relaxed) ? 1 : 0
         default: throw .badOption
         }
     }
@@ -125,6 +149,19 @@ extension NetSocket {
         }
         guard let info else { throw .notConnected }
         return info
+    }
+
+    /// TCP_CONGESTION, typed: the socket's algorithm (nil on a socket that is not TCP). Setting it
+    /// on a connected socket switches the live connection, keeping its window (as
+    /// `setOption(.congestionControl, _)` does); setting nil changes nothing.
+    public var congestionControl: TCPCongestionAlgorithm? {
+        get {
+            tcpBlock.flatMap { TCPCongestionAlgorithm(rawValue: $0.options.congestionControl.load(ordering: .relaxed)) }
+        }
+        set {
+            guard let newValue else { return }
+            try? setOption(.congestionControl, newValue.rawValue)
+        }
     }
 
     /// SO_LINGER: nil is off (close returns at once and the connection closes gracefully);

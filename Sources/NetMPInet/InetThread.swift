@@ -244,7 +244,7 @@ package final class InetThread: @unchecked Sendable {
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
-        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
@@ -255,7 +255,8 @@ package final class InetThread: @unchecked Sendable {
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
-            dscp: dscp, totalLength: UInt16(total), identification: nextIdentification(hop, destination, proto),
+            dscp: dscp, ecn: ecn & 0x3, totalLength: UInt16(total),
+            identification: nextIdentification(hop, destination, proto),
             dontFragment: dontFragment,
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)

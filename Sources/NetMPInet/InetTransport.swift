@@ -52,6 +52,8 @@ package struct InetTransportDatagram {
     package var checksumsSkipped: Bool
     /// Sent to a broadcast address (at the IP or link layer): never answered.
     package var isBroadcast: Bool
+    /// The IP header's ECN field (RFC 3168: 3 is CE, congestion experienced).
+    package var ecn: UInt8 = 0
 
     @inline(__always) package var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
@@ -97,15 +99,16 @@ extension InetThread {
     package func transportChecksumsSkipped(_ interfaceIndex: Int) -> Bool { checksumsSkipped(interfaceIndex) }
 
     /// Sends the transport payload at `chunk[payloadStart ..< payloadEnd]` (with at least
-    /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`.
+    /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`, with `ecn` in the
+    /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5).
     @discardableResult
     package func transportOutput(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
-        destination: IPv4Address
+        destination: IPv4Address, ecn: UInt8 = 0
     ) -> NetError? {
         outputIP(
             chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),
-            hop: hop, destination: destination)
+            hop: hop, destination: destination, ecn: ecn)
     }
 
     /// The room every outbound packet needs in front of its transport header.
@@ -117,7 +120,7 @@ extension InetThread {
                 source: datagram.header.source, destination: datagram.header.destination, chunk: datagram.chunk,
                 payloadStart: datagram.payloadStart, payloadEnd: datagram.payloadEnd,
                 checksumsSkipped: checksumsSkipped(datagram.interfaceIndex),
-                isBroadcast: datagram.destinationIsBroadcast || datagram.linkBroadcast))
+                isBroadcast: datagram.destinationIsBroadcast || datagram.linkBroadcast, ecn: datagram.header.ecn))
     }
 }
 

@@ -20,11 +20,15 @@ public struct LinkImpairments: Sendable, Hashable {
     public var bandwidth: Int?
     /// Frames that may wait at the port (in flight or queued); more are dropped. nil: no limit.
     public var queueLimit: Int?
+    /// Frames waiting at the port from which an ECN-capable IPv4 packet (ECT(0) or ECT(1)) is marked
+    /// CE instead of queued unmarked (RFC 3168 step marking, as DCTCP's K); set below `queueLimit`,
+    /// so ECN senders slow down before the queue drops. nil: never mark.
+    public var ecnMarkingThreshold: Int?
 
     public init(
         loss: Double = 0, duplication: Double = 0, reordering: Double = 0,
         reorderDelay: Duration = .milliseconds(5), delay: Duration = .zero, jitter: Duration = .zero,
-        corruption: Double = 0, bandwidth: Int? = nil, queueLimit: Int? = nil
+        corruption: Double = 0, bandwidth: Int? = nil, queueLimit: Int? = nil, ecnMarkingThreshold: Int? = nil
     ) {
         self.loss = loss
         self.duplication = duplication
@@ -35,6 +39,7 @@ public struct LinkImpairments: Sendable, Hashable {
         self.corruption = corruption
         self.bandwidth = bandwidth
         self.queueLimit = queueLimit
+        self.ecnMarkingThreshold = ecnMarkingThreshold
     }
 
     /// A perfect link.
@@ -50,6 +55,8 @@ public struct SwitchStatistics: Sendable, Hashable {
     public var corrupted = 0
     public var reordered = 0
     public var queueDrops = 0
+    /// ECN-capable packets marked CE at a queue past its marking threshold.
+    public var congestionMarks = 0
     public var partitionDrops = 0
     public var runts = 0
 }
@@ -239,6 +246,12 @@ public final class SimulatedSwitch: @unchecked Sendable {
                 stats.queueDrops += 1
                 continue
             }
+            if let threshold = impairments.ecnMarkingThreshold, queued[port] >= threshold,
+                let marked = SimulatedSwitch.markingCongestion(out)
+            {
+                out = marked
+                stats.congestionMarks += 1
+            }
             var time = now
             if let bandwidth = impairments.bandwidth, bandwidth > 0 {
                 let start = Swift.max(now, busyUntil[port])
@@ -296,5 +309,25 @@ public final class SimulatedSwitch: @unchecked Sendable {
         } else {
             timer.cancel()
         }
+    }
+
+    /// A copy of `frame` with CE in its IPv4 ECN field and the header checksum updated (RFC 1624),
+    /// or nil when it is not an ECN-capable IPv4 packet (not IPv4, too short, Not-ECT or already CE).
+    static func markingCongestion(_ frame: Frame) -> Frame? {
+        let bytes = frame.bytes
+        let ip = 14
+        guard bytes.count >= ip + 20, bytes[12] == 0x08, bytes[13] == 0x00, bytes[ip] >> 4 == 4 else { return nil }
+        let codepoint = bytes[ip + 1] & 0x3
+        guard codepoint == 0b01 || codepoint == 0b10 else { return nil }
+        let marked = Frame(copying: bytes)
+        let pointer = marked.chunk.base + marked.start
+        let oldWord = UInt16(bytes[ip]) << 8 | UInt16(bytes[ip + 1])
+        let newWord = oldWord | 0b11
+        let oldChecksum = UInt16(bytes[ip + 10]) << 8 | UInt16(bytes[ip + 11])
+        let newChecksum = InternetChecksum.update(checksum: oldChecksum, old16: oldWord, new16: newWord)
+        (pointer + ip + 1).storeBytes(of: UInt8(truncatingIfNeeded: newWord), as: UInt8.self)
+        (pointer + ip + 10).storeBytes(of: UInt8(truncatingIfNeeded: newChecksum >> 8), as: UInt8.self)
+        (pointer + ip + 11).storeBytes(of: UInt8(truncatingIfNeeded: newChecksum), as: UInt8.self)
+        return marked
     }
 }

@@ -1,14 +1,17 @@
 /// RFC 5681 slow start and congestion avoidance with NewReno fast recovery (RFC 6582) and the
-/// initial window of RFC 6928.
+/// initial window of RFC 6928; HyStart++ (RFC 9406) may end the initial slow start.
 public struct NewReno: TCPCongestionControl, Hashable {
     public private(set) var congestionWindow: Int
     public private(set) var slowStartThreshold = Int.max
     /// Bytes acknowledged toward the next one-MSS increase in congestion avoidance.
     private var avoidanceCredit = 0
+    /// HyStart++ for the initial slow start, when enabled; L = 2 segments (RFC 3465's limit).
+    public private(set) var hyStart: HyStartPlusPlus?
 
     /// IW = min(10 MSS, max(2 MSS, 14600)) (RFC 6928).
-    public init(maximumSegmentSize: Int) {
+    public init(maximumSegmentSize: Int, hyStart: Bool = false) {
         congestionWindow = NewReno.initialWindow(maximumSegmentSize: maximumSegmentSize)
+        self.hyStart = hyStart ? HyStartPlusPlus(segmentLimit: 2) : nil
     }
 
     public static func initialWindow(maximumSegmentSize mss: Int) -> Int {
@@ -19,6 +22,31 @@ public struct NewReno: TCPCongestionControl, Hashable {
         congestionWindow = NewReno.initialWindow(maximumSegmentSize: mss)
         slowStartThreshold = Int.max
         avoidanceCredit = 0
+        if hyStart != nil {
+            hyStart = HyStartPlusPlus(segmentLimit: 2)
+        }
+    }
+
+    public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize mss: Int) {
+        self.congestionWindow = Swift.max(congestionWindow, mss)
+        self.slowStartThreshold = Swift.max(slowStartThreshold, 2 * mss)
+        avoidanceCredit = 0
+        hyStart?.finish()
+    }
+
+    public mutating func acknowledged(_ sample: TCPAcknowledgmentSample) {
+        guard sample.windowValidated else { return }
+        if congestionWindow < slowStartThreshold, var hyStart, hyStart.phase != .finished {
+            let step = hyStart.acknowledged(sample)
+            self.hyStart = hyStart
+            if step.enterCongestionAvoidance {
+                slowStartThreshold = congestionWindow
+            } else {
+                congestionWindow += step.increase
+            }
+            return
+        }
+        acknowledged(bytes: sample.bytes, maximumSegmentSize: sample.maximumSegmentSize, now: sample.now)
     }
 
     public mutating func acknowledged(bytes: Int, maximumSegmentSize mss: Int, now: Int64) {
@@ -38,6 +66,7 @@ public struct NewReno: TCPCongestionControl, Hashable {
         slowStartThreshold = Swift.max(flightSize / 2, 2 * mss)
         congestionWindow = slowStartThreshold + 3 * mss
         avoidanceCredit = 0
+        hyStart?.finish()
     }
 
     public mutating func duplicateACKInRecovery(maximumSegmentSize mss: Int) {
@@ -60,5 +89,6 @@ public struct NewReno: TCPCongestionControl, Hashable {
         slowStartThreshold = Swift.max(flightSize / 2, 2 * mss)
         congestionWindow = mss
         avoidanceCredit = 0
+        hyStart?.finish()
     }
 }

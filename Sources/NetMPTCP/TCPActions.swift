@@ -8,11 +8,14 @@ public struct TCPOutboundSegment: Hashable, Sendable {
     public var header: TCPHeader
     public var sendQueueOffset: Int
     public var payloadLength: Int
+    /// Send with ECT(0) in the IP header: new data on an ECN connection (RFC 3168 6.1.5).
+    public var ecnCapable: Bool
 
-    public init(header: TCPHeader, sendQueueOffset: Int = 0, payloadLength: Int = 0) {
+    public init(header: TCPHeader, sendQueueOffset: Int = 0, payloadLength: Int = 0, ecnCapable: Bool = false) {
         self.header = header
         self.sendQueueOffset = sendQueueOffset
         self.payloadLength = payloadLength
+        self.ecnCapable = ecnCapable
     }
 }
 

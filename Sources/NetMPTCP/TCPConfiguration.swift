@@ -10,6 +10,12 @@ public struct TCPConfiguration: Sendable {
     public var timestamps = true
     /// Offer SACK-permitted; part 1 only records the peer's answer.
     public var sackPermitted = false
+    /// The congestion control of new connections (TCP_CONGESTION): CUBIC unless a socket asks.
+    public var congestionControl = TCPCongestionAlgorithm.cubic
+    /// HyStart++ (RFC 9406) ends the initial slow start on a rising RTT, for either algorithm.
+    public var hyStart = true
+    /// Ask for ECN (RFC 3168) on an active open, and agree to it when a peer asks.
+    public var explicitCongestionNotification = false
     /// Lower bound of the retransmission timeout (Linux: 200 ms; RFC 6298 says 1 s).
     public var minimumRTO: Int64 = 200_000_000
     /// Upper bound of the retransmission timeout (RFC 6298: at least 60 s; Linux 120 s).

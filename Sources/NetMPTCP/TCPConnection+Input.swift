@@ -40,6 +40,7 @@ extension TCPConnection {
         receiveNext = sequence + 1
         receiveAdvertised = receiveNext + Swift.min(configuration.receiveBufferSize, 65535)
         negotiate(header.options, now: now)
+        ecn.negotiated = configuration.explicitCongestionNotification && TCPExplicitCongestion.isSetupSYNACK(flags)
         if flags.contains(.ack) {
             sendUnacknowledged = ack
             sendWindow = Int(header.window)
@@ -226,6 +227,9 @@ extension TCPConnection {
         {
             duplicateACK(now: now, &actions)
         }
+        if header.flags.contains(.ece) {
+            congestionEchoed(acknowledgment: ack, now: now)
+        }
         if windowUpdateSequence < sequence
             || (windowUpdateSequence == sequence && !(ack < windowUpdateAcknowledgment))
         {
@@ -262,15 +266,19 @@ extension TCPConnection {
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
         let acknowledged = ack - sendUnacknowledged
+        var rtt: Int64?
         if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
             let ticks = Int32(bitPattern: timestampTick(now) &- echo)
             if ticks >= 0 {
-                retransmissionTimeout.sample(Int64(ticks) * 1_000_000)
+                rtt = Int64(ticks) * 1_000_000
             }
             timedSequence = nil
         } else if let timed = timedSequence, timed < ack {
-            retransmissionTimeout.sample(now &- timedSince)
+            rtt = now &- timedSince
             timedSequence = nil
+        }
+        if let rtt {
+            retransmissionTimeout.sample(rtt)
         }
         consecutiveRetransmissions = 0
         let dataAcknowledged = Swift.min(Swift.max(0, ack - sendQueueStart), sendQueueCount)
@@ -283,6 +291,7 @@ extension TCPConnection {
             sendNext = ack
         }
         persistBackoff = 0
+        windowValidation.acknowledged(ack, sendMax: sendMax, flight: flightSize)
         if inFastRecovery {
             if !(ack < recoveryPoint) {
                 inFastRecovery = false
@@ -300,7 +309,7 @@ extension TCPConnection {
                 // Keep "recover" just behind SND.UNA so the comparison never wraps.
                 recoveryPoint = ack - 1
             }
-            congestionControl.acknowledged(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize, now: now)
+            congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
         }
         if sendUnacknowledged == sendMax {
             cancel(.retransmission)

@@ -9,6 +9,7 @@ extension TCPConnection {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             while sendOne(now: now, force: false, &actions) {}
+            noteCongestionWindowUse()
             armPersistIfStuck(now: now)
         case .synReceived, .finWait2, .timeWait:
             break
@@ -125,7 +126,7 @@ extension TCPConnection {
         let window = Swift.min(configuration.receiveBufferSize, 65535)
         let header = TCPHeader(
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: initialSendSequence.rawValue,
-            acknowledgmentNumber: active ? 0 : receiveNext.rawValue, flags: active ? .syn : [.syn, .ack],
+            acknowledgmentNumber: active ? 0 : receiveNext.rawValue, flags: synFlags(active: active),
             window: UInt16(clamping: window), options: options)
         actions.segments.append(TCPOutboundSegment(header: header))
         if !active {
@@ -144,12 +145,15 @@ extension TCPConnection {
             options.timestamps = TCPTimestamps(value: timestampTick(now), echoReply: recentTimestamp)
         }
         let window = advertiseWindow()
+        var flags = flags
+        let ecnCapable = markECN(&flags, sequence: sequence, payloadLength: payloadLength)
         let header = TCPHeader(
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence.rawValue,
             acknowledgmentNumber: receiveNext.rawValue, flags: flags,
             window: UInt16(clamping: window >> Int(receiveScale)), options: options)
         actions.segments.append(
-            TCPOutboundSegment(header: header, sendQueueOffset: sendQueueOffset, payloadLength: payloadLength))
+            TCPOutboundSegment(
+                header: header, sendQueueOffset: sendQueueOffset, payloadLength: payloadLength, ecnCapable: ecnCapable))
         noteACKSent()
     }
 

@@ -30,6 +30,7 @@ extension TCPConnection {
         receiveNext = initialReceiveSequence + 1
         receiveAdvertised = receiveNext
         negotiate(syn.options, now: now)
+        ecn.negotiated = configuration.explicitCongestionNotification && TCPExplicitCongestion.isSetupSYN(syn.flags)
         sendWindow = Int(syn.window)
         maximumSendWindow = sendWindow
         windowUpdateSequence = initialReceiveSequence

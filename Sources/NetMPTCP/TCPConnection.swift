@@ -77,6 +77,10 @@ public struct TCPConnection<Payload: TCPPayload> {
     var timedSequence: SequenceNumber?
     var timedSince: Int64 = 0
     public internal(set) var congestionControl: any TCPCongestionControl
+    /// Whether the congestion window is in use, so that it may grow (RFC 7661).
+    public internal(set) var windowValidation: CongestionWindowValidation
+    /// ECN state (RFC 3168): negotiated on the handshake; see TCPConnection+ECN.swift.
+    public internal(set) var ecn = TCPExplicitCongestion()
     public internal(set) var duplicateACKs = 0
     public internal(set) var inFastRecovery = false
     /// RFC 6582's "recover": the highest sequence sent when recovery began.
@@ -138,7 +142,12 @@ public struct TCPConnection<Payload: TCPPayload> {
         timestampOffset = initialSequenceNumber.rawValue &* 2_654_435_761
         retransmissionTimeout = RetransmissionTimeout(
             initial: configuration.initialRTO, minimum: configuration.minimumRTO, maximum: configuration.maximumRTO)
-        self.congestionControl = congestionControl ?? NewReno(maximumSegmentSize: TCPConnection.defaultPeerMSS)
+        self.congestionControl =
+            congestionControl
+            ?? configuration.congestionControl.make(
+                maximumSegmentSize: TCPConnection.defaultPeerMSS, hyStart: configuration.hyStart)
+        windowValidation = CongestionWindowValidation(start: initialSequenceNumber)
+        ecn.reductionEnd = initialSequenceNumber
         quickACKsLeft = configuration.quickACKSegments
         var scale: UInt8 = 0
         while scale < 14, configuration.receiveBufferSize >> Int(scale) > 65535 {

@@ -104,6 +104,10 @@ package final class TCPSocketOptions: Sendable {
     package let keepAliveCount = Atomic<Int>(0)
     /// TCP_USER_TIMEOUT in nanoseconds; negative takes the stack's setting.
     package let userTimeout = Atomic<Int64>(-1)
+    /// TCP_CONGESTION: a `TCPCongestionAlgorithm` raw value, the stack's default until set.
+    package let congestionControl = Atomic<Int>(TCPCongestionAlgorithm.cubic.rawValue)
+    /// Ask for (and accept) ECN on this socket's connections (RFC 3168).
+    package let explicitCongestionNotification = Atomic<Bool>(false)
 
     init() {}
 
@@ -117,6 +121,9 @@ package final class TCPSocketOptions: Sendable {
         keepAliveInterval.store(other.keepAliveInterval.load(ordering: .relaxed), ordering: .relaxed)
         keepAliveCount.store(other.keepAliveCount.load(ordering: .relaxed), ordering: .relaxed)
         userTimeout.store(other.userTimeout.load(ordering: .relaxed), ordering: .relaxed)
+        congestionControl.store(other.congestionControl.load(ordering: .relaxed), ordering: .relaxed)
+        explicitCongestionNotification.store(
+            other.explicitCongestionNotification.load(ordering: .relaxed), ordering: .relaxed)
     }
 
     /// `settings` with this socket's keep-alive and user timeout choices applied.

@@ -75,7 +75,12 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let socket = Socket(
             domain: .inet, type: .stream, registry: registry, proto: self, owner: port,
             receiveSize: TCPProtocol.defaultBufferSize, sendSize: TCPProtocol.defaultBufferSize)
-        socket.controlBlock = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
+        let block = TCPControlBlock(socket: socket, tcp: self, port: port, home: threads[index])
+        let settings = configuration
+        block.options.congestionControl.store(settings.congestionControl.rawValue, ordering: .relaxed)
+        block.options.explicitCongestionNotification.store(
+            settings.explicitCongestionNotification, ordering: .relaxed)
+        socket.controlBlock = block
         return socket
     }
 
@@ -102,6 +107,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         var settings = configuration
         settings.noDelay = block.options.noDelay.load(ordering: .relaxed)
         block.options.applyTimers(to: &settings)
+        if let algorithm = TCPCongestionAlgorithm(rawValue: block.options.congestionControl.load(ordering: .relaxed)) {
+            settings.congestionControl = algorithm
+        }
+        settings.explicitCongestionNotification = block.options.explicitCongestionNotification.load(ordering: .relaxed)
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
@@ -350,6 +359,13 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         info.bytesAcknowledged = block.bytesAcknowledged
         info.bytesReceived = block.bytesReceived
         return info
+    }
+
+    /// TCP_CONGESTION on a live connection (owner thread).
+    package func setCongestionControl(_ socket: Socket, _ algorithm: TCPCongestionAlgorithm) {
+        let block = block(socket)
+        block.options.congestionControl.store(algorithm.rawValue, ordering: .relaxed)
+        block.home.event(block) { connection, _, _ in connection.setCongestionControl(algorithm) }
     }
 
     // MARK: Addresses and readiness (any thread)

@@ -238,7 +238,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
-                destination: block.remoteAddress)
+                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0)
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
@@ -404,8 +404,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         if let block = connections[key] {
             block.segmentsIn &+= 1
+            let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
             event(block) { connection, time, actions in
-                connection.receive(header, payload: payload, now: time, into: &actions)
+                connection.receive(header, payload: payload, congestionExperienced: marked, now: time, into: &actions)
             }
             return
         }

@@ -112,9 +112,8 @@ final class KeepAliveTests: XCTestCase {
         XCTAssertEqual(info.smoothedRTT, 50 * milliseconds)
         XCTAssertEqual(info.rttVariance, 25 * milliseconds)
         XCTAssertEqual(info.retransmissionTimeout, 200 * milliseconds, "50 + 4 × 25 ms, raised to the 200 ms floor")
-        // The initial window, plus the one byte of our SYN that the handshake's ACK acknowledged
-        // (the core counts it toward slow start).
-        XCTAssertEqual(info.congestionWindow, 14_601)
+        // The initial window, 10 segments (the ACK of our SYN does not count toward slow start).
+        XCTAssertEqual(info.congestionWindow, 14_600)
         XCTAssertEqual(info.slowStartThreshold, Int.max)
         XCTAssertEqual(info.sendMaximumSegmentSize, 1460)
         XCTAssertEqual(info.receiveMaximumSegmentSize, 1460)
@@ -131,7 +130,9 @@ final class KeepAliveTests: XCTestCase {
         XCTAssertEqual(info.smoothedRTT, 56_250_000, "(7 × 50 + 100) / 8 ms")
         XCTAssertEqual(info.rttVariance, 31_250_000, "(3 × 25 + 50) / 4 ms")
         XCTAssertEqual(info.retransmissionTimeout, 200 * milliseconds)
-        XCTAssertEqual(info.congestionWindow, 14_601 + 1460)
+        // Application-limited (RFC 7661): 3000 bytes in flight never reached half the window, so
+        // the ACK does not grow it.
+        XCTAssertEqual(info.congestionWindow, 14_600)
         XCTAssertEqual(info.bytesInFlight, 1540)
         XCTAssertEqual(info.lostSegments, 0)
         XCTAssertEqual(info.retransmittedSegments, 0)

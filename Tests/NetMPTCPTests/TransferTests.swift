@@ -95,10 +95,11 @@ final class TransferTests: XCTestCase {
         XCTAssertEqual(child.connection.deadline(of: .retransmission), 4_500 * milliseconds)
     }
 
-    /// An established sender (noDelay) with `segments` full segments in flight of 1460 bytes.
+    /// An established NewReno sender (noDelay) with `segments` full segments in flight of 1460 bytes.
     static func sending(segments: Int, queued: Int? = nil) -> Harness {
         var configuration = plainConfiguration()
         configuration.noDelay = true
+        configuration.congestionControl = .newReno
         var harness = ConnectionTests.established(configuration, rtt: 10 * milliseconds)
         harness.run { $0.send(count: (queued ?? segments) * 1460, now: $1, into: &$2) }
         return harness

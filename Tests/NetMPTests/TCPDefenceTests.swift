@@ -242,7 +242,8 @@ final class TCPDefenceTests: XCTestCase {
         XCTAssertEqual(client.smoothedRTT, 14_375_000, "(7 × 15 + 10) / 8 ms")
         XCTAssertEqual(client.rttVariance, 6_875_000, "(3 × 7.5 + 5) / 4 ms")
         XCTAssertEqual(client.retransmissionTimeout, 200_000_000, "14.375 + 4 × 6.875 ms, raised to the floor")
-        XCTAssertEqual(client.congestionWindow, 14_480 + 1000, "IW 10 × 1448, then slow start")
+        XCTAssertEqual(
+            client.congestionWindow, 14_480, "IW 10 × 1448; 1000 bytes in flight are application-limited (RFC 7661)")
         let server = try pair.server.tcpInfo()
         XCTAssertEqual(server.bytesReceived, 1000)
         XCTAssertEqual(server.unreadBytes, 1000)

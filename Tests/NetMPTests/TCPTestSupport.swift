@@ -96,7 +96,8 @@ func fill(_ socket: NetSocket, from source: inout TransferSource, hash: inout St
 
 func tcpTransfer(
     seed: UInt64, impairments: LinkImpairments, bytes total: Int, threaded: Bool, threadCount: Int = 2,
-    limit: Duration = .seconds(600), minimumRTO: Duration? = nil
+    limit: Duration = .seconds(600), minimumRTO: Duration? = nil, congestionControl: TCPCongestionAlgorithm? = nil,
+    ecn: Bool = false
 ) throws -> TCPTransferOutcome {
     let network = threaded ? SimulatedNetwork(threadedWithSeed: seed) : SimulatedNetwork(seed: seed)
     defer { network.shutdown() }
@@ -110,6 +111,12 @@ func tcpTransfer(
         a.tcpConfiguration.minimumRTO = minimumRTO.nanoseconds
         b.tcpConfiguration.minimumRTO = minimumRTO.nanoseconds
     }
+    if let congestionControl {
+        a.tcpConfiguration.congestionControl = congestionControl
+        b.tcpConfiguration.congestionControl = congestionControl
+    }
+    a.tcpConfiguration.explicitCongestionNotification = ecn
+    b.tcpConfiguration.explicitCongestionNotification = ecn
     guard let serverAddress = IPv4Address("198.18.0.2") else { throw NetError.invalidArgument }
     let target = SocketAddress.ipv4(serverAddress, port: 5000)
     let listener = try b.socket(.inet, .stream)
