@@ -8,8 +8,13 @@ public struct TCPConfiguration: Sendable {
     public var windowScaling = true
     /// Offer timestamps (RFC 7323).
     public var timestamps = true
-    /// Offer SACK-permitted; part 1 only records the peer's answer.
-    public var sackPermitted = false
+    /// Offer SACK-permitted (RFC 2018); with it, the loss detector below repairs losses.
+    public var sackPermitted = true
+    /// How losses are found when SACK was negotiated (without it NewReno's duplicate ACKs are used).
+    public var lossDetection = TCPLossDetection.rack
+    /// The longest the peer may delay an ACK, added to a tail loss probe's timeout when one segment
+    /// is in flight (RFC 8985 7.2).
+    public var maximumPeerACKDelay: Int64 = 200_000_000
     /// Lower bound of the retransmission timeout (Linux: 200 ms; RFC 6298 says 1 s).
     public var minimumRTO: Int64 = 200_000_000
     /// Upper bound of the retransmission timeout (RFC 6298: at least 60 s; Linux 120 s).
@@ -37,4 +42,12 @@ public struct TCPConfiguration: Sendable {
     public var maximumOutOfOrderBytes = 1024 * 1024
 
     public init() {}
+}
+
+/// The loss detector a SACK connection uses.
+public enum TCPLossDetection: Sendable, Hashable {
+    /// RACK-TLP (RFC 8985): time-based detection and tail loss probes, as Linux and FreeBSD default to.
+    case rack
+    /// RFC 6675's IsLost: DupThresh SACKed segments above a hole.
+    case rfc6675
 }

@@ -137,6 +137,10 @@ extension TCPConnection {
             acceptable = sequence.isIn(receiveNext, windowEnd) || (sequence + (length - 1)).isIn(receiveNext, windowEnd)
         }
         guard acceptable else {
+            if sackPermitted, payload.count > 0, !(receiveNext < sequence + payload.count) {
+                // Wholly old data: the peer retransmitted what we have; report it (RFC 2883).
+                sackReporter.duplicateReceived(sequence, sequence + payload.count)
+            }
             if !flags.contains(.rst) {
                 if state == .timeWait && fin {
                     enterTimeWait(now: now, &actions)
@@ -160,6 +164,10 @@ extension TCPConnection {
             if duplicate > 0 {
                 // Data we already have: the peer retransmitted, so our ACK was lost or is late.
                 ackNow = true
+                if sackPermitted {
+                    let start = receiveNext - duplicate
+                    sackReporter.duplicateReceived(start, start + Swift.min(duplicate, payload.count))
+                }
             }
             payload = payload.droppingFirst(duplicate)
             sequence = receiveNext
@@ -236,11 +244,14 @@ extension TCPConnection {
             return false
         }
         let peerWindow = Int(header.window) << Int(sendScale)
-        if sendUnacknowledged < ack {
+        let duplicate =
+            ack == sendUnacknowledged && !carriesData && sendMax != sendUnacknowledged
+            && peerWindow == sendWindow && sendWindow > 0
+        if sackPermitted {
+            sackAcknowledgment(ack, header: header, duplicate: duplicate, now: now, &actions)
+        } else if sendUnacknowledged < ack {
             newlyAcknowledged(ack, header: header, now: now, &actions)
-        } else if ack == sendUnacknowledged, !carriesData, sendMax != sendUnacknowledged,
-            peerWindow == sendWindow, sendWindow > 0
-        {
+        } else if duplicate {
             duplicateACK(now: now, &actions)
         }
         if windowUpdateSequence < sequence
@@ -278,27 +289,8 @@ extension TCPConnection {
     private mutating func newlyAcknowledged(
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
-        let acknowledged = ack - sendUnacknowledged
-        if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
-            let ticks = Int32(bitPattern: timestampTick(now) &- echo)
-            if ticks >= 0 {
-                retransmissionTimeout.sample(Int64(ticks) * 1_000_000)
-            }
-            timedSequence = nil
-        } else if let timed = timedSequence, timed < ack {
-            retransmissionTimeout.sample(now &- timedSince)
-            timedSequence = nil
-        }
-        consecutiveRetransmissions = 0
-        let dataAcknowledged = Swift.min(Swift.max(0, ack - sendQueueStart), sendQueueCount)
-        sendQueueStart += dataAcknowledged
-        sendQueueCount -= dataAcknowledged
-        actions.acknowledgedBytes += dataAcknowledged
-        sendUnacknowledged = ack
-        if sendNext < ack {
-            sendNext = ack
-        }
-        persistBackoff = 0
+        let acknowledged = takeAcknowledgment(ack, header: header, now: now, &actions)
+        limitedTransmitBytes = 0
         if inFastRecovery {
             if !(ack < recoveryPoint) {
                 inFastRecovery = false
@@ -325,6 +317,35 @@ extension TCPConnection {
         }
     }
 
+    /// SND.UNA moves to `ack`: the RTT sample, the send queue's front, the timeout's backoff. Returns
+    /// the bytes (SYN and FIN included) newly acknowledged.
+    mutating func takeAcknowledgment(
+        _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
+    ) -> Int {
+        let acknowledged = ack - sendUnacknowledged
+        if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
+            let ticks = Int32(bitPattern: timestampTick(now) &- echo)
+            if ticks >= 0 {
+                retransmissionTimeout.sample(Int64(ticks) * 1_000_000)
+            }
+            timedSequence = nil
+        } else if let timed = timedSequence, timed < ack {
+            retransmissionTimeout.sample(now &- timedSince)
+            timedSequence = nil
+        }
+        consecutiveRetransmissions = 0
+        let dataAcknowledged = Swift.min(Swift.max(0, ack - sendQueueStart), sendQueueCount)
+        sendQueueStart += dataAcknowledged
+        sendQueueCount -= dataAcknowledged
+        actions.acknowledgedBytes += dataAcknowledged
+        sendUnacknowledged = ack
+        if sendNext < ack {
+            sendNext = ack
+        }
+        persistBackoff = 0
+        return acknowledged
+    }
+
     private mutating func duplicateACK(now: Int64, _ actions: inout TCPActions<Payload>) {
         duplicateACKs += 1
         if inFastRecovery {
@@ -345,9 +366,15 @@ extension TCPConnection {
     ) {
         guard sequence == receiveNext else {
             // Ahead of a hole: keep it and send a duplicate ACK at once.
-            outOfOrder.insert(
+            let duplicate = outOfOrder.insert(
                 payload, at: sequence, maximumSegments: configuration.maximumOutOfOrderSegments,
                 maximumBytes: configuration.maximumOutOfOrderBytes)
+            if sackPermitted, payload.count > 0 {
+                if let duplicate {
+                    sackReporter.duplicateReceived(duplicate.left, duplicate.right)
+                }
+                sackReporter.received(at: sequence)
+            }
             if fin {
                 outOfOrder.finSequence = sequence + payload.count
             }

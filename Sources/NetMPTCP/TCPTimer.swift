@@ -6,6 +6,10 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
     case delayedACK
     case finWait2
     case timeWait
+    /// RACK's reordering window for a segment that may yet be reordered rather than lost.
+    case reorderTimeout
+    /// The tail loss probe (RFC 8985 7).
+    case lossProbe
 }
 
 /// One deadline per timer, stored inline so a connection value carries no array of its own.
@@ -15,6 +19,8 @@ struct TimerDeadlines: Hashable, Sendable {
     private var delayedACK: Int64?
     private var finWait2: Int64?
     private var timeWait: Int64?
+    private var reorderTimeout: Int64?
+    private var lossProbe: Int64?
 
     subscript(timer: TCPTimer) -> Int64? {
         get {
@@ -24,6 +30,8 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: return delayedACK
             case .finWait2: return finWait2
             case .timeWait: return timeWait
+            case .reorderTimeout: return reorderTimeout
+            case .lossProbe: return lossProbe
             }
         }
         set {
@@ -33,6 +41,8 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: delayedACK = newValue
             case .finWait2: finWait2 = newValue
             case .timeWait: timeWait = newValue
+            case .reorderTimeout: reorderTimeout = newValue
+            case .lossProbe: lossProbe = newValue
             }
         }
     }

@@ -1,0 +1,260 @@
+import NetMPWire
+
+/// The sender's record of what is in flight when SACK was negotiated (RFC 6675 2, RFC 8985 5): one
+/// entry per transmitted segment from SND.UNA to SND.MAX, each with its last transmission time and
+/// whether the peer SACKed it, it was deemed lost, or it is being retransmitted. Loss detection
+/// (IsLost of RFC 6675 or RACK) marks entries lost; the sender retransmits lost entries first and
+/// counts `pipe` from the flags. The entries live in one array that keeps its storage, so a
+/// connection in steady state allocates nothing here.
+struct SACKScoreboard: Sendable {
+    struct Segment: Sendable, Equatable {
+        var start: SequenceNumber
+        var end: SequenceNumber
+        /// When this segment was last (re)transmitted.
+        var sentAt: Int64
+        /// The number of that transmission: orders sends that share a clock reading.
+        var transmission: Int
+        var sacked = false
+        /// Deemed lost and not yet delivered; `retransmitted` says whether a repair is in flight.
+        var lost = false
+        /// A retransmission of this segment is in flight (since it was last marked lost).
+        var retransmitted = false
+        /// Sent more than once: its ACK gives no RTT sample (Karn) and RACK treats it with care.
+        var everRetransmitted = false
+
+        var length: Int { end - start }
+        /// Counts toward `pipe` (RFC 6675 SetPipe): sent, not SACKed, and not lost unless resent.
+        var inFlight: Bool { !sacked && (!lost || retransmitted) }
+        var needsRetransmission: Bool { lost && !sacked && !retransmitted }
+    }
+
+    /// Entries in sequence order, contiguous from the first unacknowledged byte.
+    private(set) var segments: [Segment] = []
+    /// Entries kept before new sends are merged into the last one (tiny segments on a huge window).
+    static let capacity = 4096
+    /// Transmissions recorded so far.
+    private var transmissions = 0
+
+    var isEmpty: Bool { segments.isEmpty }
+    /// Bytes SACKed and not yet cumulatively acknowledged.
+    private(set) var sackedBytes = 0
+    /// Bytes deemed lost and not yet repaired by a retransmission in flight.
+    private(set) var lostBytes = 0
+    /// Bytes the network holds by RFC 6675's `pipe`.
+    var pipe: Int {
+        var total = 0
+        for segment in segments where segment.inFlight {
+            total += segment.length
+        }
+        return total
+    }
+
+    // MARK: Transmissions and acknowledgments
+
+    /// Records a transmission of `start ..< end` at `now`: bytes beyond the last entry are a new
+    /// entry; bytes inside entries mark them retransmitted.
+    mutating func sent(_ start: SequenceNumber, _ end: SequenceNumber, now: Int64) {
+        guard start < end else { return }
+        transmissions += 1
+        var index = firstIndex(endingAfter: start)
+        while index < segments.count, segments[index].start < end {
+            if segments[index].lost {
+                lostBytes -= segments[index].retransmitted ? 0 : segments[index].length
+                segments[index].retransmitted = true
+            }
+            segments[index].everRetransmitted = true
+            segments[index].sentAt = now
+            segments[index].transmission = transmissions
+            index += 1
+        }
+        let tail = segments.last?.end ?? start
+        guard tail < end else { return }
+        let newStart = SequenceNumber.max(tail, start)
+        if segments.count >= SACKScoreboard.capacity, var last = segments.popLast() {
+            // Bounded: the new bytes join the last entry and take its later time.
+            last.end = end
+            last.sentAt = now
+            last.transmission = transmissions
+            segments.append(last)
+        } else {
+            segments.append(Segment(start: newStart, end: end, sentAt: now, transmission: transmissions))
+        }
+    }
+
+    /// Drops everything before the cumulative ACK `ack`, trimming an entry it splits.
+    /// Calls `delivered` with each entry (or the acknowledged part of one) that was not SACKed before.
+    mutating func acknowledge(through ack: SequenceNumber, _ delivered: (Segment) -> Void) {
+        var removed = 0
+        for index in segments.indices {
+            let segment = segments[index]
+            guard segment.start < ack else { break }
+            if !segment.sacked {
+                var part = segment
+                part.end = SequenceNumber.min(segment.end, ack)
+                delivered(part)
+            }
+            if ack < segment.end {
+                segments[index].start = ack
+                if segment.sacked {
+                    sackedBytes -= ack - segment.start
+                } else if segment.needsRetransmission {
+                    lostBytes -= ack - segment.start
+                }
+                break
+            }
+            if segment.sacked {
+                sackedBytes -= segment.length
+            } else if segment.needsRetransmission {
+                lostBytes -= segment.length
+            }
+            removed += 1
+        }
+        if removed > 0 {
+            segments.removeFirst(removed)
+        }
+    }
+
+    /// Marks the entries inside `block` SACKed, splitting entries its edges fall in, and calls
+    /// `delivered` with each newly SACKed entry. Returns the bytes newly SACKed.
+    @discardableResult
+    mutating func sack(_ left: SequenceNumber, _ right: SequenceNumber, _ delivered: (Segment) -> Void) -> Int {
+        guard left < right else { return 0 }
+        split(at: left)
+        split(at: right)
+        var newly = 0
+        var index = firstIndex(endingAfter: left)
+        while index < segments.count, !(right < segments[index].end) {
+            // An entry straddling an edge stays unSACKed if it could not be split (at the bound).
+            if !segments[index].sacked, !(segments[index].start < left) {
+                if segments[index].needsRetransmission {
+                    lostBytes -= segments[index].length
+                }
+                segments[index].sacked = true
+                sackedBytes += segments[index].length
+                newly += segments[index].length
+                delivered(segments[index])
+            }
+            index += 1
+        }
+        return newly
+    }
+
+    /// The receiver dropped data it had SACKed (RFC 2018 8): forget every SACK.
+    mutating func forgetSACKs() {
+        for index in segments.indices {
+            segments[index].sacked = false
+        }
+        sackedBytes = 0
+        recountLost()
+    }
+
+    /// After a retransmission timeout every entry not SACKed is lost, none resent yet (RFC 6675 5.1).
+    mutating func markAllLost() {
+        for index in segments.indices where !segments[index].sacked {
+            segments[index].lost = true
+            segments[index].retransmitted = false
+        }
+        recountLost()
+    }
+
+    mutating func removeAll() {
+        segments.removeAll(keepingCapacity: true)
+        sackedBytes = 0
+        lostBytes = 0
+    }
+
+    /// The first SACKed entry is the one at SND.UNA: the receiver reneged (it would have ACKed it).
+    var headIsSACKed: Bool { segments.first?.sacked ?? false }
+
+    // MARK: Loss marking
+
+    /// Marks the entry at `index` lost (it needs a retransmission, none in flight for it now).
+    mutating func markLost(at index: Int) {
+        guard segments.indices.contains(index), !segments[index].sacked else { return }
+        if !segments[index].needsRetransmission {
+            lostBytes += segments[index].length
+        }
+        segments[index].lost = true
+        segments[index].retransmitted = false
+    }
+
+    /// RFC 6675 IsLost for every entry: lost when more than (DupThresh − 1) · SMSS bytes, or
+    /// DupThresh discontiguous runs, are SACKed above it. Entries already lost stay as they are, so
+    /// a retransmission is not repeated before a timeout (HighRxt's rule).
+    mutating func markLostBySACKCount(maximumSegmentSize: Int, duplicateThreshold: Int = 3) {
+        var sackedAbove = 0
+        var runsAbove = 0
+        var previousSACKed = false
+        for index in segments.indices.reversed() {
+            let segment = segments[index]
+            if segment.sacked {
+                sackedAbove += segment.length
+                if !previousSACKed {
+                    runsAbove += 1
+                }
+                previousSACKed = true
+                continue
+            }
+            previousSACKed = false
+            let isLost = sackedAbove > (duplicateThreshold - 1) * maximumSegmentSize || runsAbove >= duplicateThreshold
+            if isLost && !segment.lost {
+                markLost(at: index)
+            }
+        }
+    }
+
+    /// The first entry waiting for a retransmission (RFC 6675 NextSeg rule 1), if any.
+    var firstNeedingRetransmission: Int? {
+        guard lostBytes > 0 else { return nil }
+        return segments.firstIndex(where: \.needsRetransmission)
+    }
+
+    /// The first entry neither SACKed nor lost below the highest SACKed one (NextSeg rule 3).
+    var firstUnSACKedBelowHighestSACKed: Int? {
+        guard sackedBytes > 0, let last = segments.lastIndex(where: \.sacked) else { return nil }
+        return segments[..<last].firstIndex { !$0.sacked && !$0.lost }
+    }
+
+    // MARK: Helpers
+
+    /// The index of the first entry whose end is after `sequence` (binary search).
+    func firstIndex(endingAfter sequence: SequenceNumber) -> Int {
+        var low = 0
+        var high = segments.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sequence < segments[middle].end {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        return low
+    }
+
+    /// Cuts the entry at `index` to at most `length` bytes (the rest becomes an entry of its own), so
+    /// a retransmission of it fits one segment.
+    mutating func limitEntry(at index: Int, to length: Int) {
+        guard segments.indices.contains(index), length > 0, segments[index].length > length else { return }
+        split(at: segments[index].start + length)
+    }
+
+    /// Splits the entry that `sequence` falls strictly inside into two with the same state.
+    private mutating func split(at sequence: SequenceNumber) {
+        let index = firstIndex(endingAfter: sequence)
+        guard index < segments.count, segments[index].start < sequence,
+            segments.count < 2 * SACKScoreboard.capacity
+        else { return }
+        var tail = segments[index]
+        tail.start = sequence
+        segments[index].end = sequence
+        segments.insert(tail, at: index + 1)
+    }
+
+    private mutating func recountLost() {
+        lostBytes = 0
+        for segment in segments where segment.needsRetransmission {
+            lostBytes += segment.length
+        }
+    }
+}
