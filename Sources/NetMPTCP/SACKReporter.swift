@@ -44,6 +44,7 @@ struct SACKReporter: Sendable {
         for queue: OutOfOrderQueue<Payload>, receiveNext: SequenceNumber, limit: Int
     ) -> SACKBlocks {
         var blocks = SACKBlocks()
+        guard !queue.entries.isEmpty || duplicate != nil else { return blocks }
         if let duplicate, limit > 0 {
             blocks.append(duplicate)
         }

@@ -31,10 +31,6 @@ extension TCPConnection {
         if duplicateSACK, let first = blocks.first {
             duplicateSACKReceived(first, ack: ack)
         }
-        if scoreboard.headIsSACKed && !advanced {
-            // The receiver dropped what it SACKed (RFC 2018 8): trust only cumulative ACKs.
-            scoreboard.forgetSACKs()
-        }
         var acknowledged = 0
         if advanced {
             acknowledged = takeAcknowledgment(ack, header: header, now: now, &actions)
@@ -218,6 +214,11 @@ extension TCPConnection {
         if finQueued && end == sendQueueEnd + 1 {
             flags.insert(.fin)
         }
+        guard length > 0 || flags.contains(.fin) else {
+            // Nothing of the send queue left in it: count it resent so the sending loop moves on.
+            scoreboard.sent(segment.start, end, now: now)
+            return
+        }
         emit(
             sequence: segment.start, flags: flags, now: now, sendQueueOffset: segment.start - sendQueueStart,
             payloadLength: length, &actions)
@@ -261,7 +262,9 @@ extension TCPConnection {
     /// The PTO expired: send one new segment if the windows allow, else the last one again, so the
     /// ACK it draws lets RACK find the tail losses without waiting for the RTO.
     mutating func lossProbeFired(now: Int64, _ actions: inout TCPActions<Payload>) {
-        guard sackPermitted, !inFastRecovery, tailLossProbeEnd == nil, sendUnacknowledged != sendMax else { return }
+        guard sackPermitted, !inFastRecovery, tailLossProbeEnd == nil, sendUnacknowledged != sendMax,
+            consecutiveRetransmissions == 0, scoreboard.lostBytes == 0
+        else { return }
         if sendOne(now: now, force: false, budget: maximumSegmentSize, tailProbe: true, &actions) {
             tailLossProbeRetransmitted = false
         } else if let index = scoreboard.segments.lastIndex(where: { !$0.sacked }) {
