@@ -238,4 +238,43 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.congestionControl.congestionWindow, before)
         XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, Int.max)
     }
+
+    /// Lossy, reordering, duplicating transfers both ways in each recovery mode: byte-exact, and
+    /// each mode recovers the way it should (SACK modes by the scoreboard, the plain one by NewReno).
+    func testLossyTransfersInEveryRecoveryMode() {
+        let impairments = Simulation.Impairments(lossPermille: 50, duplicatePermille: 10, reorderPermille: 50)
+        for mode in ["rack", "rfc6675", "no SACK"] {
+            var configuration = TCPConfiguration()
+            configuration.lossDetection = mode == "rfc6675" ? .rfc6675 : .rack
+            configuration.sackPermitted = mode != "no SACK"
+            for seed: UInt64 in 41...42 {
+                var simulation = Simulation(
+                    seed: seed, bytes: (1 << 20, 1 << 20), impairments: impairments, configuration: configuration)
+                let context = "\(mode), seed \(seed)"
+                XCTAssertTrue(simulation.run(maximumSteps: 400_000), "did not finish: \(context)")
+                for index in 0..<2 {
+                    var expected = FNV1a()
+                    expected.add(simulation.ends[index].stream)
+                    let peer = simulation.ends[1 - index]
+                    XCTAssertEqual(peer.receivedCount, simulation.ends[index].stream.count, context)
+                    XCTAssertEqual(peer.received, expected, "stream \(index) corrupted: \(context)")
+                    XCTAssertNil(peer.error, context)
+                }
+                XCTAssertEqual(simulation.rangeViolations, 0, context)
+                let connections = simulation.ends.map(\.connection)
+                let sackRecoveries = connections.map(\.sackRecoveryCount).reduce(0, +)
+                let probes = connections.map(\.tailLossProbeCount).reduce(0, +)
+                let rackLost = connections.map(\.rackLostSegments).reduce(0, +)
+                XCTAssertEqual(connections.allSatisfy(\.sackPermitted), mode != "no SACK", context)
+                XCTAssertEqual(sackRecoveries > 0, mode != "no SACK", context)
+                XCTAssertEqual(rackLost > 0, mode == "rack", context)
+                XCTAssertEqual(probes > 0, mode == "rack", context)
+                print(
+                    "\(context): retransmitted \(connections.map(\.retransmittedSegments)), timeouts "
+                        + "\(connections.map(\.timeoutCount)), SACK recoveries \(sackRecoveries), RACK lost \(rackLost), "
+                        + "probes \(probes), undone \(connections.map(\.spuriousRecoveryCount)), "
+                        + "\(simulation.now / milliseconds) ms simulated")
+            }
+        }
+    }
 }
