@@ -40,14 +40,8 @@ struct SACKScoreboard: Sendable {
     private(set) var sackedBytes = 0
     /// Bytes deemed lost and not yet repaired by a retransmission in flight.
     private(set) var lostBytes = 0
-    /// Bytes the network holds by RFC 6675's `pipe`.
-    var pipe: Int {
-        var total = 0
-        for segment in segments where segment.inFlight {
-            total += segment.length
-        }
-        return total
-    }
+    /// Bytes the network holds by RFC 6675's SetPipe, kept up to date with every change.
+    private(set) var pipe = 0
 
     // MARK: Transmissions and acknowledgments
 
@@ -56,28 +50,32 @@ struct SACKScoreboard: Sendable {
     mutating func sent(_ start: SequenceNumber, _ end: SequenceNumber, now: Int64) {
         guard start < end else { return }
         transmissions += 1
+        let number = transmissions
         var index = firstIndex(endingAfter: start)
         while index < segments.count, segments[index].start < end {
-            if segments[index].lost {
-                lostBytes -= segments[index].retransmitted ? 0 : segments[index].length
-                segments[index].retransmitted = true
+            modify(index) { segment in
+                if segment.lost {
+                    segment.retransmitted = true
+                }
+                segment.everRetransmitted = true
+                segment.sentAt = now
+                segment.transmission = number
             }
-            segments[index].everRetransmitted = true
-            segments[index].sentAt = now
-            segments[index].transmission = transmissions
             index += 1
         }
         let tail = segments.last?.end ?? start
         guard tail < end else { return }
-        let newStart = SequenceNumber.max(tail, start)
-        if segments.count >= SACKScoreboard.capacity, var last = segments.popLast() {
+        if segments.count >= SACKScoreboard.capacity {
             // Bounded: the new bytes join the last entry and take its later time.
-            last.end = end
-            last.sentAt = now
-            last.transmission = transmissions
-            segments.append(last)
+            modify(segments.count - 1) { last in
+                last.end = end
+                last.sentAt = now
+                last.transmission = number
+            }
         } else {
-            segments.append(Segment(start: newStart, end: end, sentAt: now, transmission: transmissions))
+            segments.append(
+                Segment(start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number))
+            account(segments[segments.count - 1], sign: 1)
         }
     }
 
@@ -94,19 +92,10 @@ struct SACKScoreboard: Sendable {
                 delivered(part)
             }
             if ack < segment.end {
-                segments[index].start = ack
-                if segment.sacked {
-                    sackedBytes -= ack - segment.start
-                } else if segment.needsRetransmission {
-                    lostBytes -= ack - segment.start
-                }
+                modify(index) { $0.start = ack }
                 break
             }
-            if segment.sacked {
-                sackedBytes -= segment.length
-            } else if segment.needsRetransmission {
-                lostBytes -= segment.length
-            }
+            account(segment, sign: -1)
             removed += 1
         }
         if removed > 0 {
@@ -126,11 +115,7 @@ struct SACKScoreboard: Sendable {
         while index < segments.count, !(right < segments[index].end) {
             // An entry straddling an edge stays unSACKed if it could not be split (at the bound).
             if !segments[index].sacked, !(segments[index].start < left) {
-                if segments[index].needsRetransmission {
-                    lostBytes -= segments[index].length
-                }
-                segments[index].sacked = true
-                sackedBytes += segments[index].length
+                modify(index) { $0.sacked = true }
                 newly += segments[index].length
                 delivered(segments[index])
             }
@@ -141,26 +126,23 @@ struct SACKScoreboard: Sendable {
 
     /// The receiver dropped data it had SACKed (RFC 2018 8): forget every SACK.
     mutating func forgetSACKs() {
-        for index in segments.indices {
-            segments[index].sacked = false
+        for index in segments.indices where segments[index].sacked {
+            modify(index) { $0.sacked = false }
         }
-        sackedBytes = 0
-        recountLost()
     }
 
     /// After a retransmission timeout every entry not SACKed is lost, none resent yet (RFC 6675 5.1).
     mutating func markAllLost() {
         for index in segments.indices where !segments[index].sacked {
-            segments[index].lost = true
-            segments[index].retransmitted = false
+            markLost(at: index)
         }
-        recountLost()
     }
 
     mutating func removeAll() {
         segments.removeAll(keepingCapacity: true)
         sackedBytes = 0
         lostBytes = 0
+        pipe = 0
     }
 
     /// The first SACKed entry is the one at SND.UNA: the receiver reneged (it would have ACKed it).
@@ -171,11 +153,10 @@ struct SACKScoreboard: Sendable {
     /// Marks the entry at `index` lost (it needs a retransmission, none in flight for it now).
     mutating func markLost(at index: Int) {
         guard segments.indices.contains(index), !segments[index].sacked else { return }
-        if !segments[index].needsRetransmission {
-            lostBytes += segments[index].length
+        modify(index) { segment in
+            segment.lost = true
+            segment.retransmitted = false
         }
-        segments[index].lost = true
-        segments[index].retransmitted = false
     }
 
     /// RFC 6675 IsLost for every entry: lost when more than (DupThresh − 1) · SMSS bytes, or
@@ -251,10 +232,24 @@ struct SACKScoreboard: Sendable {
         segments.insert(tail, at: index + 1)
     }
 
-    private mutating func recountLost() {
-        lostBytes = 0
-        for segment in segments where segment.needsRetransmission {
-            lostBytes += segment.length
+    /// Changes the entry at `index`, keeping the byte counts in step.
+    private mutating func modify(_ index: Int, _ change: (inout Segment) -> Void) {
+        account(segments[index], sign: -1)
+        change(&segments[index])
+        account(segments[index], sign: 1)
+    }
+
+    /// Adds (`sign` 1) or removes (−1) an entry's bytes from the counts its state puts it in.
+    private mutating func account(_ segment: Segment, sign: Int) {
+        let bytes = segment.length * sign
+        if segment.sacked {
+            sackedBytes += bytes
+        }
+        if segment.needsRetransmission {
+            lostBytes += bytes
+        }
+        if segment.inFlight {
+            pipe += bytes
         }
     }
 }
