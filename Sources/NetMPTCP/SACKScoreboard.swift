@@ -32,6 +32,8 @@ struct SACKScoreboard: Sendable {
     private(set) var segments: [Segment] = []
     /// Entries kept before new sends are merged into the last one (tiny segments on a huge window).
     static let capacity = 4096
+    /// Entries whose storage an idle connection keeps, so request and response traffic reuses it.
+    static let idleCapacity = 16
     /// Transmissions recorded so far.
     private var transmissions = 0
 
@@ -42,6 +44,11 @@ struct SACKScoreboard: Sendable {
     private(set) var lostBytes = 0
     /// Bytes the network holds by RFC 6675's SetPipe, kept up to date with every change.
     private(set) var pipe = 0
+    /// Bytes of lost entries whose retransmission is in flight.
+    private(set) var retransmittedBytes = 0
+    /// Nothing SACKed, lost or resent: every entry is an original transmission in sequence order, so
+    /// no loss can be inferred from it yet (detectors may skip the walk).
+    var isInOrder: Bool { sackedBytes == 0 && lostBytes == 0 && retransmittedBytes == 0 }
 
     // MARK: Transmissions and acknowledgments
 
@@ -98,7 +105,10 @@ struct SACKScoreboard: Sendable {
             account(segment, sign: -1)
             removed += 1
         }
-        if removed > 0 {
+        if removed == segments.count, segments.capacity > SACKScoreboard.idleCapacity {
+            // All acknowledged: an idle connection keeps no large board (a burst's storage goes).
+            segments = []
+        } else if removed > 0 {
             segments.removeFirst(removed)
         }
     }
@@ -143,6 +153,7 @@ struct SACKScoreboard: Sendable {
         sackedBytes = 0
         lostBytes = 0
         pipe = 0
+        retransmittedBytes = 0
     }
 
     /// The first SACKed entry is the one at SND.UNA: the receiver reneged (it would have ACKed it).
@@ -250,6 +261,9 @@ struct SACKScoreboard: Sendable {
         }
         if segment.inFlight {
             pipe += bytes
+        }
+        if segment.lost && segment.retransmitted && !segment.sacked {
+            retransmittedBytes += bytes
         }
     }
 }

@@ -95,7 +95,9 @@ extension TCPConnection {
         guard !(left < undo.start), !(undo.end < right) else { return }
         undo.duplicated += 1
         if undo.retransmissions > 0, undo.duplicated >= undo.retransmissions {
-            congestionControl = undo.congestionControl
+            if undo.congestionControl.congestionWindow > congestionControl.congestionWindow {
+                congestionControl = undo.congestionControl
+            }
             inFastRecovery = false
             duplicateACKs = 0
             spuriousRecoveryCount += 1
@@ -110,7 +112,7 @@ extension TCPConnection {
     /// Runs the configured detector over the scoreboard and arms RACK's timer for segments whose
     /// reordering window has not run out yet.
     mutating func detectLosses(now: Int64) {
-        guard !scoreboard.isEmpty else {
+        guard !scoreboard.isEmpty, !scoreboard.isInOrder else {
             cancel(.reorderTimeout)
             return
         }

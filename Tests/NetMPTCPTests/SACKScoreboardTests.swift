@@ -11,6 +11,7 @@ final class SACKScoreboardTests: XCTestCase {
         var sacked = 0
         var lost = 0
         var pipe = 0
+        var retransmitted = 0
         for (index, segment) in board.segments.enumerated() {
             XCTAssertTrue(segment.start < segment.end, context, line: line)
             if index > 0 {
@@ -19,10 +20,12 @@ final class SACKScoreboardTests: XCTestCase {
             sacked += segment.sacked ? segment.length : 0
             lost += segment.needsRetransmission ? segment.length : 0
             pipe += segment.inFlight ? segment.length : 0
+            retransmitted += segment.lost && segment.retransmitted && !segment.sacked ? segment.length : 0
         }
         XCTAssertEqual(board.sackedBytes, sacked, context, line: line)
         XCTAssertEqual(board.lostBytes, lost, context, line: line)
         XCTAssertEqual(board.pipe, pipe, context, line: line)
+        XCTAssertEqual(board.retransmittedBytes, retransmitted, context, line: line)
     }
 
     func testCountsStayExactThroughRandomOperations() {
