@@ -73,6 +73,44 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.fastRetransmitCount, 1)
     }
 
+    func testRACKRepairsThreeLossesInOneWindowWithoutATimeout() {
+        // RACK (the default): the same ten segments, 1, 4 and 7 lost.
+        var harness = Self.sackSender(.rack, queued: 10)
+        let start = Self.start
+        harness.now = 20 * milliseconds
+        harness.receive(Self.sack(start(1)))
+        XCTAssertEqual(harness.sent, [])
+        // Two SACKed segments: segment 1 may only be reordered, so RACK waits a quarter of the
+        // minimum RTT (10 ms) past its RTT before calling it lost.
+        harness.receive(Self.sack(start(1), [2..<4]))
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertEqual(harness.connection.deadline(of: .reorderTimeout), 22_500_000)
+        // Four SACKed segments at 21 ms: the reordering window is zero, and segments 1 and 4 were sent
+        // before segment 6 at least an RTT ago. Segment 1 goes at once; pipe (1, 7–9) leaves no room.
+        harness.now = 21 * milliseconds
+        harness.receive(Self.sack(start(1), [5..<7, 2..<4]))
+        XCTAssertEqual(harness.sent, [Self.data(1)])
+        XCTAssertEqual(harness.connection.rackLostSegments, 2)
+        XCTAssertNil(harness.connection.deadline(of: .reorderTimeout))
+        // Segments 8 and 9 SACKed: segment 7 is lost too, and pipe (the resend of 1) now lets 4 and 7 go.
+        harness.now = 22 * milliseconds
+        harness.receive(Self.sack(start(1), [8..<10, 5..<7, 2..<4]))
+        XCTAssertEqual(harness.sent, [Self.data(4), Self.data(7)])
+        XCTAssertEqual(harness.connection.rackLostSegments, 3)
+        harness.now = 31 * milliseconds
+        harness.receive(Self.sack(start(4), [8..<10, 5..<7]))
+        XCTAssertEqual(harness.sent, [])
+        harness.now = 32 * milliseconds
+        harness.receive(Self.sack(start(10)))
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        XCTAssertNil(harness.connection.nextDeadline)
+        XCTAssertEqual(harness.connection.timeoutCount, 0)
+        XCTAssertEqual(harness.connection.tailLossProbeCount, 0)
+        XCTAssertEqual(harness.connection.retransmittedSegments, 3)
+        XCTAssertEqual(harness.connection.sackRecoveryCount, 1)
+    }
+
     func testRACKDetectsALostRetransmission() {
         // Twenty segments queued, ten sent at t = 10 ms; segment 1 is lost, and so is its first resend.
         var harness = Self.sackSender(.rack, queued: 20)
