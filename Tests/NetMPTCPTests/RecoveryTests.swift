@@ -111,6 +111,44 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.sackRecoveryCount, 1)
     }
 
+    func testRACKReorderingTimerFindsALossTwoSACKsCannotProve() {
+        // Segment 7 is lost and only two segments follow it: too few for a duplicate-ACK threshold.
+        var harness = Self.sackSender(.rack, queued: 10)
+        let start = Self.start
+        harness.now = 20 * milliseconds
+        harness.receive(Self.sack(start(7), [8..<10]))
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        // RTT 10 ms after its sending plus a reordering window of 10 ms / 4: the timer says lost.
+        XCTAssertEqual(harness.connection.deadline(of: .reorderTimeout), 22_500_000)
+        XCTAssertEqual(harness.fireNext(), 22_500_000)
+        XCTAssertEqual(harness.sent, [Self.data(7)])
+        XCTAssertTrue(harness.connection.inFastRecovery)
+        XCTAssertEqual(harness.connection.rackLostSegments, 1)
+        XCTAssertEqual(harness.connection.timeoutCount, 0)
+    }
+
+    func testAfterATimeoutOnlyWhatWasNotSACKedIsResent() {
+        // RFC 6675: segment 0 is lost; 1 and 2 are SACKed, too few to start a recovery.
+        var harness = Self.sackSender(.rfc6675, queued: 10)
+        let start = Self.start
+        harness.now = 20 * milliseconds
+        harness.receive(Self.sack(start(0), [1..<3]))
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        // The timeout collapses the window to one segment: the first unSACKed one.
+        XCTAssertEqual(harness.fireNext(), 210 * milliseconds)
+        XCTAssertEqual(harness.sent, [Self.data(0)])
+        XCTAssertEqual(harness.connection.timeoutCount, 1)
+        // Its ACK covers the SACKed 1 and 2; slow start (byte counting, L = 2 SMSS) makes the window
+        // three segments: 3, 4 and 5 go again, never 1 and 2.
+        harness.now = 230 * milliseconds
+        harness.receive(Self.sack(start(3)))
+        XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 3 * 1460)
+        XCTAssertEqual(harness.sent, [Self.data(3), Self.data(4), Self.data(5)])
+        XCTAssertEqual(harness.connection.retransmittedSegments, 4)
+    }
+
     func testRACKDetectsALostRetransmission() {
         // Twenty segments queued, ten sent at t = 10 ms; segment 1 is lost, and so is its first resend.
         var harness = Self.sackSender(.rack, queued: 20)
