@@ -290,7 +290,6 @@ extension TCPConnection {
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
         let acknowledged = takeAcknowledgment(ack, header: header, now: now, &actions)
-        limitedTransmitBytes = 0
         if inFastRecovery {
             if !(ack < recoveryPoint) {
                 inFastRecovery = false
