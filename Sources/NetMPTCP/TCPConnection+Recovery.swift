@@ -152,6 +152,8 @@ extension TCPConnection {
         congestionControl.enterRecovery(
             flightSize: flightSizeBeforeLimitedTransmit, maximumSegmentSize: maximumSegmentSize, now: now)
         cancel(.lossProbe)
+        // This recovery's reduction answers whatever loss an outstanding probe revealed.
+        tailLossProbeEnd = nil
         // The first lost segment goes at once, whatever pipe says (RFC 6675 5 step 4.2).
         if let index = scoreboard.firstNeedingRetransmission {
             retransmitSegment(at: index, now: now, &actions)
@@ -254,12 +256,16 @@ extension TCPConnection {
                 timeout += configuration.maximumPeerACKDelay
             }
         }
-        var deadline = now &+ Swift.max(timeout, RetransmissionTimeout.granularity)
+        var deadline = now &+ Swift.max(timeout, TCPConnection.minimumProbeTimeout)
         if let retransmission = self.deadline(of: .retransmission), retransmission < deadline {
             deadline = retransmission
         }
         arm(.lossProbe, at: deadline)
     }
+
+    /// The shortest PTO: on a sub-millisecond path 2 · SRTT is shorter than a peer's scheduling
+    /// delay, and probes would be sent for segments that are merely waiting (Linux uses 10 ms too).
+    static var minimumProbeTimeout: Int64 { 10_000_000 }
 
     /// The PTO expired: send one new segment if the windows allow, else the last one again, so the
     /// ACK it draws lets RACK find the tail losses without waiting for the RTO.
@@ -284,9 +290,17 @@ extension TCPConnection {
     /// without a D-SACK repaired a real loss, which the congestion controller must hear of.
     private mutating func tailLossProbeAcknowledged(_ ack: SequenceNumber, duplicateSACK: Bool, now: Int64) {
         guard let end = tailLossProbeEnd, !(ack < end) else { return }
+        guard tailLossProbeRetransmitted, !duplicateSACK else {
+            // A probe of new data, or a D-SACK showing the resent probe was a duplicate: no loss.
+            tailLossProbeEnd = nil
+            return
+        }
+        // An ACK of exactly the probe may be the original's; a D-SACK of the probe would follow. Only
+        // an ACK beyond it shows the probe repaired a loss (as Linux decides).
+        guard end < ack else { return }
         tailLossProbeEnd = nil
-        if tailLossProbeRetransmitted && !duplicateSACK && !inFastRecovery {
-            // A one-segment recovery: the window is halved as a fast recovery would halve it.
+        if !inFastRecovery {
+            // A one-segment recovery: the window is reduced as a fast recovery would reduce it.
             congestionControl.enterRecovery(
                 flightSize: congestionControl.congestionWindow, maximumSegmentSize: maximumSegmentSize, now: now)
             congestionControl.exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)

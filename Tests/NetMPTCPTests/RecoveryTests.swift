@@ -211,6 +211,43 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.retransmittedSegments, 2)
     }
 
+    func testARepairingProbeReducesTheWindowAndADuplicatedOneDoesNot() {
+        // Segment 9 is lost, and so is the ACK of segment 8: the probe resends 9 and repairs the loss.
+        var repaired = Self.sackSender(.rack, queued: 10)
+        repaired.now = 20 * milliseconds
+        repaired.receive(Self.sack(Self.start(8)))
+        XCTAssertEqual(repaired.fireNext(), 40 * milliseconds)
+        XCTAssertEqual(repaired.sent, [Self.data(9, [.ack, .psh])])
+        // The ACK of exactly the probe could be the original's: no verdict yet.
+        repaired.now = 50 * milliseconds
+        repaired.receive(Self.sack(Self.start(10)))
+        XCTAssertEqual(repaired.connection.congestionControl.slowStartThreshold, Int.max)
+        let window = repaired.connection.congestionControl.congestionWindow
+        XCTAssertEqual(window, 14 * 1460 + 1, "slow start: 10 segments, 2 more per ACK, 1 byte for the SYN")
+        // An ACK beyond it with no D-SACK on the way: the probe repaired a loss; the window halves.
+        repaired.run { $0.send(count: 1460, now: $1, into: &$2) }
+        XCTAssertEqual(repaired.sent, [Self.data(10, [.ack, .psh])])
+        repaired.now = 60 * milliseconds
+        repaired.receive(Self.sack(Self.start(11)))
+        XCTAssertEqual(repaired.connection.congestionControl.slowStartThreshold, window / 2)
+        XCTAssertEqual(repaired.connection.tailLossProbeCount, 1)
+
+        // Segment 9 was only slow to be acknowledged: the peer D-SACKs the probe; nothing changes.
+        var duplicated = Self.sackSender(.rack, queued: 10)
+        duplicated.now = 20 * milliseconds
+        duplicated.receive(Self.sack(Self.start(8)))
+        duplicated.fireNext()
+        duplicated.now = 45 * milliseconds
+        duplicated.receive(Self.sack(Self.start(10)))
+        duplicated.now = 50 * milliseconds
+        duplicated.receive(Self.sack(Self.start(10), [9..<10]))
+        duplicated.run { $0.send(count: 1460, now: $1, into: &$2) }
+        duplicated.now = 60 * milliseconds
+        duplicated.receive(Self.sack(Self.start(11)))
+        XCTAssertEqual(duplicated.connection.congestionControl.slowStartThreshold, Int.max)
+        XCTAssertEqual(duplicated.connection.tailLossProbeCount, 1)
+    }
+
     /// An established SACK receiver (our ISN 1000, the peer's 5000), timestamps as asked.
     static func sackReceiver(timestamps: Bool = false) -> Harness {
         var configuration = plainConfiguration()
