@@ -78,8 +78,8 @@ struct RACK: Sendable {
         guard let latest = transmission else { return (0, 0) }
         var wait: Int64 = 0
         var marked = 0
-        for index in scoreboard.segments.indices {
-            let segment = scoreboard.segments[index]
+        for index in scoreboard.indices {
+            let segment = scoreboard[index]
             guard !segment.sacked, !segment.needsRetransmission, segment.transmission < latest else { continue }
             let remaining = segment.sentAt &+ roundTripTime &+ window &- now
             if remaining <= 0 {

@@ -28,8 +28,13 @@ struct SACKScoreboard: Sendable {
         var needsRetransmission: Bool { lost && !sacked && !retransmitted }
     }
 
-    /// Entries in sequence order, contiguous from the first unacknowledged byte.
-    private(set) var segments: [Segment] = []
+    /// Entries in sequence order, contiguous from the first unacknowledged byte: `storage[head...]`.
+    /// Acknowledged entries are dropped by moving `head`, and the array is compacted only when half
+    /// of it is dead, so a cumulative ACK costs no copy of the whole window.
+    private var storage: [Segment] = []
+    private var head = 0
+    /// Where the array is compacted: dead entries at its front, at least this many and half of it.
+    private static let compactionThreshold = 64
     /// Entries kept before new sends are merged into the last one (tiny segments on a huge window).
     static let capacity = 4096
     /// Entries whose storage an idle connection keeps, so request and response traffic reuses it.
@@ -37,7 +42,14 @@ struct SACKScoreboard: Sendable {
     /// Transmissions recorded so far.
     private var transmissions = 0
 
-    var isEmpty: Bool { segments.isEmpty }
+    var isEmpty: Bool { head == storage.count }
+    /// Live entries.
+    var count: Int { storage.count - head }
+    /// Positions of the live entries, for `self[index]`, `markLost(at:)` and `limitEntry(at:to:)`.
+    var indices: Range<Int> { head..<storage.count }
+    subscript(index: Int) -> Segment { storage[index] }
+    /// The live entries (for inspection).
+    var segments: ArraySlice<Segment> { storage[head...] }
     /// Bytes SACKed and not yet cumulatively acknowledged.
     private(set) var sackedBytes = 0
     /// Bytes deemed lost and not yet repaired by a retransmission in flight.
@@ -59,7 +71,7 @@ struct SACKScoreboard: Sendable {
         transmissions += 1
         let number = transmissions
         var index = firstIndex(endingAfter: start)
-        while index < segments.count, segments[index].start < end {
+        while index < storage.count, storage[index].start < end {
             modify(index) { segment in
                 if segment.lost {
                     segment.retransmitted = true
@@ -70,19 +82,19 @@ struct SACKScoreboard: Sendable {
             }
             index += 1
         }
-        let tail = segments.last?.end ?? start
+        let tail = isEmpty ? start : storage[storage.count - 1].end
         guard tail < end else { return }
-        if segments.count >= SACKScoreboard.capacity {
+        if count >= SACKScoreboard.capacity {
             // Bounded: the new bytes join the last entry and take its later time.
-            modify(segments.count - 1) { last in
+            modify(storage.count - 1) { last in
                 last.end = end
                 last.sentAt = now
                 last.transmission = number
             }
         } else {
-            segments.append(
+            storage.append(
                 Segment(start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number))
-            account(segments[segments.count - 1], sign: 1)
+            account(storage[storage.count - 1], sign: 1)
         }
     }
 
@@ -90,8 +102,8 @@ struct SACKScoreboard: Sendable {
     /// Calls `delivered` with each entry (or the acknowledged part of one) that was not SACKed before.
     mutating func acknowledge(through ack: SequenceNumber, _ delivered: (Segment) -> Void) {
         var removed = 0
-        for index in segments.indices {
-            let segment = segments[index]
+        for index in indices {
+            let segment = storage[index]
             guard segment.start < ack else { break }
             if !segment.sacked {
                 var part = segment
@@ -105,11 +117,18 @@ struct SACKScoreboard: Sendable {
             account(segment, sign: -1)
             removed += 1
         }
-        if removed == segments.count, segments.capacity > SACKScoreboard.idleCapacity {
+        head += removed
+        if isEmpty {
             // All acknowledged: an idle connection keeps no large board (a burst's storage goes).
-            segments = []
-        } else if removed > 0 {
-            segments.removeFirst(removed)
+            if storage.capacity > SACKScoreboard.idleCapacity {
+                storage = []
+            } else {
+                storage.removeAll(keepingCapacity: true)
+            }
+            head = 0
+        } else if head >= SACKScoreboard.compactionThreshold, head * 2 >= storage.count {
+            storage.removeFirst(head)
+            head = 0
         }
     }
 
@@ -122,12 +141,12 @@ struct SACKScoreboard: Sendable {
         split(at: right)
         var newly = 0
         var index = firstIndex(endingAfter: left)
-        while index < segments.count, !(right < segments[index].end) {
+        while index < storage.count, !(right < storage[index].end) {
             // An entry straddling an edge stays unSACKed if it could not be split (at the bound).
-            if !segments[index].sacked, !(segments[index].start < left) {
+            if !storage[index].sacked, !(storage[index].start < left) {
                 modify(index) { $0.sacked = true }
-                newly += segments[index].length
-                delivered(segments[index])
+                newly += storage[index].length
+                delivered(storage[index])
             }
             index += 1
         }
@@ -136,20 +155,21 @@ struct SACKScoreboard: Sendable {
 
     /// The receiver dropped data it had SACKed (RFC 2018 8): forget every SACK.
     mutating func forgetSACKs() {
-        for index in segments.indices where segments[index].sacked {
+        for index in indices where storage[index].sacked {
             modify(index) { $0.sacked = false }
         }
     }
 
     /// After a retransmission timeout every entry not SACKed is lost, none resent yet (RFC 6675 5.1).
     mutating func markAllLost() {
-        for index in segments.indices where !segments[index].sacked {
+        for index in indices where !storage[index].sacked {
             markLost(at: index)
         }
     }
 
     mutating func removeAll() {
-        segments.removeAll(keepingCapacity: true)
+        storage.removeAll(keepingCapacity: true)
+        head = 0
         sackedBytes = 0
         lostBytes = 0
         pipe = 0
@@ -157,13 +177,13 @@ struct SACKScoreboard: Sendable {
     }
 
     /// The first SACKed entry is the one at SND.UNA: the receiver reneged (it would have ACKed it).
-    var headIsSACKed: Bool { segments.first?.sacked ?? false }
+    var headIsSACKed: Bool { !isEmpty && storage[head].sacked }
 
     // MARK: Loss marking
 
     /// Marks the entry at `index` lost (it needs a retransmission, none in flight for it now).
     mutating func markLost(at index: Int) {
-        guard segments.indices.contains(index), !segments[index].sacked else { return }
+        guard indices.contains(index), !storage[index].sacked else { return }
         modify(index) { segment in
             segment.lost = true
             segment.retransmitted = false
@@ -177,8 +197,8 @@ struct SACKScoreboard: Sendable {
         var sackedAbove = 0
         var runsAbove = 0
         var previousSACKed = false
-        for index in segments.indices.reversed() {
-            let segment = segments[index]
+        for index in indices.reversed() {
+            let segment = storage[index]
             if segment.sacked {
                 sackedAbove += segment.length
                 if !previousSACKed {
@@ -198,24 +218,29 @@ struct SACKScoreboard: Sendable {
     /// The first entry waiting for a retransmission (RFC 6675 NextSeg rule 1), if any.
     var firstNeedingRetransmission: Int? {
         guard lostBytes > 0 else { return nil }
-        return segments.firstIndex(where: \.needsRetransmission)
+        return indices.first { storage[$0].needsRetransmission }
     }
 
     /// The first entry neither SACKed nor lost below the highest SACKed one (NextSeg rule 3).
     var firstUnSACKedBelowHighestSACKed: Int? {
-        guard sackedBytes > 0, let last = segments.lastIndex(where: \.sacked) else { return nil }
-        return segments[..<last].firstIndex { !$0.sacked && !$0.lost }
+        guard sackedBytes > 0, let last = indices.last(where: { storage[$0].sacked }) else { return nil }
+        return (head..<last).first { !storage[$0].sacked && !storage[$0].lost }
+    }
+
+    /// The last entry not SACKed: what a tail loss probe resends.
+    var lastUnSACKed: Int? {
+        indices.last { !storage[$0].sacked }
     }
 
     // MARK: Helpers
 
     /// The index of the first entry whose end is after `sequence` (binary search).
     func firstIndex(endingAfter sequence: SequenceNumber) -> Int {
-        var low = 0
-        var high = segments.count
+        var low = head
+        var high = storage.count
         while low < high {
             let middle = (low + high) / 2
-            if sequence < segments[middle].end {
+            if sequence < storage[middle].end {
                 high = middle
             } else {
                 low = middle + 1
@@ -227,27 +252,26 @@ struct SACKScoreboard: Sendable {
     /// Cuts the entry at `index` to at most `length` bytes (the rest becomes an entry of its own), so
     /// a retransmission of it fits one segment.
     mutating func limitEntry(at index: Int, to length: Int) {
-        guard segments.indices.contains(index), length > 0, segments[index].length > length else { return }
-        split(at: segments[index].start + length)
+        guard indices.contains(index), length > 0, storage[index].length > length else { return }
+        split(at: storage[index].start + length)
     }
 
     /// Splits the entry that `sequence` falls strictly inside into two with the same state.
     private mutating func split(at sequence: SequenceNumber) {
         let index = firstIndex(endingAfter: sequence)
-        guard index < segments.count, segments[index].start < sequence,
-            segments.count < 2 * SACKScoreboard.capacity
+        guard index < storage.count, storage[index].start < sequence, count < 2 * SACKScoreboard.capacity
         else { return }
-        var tail = segments[index]
+        var tail = storage[index]
         tail.start = sequence
-        segments[index].end = sequence
-        segments.insert(tail, at: index + 1)
+        storage[index].end = sequence
+        storage.insert(tail, at: index + 1)
     }
 
     /// Changes the entry at `index`, keeping the byte counts in step.
     private mutating func modify(_ index: Int, _ change: (inout Segment) -> Void) {
-        account(segments[index], sign: -1)
-        change(&segments[index])
-        account(segments[index], sign: 1)
+        account(storage[index], sign: -1)
+        change(&storage[index])
+        account(storage[index], sign: 1)
     }
 
     /// Adds (`sign` 1) or removes (−1) an entry's bytes from the counts its state puts it in.

@@ -208,7 +208,7 @@ extension TCPConnection {
     /// Resends the scoreboard entry at `index` (at most one MSS of it).
     mutating func retransmitSegment(at index: Int, now: Int64, _ actions: inout TCPActions<Payload>) {
         scoreboard.limitEntry(at: index, to: maximumSegmentSize)
-        let segment = scoreboard.segments[index]
+        let segment = scoreboard[index]
         let end = SequenceNumber.min(segment.end, segment.start + maximumSegmentSize)
         let length = Swift.max(0, SequenceNumber.min(end, sendQueueEnd) - segment.start)
         var flags: TCPFlags = .ack
@@ -275,7 +275,7 @@ extension TCPConnection {
         else { return }
         if sendOne(now: now, force: false, budget: maximumSegmentSize, tailProbe: true, &actions) {
             tailLossProbeRetransmitted = false
-        } else if let index = scoreboard.segments.lastIndex(where: { !$0.sacked }) {
+        } else if let index = scoreboard.lastUnSACKed {
             retransmitSegment(at: index, now: now, &actions)
             tailLossProbeRetransmitted = true
         } else {

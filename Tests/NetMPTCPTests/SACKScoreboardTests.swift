@@ -12,10 +12,12 @@ final class SACKScoreboardTests: XCTestCase {
         var lost = 0
         var pipe = 0
         var retransmitted = 0
-        for (index, segment) in board.segments.enumerated() {
+        let segments = Array(board.segments)
+        XCTAssertEqual(segments.count, board.count, context, line: line)
+        for (index, segment) in segments.enumerated() {
             XCTAssertTrue(segment.start < segment.end, context, line: line)
             if index > 0 {
-                XCTAssertEqual(board.segments[index - 1].end, segment.start, context, line: line)
+                XCTAssertEqual(segments[index - 1].end, segment.start, context, line: line)
             }
             sacked += segment.sacked ? segment.length : 0
             lost += segment.needsRetransmission ? segment.length : 0
@@ -55,10 +57,10 @@ final class SACKScoreboardTests: XCTestCase {
                 board.markLostBySACKCount(maximumSegmentSize: 1460)
             case 5:
                 if let index = board.firstNeedingRetransmission {
-                    let segment = board.segments[index]
+                    let segment = board[index]
                     board.sent(segment.start, segment.end, now: now)
                 } else if !board.isEmpty {
-                    board.markLost(at: random.below(board.segments.count))
+                    board.markLost(at: board.indices.lowerBound + random.below(board.count))
                 }
             default:
                 if random.chance(20) {
@@ -75,6 +77,25 @@ final class SACKScoreboardTests: XCTestCase {
         board.acknowledge(through: next) { _ in }
         XCTAssertTrue(board.isEmpty)
         check(board, "end")
+    }
+
+    func testCumulativeACKsMoveTheHeadAndCompactionKeepsEveryEntry() {
+        var board = SACKScoreboard()
+        let base = SequenceNumber(1)
+        for index in 0..<1000 {
+            board.sent(base + index * 100, base + (index + 1) * 100, now: Int64(index))
+        }
+        board.sack(base + 99_000, base + 99_100) { _ in }
+        for index in 1...990 {
+            board.acknowledge(through: base + index * 100) { _ in }
+            check(board, "ACK \(index)")
+            XCTAssertEqual(board.count, 1000 - index)
+            XCTAssertEqual(board[board.indices.lowerBound].start, base + index * 100)
+            XCTAssertEqual(board[board.indices.lowerBound].sentAt, Int64(index))
+        }
+        XCTAssertLessThan(board.indices.lowerBound, 990, "the dead front was compacted away")
+        XCTAssertEqual(board.sackedBytes, 100)
+        XCTAssertEqual(board.lastUnSACKed.map { board[$0].start }, base + 99_900)
     }
 
     func testHostileSACKBlocksAreBoundedAndNeverTrap() {
