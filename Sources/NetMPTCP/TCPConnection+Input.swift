@@ -266,6 +266,10 @@ extension TCPConnection {
                 cancel(.persist)
                 persistBackoff = 0
             }
+            if sendWindow == 0 {
+                // The peer can take no probe now; the persist timer takes over.
+                cancel(.lossProbe)
+            }
         }
         if finAcknowledged {
             switch state {

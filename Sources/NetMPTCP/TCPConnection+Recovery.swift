@@ -185,7 +185,8 @@ extension TCPConnection {
                 ? Swift.min(congestionControl.congestionWindow, congestionControl.slowStartThreshold)
                 : congestionControl.congestionWindow
             let budget = window - scoreboard.pipe
-            guard budget >= maximumSegmentSize else { break }
+            // Nothing goes into a closed window: the peer would drop it (zero-window probes persist).
+            guard budget >= maximumSegmentSize, sendWindow > 0 else { break }
             if let index = scoreboard.firstNeedingRetransmission {
                 retransmitSegment(at: index, now: now, &actions)
             } else if sendOne(now: now, force: false, budget: budget, &actions) {
@@ -243,7 +244,7 @@ extension TCPConnection {
     /// outstanding and no recovery or probe is under way.
     mutating func armTailLossProbe(now: Int64, restart: Bool) {
         guard sackPermitted, configuration.lossDetection == .rack, !inFastRecovery, scoreboard.lostBytes == 0,
-            tailLossProbeEnd == nil, consecutiveRetransmissions == 0, sendUnacknowledged != sendMax
+            tailLossProbeEnd == nil, consecutiveRetransmissions == 0, sendUnacknowledged != sendMax, sendWindow > 0
         else {
             cancel(.lossProbe)
             return
@@ -270,8 +271,9 @@ extension TCPConnection {
     /// The PTO expired: send one new segment if the windows allow, else the last one again, so the
     /// ACK it draws lets RACK find the tail losses without waiting for the RTO.
     mutating func lossProbeFired(now: Int64, _ actions: inout TCPActions<Payload>) {
+        // A closed window is the persist timer's: the peer could not take a probe.
         guard sackPermitted, !inFastRecovery, tailLossProbeEnd == nil, sendUnacknowledged != sendMax,
-            consecutiveRetransmissions == 0, scoreboard.lostBytes == 0
+            consecutiveRetransmissions == 0, scoreboard.lostBytes == 0, sendWindow > 0
         else { return }
         if sendOne(now: now, force: false, budget: maximumSegmentSize, tailProbe: true, &actions) {
             tailLossProbeRetransmitted = false

@@ -248,6 +248,24 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(duplicated.connection.tailLossProbeCount, 1)
     }
 
+    func testNoProbeOrRetransmissionGoesIntoAClosedWindow() {
+        // The peer takes eight segments and closes its window: two are still on their way.
+        var harness = Self.sackSender(.rack, queued: 10)
+        harness.now = 20 * milliseconds
+        harness.receive(peer(.ack, 5001, Self.start(8), window: 0))
+        XCTAssertNil(harness.connection.deadline(of: .lossProbe), "a probe could not be taken")
+        // They were lost: the timeout resends nothing while the window stays shut.
+        XCTAssertEqual(harness.fireNext(), 220 * milliseconds)
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertEqual(harness.connection.timeoutCount, 1)
+        XCTAssertNotNil(harness.connection.deadline(of: .retransmission))
+        // The window opens: the first lost segment goes (the timeout left a window of one segment).
+        harness.now = 300 * milliseconds
+        harness.receive(peer(.ack, 5001, Self.start(8)))
+        XCTAssertEqual(harness.sent, [Self.data(8)])
+        XCTAssertEqual(harness.connection.tailLossProbeCount, 0)
+    }
+
     /// An established SACK receiver (our ISN 1000, the peer's 5000), timestamps as asked.
     static func sackReceiver(timestamps: Bool = false) -> Harness {
         var configuration = plainConfiguration()
