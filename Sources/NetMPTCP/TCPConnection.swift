@@ -119,7 +119,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var rackLostSegments = 0
     /// Tail loss probes sent (RFC 8985 7).
     public internal(set) var tailLossProbeCount = 0
-    /// Recoveries undone because D-SACKs showed their retransmissions were spurious.
+    /// Recoveries whose every retransmission D-SACKs showed spurious: undone, the window before them
+    /// restored unless it has grown past it since.
     public internal(set) var spuriousRecoveryCount = 0
 
     /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
