@@ -15,8 +15,13 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
     var isEmpty: Bool { entries.isEmpty && finSequence == nil }
 
     /// Stores the bytes of `payload` (starting at `start`) that no entry holds yet, within the
-    /// bounds; bytes over the bounds are dropped and will be retransmitted.
-    mutating func insert(_ payload: Payload, at start: SequenceNumber, maximumSegments: Int, maximumBytes: Int) {
+    /// bounds; bytes over the bounds are dropped and will be retransmitted. Returns the first range
+    /// of bytes that an entry already held (a duplicate, for D-SACK), if any.
+    @discardableResult
+    mutating func insert(
+        _ payload: Payload, at start: SequenceNumber, maximumSegments: Int, maximumBytes: Int
+    ) -> (left: SequenceNumber, right: SequenceNumber)? {
+        var duplicate: (left: SequenceNumber, right: SequenceNumber)?
         var start = start
         var payload = payload
         var index = 0
@@ -30,19 +35,23 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
                 if !(start < next.start) {
                     // Starts inside an entry: skip what it already holds.
                     let skip = next.end - start
+                    if duplicate == nil {
+                        duplicate = (start, start + Swift.min(skip, payload.count))
+                    }
                     payload = payload.droppingFirst(skip)
                     start = next.end
                     continue
                 }
                 piece = payload.keepingFirst(next.start - start)
             }
-            guard entries.count < maximumSegments, byteCount + piece.count <= maximumBytes else { return }
+            guard entries.count < maximumSegments, byteCount + piece.count <= maximumBytes else { return duplicate }
             entries.insert(Entry(start: start, payload: piece), at: index)
             byteCount += piece.count
             payload = payload.droppingFirst(piece.count)
             start += piece.count
             index += 1
         }
+        return duplicate
     }
 
     /// Removes and passes to `deliver` the entries that now continue the stream at `next`, in order,

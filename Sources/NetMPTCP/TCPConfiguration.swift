@@ -8,8 +8,13 @@ public struct TCPConfiguration: Sendable {
     public var windowScaling = true
     /// Offer timestamps (RFC 7323).
     public var timestamps = true
-    /// Offer SACK-permitted; part 1 only records the peer's answer.
-    public var sackPermitted = false
+    /// Offer SACK-permitted (RFC 2018); with it, the loss detector below repairs losses.
+    public var sackPermitted = true
+    /// How losses are found when SACK was negotiated (without it NewReno's duplicate ACKs are used).
+    public var lossDetection = TCPLossDetection.rack
+    /// The longest the peer may delay an ACK, added to a tail loss probe's timeout when one segment
+    /// is in flight (RFC 8985 7.2).
+    public var maximumPeerACKDelay: Int64 = 200_000_000
     /// The congestion control of new connections (TCP_CONGESTION): CUBIC unless a socket asks.
     public var congestionControl = TCPCongestionAlgorithm.cubic
     /// HyStart++ (RFC 9406) ends the initial slow start on a rising RTT, for either algorithm.
@@ -64,4 +69,12 @@ public struct TCPConfiguration: Sendable {
     public var synCookies = true
 
     public init() {}
+}
+
+/// The loss detector a SACK connection uses.
+public enum TCPLossDetection: Sendable, Hashable {
+    /// RACK-TLP (RFC 8985): time-based detection and tail loss probes, as Linux and FreeBSD default to.
+    case rack
+    /// RFC 6675's IsLost: DupThresh SACKed segments above a hole.
+    case rfc6675
 }

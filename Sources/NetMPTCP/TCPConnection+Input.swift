@@ -143,6 +143,10 @@ extension TCPConnection {
         }
         guard acceptable else {
             actions.dropped = .outOfWindow
+            if sackPermitted, payload.count > 0, !(receiveNext < sequence + payload.count) {
+                // Wholly old data: the peer retransmitted what we have; report it (RFC 2883).
+                sackReporter.duplicateReceived(sequence, sequence + payload.count)
+            }
             if !flags.contains(.rst), mayAnswerUnacceptable(length: length, syn: syn, now: now) {
                 if state == .timeWait && fin {
                     enterTimeWait(now: now, &actions)
@@ -167,6 +171,10 @@ extension TCPConnection {
             if duplicate > 0 {
                 // Data we already have: the peer retransmitted, so our ACK was lost or is late.
                 ackNow = true
+                if sackPermitted {
+                    let start = receiveNext - duplicate
+                    sackReporter.duplicateReceived(start, start + Swift.min(duplicate, payload.count))
+                }
             }
             payload = payload.droppingFirst(duplicate)
             sequence = receiveNext
@@ -220,11 +228,14 @@ extension TCPConnection {
         }
         guard acknowledgmentAcceptable(ack, now: now, &actions) else { return false }
         let peerWindow = Int(header.window) << Int(sendScale)
-        if sendUnacknowledged < ack {
+        let duplicate =
+            ack == sendUnacknowledged && !carriesData && sendMax != sendUnacknowledged
+            && peerWindow == sendWindow && sendWindow > 0
+        if sackPermitted {
+            sackAcknowledgment(ack, header: header, duplicate: duplicate, now: now, &actions)
+        } else if sendUnacknowledged < ack {
             newlyAcknowledged(ack, header: header, now: now, &actions)
-        } else if ack == sendUnacknowledged, !carriesData, sendMax != sendUnacknowledged,
-            peerWindow == sendWindow, sendWindow > 0
-        {
+        } else if duplicate {
             duplicateACK(now: now, &actions)
         }
         if header.flags.contains(.ece) {
@@ -241,6 +252,10 @@ extension TCPConnection {
             if opened {
                 cancel(.persist)
                 persistBackoff = 0
+            }
+            if sendWindow == 0 {
+                // The peer can take no probe now; the persist timer takes over.
+                cancel(.lossProbe)
             }
         }
         if finAcknowledged {
@@ -265,6 +280,38 @@ extension TCPConnection {
     private mutating func newlyAcknowledged(
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
+        let (acknowledged, rtt) = takeAcknowledgment(ack, header: header, now: now, &actions)
+        if inFastRecovery {
+            if !(ack < recoveryPoint) {
+                inFastRecovery = false
+                duplicateACKs = 0
+                congestionControl.exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)
+            } else {
+                // NewReno partial ACK: the next hole is lost too; resend it at once.
+                retransmitFirstUnacknowledged(now: now, &actions)
+                congestionControl.partialACK(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize)
+                arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+            }
+        } else {
+            duplicateACKs = 0
+            if recoveryPoint < ack {
+                // Keep "recover" just behind SND.UNA so the comparison never wraps.
+                recoveryPoint = ack - 1
+            }
+            congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
+        }
+        if sendUnacknowledged == sendMax {
+            cancel(.retransmission)
+        } else if !inFastRecovery {
+            arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+        }
+    }
+
+    /// SND.UNA moves to `ack`: the RTT sample, the send queue's front, the timeout's backoff. Returns
+    /// the bytes (SYN and FIN included) newly acknowledged and the RTT sample, if any.
+    mutating func takeAcknowledgment(
+        _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
+    ) -> (bytes: Int, rtt: Int64?) {
         let acknowledged = ack - sendUnacknowledged
         var rtt: Int64?
         if timestampsEnabled, let echo = header.options.timestamps?.echoReply, echo != 0 {
@@ -292,30 +339,7 @@ extension TCPConnection {
         }
         persistBackoff = 0
         windowValidation.acknowledged(ack, sendMax: sendMax, flight: flightSize)
-        if inFastRecovery {
-            if !(ack < recoveryPoint) {
-                inFastRecovery = false
-                duplicateACKs = 0
-                congestionControl.exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)
-            } else {
-                // NewReno partial ACK: the next hole is lost too; resend it at once.
-                retransmitFirstUnacknowledged(now: now, &actions)
-                congestionControl.partialACK(bytes: acknowledged, maximumSegmentSize: maximumSegmentSize)
-                arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
-            }
-        } else {
-            duplicateACKs = 0
-            if recoveryPoint < ack {
-                // Keep "recover" just behind SND.UNA so the comparison never wraps.
-                recoveryPoint = ack - 1
-            }
-            congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
-        }
-        if sendUnacknowledged == sendMax {
-            cancel(.retransmission)
-        } else if !inFastRecovery {
-            arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
-        }
+        return (acknowledged, rtt)
     }
 
     private mutating func duplicateACK(now: Int64, _ actions: inout TCPActions<Payload>) {
@@ -338,9 +362,15 @@ extension TCPConnection {
     ) {
         guard sequence == receiveNext else {
             // Ahead of a hole: keep it and send a duplicate ACK at once.
-            outOfOrder.insert(
+            let duplicate = outOfOrder.insert(
                 payload, at: sequence, maximumSegments: configuration.maximumOutOfOrderSegments,
                 maximumBytes: configuration.maximumOutOfOrderBytes)
+            if sackPermitted, payload.count > 0 {
+                if let duplicate {
+                    sackReporter.duplicateReceived(duplicate.left, duplicate.right)
+                }
+                sackReporter.received(at: sequence)
+            }
             if fin {
                 outOfOrder.finSequence = sequence + payload.count
             }

@@ -8,7 +8,11 @@ extension TCPConnection {
     mutating func output(now: Int64, _ actions: inout TCPActions<Payload>) {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
-            while sendOne(now: now, force: false, &actions) {}
+            if sackPermitted {
+                sendWithScoreboard(now: now, &actions)
+            } else {
+                while sendOne(now: now, force: false, &actions) {}
+            }
             noteCongestionWindowUse()
             armPersistIfStuck(now: now)
         case .synReceived, .finWait2, .timeWait:
@@ -22,11 +26,26 @@ extension TCPConnection {
     }
 
     /// Sends one segment from SND.NXT if allowed (or, when `force`, one probe even into a closed
-    /// window); false when nothing was sent.
-    mutating func sendOne(now: Int64, force: Bool, _ actions: inout TCPActions<Payload>) -> Bool {
+    /// window); false when nothing was sent. A `budget` (bytes `cwnd − pipe` leaves during SACK
+    /// recovery) replaces the congestion window; a `tailProbe` is not held back by Nagle.
+    mutating func sendOne(
+        now: Int64, force: Bool, budget: Int? = nil, tailProbe: Bool = false, _ actions: inout TCPActions<Payload>
+    ) -> Bool {
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
-        let window = Swift.min(sendWindow, congestionControl.congestionWindow)
-        let usable = Swift.max(0, (sendUnacknowledged + window) - sendNext)
+        let congestionWindow = congestionControl.congestionWindow
+        // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
+        // more segment out.
+        let limitedTransmit =
+            sackPermitted && !inFastRecovery && (1...2).contains(duplicateACKs) && scoreboard.lostBytes == 0
+            ? duplicateACKs * maximumSegmentSize : 0
+        let peerUsable = (sendUnacknowledged + sendWindow) - sendNext
+        let usable: Int
+        if let budget {
+            usable = Swift.max(0, Swift.min(budget, peerUsable))
+        } else {
+            let window = Swift.min(sendWindow, congestionWindow + limitedTransmit)
+            usable = Swift.max(0, (sendUnacknowledged + window) - sendNext)
+        }
         var length = Swift.min(unsent, maximumSegmentSize, usable)
         if force, length == 0, unsent > 0 {
             length = 1
@@ -36,7 +55,7 @@ extension TCPConnection {
         if length == 0 && !fin {
             return false
         }
-        if length > 0 && !fin && !force && !retransmitting && length < maximumSegmentSize {
+        if length > 0 && !fin && !force && !tailProbe && !retransmitting && length < maximumSegmentSize {
             // Nagle (RFC 896) and sender silly-window avoidance (RFC 9293 3.8.6.2.1).
             let idle = sendMax == sendUnacknowledged
             let allQueued = length == unsent
@@ -72,6 +91,9 @@ extension TCPConnection {
         }
         sendNext += consumed
         sendMax = SequenceNumber.max(sendMax, sendNext)
+        if limitedTransmit > 0, budget == nil {
+            limitedTransmitBytes = Swift.max(limitedTransmitBytes, (sendMax - sendUnacknowledged) - congestionWindow)
+        }
         if !isArmed(.retransmission) {
             arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
             cancel(.persist)
@@ -147,6 +169,14 @@ extension TCPConnection {
         let window = advertiseWindow()
         var flags = flags
         let ecnCapable = markECN(&flags, sequence: sequence, payloadLength: payloadLength)
+        if sackPermitted {
+            // As many blocks as fit beside the timestamps (RFC 2018 3): three with them, four without.
+            options.sackBlocks = sackReporter.blocks(
+                for: outOfOrder, receiveNext: receiveNext, limit: timestampsEnabled ? 3 : 4)
+            if payloadLength > 0 || flags.contains(.fin) {
+                scoreboard.sent(sequence, sequence + payloadLength + (flags.contains(.fin) ? 1 : 0), now: now)
+            }
+        }
         let header = TCPHeader(
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence.rawValue,
             acknowledgmentNumber: receiveNext.rawValue, flags: flags,
@@ -167,6 +197,7 @@ extension TCPConnection {
     }
 
     mutating func noteACKSent() {
+        sackReporter.acknowledgmentSent()
         ackNow = false
         bytesSinceACK = 0
         lastACKSent = receiveNext

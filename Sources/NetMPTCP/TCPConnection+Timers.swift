@@ -17,6 +17,14 @@ extension TCPConnection {
                 return
             }
         }
+        if expired(.reorderTimeout, now) {
+            cancel(.reorderTimeout)
+            reorderTimerFired(now: now, &actions)
+        }
+        if expired(.lossProbe, now) {
+            cancel(.lossProbe)
+            lossProbeFired(now: now, &actions)
+        }
         if expired(.persist, now) {
             cancel(.persist)
             persistBackoff += 1
@@ -62,8 +70,13 @@ extension TCPConnection {
             inFastRecovery = false
             duplicateACKs = 0
             recoveryPoint = sendMax
-            // Go back N: resend from the first unacknowledged byte as the window allows.
-            sendNext = sendUnacknowledged
+            if sackPermitted && !scoreboard.isEmpty {
+                // Resend what the peer has not SACKed, in order, as the window allows.
+                scoreboardTimedOut()
+            } else {
+                // Go back N: resend from the first unacknowledged byte as the window allows.
+                sendNext = sendUnacknowledged
+            }
             output(now: now, &actions)
             if sendUnacknowledged != sendMax, !isArmed(.retransmission), !isArmed(.persist) {
                 arm(.retransmission, at: now &+ retransmissionTimeout.timeout)

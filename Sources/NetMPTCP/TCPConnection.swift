@@ -59,7 +59,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var sendScale: UInt8 = 0
     public internal(set) var receiveScale: UInt8 = 0
     public internal(set) var timestampsEnabled = false
-    /// Both ends offered SACK-permitted (recorded; SACK itself comes in part 2).
+    /// Both ends offered SACK-permitted: ACKs carry SACK blocks, and losses are found and repaired
+    /// from the scoreboard (RACK-TLP or RFC 6675) instead of by NewReno's duplicate ACKs.
     public internal(set) var sackPermitted = false
     var peerOfferedWindowScale = false
     /// TS.Recent (RFC 7323).
@@ -86,6 +87,22 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// RFC 6582's "recover": the highest sequence sent when recovery began.
     var recoveryPoint: SequenceNumber
     var persistBackoff = 0
+
+    // MARK: SACK loss recovery
+
+    /// What the peer holds out of order and what is lost (SACK only).
+    var scoreboard = SACKScoreboard()
+    var rack = RACK()
+    /// The blocks our ACKs report (SACK only).
+    var sackReporter = SACKReporter()
+    /// Bytes sent by limited transmit (RFC 3042) since the cumulative ACK last moved.
+    var limitedTransmitBytes = 0
+    /// The outstanding tail loss probe: the SND.NXT after it, and whether it was a retransmission.
+    var tailLossProbeEnd: SequenceNumber?
+    var tailLossProbeRetransmitted = false
+    /// The congestion state before the last fast recovery, restored when D-SACKs show every
+    /// retransmission of it was spurious (RFC 2883 with an Eifel-like undo).
+    var undo: RecoveryUndo?
 
     // MARK: ACK generation
 
@@ -120,6 +137,16 @@ public struct TCPConnection<Payload: TCPPayload> {
     var progressTime: Int64 = 0
     /// When an unacceptable segment without data was last answered with an ACK.
     var lastOutOfWindowACKTime: Int64?
+
+    /// Fast recoveries driven by the SACK scoreboard (a subset of `fastRetransmitCount`).
+    public internal(set) var sackRecoveryCount = 0
+    /// Segments RACK marked lost (RFC 8985).
+    public internal(set) var rackLostSegments = 0
+    /// Tail loss probes sent (RFC 8985 7).
+    public internal(set) var tailLossProbeCount = 0
+    /// Recoveries whose every retransmission D-SACKs showed spurious: undone, the window before them
+    /// restored unless it has grown past it since.
+    public internal(set) var spuriousRecoveryCount = 0
 
     /// A connection in CLOSED, ready for `connect` (active open). `routeMTU` is the MTU of the route
     /// to the peer; the MSS we announce is that less 40 bytes of IPv4 and TCP headers.
@@ -214,6 +241,8 @@ public struct TCPConnection<Payload: TCPPayload> {
             cancel(timer)
         }
         outOfOrder.removeAll()
+        sackReporter.removeAll()
+        scoreboard.removeAll()
         actions.closed = true
         if let error {
             actions.error = error

@@ -10,6 +10,10 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
     case keepAlive
     /// TCP_USER_TIMEOUT; its deadline is derived from when the oldest unacknowledged data was sent.
     case userTimeout
+    /// RACK's reordering window for a segment that may yet be reordered rather than lost.
+    case reorderTimeout
+    /// The tail loss probe (RFC 8985 7).
+    case lossProbe
 }
 
 /// One deadline per stored timer, inline so a connection value carries no array of its own
@@ -20,6 +24,8 @@ struct TimerDeadlines: Hashable, Sendable {
     private var delayedACK: Int64?
     private var finWait2: Int64?
     private var timeWait: Int64?
+    private var reorderTimeout: Int64?
+    private var lossProbe: Int64?
 
     subscript(timer: TCPTimer) -> Int64? {
         get {
@@ -30,6 +36,8 @@ struct TimerDeadlines: Hashable, Sendable {
             case .finWait2: return finWait2
             case .timeWait: return timeWait
             case .keepAlive, .userTimeout: return nil
+            case .reorderTimeout: return reorderTimeout
+            case .lossProbe: return lossProbe
             }
         }
         set {
@@ -40,6 +48,8 @@ struct TimerDeadlines: Hashable, Sendable {
             case .finWait2: finWait2 = newValue
             case .timeWait: timeWait = newValue
             case .keepAlive, .userTimeout: break
+            case .reorderTimeout: reorderTimeout = newValue
+            case .lossProbe: lossProbe = newValue
             }
         }
     }

@@ -24,7 +24,9 @@ final class OptionsTests: XCTestCase {
     }
 
     func testNegotiatedScalingTimestampsAndMSS() {
-        var harness = Harness.connecting(TCPConfiguration())
+        var configuration = TCPConfiguration()
+        configuration.sackPermitted = false
+        var harness = Harness.connecting(configuration)
         let ourStamp = harness.actions.segments[0].header.options.timestamps?.value ?? 0
         harness.now = 50 * milliseconds
         harness.receive(
