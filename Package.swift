@@ -9,12 +9,15 @@ let package = Package(
     name: "NetMP",
     products: [
         .library(name: "NetMP", targets: ["NetMP"]),
+        .library(name: "NetMPMetrics", targets: ["NetMPMetrics"]),
         .executable(name: "netmp", targets: ["netmp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Logging for the command only; the library core has no dependencies.
         .package(url: "https://github.com/apple/swift-log", "1.16.0"..<"1.17.0"),
+        // Counters for an application's metrics backend, in a product of their own (NetMPMetrics).
+        .package(url: "https://github.com/apple/swift-metrics", "2.4.0"..<"3.0.0"),
     ],
     targets: [
         // The Linux calls Glibc does not import: futex, CPU affinity, thread-local current port.
@@ -49,6 +52,12 @@ let package = Package(
         // Services over the generic socket API (echo, discard, HTTP, UDP echo, stream pumps): the
         // command serves them, the tests run them over local and TAP sockets.
         .target(name: "NetMPServices", dependencies: ["NetMP"]),
+        // The stack's counters through swift-metrics, for the user's own backend; apart from the
+        // library core so that NetMP itself depends on the toolchain alone.
+        .target(
+            name: "NetMPMetrics",
+            dependencies: ["NetMP", .product(name: "Metrics", package: "swift-metrics")]
+        ),
         .executableTarget(
             name: "netmp",
             dependencies: [
@@ -67,6 +76,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetMPWireTests", dependencies: ["NetMPWire"]),
+        .testTarget(
+            name: "NetMPMetricsTests",
+            dependencies: ["NetMPMetrics", "NetMP", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(name: "NetMPTCPTests", dependencies: ["NetMPTCP", "NetMPWire"]),
     ],
     swiftLanguageModes: [.v6]
