@@ -77,26 +77,24 @@ public final class StackMetricsReporter: Sendable {
                 let delta = value - (state.last[name] ?? 0)
                 state.last[name] = value
                 guard delta > 0 else { continue }
-                let counter =
-                    state.counters[name]
-                    ?? {
-                        let made = Counter(label: "\(labelPrefix)_\(name)", dimensions: dimensions, factory: factory)
-                        state.counters[name] = made
-                        return made
-                    }()
-                counter.increment(by: delta)
+                Self.metric(name, in: &state.counters) {
+                    Counter(label: "\(labelPrefix)_\(name)", dimensions: dimensions, factory: factory)
+                }.increment(by: delta)
             }
             for (name, value) in gauges {
-                let gauge =
-                    state.gauges[name]
-                    ?? {
-                        let made = Gauge(label: "\(labelPrefix)_\(name)", dimensions: dimensions, factory: factory)
-                        state.gauges[name] = made
-                        return made
-                    }()
-                gauge.record(value)
+                Self.metric(name, in: &state.gauges) {
+                    Gauge(label: "\(labelPrefix)_\(name)", dimensions: dimensions, factory: factory)
+                }.record(value)
             }
         }
+    }
+
+    /// The metric made for `name` the first time it was reported.
+    private static func metric<Metric>(_ name: String, in made: inout [String: Metric], make: () -> Metric) -> Metric {
+        if let existing = made[name] { return existing }
+        let metric = make()
+        made[name] = metric
+        return metric
     }
 
     /// Calls `report()` every `interval` on a thread of its own until `stop()`.
