@@ -4,10 +4,14 @@ import NetMP
 /// A small HTTP/1.1 server over any stream socket: GET and HEAD of files under a directory (or
 /// a built-in page), keep-alive and pipelining, and the errors a client can rely on: 400 bad
 /// syntax or a missing Host, 403 a path that leaves the root, 404, 405 other methods, 413 a
-/// body over 1 MiB, 431 a head over 16 KiB, 501 a transfer coding, 505 other versions.
+/// body over 1 MiB, 431 a head over 16 KiB, 501 a transfer coding, 505 other versions. A
+/// connection on which no request (or no whole request head) arrives for `idleTimeout` is
+/// closed, so idle keep-alive clients do not hold connections forever.
 public struct HTTPServer: Sendable {
     /// The directory served, resolved (no symbolic links); nil serves only the built-in page.
     public let root: String?
+    /// How long a connection may wait for its next request's head; nil waits forever.
+    public let idleTimeout: Duration?
     public static let maximumHeadSize = 16 << 10
     public static let maximumBodySize = 1 << 20
     public static let builtInPage = Array(
@@ -18,8 +22,11 @@ public struct HTTPServer: Sendable {
 
         """.utf8)
 
-    /// - Throws: `.noSuchDevice`-free errors: `.invalidArgument` when `root` is not a directory.
-    public init(root: String?) throws(NetError) {
+    /// - Parameter idleTimeout: 60 s unless told otherwise (nginx's keep-alive timeout is 75 s).
+    /// - Throws: `.invalidArgument` when `root` is not a directory or the timeout is not positive.
+    public init(root: String?, idleTimeout: Duration? = .seconds(60)) throws(NetError) {
+        if let idleTimeout, idleTimeout <= .zero { throw .invalidArgument }
+        self.idleTimeout = idleTimeout
         guard let root else {
             self.root = nil
             return
@@ -219,7 +226,12 @@ public struct HTTPServer: Sendable {
                         try await send(HTTPServer.error(431, closes: true), head: nil, on: connection, counters)
                         return
                     }
-                    let bytes = try await connection.read(maxBytes: 64 << 10)
+                    guard let bytes = try await readHead(from: connection) else {
+                        // Idle too long: a graceful close, as servers do (no response).
+                        counters.idleClosed.add(1, ordering: .relaxed)
+                        try? connection.shutdown(.write)
+                        return
+                    }
                     if bytes.isEmpty { return }
                     counters.received.add(bytes.count, ordering: .relaxed)
                     buffer += bytes
@@ -272,6 +284,40 @@ public struct HTTPServer: Sendable {
         } catch {
             counters.failures.add(1, ordering: .relaxed)
         }
+    }
+
+    /// Reads what comes of a request head; nil when nothing came within `idleTimeout`. The read
+    /// races a timer: whichever ends first cancels the other, and bytes the read took as the
+    /// timer fired are still returned (nothing read is dropped).
+    private func readHead(from connection: NetSocket) async throws(NetError) -> [UInt8]? {
+        guard let idleTimeout else { return try await connection.read(maxBytes: 64 << 10) }
+        let outcomes = await withTaskGroup(of: Result<[UInt8], NetError>?.self) { group in
+            group.addTask {
+                do throws(NetError) {
+                    return .success(try await connection.read(maxBytes: 64 << 10))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: idleTimeout)
+                return nil
+            }
+            var outcomes: [Result<[UInt8], NetError>?] = []
+            for await outcome in group {
+                if outcomes.isEmpty { group.cancelAll() }
+                outcomes.append(outcome)
+            }
+            return outcomes
+        }
+        for case .some(let outcome) in outcomes {
+            switch outcome {
+            case .success(let bytes): return bytes
+            case .failure(let error) where error != .cancelled: throw error
+            case .failure: continue
+            }
+        }
+        return nil
     }
 
     /// Sends a response (its body only when the request was not HEAD); a closing response

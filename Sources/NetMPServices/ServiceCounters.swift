@@ -10,6 +10,7 @@ public final class ServiceCounters: Sendable {
     let sent = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
+    let idleClosed = Atomic<Int>(0)
 
     public init(name: String) { self.name = name }
 
@@ -17,7 +18,8 @@ public final class ServiceCounters: Sendable {
         ServiceStatistics(
             name: name, accepted: accepted.load(ordering: .relaxed), active: active.load(ordering: .relaxed),
             bytesReceived: received.load(ordering: .relaxed), bytesSent: sent.load(ordering: .relaxed),
-            requests: requests.load(ordering: .relaxed), failures: failures.load(ordering: .relaxed))
+            requests: requests.load(ordering: .relaxed), failures: failures.load(ordering: .relaxed),
+            idleClosed: idleClosed.load(ordering: .relaxed))
     }
 }
 
@@ -33,9 +35,11 @@ public struct ServiceStatistics: Sendable, Hashable, CustomStringConvertible {
     public var requests: Int
     /// Connections that ended with an error (reset, broken pipe).
     public var failures: Int
+    /// Connections the server closed because no request came within its idle timeout (HTTP).
+    public var idleClosed: Int = 0
 
     public var description: String {
         "\(name): accepted=\(accepted) active=\(active) in=\(bytesReceived) out=\(bytesSent) "
-            + "requests=\(requests) failures=\(failures)"
+            + "requests=\(requests) failures=\(failures) idle-closed=\(idleClosed)"
     }
 }

@@ -33,11 +33,15 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The directory --http serves (default: a built-in page).")
     var root: String?
 
+    @Option(help: "Seconds an HTTP connection may wait for its next request before it is closed (1-86400).")
+    var httpIdleTimeout = 60
+
     @Option(help: "Serve UDP echo (RFC 862) on this port.")
     var udpEcho: UInt16?
 
     func validate() throws {
         if root != nil && http == nil { throw ValidationError("--root needs --http") }
+        if !(1...86400).contains(httpIdleTimeout) { throw ValidationError("--http-idle-timeout must be 1-86400") }
         for port in [echo, discard, http, udpEcho] where port == 0 {
             throw ValidationError("ports must be 1-65535")
         }
@@ -74,7 +78,7 @@ struct ServeCommand: ParsableCommand {
             if let http {
                 let server: HTTPServer
                 do {
-                    server = try HTTPServer(root: root)
+                    server = try HTTPServer(root: root, idleTimeout: .seconds(httpIdleTimeout))
                 } catch {
                     throw CommandFailure(
                         message: "netmp: --root \(root ?? ""): not a directory", status: ExitStatus.usage)

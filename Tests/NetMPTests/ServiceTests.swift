@@ -238,6 +238,30 @@ final class ServiceTests: XCTestCase {
         }
     }
 
+    func testHTTPClosesAConnectionThatStaysIdle() throws {
+        let server = try serve("/idle", try HTTPServer(root: nil, idleTimeout: .milliseconds(200)).handle)
+        let client = try connect("/idle")
+        defer { client.close() }
+        // A request answered, then nothing: the server closes the connection after its timeout.
+        let raw = "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        // The server's idle time starts after its reply, so after this instant.
+        let start = MonotonicTime.now
+        XCTAssertEqual(try client.write(Array(raw.utf8)), raw.utf8.count)
+        var pending: [UInt8] = []
+        XCTAssertEqual(try readReply(client, pending: &pending)?.status, 200)
+        XCTAssertEqual(try client.read(maxBytes: 1), [], "end of file: the server closed the idle connection")
+        XCTAssertGreaterThanOrEqual(MonotonicTime.now - start, 200_000_000, "closed before the idle timeout")
+        XCTAssertEqual(server.counters.snapshot.idleClosed, 1)
+        XCTAssertEqual(server.counters.snapshot.requests, 1)
+        // Half a request head does not keep a connection open either.
+        let slow = try connect("/idle")
+        defer { slow.close() }
+        XCTAssertEqual(try slow.write(Array("GET / HTTP/1.1\r\n".utf8)), 16)
+        XCTAssertEqual(try slow.read(maxBytes: 1), [])
+        XCTAssertEqual(server.counters.snapshot.idleClosed, 2)
+        XCTAssertThrowsError(try HTTPServer(root: nil, idleTimeout: .zero))
+    }
+
     func testHTTPWithoutARootServesTheBuiltInPageAndHTTP10Closes() throws {
         _ = try serve("/page", try HTTPServer(root: nil).handle)
         let reply = try request("/page", "GET / HTTP/1.0\r\n\r\n", closes: true)
