@@ -26,9 +26,10 @@ public enum TCPFuzz {
     public struct Violation: Error, CustomStringConvertible, Sendable {
         public var message: String
         public var step: Int
+        /// The events of the sequence, oldest first (the last 16 are kept).
         public var trace: [String]
         public var description: String {
-            "step \(step): \(message)\n" + trace.suffix(12).map { "  \($0)" }.joined(separator: "\n")
+            "step \(step): \(message)\n" + trace.map { "  \($0)" }.joined(separator: "\n")
         }
     }
 
@@ -122,7 +123,8 @@ public enum TCPFuzz {
         /// Bytes the application queued that the connection took, less those acknowledged.
         var queued = 0
         var step = 0
-        var trace: [String] = []
+        /// Events, described only when an invariant breaks (formatting each costs more than the step).
+        var trace: [Event] = []
 
         init(choices: inout Choices) {
             var configuration = TCPConfiguration()
@@ -142,7 +144,7 @@ public enum TCPFuzz {
                     configuration: configuration, localPort: 40000, remotePort: 80, initialSequenceNumber: ourISN,
                     routeMTU: routeMTU)
                 connection.connect(now: 0, into: &actions)
-                trace.append("connect (ISN \(ourISN))")
+                trace.append(.connect(ourISN: ourISN.rawValue))
             } else {
                 let syn = TCPHeader(
                     sourcePort: 80, destinationPort: 40000, sequenceNumber: peerISN, flags: .syn,
@@ -151,7 +153,7 @@ public enum TCPFuzz {
                 connection = TCPConnection(
                     acceptingSYN: syn, configuration: configuration, initialSequenceNumber: ourISN, routeMTU: routeMTU,
                     now: 0, into: &actions)
-                trace.append("accept SYN \(peerISN) \(syn.options)")
+                trace.append(.accept(peerISN: peerISN, options: syn.options))
             }
         }
 
@@ -176,18 +178,19 @@ public enum TCPFuzz {
                     let before = connection.sendQueueCount
                     connection.send(count: Swift.min(count, 262_144 - queued), now: now, into: &actions)
                     queued += connection.sendQueueCount - before + actions.acknowledgedBytes
-                    trace.append("send \(count)")
+                    trace.append(.send(count))
                 case 11:
                     let count = choices.pick(connection.unreadCount + 1)
                     connection.received(count: count, now: now, into: &actions)
-                    trace.append("read \(count)")
+                    trace.append(.read(count))
                 case 12:
-                    switch choices.pick(8) {
+                    let call = choices.pick(8)
+                    switch call {
                     case 0: connection.close(now: now, into: &actions)
                     case 1: connection.abort(now: now, into: &actions)
                     default: connection.shutdownWrite(now: now, into: &actions)
                     }
-                    trace.append("user close/abort/shutdown")
+                    trace.append(call == 0 ? .close : call == 1 ? .abort : .shutdownWrite)
                 default:
                     let jump: Int64
                     switch choices.pick(4) {
@@ -197,7 +200,7 @@ public enum TCPFuzz {
                     }
                     now &+= jump
                     connection.timerFired(now: now, into: &actions)
-                    trace.append("time +\(jump / 1_000_000) ms")
+                    trace.append(.time(milliseconds: jump / 1_000_000))
                 }
                 counts.steps += 1
                 counts.segmentsOut += actions.segments.count
@@ -273,9 +276,10 @@ public enum TCPFuzz {
             if length > 0, reachesAhead, end > peerSentEnd { peerSentEnd = end }
             if flags.contains(.fin), end < 1 << 31 { peerFINs.insert(end) }
             trace.append(
-                "peer \(flags.rawValue) seq \(sequence) (+\(Int32(bitPattern: sequence &- next))) ack \(acknowledgment)"
-                    + " (una+\(Int32(bitPattern: acknowledgment &- una))) win \(window) len \(length) \(header.options)"
-                    + " in \(connection.state)")
+                .segment(
+                    header, sequenceFromNext: Int32(bitPattern: sequence &- next),
+                    acknowledgmentFromUna: Int32(bitPattern: acknowledgment &- una), length: length,
+                    state: connection.state))
             counts.segmentsIn += 1
             connection.receive(header, payload: payload[...], now: now, into: &actions)
         }
@@ -374,7 +378,50 @@ public enum TCPFuzz {
         }
 
         func violation(_ message: String) -> Violation {
-            Violation(message: message + " (state \(connection.state))", step: step, trace: trace)
+            Violation(
+                message: message + " (state \(connection.state))", step: step,
+                trace: trace.suffix(16).map(\.description))
+        }
+    }
+
+    /// One event of a sequence, for the report of a broken invariant.
+    enum Event: CustomStringConvertible {
+        case connect(ourISN: UInt32)
+        case accept(peerISN: UInt32, options: TCPOptions)
+        case segment(
+            TCPHeader, sequenceFromNext: Int32, acknowledgmentFromUna: Int32, length: Int, state: TCPState)
+        case send(Int)
+        case read(Int)
+        case close, abort, shutdownWrite
+        case time(milliseconds: Int64)
+
+        var description: String {
+            switch self {
+            case .connect(let isn): return "connect, ISN \(isn)"
+            case .accept(let isn, let options): return "accept SYN \(isn) \(Self.describe(options))"
+            case .segment(let header, let fromNext, let fromUna, let length, let state):
+                let names = [(TCPFlags.syn, "S"), (.fin, "F"), (.rst, "R"), (.psh, "P"), (.ack, "."), (.urg, "U")]
+                let flags = names.filter { header.flags.contains($0.0) }.map(\.1).joined()
+                return "peer [\(flags)] seq \(header.sequenceNumber) (rcv_nxt\(fromNext >= 0 ? "+" : "")\(fromNext))"
+                    + " ack \(header.acknowledgmentNumber) (snd_una\(fromUna >= 0 ? "+" : "")\(fromUna))"
+                    + " win \(header.window) len \(length) \(Self.describe(header.options)) in \(state)"
+            case .send(let count): return "send \(count)"
+            case .read(let count): return "read \(count)"
+            case .close: return "close"
+            case .abort: return "abort"
+            case .shutdownWrite: return "shutdown(write)"
+            case .time(let milliseconds): return "time +\(milliseconds) ms, timers"
+            }
+        }
+
+        static func describe(_ options: TCPOptions) -> String {
+            var parts: [String] = []
+            if let mss = options.maximumSegmentSize { parts.append("mss \(mss)") }
+            if let scale = options.windowScale { parts.append("wscale \(scale)") }
+            if options.sackPermitted { parts.append("sackOK") }
+            if let stamps = options.timestamps { parts.append("ts \(stamps.value)/\(stamps.echoReply)") }
+            for block in options.sackBlocks { parts.append("sack \(block.left)-\(block.right)") }
+            return "<" + parts.joined(separator: " ") + ">"
         }
     }
 }

@@ -176,7 +176,15 @@ func soakTCPClientFlow(
     let timeout = Duration.nanoseconds(deadline)
     socket.receiveTimeout = timeout
     socket.sendTimeout = timeout
-    try socket.connect(to: server, timeout: timeout)
+    let start = monotonicNanoseconds()
+    do {
+        try socket.connect(to: server, timeout: timeout)
+    } catch {
+        // Which port and how long: enough to find the flow in a capture or the server's side.
+        throw SoakFailure(
+            description: "tcp client: connect from \(socket.localAddress) failed after"
+                + " \((monotonicNanoseconds() - start) / 1_000_000) ms: \(error)")
+    }
     try soakWriteAll(socket, header.bytes, count: SoakRequestHeader.size)
     soakBytes(seed: header.seed, count: header.requestLength, into: &buffers.data)
     var sent = SoakHash()
@@ -208,7 +216,9 @@ func soakTCPServerFlow(_ socket: NetSocket, deadline: Int64, buffers: inout Soak
     socket.receiveTimeout = timeout
     socket.sendTimeout = timeout
     guard try soakReadExactly(socket, SoakRequestHeader.size, into: &buffers.small) == SoakRequestHeader.size else {
-        throw SoakFailure(description: "tcp server: end of file inside the request header")
+        throw SoakFailure(
+            description: "tcp server: end of file inside the request header from"
+                + " \((try? socket.peerAddress()) ?? .unnamed)")
     }
     let header = SoakRequestHeader(buffers.small[0..<SoakRequestHeader.size])
     let received = try soakReadToEnd(socket, scratch: &buffers.scratch)
