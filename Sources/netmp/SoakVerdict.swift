@@ -16,7 +16,7 @@ struct SoakVerdict: Sendable {
         half's maximum is at most the earlier half's maximum plus max(10 %, slack) with slack 8 \
         sockets, 256 chunks, 16 MiB. It also fails on any flow failure (a byte that differs, a \
         flow past its deadline), on no flow finishing in the later half, and on a socket still \
-        alive once every flow is over and TIME_WAIT has drained. Exit status 1 on failure.
+        alive once every flow and server is over (15 s allowed to drain). Exit status 1 on failure.
         """
 
     struct Check: Sendable {
