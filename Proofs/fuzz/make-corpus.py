@@ -9,6 +9,7 @@ a SYN with MSS, SACK permitted, timestamps and window scale, and its SYN-ACK.
 Run it again after the fixtures change; the output is committed.
 """
 import os
+import random
 import re
 import shutil
 import struct
@@ -44,7 +45,7 @@ def tcp_segment(src, dst, sport, dport, seq, ack, flags, window, options):
 
 
 shutil.rmtree(out, ignore_errors=True)
-targets = ["ethernet", "arp", "ipv4", "icmp", "udp", "tcp", "receive"]
+targets = ["ethernet", "arp", "ipv4", "icmp", "udp", "tcp", "receive", "tcp-connection"]
 for target in targets:
     os.makedirs(os.path.join(out, target))
 
@@ -112,5 +113,48 @@ write("receive", "tcpSyn", ipv4_frame(client, server, 6, syn))
 write("receive", "tcpSynThenRst", record(0, ipv4_frame(client, server, 6, syn))
       + record(0, ipv4_frame(client, server, 6, tcp_segment(client, server, 40000, 80, 0x01020305, 0, 0x04, 0, b""))))
 write("tcp", "linuxSynAck", bytes(server) + bytes(client) + synack)
+
+
+# Record kind 3: a segment to one of the receive target's TCP connections (TCPFixtures.swift),
+# numbers relative to the connection's next ones: [role][flags][seq +/-][ack +/-][window]
+# [option words][options][payload]. Roles: 0 ESTABLISHED, 1 CLOSE_WAIT, 2 FIN_WAIT_2,
+# 3 TIME_WAIT; 4 and up: from port 40000 + role to the listener.
+def tcp_record(role, flags, seq=0, ack=0, window=65535, options=b"", payload=b""):
+    while len(options) % 4:
+        options += b"\0"
+    body = struct.pack("!BBhhHB", role, flags, seq, ack, window, len(options) // 4) + options + payload
+    return record(3, body)
+
+
+def clock(centiseconds):
+    """Record kind 2: the clock moves on by `centiseconds` hundredths of a second."""
+    return bytes([2]) + struct.pack("!H", centiseconds)
+
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+timestamps = bytes([1, 1, 8, 10]) + struct.pack("!II", 1000, 0)
+sack = bytes([1, 1, 5, 10]) + struct.pack("!II", 0, 100)
+roles = ["Established", "CloseWait", "FinWait2", "TimeWait"]
+for role, name in enumerate(roles):
+    write("receive", "tcp%sData" % name, tcp_record(role, ACK | PSH, payload=b"hello, netmp\n"))
+    write("receive", "tcp%sDataFin" % name, tcp_record(role, ACK | PSH | FIN, payload=b"last words"))
+    write("receive", "tcp%sRst" % name, tcp_record(role, RST))
+    write("receive", "tcp%sRstAck" % name, tcp_record(role, RST | ACK, seq=5))
+    write("receive", "tcp%sSyn" % name, tcp_record(role, SYN, seq=1000, options=bytes([2, 4, 5, 0xB4])))
+    write("receive", "tcp%sAheadThenFill" % name,
+          tcp_record(role, ACK, seq=7, payload=b"world") + tcp_record(role, ACK, payload=b"hello, ")
+          + tcp_record(role, ACK | FIN, seq=12))
+    write("receive", "tcp%sOldAndFutureAck" % name, tcp_record(role, ACK, ack=-3) + tcp_record(role, ACK, ack=4000))
+    write("receive", "tcp%sOptions" % name, tcp_record(role, ACK, options=timestamps + sack, payload=b"x" * 40))
+    write("receive", "tcp%sZeroWindowThenTime" % name,
+          tcp_record(role, ACK, window=0) + clock(3000) + tcp_record(role, ACK))
+write("receive", "tcpNewPeerHandshake", tcp_record(9, SYN, seq=100, options=bytes([2, 4, 5, 0xB4]))
+      + tcp_record(9, ACK, seq=101, ack=1) + tcp_record(9, ACK | PSH | FIN, seq=101, ack=1, payload=b"GET /"))
+
+# The TCP connection target (TCPFuzz): its input is a stream of decisions, so seeded random
+# bytes of a few lengths reach every state.
+rng = random.Random(12)
+for length in (16, 64, 256, 1024, 4096):
+    write("tcp-connection", "random%d" % length, bytes(rng.getrandbits(8) for _ in range(length)))
 count = sum(len(files) for _, _, files in os.walk(out))
 print("wrote %d corpus files under %s" % (count, os.path.relpath(out, root)))

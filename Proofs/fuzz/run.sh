@@ -10,7 +10,7 @@ root="$(cd "$here/../.." && pwd)"
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(ethernet arp ipv4 icmp udp tcp receive); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(ethernet arp ipv4 icmp udp tcp receive tcp-connection); fi
 
 scratch="$root/.build-fuzz"
 started=$SECONDS
@@ -43,7 +43,7 @@ for target in "${targets[@]}"; do
         -max_len=4096 -print_final_stats=1 -artifact_prefix="$crashes/$target-" "$corpus" >"$log" 2>&1 ||
         status=$?
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
-    coverage="$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | sed 's/cov: //')"
+    coverage="$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | sed 's/cov: //' || true)"
     if [ "$status" -ne 0 ]; then
         cp "$log" "$crashes/$target.log"
         echo "FAIL $target: exit $status after ${runs:-?} executions (log: $crashes/$target.log)"

@@ -55,18 +55,27 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
     }
 
     /// Removes and passes to `deliver` the entries that now continue the stream at `next`, in order,
-    /// and returns the sequence number after the last byte delivered.
-    mutating func drain(from next: SequenceNumber, _ deliver: (Payload) -> Void) -> SequenceNumber {
+    /// none past `limit` (the FIN's sequence number), and returns the sequence number after the
+    /// last byte delivered.
+    mutating func drain(
+        from next: SequenceNumber, upTo limit: SequenceNumber? = nil, _ deliver: (Payload) -> Void
+    ) -> SequenceNumber {
         var next = next
         var removed = 0
         for entry in entries {
             guard !(next < entry.start) else { break }
+            if let limit, !(next < limit) { break }
             removed += 1
             byteCount -= entry.payload.count
             if next < entry.end {
-                let fresh = entry.payload.droppingFirst(next - entry.start)
+                var fresh = entry.payload.droppingFirst(next - entry.start)
+                var end = entry.end
+                if let limit, limit < end {
+                    fresh = fresh.keepingFirst(limit - next)
+                    end = limit
+                }
                 deliver(fresh)
-                next = entry.end
+                next = end
             }
         }
         if removed > 0 {

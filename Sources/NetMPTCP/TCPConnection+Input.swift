@@ -384,9 +384,12 @@ extension TCPConnection {
             receiveNext += payload.count
         }
         var finArrived = fin
-        if fillsHole {
+        // The stream ends at a FIN: bytes queued beyond it are not delivered (Linux drops them too).
+        if fillsHole, !fin {
             let before = receiveNext
-            receiveNext = outOfOrder.drain(from: receiveNext) { actions.delivered.append($0) }
+            receiveNext = outOfOrder.drain(from: receiveNext, upTo: outOfOrder.finSequence) {
+                actions.delivered.append($0)
+            }
             unreadCount += receiveNext - before
             if let finSequence = outOfOrder.finSequence, finSequence == receiveNext {
                 finArrived = true

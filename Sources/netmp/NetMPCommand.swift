@@ -7,7 +7,8 @@ struct NetMPCommand: ParsableCommand {
         commandName: "netmp",
         abstract: "NetMP: a multi-core user-space TCP/IP stack and socket layer.",
         subcommands: [
-            Demo.self, Bench.self, FuzzCommand.self, ServeCommand.self, NetcatCommand.self, PingCommand.self,
+            Demo.self, Bench.self, FuzzCommand.self, SoakCommand.self, ServeCommand.self, NetcatCommand.self,
+            PingCommand.self,
         ],
         defaultSubcommand: Demo.self)
 }

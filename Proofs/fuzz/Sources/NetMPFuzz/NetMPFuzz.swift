@@ -1,13 +1,15 @@
 import Glibc
 import NetMP
 
-// libFuzzer targets: every wire parser, and the whole receive path of a deterministic stack.
-// NETMP_FUZZ_TARGET picks one: ethernet, arp, ipv4, icmp, udp, tcp, receive. A parse must
-// either fail with a WireError or succeed with every range inside the buffer; the receive path
-// must not trap, leak or touch memory it does not own (AddressSanitizer).
+// libFuzzer targets: every wire parser, the whole receive path of a deterministic stack, and
+// one TCP connection driven by segment sequences. NETMP_FUZZ_TARGET picks one: ethernet, arp,
+// ipv4, icmp, udp, tcp, receive, tcp-connection. A parse must either fail with a WireError or
+// succeed with every range inside the buffer; the receive path must not trap, leak or touch
+// memory it does not own (AddressSanitizer); the connection must keep TCPFuzz's invariants.
 
 enum FuzzTarget: String {
     case ethernet, arp, ipv4, icmp, udp, tcp, receive
+    case tcpConnection = "tcp-connection"
 }
 
 nonisolated(unsafe) private var selected: FuzzTarget = .ethernet
@@ -19,7 +21,7 @@ public func fuzzerInitialize(
     -> CInt
 {
     guard let name = getenv("NETMP_FUZZ_TARGET"), let target = FuzzTarget(rawValue: String(cString: name)) else {
-        printError("set NETMP_FUZZ_TARGET to ethernet, arp, ipv4, icmp, udp, tcp or receive")
+        printError("set NETMP_FUZZ_TARGET to ethernet, arp, ipv4, icmp, udp, tcp, receive or tcp-connection")
         exit(2)
     }
     selected = target
@@ -54,6 +56,7 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
     case .udp: fuzzUDP(bytes)
     case .tcp: fuzzTCP(bytes)
     case .receive: ReceivePath.run(bytes)
+    case .tcpConnection: fuzzTCPConnection(bytes)
     }
     return 0
 }
@@ -164,4 +167,11 @@ func fuzzTCP(_ bytes: UnsafeRawBufferPointer) {
     }
     // And the options parser straight on the raw bytes.
     _ = TCPOptions.parse(slice(segment, 0..<Swift.min(segment.count, TCPOptions.maximumLength)))
+}
+
+/// The input chooses a TCP connection's events (`TCPFuzz`); a broken invariant stops the run.
+func fuzzTCPConnection(_ bytes: UnsafeRawBufferPointer) {
+    if case .failure(let violation) = TCPFuzz.run(bytes: bytes) {
+        require(false, "TCP invariant: \(violation)")
+    }
 }
