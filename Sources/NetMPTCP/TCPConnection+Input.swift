@@ -339,7 +339,22 @@ extension TCPConnection {
         }
         persistBackoff = 0
         windowValidation.acknowledged(ack, sendMax: sendMax, flight: flightSize)
+        measureDeliveryRate(acknowledged: ack, now: now)
         return (acknowledged, rtt)
+    }
+
+    /// Closes a delivery-rate interval once it has lasted a smoothed RTT (RFC 6298's SRTT; 1 ms
+    /// before there is one) and starts the next at `acknowledged`.
+    mutating func measureDeliveryRate(acknowledged: SequenceNumber, now: Int64) {
+        guard let start = deliveryIntervalStart else {
+            deliveryIntervalStart = (now, acknowledged)
+            return
+        }
+        let elapsed = now &- start.time
+        guard elapsed > 0, elapsed >= (retransmissionTimeout.smoothedRTT ?? 1_000_000) else { return }
+        let bytes = Swift.max(0, acknowledged - start.acknowledged)
+        deliveryRate = Int(Double(bytes) * 1e9 / Double(elapsed))
+        deliveryIntervalStart = (now, acknowledged)
     }
 
     private mutating func duplicateACK(now: Int64, _ actions: inout TCPActions<Payload>) {

@@ -117,6 +117,10 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var retransmittedSegments = 0
     public internal(set) var timeoutCount = 0
     public internal(set) var fastRetransmitCount = 0
+    /// Bytes per second acknowledged over the last interval of at least one smoothed RTT, and
+    /// where the current interval began (time, SND.UNA): `TCPInfo.deliveryRate`.
+    public internal(set) var deliveryRate = 0
+    var deliveryIntervalStart: (time: Int64, acknowledged: SequenceNumber)?
     /// The last ICMP error about a segment in flight on a synchronized connection: reported in
     /// place of `timedOut` if retransmissions, keep-alive probes or the user timeout run out
     /// (Linux's sk_err_soft).

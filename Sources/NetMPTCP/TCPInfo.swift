@@ -46,6 +46,16 @@ public struct TCPInfo: Hashable, Sendable {
     /// by the integration.
     public var segmentsIn = 0
     public var segmentsOut = 0
+    /// Bytes per second the peer acknowledged over the last measured round trip (or longer, at
+    /// least one smoothed RTT): tcpi_delivery_rate's meaning, from cumulative ACKs; 0 before the
+    /// first such interval ends.
+    public var deliveryRate = 0
+    /// Loss recovery with SACK: recoveries the scoreboard drove, segments RACK declared lost, tail
+    /// loss probes, and recoveries undone as spurious by D-SACKs.
+    public var sackRecoveries = 0
+    public var rackLostSegments = 0
+    public var tailLossProbes = 0
+    public var spuriousRecoveries = 0
 
     public init() {}
 }
@@ -70,9 +80,11 @@ extension TCPConnection {
         info.retransmittedSegments = retransmittedSegments
         info.retransmissionTimeouts = timeoutCount
         info.fastRetransmits = fastRetransmitCount
+        let segment = Swift.max(1, maximumSegmentSize)
         if consecutiveRetransmissions > 0, state.isSynchronized {
-            let segment = Swift.max(1, maximumSegmentSize)
             info.lostSegments = (flightSize + segment - 1) / segment
+        } else if sackPermitted, scoreboard.lostBytes > 0 {
+            info.lostSegments = (scoreboard.lostBytes + segment - 1) / segment
         } else if inFastRecovery {
             info.lostSegments = 1
         }
@@ -83,6 +95,11 @@ extension TCPConnection {
         info.receiveScale = receiveScale
         info.timestamps = timestampsEnabled
         info.sackPermitted = sackPermitted
+        info.deliveryRate = deliveryRate
+        info.sackRecoveries = sackRecoveryCount
+        info.rackLostSegments = rackLostSegments
+        info.tailLossProbes = tailLossProbeCount
+        info.spuriousRecoveries = spuriousRecoveryCount
         return info
     }
 

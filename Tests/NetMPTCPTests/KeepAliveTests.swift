@@ -149,4 +149,23 @@ final class KeepAliveTests: XCTestCase {
         XCTAssertEqual(info.lostSegments, 2, "1540 bytes in flight after a timeout: two segments")
         XCTAssertEqual(info.bytesInFlight, 1540)
     }
+
+    /// Delivery rate: bytes acknowledged over an interval of at least one smoothed RTT.
+    func testDeliveryRateOverARoundTrip() {
+        var configuration = plainConfiguration()
+        configuration.noDelay = true
+        // The handshake's ACK at 100 ms (RTT 100 ms) opens the first interval at SND.UNA 1001.
+        var harness = ConnectionTests.established(configuration, rtt: 100 * milliseconds)
+        harness.run { $0.send(count: 10 * 1460, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent.count, 10)
+        // Half acknowledged 50 ms in: shorter than the SRTT, the interval goes on.
+        harness.now = 150 * milliseconds
+        harness.receive(peer(.ack, 5001, 1001 + 5 * 1460))
+        XCTAssertEqual(harness.connection.info.deliveryRate, 0)
+        // All of it 100 ms in: 14,600 bytes in 0.1 s.
+        harness.now = 200 * milliseconds
+        harness.receive(peer(.ack, 5001, 1001 + 10 * 1460))
+        XCTAssertEqual(harness.connection.info.deliveryRate, 146_000)
+        XCTAssertEqual(harness.connection.info.bytesInFlight, 0)
+    }
 }
