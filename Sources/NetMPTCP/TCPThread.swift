@@ -21,6 +21,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     private var gathered: [ByteSlice] = []
     private var gatheredCounts: [Int] = []
     var statistics = TCPStatistics()
+    /// Events run so far: tells `event` whether what it applied ran another.
+    private var eventCount = 0
 
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
@@ -37,20 +39,36 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock,
         _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
     ) {
-        guard var connection = block.connection else { return }
-        block.connection = nil
         var actions = spareActions.popLast() ?? TCPActions()
         let time = now
-        // Reads are reported before anything else runs, so every segment sent carries the
-        // window the reader opened (the *rcvd* message answered before output).
-        let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
-        if read > 0 { connection.received(count: read, now: time, into: &actions) }
-        body(&connection, time, &actions)
-        let closing = actions.closed || actions.enteredTimeWait
-        let record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
-        statistics.add(connection, closing: closing)
-        block.connection = closing ? nil : connection
-        let sendFinished = !block.sendFinishedPublished && (closing || connection.finAcknowledged)
+        eventCount &+= 1
+        let serial = eventCount
+        var closing = false
+        var record: TCPTimeWait?
+        var finAcknowledged = false
+        var deadline: Int64?
+        // The connection is changed where it lives (a copy in and out costs more than the event):
+        // the body is the state machine alone, and what runs after it sees the new value.
+        let ran: Void? = block.connection?.update { connection in
+            // Reads are reported before anything else runs, so every segment sent carries the
+            // window the reader opened (the *rcvd* message answered before output).
+            let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
+            if read > 0 { connection.received(count: read, now: time, into: &actions) }
+            body(&connection, time, &actions)
+            closing = actions.closed || actions.enteredTimeWait
+            if closing {
+                record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
+                statistics.add(connection, closing: true)
+            }
+            finAcknowledged = connection.finAcknowledged
+            deadline = connection.nextDeadline
+        }
+        guard ran != nil else {
+            spareActions.append(actions)
+            return
+        }
+        if closing { block.connection = nil }
+        let sendFinished = !block.sendFinishedPublished && (closing || finAcknowledged)
         if sendFinished {
             block.sendFinishedPublished = true
             block.sendFinished.store(true, ordering: .sequentiallyConsistent)
@@ -58,7 +76,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         apply(&actions, to: block, timeWait: record)
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
-        if !closing { rearm(block) }
+        // An event `apply` ran (an abort) may have changed the connection: then it is read again.
+        if !closing { rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline) }
         actions.clear()
         spareActions.append(actions)
     }
@@ -72,8 +91,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
     }
 
-    private func rearm(_ block: TCPControlBlock) {
-        guard let deadline = block.connection?.nextDeadline else {
+    private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
+        guard let deadline else {
             block.callout?.cancel()
             return
         }
@@ -572,8 +591,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     func applyBirth(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock) {
         apply(&actions, to: block, timeWait: nil)
-        rearm(block)
+        rearm(block, deadline: block.connection?.nextDeadline)
         actions.clear()
         spareActions.append(actions)
     }
+}
+
+extension TCPConnection {
+    /// Runs `body` on this value in place (through optional chaining on its owner's property).
+    fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
 }
