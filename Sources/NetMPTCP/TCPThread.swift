@@ -91,24 +91,36 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
     }
 
+    /// Arms the connection's callout lazily: one armed earlier than `deadline`, or no longer
+    /// needed, stays as it is, and when it fires the connection's own deadline decides
+    /// (`calloutFired`). Most events only move the deadline later (an ACK restarts the
+    /// retransmission timer, data restarts the delayed ACK), so this spares a heap push and a
+    /// stale entry per event.
     private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
-        guard let deadline else {
-            block.callout?.cancel()
+        guard let deadline else { return }
+        if let callout = block.callout {
+            if !callout.isArmed || callout.deadline > deadline { callout.arm(at: deadline) }
             return
         }
-        let callout: Callout
-        if let existing = block.callout {
-            callout = existing
-        } else {
-            callout = Callout(on: thread) { [weak block, unowned self] in
-                guard let block else { return }
-                self.event(block) { connection, time, actions in connection.timerFired(now: time, into: &actions) }
-                // Timers run outside a message batch: send what they produced now.
-                self.inet.transportFlush()
-            }
-            block.callout = callout
+        let callout = Callout(on: thread) { [weak block, unowned self] in
+            guard let block else { return }
+            self.calloutFired(block)
         }
-        if !callout.isArmed || callout.deadline != deadline { callout.arm(at: deadline) }
+        block.callout = callout
+        callout.arm(at: deadline)
+    }
+
+    /// The callout passed: the timers run if one is due now, else it is armed for the next.
+    private func calloutFired(_ block: TCPControlBlock) {
+        var due: Int64?
+        guard block.connection?.update({ due = $0.nextDeadline }) != nil, let due else { return }
+        if due > now {
+            block.callout?.arm(at: due)
+            return
+        }
+        event(block) { connection, time, actions in connection.timerFired(now: time, into: &actions) }
+        // Timers run outside a message batch: send what they produced now.
+        inet.transportFlush()
     }
 
     // MARK: Applying actions
