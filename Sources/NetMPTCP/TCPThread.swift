@@ -6,23 +6,24 @@ import NetMPWire
 /// TCP on one protocol thread: the connections whose 4-tuples hash here, the TIME_WAIT records
 /// left by those that closed, and the glue between the state machine and sockets: every event
 /// runs the connection value, then applies its actions in the order the core asks (drop what was
-/// acknowledged, deliver, send, report) and re-arms the connection's one callout.
+/// acknowledged, deliver, send, report) and re-arms the connection's one callout. Its fields are
+/// the owner's alone and skip the runtime exclusivity check (several accesses per packet).
 package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     unowned let tcp: TCPProtocol
     unowned let inet: InetThread
-    var connections: [TCPConnectionKey: TCPControlBlock] = [:]
-    var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
+    @exclusivity(unchecked) var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
         self.expireTimeWaits()
         self.inet.transportFlush()
     }
-    private var spareActions: [TCPActions<ByteSlice>] = []
+    @exclusivity(unchecked) private var spareActions: [TCPActions<ByteSlice>] = []
     /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
-    private var gathered: [ByteSlice] = []
-    private var gatheredCounts: [Int] = []
-    var statistics = TCPStatistics()
+    @exclusivity(unchecked) private var gathered: [ByteSlice] = []
+    @exclusivity(unchecked) private var gatheredCounts: [Int] = []
+    @exclusivity(unchecked) var statistics = TCPStatistics()
     /// Events run so far: tells `event` whether what it applied ran another.
-    private var eventCount = 0
+    @exclusivity(unchecked) private var eventCount = 0
 
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
