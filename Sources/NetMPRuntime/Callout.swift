@@ -29,6 +29,13 @@ public final class Callout: @unchecked Sendable {
             TimerEntry(deadline: deadline, sequence: thread.nextTimerSequence(), generation: generation, callout: self))
     }
 
+    /// Arms the timer for `deadline` unless it is armed for then or earlier already (a lazy
+    /// re-arm; here, where its fields are read without the runtime exclusivity check).
+    public func arm(notAfter deadline: Int64) {
+        if isArmed && self.deadline <= deadline { return }
+        arm(at: deadline)
+    }
+
     /// Arms (or re-arms) the timer `nanoseconds` from now.
     public func arm(after nanoseconds: Int64) {
         arm(at: thread.clock.nanoseconds &+ Swift.max(0, nanoseconds))

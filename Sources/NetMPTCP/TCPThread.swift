@@ -100,12 +100,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
         guard let deadline else { return }
         if let callout = block.callout {
-            if !callout.isArmed || callout.deadline > deadline { callout.arm(at: deadline) }
+            callout.arm(notAfter: deadline)
             return
         }
-        let callout = Callout(on: thread) { [weak block, unowned self] in
-            guard let block else { return }
-            self.calloutFired(block)
+        // The callout names its connection by tuple, not by a reference: a weak one would give
+        // every block a side table, and so a slower retain and release on every packet.
+        guard let key = block.key else { return }
+        let callout = Callout(on: thread) { [unowned self] in
+            if let block = self.connections[key] { self.calloutFired(block) }
         }
         block.callout = callout
         callout.arm(at: deadline)
