@@ -61,8 +61,10 @@ package final class InetThread: @unchecked Sendable {
     var config: InetConfiguration
     /// The generation of `config` (newer snapshots only replace it).
     var configGeneration: UInt64 = 0
-    package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
-    private var outQueues: [[Frame]] = []
+    // The per-packet fields skip the runtime exclusivity check: owner thread only, no access
+    // held across a call that could reach them again.
+    @exclusivity(unchecked) package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
+    @exclusivity(unchecked) private var outQueues: [[Frame]] = []
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
     var reassemblyBytes = 0
     var reassemblySources: [IPv4Address: FragmentSourceUsage] = [:]
@@ -78,8 +80,8 @@ package final class InetThread: @unchecked Sendable {
     var pings: [UInt32: PingRequest] = [:]
     /// Transports registered from other targets (TCP), by IP protocol number.
     var transportHandlers = [(any InetTransportHandler)?](repeating: nil, count: 256)
-    var pendingDeliveries: [PendingDelivery] = []
-    var deliveriesInFlight: [PendingDelivery] = []
+    @exclusivity(unchecked) var pendingDeliveries: [PendingDelivery] = []
+    @exclusivity(unchecked) var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
     private var icmpRefill: Int64 = 0
 

@@ -10,7 +10,7 @@ public final class ByteChunk: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let capacity: Int
     /// Bytes written so far, from the start. Only the chunk's single writer moves it.
-    public package(set) var filled: Int = 0
+    @exclusivity(unchecked) public package(set) var filled: Int = 0
 
     /// Chunks alive now, when `countsLive` (a global atomic each allocation and free would
     /// otherwise touch from every core).

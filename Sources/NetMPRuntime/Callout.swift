@@ -6,10 +6,11 @@
 public final class Callout: @unchecked Sendable {
     public unowned let thread: ProtocolThread
     private let action: () -> Void
-    /// Matches the heap entry that is live; any other entry for this callout is stale.
-    fileprivate(set) var generation: UInt64 = 0
-    public private(set) var isArmed = false
-    public private(set) var deadline: Int64 = 0
+    /// Matches the heap entry that is live; any other entry for this callout is stale. (These
+    /// fields are the owner thread's, plain reads and stores: no runtime exclusivity check.)
+    @exclusivity(unchecked) fileprivate(set) var generation: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var isArmed = false
+    @exclusivity(unchecked) public private(set) var deadline: Int64 = 0
 
     /// Creates a timer on `thread`; `action` runs on that thread.
     public init(on thread: ProtocolThread, action: @escaping () -> Void) {
@@ -26,6 +27,13 @@ public final class Callout: @unchecked Sendable {
         self.deadline = deadline
         thread.timers.push(
             TimerEntry(deadline: deadline, sequence: thread.nextTimerSequence(), generation: generation, callout: self))
+    }
+
+    /// Arms the timer for `deadline` unless it is armed for then or earlier already (a lazy
+    /// re-arm; here, where its fields are read without the runtime exclusivity check).
+    public func arm(notAfter deadline: Int64) {
+        if isArmed && self.deadline <= deadline { return }
+        arm(at: deadline)
     }
 
     /// Arms (or re-arms) the timer `nanoseconds` from now.

@@ -29,7 +29,8 @@ public final class ChunkPool: @unchecked Sendable {
     /// Fixed stacks of retained references: no array bookkeeping on the hot path.
     private final class ThreadCache {
         private let slots: UnsafeMutablePointer<Unmanaged<ByteChunk>>
-        private var counts = (0, 0, 0)
+        /// (Unchecked exclusivity: one thread, and each access is a plain read or store.)
+        @exclusivity(unchecked) private var counts = (0, 0, 0)
         private static let starts = [
             0, ChunkPool.threadLimits[0], ChunkPool.threadLimits[0] + ChunkPool.threadLimits[1],
         ]

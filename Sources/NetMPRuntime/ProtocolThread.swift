@@ -59,7 +59,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     // The port: written by every sender.
     private let portLock = NetLock()
-    private var incoming = ContiguousArray<PortMessage>()  // under portLock
+    @exclusivity(unchecked) private var incoming = ContiguousArray<PortMessage>()  // under portLock
     private var isParked = false  // under portLock
     private var isStopped = false  // under portLock
     private let hasWork = Atomic<Bool>(false)
@@ -68,11 +68,12 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     private let portPad = CacheLinePad()
 
-    // Owner-thread state.
-    private var batch = ContiguousArray<PortMessage>()
-    package var timers = TimerHeap()
-    private var timerSequence: UInt64 = 0
-    private var endOfBatchHooks: [() -> Void] = []
+    // Owner-thread state. Per-packet fields skip the runtime exclusivity check (as SocketBuffer's
+    // do): one thread touches them and no access to one outlives the call that makes it.
+    @exclusivity(unchecked) private var batch = ContiguousArray<PortMessage>()
+    @exclusivity(unchecked) package var timers = TimerHeap()
+    @exclusivity(unchecked) private var timerSequence: UInt64 = 0
+    @exclusivity(unchecked) private var endOfBatchHooks: [() -> Void] = []
     private var drivenDepth = 0
 
     /// How long this thread spins on its empty port before parking, in nanoseconds (adapted per

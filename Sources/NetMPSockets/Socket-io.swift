@@ -262,6 +262,7 @@ extension Socket {
     /// The protocol's accept request for a child taken off the queue; a child whose request
     /// fails is closed, so its peer is not left waiting.
     package func finishAccept(_ child: Socket) throws(NetError) {
+        guard child.proto.acceptRunsOnOwner else { return }
         do {
             try child.request { () throws(NetError) in try child.proto.accept(child) }
         } catch {
@@ -271,6 +272,7 @@ extension Socket {
     }
 
     package func finishAcceptAsync(_ child: Socket) async throws(NetError) {
+        guard child.proto.acceptRunsOnOwner else { return }
         do {
             try await child.owner.callAsync { () throws(NetError) in try child.proto.accept(child) }
         } catch {

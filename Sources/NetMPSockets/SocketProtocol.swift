@@ -45,9 +45,13 @@ package protocol SocketProtocol: Sendable {
     /// True when the protocol keeps its control blocks under its own locks (a synchronous
     /// port), so a request may still run on the caller once the owner thread has stopped.
     var runsUnderItsOwnLocks: Bool { get }
+    /// False when `accept` has nothing to do (the child is complete once queued): accept then
+    /// takes it without a round trip to its owner.
+    var acceptRunsOnOwner: Bool { get }
 }
 
 extension SocketProtocol {
     /// Thread-owned protocols: their control blocks are touched only on the owner.
     package var runsUnderItsOwnLocks: Bool { false }
+    package var acceptRunsOnOwner: Bool { true }
 }

@@ -12,16 +12,18 @@ package final class TCPControlBlock: @unchecked Sendable {
     let port: TCPOwnerPort
 
     // MARK: Owner-thread state
+    // (Unchecked exclusivity: only the owner touches these, and `connection` is changed in place
+    // by the state machine alone, so no access overlaps another.)
 
     /// The owner thread's TCP state (changed by connect's migration, before the move is queued).
-    var home: TCPThread
-    var connection: TCPConnection<ByteSlice>?
-    var key: TCPConnectionKey?
+    @exclusivity(unchecked) var home: TCPThread
+    @exclusivity(unchecked) var connection: TCPConnection<ByteSlice>?
+    @exclusivity(unchecked) var key: TCPConnectionKey?
     var localAddress = IPv4Address.unspecified
     var localPort: UInt16 = 0
     var remoteAddress = IPv4Address.unspecified
     var remotePort: UInt16 = 0
-    var hop: NextHop?
+    @exclusivity(unchecked) var hop: NextHop?
     /// Holds a binding in the shared port table (bind, listen).
     var isBound = false
     var listener: TCPListenState?
@@ -31,17 +33,17 @@ package final class TCPControlBlock: @unchecked Sendable {
     /// close and a child waits on its listen queue (released when the connection ends).
     var hold: Socket?
     /// The user closed the socket: what is still to send lives in `detachedQueue` now.
-    var detached = false
-    var detachedQueue = BufferChain()
-    var callout: Callout?
+    @exclusivity(unchecked) var detached = false
+    @exclusivity(unchecked) var detachedQueue = BufferChain()
+    @exclusivity(unchecked) var callout: Callout?
     /// `sendFinished` has been set (owner only: the event path checks this plain flag).
-    var sendFinishedPublished = false
+    @exclusivity(unchecked) var sendFinishedPublished = false
     /// Traffic of this connection for `TCPInfo`: segments in and out, data bytes acknowledged by the
     /// peer and delivered to the receive buffer.
-    var segmentsIn = 0
-    var segmentsOut = 0
-    var bytesAcknowledged = 0
-    var bytesReceived = 0
+    @exclusivity(unchecked) var segmentsIn = 0
+    @exclusivity(unchecked) var segmentsOut = 0
+    @exclusivity(unchecked) var bytesAcknowledged = 0
+    @exclusivity(unchecked) var bytesReceived = 0
 
     // MARK: Shared
 

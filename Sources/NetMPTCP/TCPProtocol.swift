@@ -268,6 +268,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     package func accept(_ child: Socket) throws(NetError) {}
 
+    /// A child is queued complete, its peer address stored: accept needs nothing of its owner.
+    package var acceptRunsOnOwner: Bool { false }
+
     package func disconnect(_ socket: Socket) throws(NetError) { throw .notSupported }
 
     package func detach(_ socket: Socket) {

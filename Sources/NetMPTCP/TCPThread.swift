@@ -6,21 +6,24 @@ import NetMPWire
 /// TCP on one protocol thread: the connections whose 4-tuples hash here, the TIME_WAIT records
 /// left by those that closed, and the glue between the state machine and sockets: every event
 /// runs the connection value, then applies its actions in the order the core asks (drop what was
-/// acknowledged, deliver, send, report) and re-arms the connection's one callout.
+/// acknowledged, deliver, send, report) and re-arms the connection's one callout. Its fields are
+/// the owner's alone and skip the runtime exclusivity check (several accesses per packet).
 package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     unowned let tcp: TCPProtocol
     unowned let inet: InetThread
-    var connections: [TCPConnectionKey: TCPControlBlock] = [:]
-    var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
+    @exclusivity(unchecked) var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
         self.expireTimeWaits()
         self.inet.transportFlush()
     }
-    private var spareActions: [TCPActions<ByteSlice>] = []
+    @exclusivity(unchecked) private var spareActions: [TCPActions<ByteSlice>] = []
     /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
-    private var gathered: [ByteSlice] = []
-    private var gatheredCounts: [Int] = []
-    var statistics = TCPStatistics()
+    @exclusivity(unchecked) private var gathered: [ByteSlice] = []
+    @exclusivity(unchecked) private var gatheredCounts: [Int] = []
+    @exclusivity(unchecked) var statistics = TCPStatistics()
+    /// Events run so far: tells `event` whether what it applied ran another.
+    @exclusivity(unchecked) private var eventCount = 0
 
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
@@ -37,20 +40,36 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock,
         _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
     ) {
-        guard var connection = block.connection else { return }
-        block.connection = nil
         var actions = spareActions.popLast() ?? TCPActions()
         let time = now
-        // Reads are reported before anything else runs, so every segment sent carries the
-        // window the reader opened (the *rcvd* message answered before output).
-        let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
-        if read > 0 { connection.received(count: read, now: time, into: &actions) }
-        body(&connection, time, &actions)
-        let closing = actions.closed || actions.enteredTimeWait
-        let record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
-        statistics.add(connection, closing: closing)
-        block.connection = closing ? nil : connection
-        let sendFinished = !block.sendFinishedPublished && (closing || connection.finAcknowledged)
+        eventCount &+= 1
+        let serial = eventCount
+        var closing = false
+        var record: TCPTimeWait?
+        var finAcknowledged = false
+        var deadline: Int64?
+        // The connection is changed where it lives (a copy in and out costs more than the event):
+        // the body is the state machine alone, and what runs after it sees the new value.
+        let ran: Void? = block.connection?.update { connection in
+            // Reads are reported before anything else runs, so every segment sent carries the
+            // window the reader opened (the *rcvd* message answered before output).
+            let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
+            if read > 0 { connection.received(count: read, now: time, into: &actions) }
+            body(&connection, time, &actions)
+            closing = actions.closed || actions.enteredTimeWait
+            if closing {
+                record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
+                statistics.add(connection, closing: true)
+            }
+            finAcknowledged = connection.finAcknowledged
+            deadline = connection.nextDeadline
+        }
+        guard ran != nil else {
+            spareActions.append(actions)
+            return
+        }
+        if closing { block.connection = nil }
+        let sendFinished = !block.sendFinishedPublished && (closing || finAcknowledged)
         if sendFinished {
             block.sendFinishedPublished = true
             block.sendFinished.store(true, ordering: .sequentiallyConsistent)
@@ -58,7 +77,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         apply(&actions, to: block, timeWait: record)
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
-        if !closing { rearm(block) }
+        // An event `apply` ran (an abort) may have changed the connection: then it is read again.
+        if !closing { rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline) }
         actions.clear()
         spareActions.append(actions)
     }
@@ -72,24 +92,38 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
     }
 
-    private func rearm(_ block: TCPControlBlock) {
-        guard let deadline = block.connection?.nextDeadline else {
-            block.callout?.cancel()
+    /// Arms the connection's callout lazily: one armed earlier than `deadline`, or no longer
+    /// needed, stays as it is, and when it fires the connection's own deadline decides
+    /// (`calloutFired`). Most events only move the deadline later (an ACK restarts the
+    /// retransmission timer, data restarts the delayed ACK), so this spares a heap push and a
+    /// stale entry per event.
+    private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
+        guard let deadline else { return }
+        if let callout = block.callout {
+            callout.arm(notAfter: deadline)
             return
         }
-        let callout: Callout
-        if let existing = block.callout {
-            callout = existing
-        } else {
-            callout = Callout(on: thread) { [weak block, unowned self] in
-                guard let block else { return }
-                self.event(block) { connection, time, actions in connection.timerFired(now: time, into: &actions) }
-                // Timers run outside a message batch: send what they produced now.
-                self.inet.transportFlush()
-            }
-            block.callout = callout
+        // The callout names its connection by tuple, not by a reference: a weak one would give
+        // every block a side table, and so a slower retain and release on every packet.
+        guard let key = block.key else { return }
+        let callout = Callout(on: thread) { [unowned self] in
+            if let block = self.connections[key] { self.calloutFired(block) }
         }
-        if !callout.isArmed || callout.deadline != deadline { callout.arm(at: deadline) }
+        block.callout = callout
+        callout.arm(at: deadline)
+    }
+
+    /// The callout passed: the timers run if one is due now, else it is armed for the next.
+    private func calloutFired(_ block: TCPControlBlock) {
+        var due: Int64?
+        guard block.connection?.update({ due = $0.nextDeadline }) != nil, let due else { return }
+        if due > now {
+            block.callout?.arm(at: due)
+            return
+        }
+        event(block) { connection, time, actions in connection.timerFired(now: time, into: &actions) }
+        // Timers run outside a message batch: send what they produced now.
+        inet.transportFlush()
     }
 
     // MARK: Applying actions
@@ -572,8 +606,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     func applyBirth(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock) {
         apply(&actions, to: block, timeWait: nil)
-        rearm(block)
+        rearm(block, deadline: block.connection?.nextDeadline)
         actions.clear()
         spareActions.append(actions)
     }
+}
+
+extension TCPConnection {
+    /// Runs `body` on this value in place (through optional chaining on its owner's property).
+    fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
 }
