@@ -1,5 +1,5 @@
 /// Per-connection settings, all times in nanoseconds of the caller's clock.
-public struct TCPConfiguration: Sendable {
+public struct TCPConfiguration: Sendable, Equatable {
     /// Receive buffer capacity in bytes: the most the window can offer.
     public var receiveBufferSize = 256 * 1024
     /// Disable Nagle (TCP_NODELAY).

@@ -46,7 +46,8 @@ package final class TCPControlBlock: @unchecked Sendable {
     // MARK: Shared
 
     /// getsockname/getpeername from any thread.
-    let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>((.ipv4(.unspecified, port: 0), nil))
+    let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>(
+        (.ipv4(.unspecified, port: 0), nil), compact: true)
     /// Bytes appended to the send buffer that the connection has not been told of.
     let unsentAppended = Atomic<Int>(0)
     /// Bytes the user read that the connection has not been told of.

@@ -184,6 +184,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             configuration: settings, localPort: key.localPort, remotePort: port,
             initialSequenceNumber: sequenceNumbers.initialSequenceNumber(for: key, now: here.now), routeMTU: mtu)
         connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
+        connection.shareConfiguration(through: &here.sharedConfiguration)
         block.connection = connection
         block.hold = socket
         _ = socket.takeError()
@@ -247,6 +248,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                     now: thread.now, into: &actions)
             }
         }
+        block.connection?.shareConfiguration(through: &thread.sharedConfiguration)
         block.hold = child
         block.parent = listener
         thread.connections[key] = block

@@ -21,6 +21,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     private var gathered: [ByteSlice] = []
     private var gatheredCounts: [Int] = []
     var statistics = TCPStatistics()
+    /// The settings box the last connection made here uses, for the next one to share.
+    var sharedConfiguration: TCPSharedConfiguration?
 
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
@@ -155,9 +157,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var wakes = WakeList()
         buffer.lock.lock()
         buffer.chain.trimFront(count)
+        // An emptied queue's grown storage is freed once the lock is dropped.
+        let idleStorage = buffer.chain.isEmpty ? buffer.chain.takeIdleStorage() : nil
         buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()
+        withExtendedLifetime(idleStorage) {}
         wakes.publishAll()
         buffer.observers.notify()
     }
