@@ -23,6 +23,8 @@ public final class SocketBuffer: @unchecked Sendable {
     package let recordCount = Atomic<Int>(0)
     /// The size limit (SO_RCVBUF / SO_SNDBUF).
     package let highWater: Atomic<Int>
+    /// The user set the size (SO_RCVBUF / SO_SNDBUF): auto-tuning leaves it alone, as Linux does.
+    package let sizeSetByUser = Atomic<Bool>(false)
     /// The low water mark; 0 means automatic (1 byte to read, a quarter of the buffer to write).
     package let lowWaterSetting = Atomic<Int>(0)
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.

@@ -155,7 +155,12 @@ public struct TCPConnection<Payload: TCPPayload> {
         ecn.reductionEnd = initialSequenceNumber
         quickACKsLeft = configuration.quickACKSegments
         var scale: UInt8 = 0
-        while scale < 14, configuration.receiveBufferSize >> Int(scale) > 65535 {
+        // With auto-tuning the window may grow to the limit: the scale is chosen for that.
+        let largestWindow =
+            configuration.bufferAutoTuning
+            ? Swift.max(configuration.receiveBufferSize, configuration.maximumReceiveBufferSize)
+            : configuration.receiveBufferSize
+        while scale < 14, largestWindow >> Int(scale) > 65535 {
             scale += 1
         }
         receiveScale = configuration.windowScaling ? scale : 0

@@ -42,6 +42,8 @@ package final class TCPControlBlock: @unchecked Sendable {
     var segmentsOut = 0
     var bytesAcknowledged = 0
     var bytesReceived = 0
+    /// Receive-buffer auto-tuning's measurement (see `TCPThread.autoTuneBuffers`).
+    var autoTuning = TCPBufferAutoTuning()
 
     // MARK: Shared
 
@@ -109,8 +111,24 @@ package final class TCPSocketOptions: Sendable {
     package let congestionControl = Atomic<Int>(TCPCongestionAlgorithm.cubic.rawValue)
     /// Ask for (and accept) ECN on this socket's connections (RFC 3168).
     package let explicitCongestionNotification = Atomic<Bool>(false)
+    /// How far auto-tuning may grow this socket's receive and send buffers; 0 takes the stack's
+    /// limits (`maximumReceiveBufferSize`, `maximumSendBufferSize`).
+    package let receiveBufferLimit = Atomic<Int>(0)
+    package let sendBufferLimit = Atomic<Int>(0)
 
     init() {}
+
+    /// `settings` with this socket's auto-tuning limits (after `receiveBufferSize` is set): a
+    /// receive buffer the user sized stays that size, and the window scale is chosen for it.
+    func applyBufferLimits(to settings: inout TCPConfiguration, socket: Socket) {
+        let receive = receiveBufferLimit.load(ordering: .relaxed)
+        if receive > 0 { settings.maximumReceiveBufferSize = receive }
+        let send = sendBufferLimit.load(ordering: .relaxed)
+        if send > 0 { settings.maximumSendBufferSize = send }
+        if socket.receiveBuffer.sizeSetByUser.load(ordering: .relaxed) {
+            settings.maximumReceiveBufferSize = settings.receiveBufferSize
+        }
+    }
 
     func inherit(from other: TCPSocketOptions) {
         noDelay.store(other.noDelay.load(ordering: .relaxed), ordering: .relaxed)
@@ -125,6 +143,8 @@ package final class TCPSocketOptions: Sendable {
         congestionControl.store(other.congestionControl.load(ordering: .relaxed), ordering: .relaxed)
         explicitCongestionNotification.store(
             other.explicitCongestionNotification.load(ordering: .relaxed), ordering: .relaxed)
+        receiveBufferLimit.store(other.receiveBufferLimit.load(ordering: .relaxed), ordering: .relaxed)
+        sendBufferLimit.store(other.sendBufferLimit.load(ordering: .relaxed), ordering: .relaxed)
     }
 
     /// `settings` with this socket's keep-alive and user timeout choices applied.

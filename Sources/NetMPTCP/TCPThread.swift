@@ -46,7 +46,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         // Reads are reported before anything else runs, so every segment sent carries the
         // window the reader opened (the *rcvd* message answered before output).
         let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
-        if read > 0 { connection.received(count: read, now: time, into: &actions) }
+        if read > 0 {
+            // A buffer grown by auto-tuning shows in the window this update advertises.
+            autoTuneReceiveBuffer(block, &connection, read: read, now: time)
+            connection.received(count: read, now: time, into: &actions)
+        }
         body(&connection, time, &actions)
         let closing = actions.closed || actions.enteredTimeWait
         let record = actions.enteredTimeWait ? connection.timeWaitRecord() : nil
@@ -60,7 +64,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         apply(&actions, to: block, timeWait: record)
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
-        if !closing { rearm(block) }
+        if !closing {
+            autoSizeSendBuffer(block, connection)
+            rearm(block)
+        }
         actions.clear()
         spareActions.append(actions)
     }
@@ -72,6 +79,37 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
             if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
         }
+    }
+
+    /// Receive-buffer auto-tuning (`TCPBufferAutoTuning`): the application read `read` bytes.
+    private func autoTuneReceiveBuffer(
+        _ block: TCPControlBlock, _ connection: inout TCPConnection<ByteSlice>, read: Int, now: Int64
+    ) {
+        guard connection.configuration.bufferAutoTuning else { return }
+        let buffer = block.socket.receiveBuffer
+        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+            let size = block.autoTuning.receiveBufferSize(
+                afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
+                current: buffer.highWater.load(ordering: .relaxed),
+                limit: connection.configuration.maximumReceiveBufferSize)
+        else { return }
+        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+        connection.configuration.receiveBufferSize = size
+    }
+
+    /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
+    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ connection: TCPConnection<ByteSlice>) {
+        guard connection.configuration.bufferAutoTuning else { return }
+        let buffer = block.socket.sendBuffer
+        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+            let size = TCPBufferAutoTuning.sendBufferSize(
+                congestionWindow: connection.congestionControl.congestionWindow,
+                current: buffer.highWater.load(ordering: .relaxed),
+                limit: connection.configuration.maximumSendBufferSize)
+        else { return }
+        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+        // Writers waiting for room may fit now.
+        buffer.wake()
     }
 
     private func rearm(_ block: TCPControlBlock) {

@@ -24,23 +24,35 @@ struct ConnectionsBench: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of the report.")
     var json = false
 
+    @Option(
+        help: """
+            Kernel loopback connections measured by slab accounting as the reference (0: none; \
+            capped by the descriptor limit; needs a readable /proc/slabinfo).
+            """)
+    var kernelCount = 10_000
+
     func validate() throws {
         guard (1...1_000_000).contains(count) else { throw ValidationError("--count must be 1...1000000") }
         guard (4...65536).contains(payload) else { throw ValidationError("--payload must be 4...65536") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be 1...64") }
+        guard (0...1_000_000).contains(kernelCount) else { throw ValidationError("--kernel-count must be 0...1000000") }
     }
 
     func run() throws {
         let report = try LoopbackConnectionScale.run(
             connections: count, payload: payload, threadCount: threads, seed: seed)
+        let kernelConnections = Swift.min(kernelCount, KernelConnectionMemory.connectionLimit())
+        let kernel =
+            kernelConnections > 0
+            ? KernelConnectionMemory.bytesPerConnection(count: kernelConnections, payload: payload) : nil
         if json {
             let rows = [
                 BenchResult(
                     benchmark: "tcp.connections.heap", unit: "bytes/connection", netmp: report.heapBytesPerConnection,
-                    kernel: nil, better: "lower"),
+                    kernel: kernel, better: "lower"),
                 BenchResult(
                     benchmark: "tcp.connections.rss", unit: "bytes/connection",
-                    netmp: report.residentBytesPerConnection, kernel: nil, better: "lower"),
+                    netmp: report.residentBytesPerConnection, kernel: kernel, better: "lower"),
                 BenchResult(
                     benchmark: "tcp.connections.objects", unit: "bytes/socket",
                     netmp: Double(report.footprintBytesPerSocket), kernel: nil, better: "lower"),
@@ -48,6 +60,14 @@ struct ConnectionsBench: ParsableCommand {
             for row in rows { print(row.json) }
         } else {
             print(LoopbackConnectionScale.describe(report))
+            if let kernel {
+                print(
+                    "kernel: \(Int(kernel.rounded())) B of slab per idle loopback connection (both ends, "
+                        + "\(kernelConnections) connections); NetMP heap / kernel = "
+                        + format3(report.heapBytesPerConnection / Swift.max(1, kernel)))
+            } else if kernelConnections > 0 {
+                print("kernel: not measured (/proc/slabinfo unreadable, or a connection failed)")
+            }
         }
         if report.mismatches > 0 || report.socketsHoldingChunks > 0 {
             throw ValidationError(
