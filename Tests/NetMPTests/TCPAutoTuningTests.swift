@@ -62,7 +62,9 @@ final class TCPAutoTuningTests: XCTestCase {
 
     /// `total` bytes from one stack to another through a switch whose ports add `delay` each way
     /// and drain at 1 Gbit/s, in the deterministic mode; nil when it did not finish in 60 s.
-    func transfer(total: Int, autoTuning: Bool, seed: UInt64 = 11, receiveBufferSize: Int? = nil) throws -> Outcome? {
+    func transfer(
+        total: Int, autoTuning: Bool, seed: UInt64 = 11, receiveBufferSize: Int? = nil, limits: (Int, Int)? = nil
+    ) throws -> Outcome? {
         let network = SimulatedNetwork(seed: seed)
         defer { network.shutdown() }
         let lan = network.makeSwitch(
@@ -77,9 +79,11 @@ final class TCPAutoTuningTests: XCTestCase {
         try listener.bind(to: target)
         // SO_RCVBUF on the listener: its connections inherit the size and keep it.
         if let receiveBufferSize { try listener.setOption(.receiveBufferSize, receiveBufferSize) }
+        if let (receive, _) = limits { try listener.setOption(.receiveBufferLimit, receive) }
         try listener.listen()
         listener.isNonBlocking = true
         let client = try a.socket(.inet, .stream)
+        if let (_, send) = limits { try client.setOption(.sendBufferLimit, send) }
         client.isNonBlocking = true
         do {
             try client.connect(to: target)
@@ -142,5 +146,12 @@ final class TCPAutoTuningTests: XCTestCase {
         let outcome = try XCTUnwrap(try transfer(total: 4 << 20, autoTuning: true, receiveBufferSize: 300_000))
         XCTAssertEqual(outcome.received, outcome.sent, "bytes exact")
         XCTAssertEqual(outcome.receiveBuffer, 300_000)
+    }
+
+    func testPerSocketLimitsBoundTheGrowth() throws {
+        let outcome = try XCTUnwrap(try transfer(total: 8 << 20, autoTuning: true, limits: (1 << 20, 768 << 10)))
+        XCTAssertEqual(outcome.received, outcome.sent, "bytes exact")
+        XCTAssertEqual(outcome.receiveBuffer, 1 << 20, "grown to the socket's receive limit")
+        XCTAssertEqual(outcome.sendBuffer, 768 << 10, "grown to the socket's send limit")
     }
 }
