@@ -15,9 +15,10 @@ extension SocketBuffer {
     /// The buffer object, its lock, and the storage its queues hold now (nothing when empty and
     /// never grown: a chain of one slice keeps it inline). Chunks are counted apart.
     package var footprint: Int {
-        var bytes = HeapFootprint.of(self) + lock.footprint + chain.slices.storageFootprint
-        if let box = datagrams { bytes += HeapFootprint.of(box) + box.records.storageFootprint }
-        return bytes
+        let queues = lock.withLock {
+            chain.slices.storageFootprint + (datagrams.map { HeapFootprint.of($0) + $0.records.storageFootprint } ?? 0)
+        }
+        return HeapFootprint.of(self) + lock.footprint + queues
     }
 
     /// Chunks this buffer references now (an idle socket's should be none).
