@@ -76,3 +76,19 @@ struct ConnectionsBench: ParsableCommand {
         }
     }
 }
+
+/// The `tcp.idle.memory` row of `netmp bench tcp`: bytes per idle established loopback connection
+/// at `connections` connections, both ends in one stack (NetMP: the RSS grown, divided by the
+/// count; the kernel: its slab accounting, as the RSS of this process would not see its sockets).
+func idleMemoryRow(connections: Int, kernel measureKernel: Bool) throws -> BenchResult {
+    let report = try LoopbackConnectionScale.run(connections: connections, payload: 100)
+    guard report.mismatches == 0, report.socketsHoldingChunks == 0 else {
+        throw BenchFailure(description: "tcp.idle.memory: \(report.mismatches) connections failed their exchange")
+    }
+    let kernelConnections = measureKernel ? Swift.min(connections, KernelConnectionMemory.connectionLimit()) : 0
+    let kernel =
+        kernelConnections > 0 ? KernelConnectionMemory.bytesPerConnection(count: kernelConnections, payload: 100) : nil
+    return BenchResult(
+        benchmark: "tcp.idle.memory", unit: "B/conn", netmp: report.residentBytesPerConnection, kernel: kernel,
+        better: "lower")
+}
