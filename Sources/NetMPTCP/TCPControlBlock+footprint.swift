@@ -22,7 +22,6 @@ extension TCPControlBlock {
         return [
             FootprintItem("TCP control block (with the connection value)", HeapFootprint.of(block)),
             FootprintItem("owner port", HeapFootprint.of(block.port) + block.port.lock.footprint),
-            FootprintItem("names", block.names.footprint),
             FootprintItem("socket options", HeapFootprint.of(block.options)),
             FootprintItem("embedded messages", messages),
             FootprintItem("callout", block.callout.map { HeapFootprint.of($0) } ?? 0),

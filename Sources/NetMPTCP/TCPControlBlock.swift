@@ -47,9 +47,12 @@ package final class TCPControlBlock: @unchecked Sendable {
 
     // MARK: Shared
 
-    /// getsockname/getpeername from any thread.
-    let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>(
-        (.ipv4(.unspecified, port: 0), nil), compact: true)
+    /// getsockname/getpeername from any thread: written by the owner (bind, connect, accept),
+    /// read by anyone, under the receive buffer's lock (a moment's hold, and no lock of its own
+    /// per socket).
+    @exclusivity(unchecked) private var storedNames: (local: SocketAddress, peer: SocketAddress?) = (
+        .ipv4(.unspecified, port: 0), nil
+    )
     /// Bytes appended to the send buffer that the connection has not been told of.
     let unsentAppended = Atomic<Int>(0)
     /// Bytes the user read that the connection has not been told of.
@@ -77,7 +80,13 @@ package final class TCPControlBlock: @unchecked Sendable {
     func publishNames() {
         let local = SocketAddress.ipv4(localAddress, port: localPort)
         let peer = remotePort == 0 ? nil : SocketAddress.ipv4(remoteAddress, port: remotePort)
-        names.withLock { $0 = (local, peer) }
+        let lock = socket.receiveBuffer.lock
+        lock.withLock { storedNames = (local, peer) }
+    }
+
+    /// The local and peer addresses last published.
+    var names: (local: SocketAddress, peer: SocketAddress?) {
+        socket.receiveBuffer.lock.withLock { storedNames }
     }
 
     /// Posts `message` to the owner holding one reference on the socket for it, unless

@@ -378,10 +378,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     // MARK: Addresses and readiness (any thread)
 
-    package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.withLock { $0.local } }
+    package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.local }
 
     package func peerAddress(_ socket: Socket) throws(NetError) -> SocketAddress {
-        guard socket.state.containsAny([.connected, .connecting]), let peer = block(socket).names.withLock({ $0.peer })
+        guard socket.state.containsAny([.connected, .connecting]), let peer = block(socket).names.peer
         else { throw .notConnected }
         return peer
     }
