@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CNetMP.h"
 #include <errno.h>
+#include <malloc.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -154,9 +155,7 @@ int64_t netmp_monotonic_ns(void) {
 
 struct netmp_mutex { pthread_mutex_t m; };
 
-netmp_mutex *netmp_mutex_create(void) {
-    netmp_mutex *m = aligned_alloc(64, 64);
-    if (!m) abort();
+static void netmp_mutex_init(netmp_mutex *m) {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
@@ -164,9 +163,29 @@ netmp_mutex *netmp_mutex_create(void) {
 #endif
     pthread_mutex_init(&m->m, &attr);
     pthread_mutexattr_destroy(&attr);
+}
+
+netmp_mutex *netmp_mutex_create(void) {
+    netmp_mutex *m = aligned_alloc(64, 64);
+    if (!m) abort();
+    netmp_mutex_init(m);
+    return m;
+}
+
+netmp_mutex *netmp_mutex_create_compact(void) {
+    netmp_mutex *m = malloc(sizeof(netmp_mutex));
+    if (!m) abort();
+    netmp_mutex_init(m);
     return m;
 }
 void netmp_mutex_destroy(netmp_mutex *m) { pthread_mutex_destroy(&m->m); free(m); }
+
+size_t netmp_malloc_usable_size(const void *pointer) { return malloc_usable_size((void *)pointer); }
+
+uint64_t netmp_malloc_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return (uint64_t)info.uordblks + (uint64_t)info.hblkhd;
+}
 void netmp_mutex_lock(netmp_mutex *m) { pthread_mutex_lock(&m->m); }
 void netmp_mutex_unlock(netmp_mutex *m) { pthread_mutex_unlock(&m->m); }
 bool netmp_mutex_trylock(netmp_mutex *m) { return pthread_mutex_trylock(&m->m) == 0; }

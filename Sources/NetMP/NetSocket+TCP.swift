@@ -42,6 +42,13 @@ public struct TCPSocketOption: Hashable, Sendable, CustomStringConvertible {
     /// socket's connections inherit it); off unless the stack's configuration turns it on. Set
     /// before connect or listen.
     public static let explicitCongestionNotification = TCPSocketOption(10, "explicitCongestionNotification")
+    /// How far auto-tuning may grow the receive buffer, in bytes (the window scale is chosen for
+    /// it); 0 takes the stack's `maximumReceiveBufferSize`. Set before connect or listen (a listen
+    /// socket's connections inherit it). SO_RCVBUF turns the tuning off for the socket.
+    public static let receiveBufferLimit = TCPSocketOption(40, "receiveBufferLimit")
+    /// How far auto-sizing may grow the send buffer, in bytes; 0 takes the stack's
+    /// `maximumSendBufferSize`. Set before connect or listen. SO_SNDBUF turns the sizing off.
+    public static let sendBufferLimit = TCPSocketOption(41, "sendBufferLimit")
 }
 
 extension NetSocket {
@@ -99,6 +106,13 @@ extension NetSocket {
             }
         case .explicitCongestionNotification:
             block.options.explicitCongestionNotification.store(value != 0, ordering: .relaxed)
+        case .receiveBufferLimit, .sendBufferLimit:
+            guard (0...SocketBuffer.maximumSize).contains(value) else { throw .invalidArgument }
+            if option == .receiveBufferLimit {
+                block.options.receiveBufferLimit.store(value, ordering: .relaxed)
+            } else {
+                block.options.sendBufferLimit.store(value, ordering: .relaxed)
+            }
         default: throw .badOption
         }
     }
@@ -134,6 +148,15 @@ extension NetSocket {
         case .congestionControl: return block.options.congestionControl.load(ordering: .relaxed)
         case .explicitCongestionNotification:
             return block.options.explicitCongestionNotification.load(ordering: .relaxed) ? 1 : 0
+        case .receiveBufferLimit, .sendBufferLimit:
+            // What a connection made now would use: the socket's limit, else the stack's.
+            let settings = (core.proto as? TCPProtocol)?.configuration ?? TCPConfiguration()
+            if option == .receiveBufferLimit {
+                let own = block.options.receiveBufferLimit.load(ordering: .relaxed)
+                return own > 0 ? own : settings.maximumReceiveBufferSize
+            }
+            let own = block.options.sendBufferLimit.load(ordering: .relaxed)
+            return own > 0 ? own : settings.maximumSendBufferSize
         default: throw .badOption
         }
     }

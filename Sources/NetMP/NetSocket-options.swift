@@ -46,6 +46,8 @@ extension NetSocket {
             guard value > 0, value <= SocketBuffer.maximumSize else { throw .invalidArgument }
             let buffer = option == .receiveBufferSize ? core.receiveBuffer : core.sendBuffer
             buffer.highWater.store(value, ordering: .sequentiallyConsistent)
+            // A size the user chose is not auto-tuned.
+            buffer.sizeSetByUser.store(true, ordering: .relaxed)
             // Writers waiting for room may fit now.
             buffer.wake()
         case .receiveLowWater, .sendLowWater:

@@ -147,6 +147,13 @@ public struct BufferChain: @unchecked Sendable {
         return taken
     }
 
+    /// Takes the slice ring's storage once the chain is empty, if it grew past a few slices,
+    /// for the caller to drop after releasing its lock: a socket buffer that carried a bulk
+    /// transfer (hundreds of slices) holds nothing once idle.
+    public mutating func takeIdleStorage() -> ContiguousArray<ByteSlice?>? {
+        slices.takeStorageIfEmpty(keeping: 4)
+    }
+
     public mutating func removeAll() {
         slices.removeAll()
         count = 0

@@ -11,7 +11,10 @@ import CNetMP
 public final class NetLock: @unchecked Sendable {
     @usableFromInline let mutex: OpaquePointer
 
-    package init() { mutex = netmp_mutex_create() }
+    /// A lock whose mutex has a cache line of its own (no false sharing with its neighbours), or,
+    /// when `compact`, a block of its own size: for the many locks of a socket that are seldom
+    /// contended.
+    package init(compact: Bool = false) { mutex = compact ? netmp_mutex_create_compact() : netmp_mutex_create() }
 
     deinit { netmp_mutex_destroy(mutex) }
 
@@ -31,10 +34,13 @@ public final class NetLock: @unchecked Sendable {
 /// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
 /// not inline members of `package` types across modules); its members are `package`, not API.
 public final class LockedValue<Value>: @unchecked Sendable {
-    @usableFromInline let lock = NetLock()
+    @usableFromInline let lock: NetLock
     @usableFromInline var value: Value
 
-    package init(_ value: Value) { self.value = value }
+    package init(_ value: Value, compact: Bool = false) {
+        self.value = value
+        lock = NetLock(compact: compact)
+    }
 
     @inlinable @inline(__always) package func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T
     {

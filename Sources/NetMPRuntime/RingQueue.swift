@@ -153,6 +153,18 @@ public struct RingQueue<Element> {
         return result
     }
 
+    /// Takes the storage of an empty ring that has grown past `keep` elements (the ring goes
+    /// back to keeping one element inline), for the caller to free where it likes: an idle
+    /// queue then holds no memory, while a small ring is kept because refilling it would allocate.
+    @inlinable package mutating func takeStorageIfEmpty(keeping keep: Int) -> ContiguousArray<Element?>? {
+        guard count == 0, storage.count > keep else { return nil }
+        let taken = storage
+        storage = []
+        single = nil
+        head = 0
+        return taken
+    }
+
     @inlinable package mutating func removeAll() {
         while popFirst() != nil {}
         head = 0

@@ -4,9 +4,17 @@ import NetMPRuntime
 /// in its peer's receive buffer, which its own close() does not otherwise touch. close() ends
 /// them here, so every blocked call on a closed socket returns.
 final class ForeignWaits: @unchecked Sendable {
-    private let lock = NetLock()
+    let lock = NetLock(compact: true)
     private var waiters: [SocketWaiter] = []  // under lock
     private var isEnded = false  // under lock
+
+    /// The list of every socket that closed without having waited on another's buffer: ended,
+    /// so a wait added to it ends at once.
+    static let ended: ForeignWaits = {
+        let waits = ForeignWaits()
+        waits.endAll()
+        return waits
+    }()
 
     /// Records a wait before it is posted. `closed` is the socket's close bit as the caller
     /// read it; a wait that starts after the close (or races it) is ended at once.

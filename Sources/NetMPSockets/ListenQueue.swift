@@ -8,13 +8,21 @@ package final class ListenQueue: @unchecked Sendable {
     /// The largest backlog a listen may ask for (SOMAXCONN).
     package static let maximumBacklog = 4096
 
-    private let lock = NetLock()
-    private var incomplete = RingQueue<Socket>(capacity: 4)
-    private var complete = RingQueue<Socket>(capacity: 4)
+    let lock = NetLock(compact: true)
+    private(set) var incomplete = RingQueue<Socket>()
+    private(set) var complete = RingQueue<Socket>()
     private var backlog = 0
     private var isClosed = false
     /// Complete connections waiting (read without the lock by the accept condition).
     package let completeCount = Atomic<Int>(0)
+
+    /// The queue of every socket that closed without having listened: closed, so nothing is
+    /// ever queued on it.
+    static let closed: ListenQueue = {
+        let queue = ListenQueue()
+        _ = queue.close()
+        return queue
+    }()
 
     var limit: Int { lock.withLock { backlog } }
 

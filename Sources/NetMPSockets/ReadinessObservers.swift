@@ -9,7 +9,7 @@ package protocol ReadinessObserver: AnyObject, Sendable {
 /// A socket's readiness observers; told from the same places that wake waiters, after the
 /// buffer's lock is dropped.
 package final class ReadinessObservers: @unchecked Sendable {
-    private let lock = NetLock()
+    let lock = NetLock(compact: true)
     @exclusivity(unchecked) private var observers: [any ReadinessObserver] = []  // under lock
     private let count = Atomic<Int>(0)
 

@@ -93,15 +93,19 @@ extension Socket {
     ) {
         var wakes = WakeList()
         var drained = false
+        // Freed after the lock is dropped.
+        var idleStorage: ContiguousArray<ByteSlice?>?
         let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
             buffer.chain.popFront(maxBytes: remaining)
         } whileLocked: {
             let left = buffer.chain.count
             drained = left == 0
+            if drained { idleStorage = buffer.chain.takeIdleStorage() }
             buffer.byteCount.store(left, ordering: .sequentiallyConsistent)
             buffer.collectSatisfiedLocked(into: &wakes)
         }
         wakes.publishAll()
+        withExtendedLifetime(idleStorage) {}
         return (total, drained)
     }
 
@@ -250,10 +254,10 @@ extension Socket {
     /// Takes a connection from the complete queue (the caller then runs `finishAccept`), or
     /// names the wait.
     package func attemptAccept() throws(NetError) -> Result<Socket, BlockedError> {
-        guard let queue = listenQueue else { throw .notSupported }
+        guard type == .stream else { throw .notSupported }
         let now = state.value
         if now.contains(.noFileReference) { throw .badDescriptor }
-        guard now.contains(.listening) else { throw .invalidArgument }
+        guard now.contains(.listening), let queue = listenQueue else { throw .invalidArgument }
         if let child = queue.takeComplete() { return .success(child) }
         if let error = takeError() { throw error }
         return .failure(BlockedError(blocked: Blocked(buffer: receiveBuffer, condition: .acceptable)))

@@ -19,8 +19,10 @@ package final class Socket: @unchecked Sendable {
     package let observers = ReadinessObservers()
     package let receiveBuffer: SocketBuffer
     package let sendBuffer: SocketBuffer
-    /// Present on stream sockets; used once the socket listens.
-    package let listenQueue: ListenQueue?
+    /// A stream socket's listen queues, made by its first listen (most stream sockets never
+    /// listen); close installs the shared closed queue when there is none, so a listen that races
+    /// the close finds its queue closed.
+    private let listenQueueReference = AtomicLazyReference<ListenQueue>()
     package let nonBlocking = Atomic<Bool>(false)
     /// The protocol's control block: touched only by the owner (or, for a synchronous port,
     /// under the protocol's own locks).
@@ -28,7 +30,9 @@ package final class Socket: @unchecked Sendable {
     private let closeStarted = Atomic<Bool>(false)
     /// Calls of this socket blocked on another socket's buffer (a local sender waiting for room
     /// in its peer's receive buffer), so that close() can end them too.
-    let foreignWaits = ForeignWaits()
+    /// Made by the first such wait (only local sockets have them); close installs the shared
+    /// ended list when there is none, so a wait that races the close ends at once.
+    private let foreignWaitsReference = AtomicLazyReference<ForeignWaits>()
     /// A test hook: runs once, on the caller, just before the next protocol request is sent to
     /// the owner (after the user-side checks), so a test can put a close exactly there.
     package nonisolated(unsafe) var beforeNextRequest: (@Sendable () -> Void)?
@@ -44,9 +48,11 @@ package final class Socket: @unchecked Sendable {
         self.registry = registry
         self.proto = proto
         self.owner = owner
-        receiveBuffer = SocketBuffer(registry: registry, observers: observers, highWater: receiveSize)
-        sendBuffer = SocketBuffer(registry: registry, observers: observers, highWater: sendSize)
-        listenQueue = type == .stream ? ListenQueue() : nil
+        let datagrams = type == .datagram
+        receiveBuffer = SocketBuffer(
+            registry: registry, observers: observers, highWater: receiveSize, holdsDatagrams: datagrams)
+        sendBuffer = SocketBuffer(
+            registry: registry, observers: observers, highWater: sendSize, holdsDatagrams: datagrams)
         registry.liveSockets.add(1, ordering: .relaxed)
         registry.register(self)
     }
@@ -54,6 +60,20 @@ package final class Socket: @unchecked Sendable {
     deinit {
         registry.unregister(ObjectIdentifier(self))
         registry.liveSockets.subtract(1, ordering: .relaxed)
+    }
+
+    /// The listen queues, once the socket has listened (or closed).
+    package var listenQueue: ListenQueue? { listenQueueReference.load() }
+
+    private func madeListenQueue() -> ListenQueue {
+        listenQueueReference.load() ?? listenQueueReference.storeIfNil(ListenQueue())
+    }
+
+    /// This socket's waits on other sockets' buffers (see `foreignWaitsReference`).
+    var foreignWaits: ForeignWaits? { foreignWaitsReference.load() }
+
+    private func madeForeignWaits() -> ForeignWaits {
+        foreignWaitsReference.load() ?? foreignWaitsReference.storeIfNil(ForeignWaits())
     }
 
     // MARK: Error slot
@@ -143,9 +163,9 @@ package final class Socket: @unchecked Sendable {
         var waiter = SocketWaiter.forThreadWait(socket: self, buffer: buffer, condition: condition)
         // A wait on another socket's buffer is also listed here, so that close() can end it
         // (such a waiter is then still held when the wait ends, and is not kept for reuse).
-        let foreign = isForeign(buffer)
-        if foreign { foreignWaits.add(waiter, closed: state.contains(.noFileReference)) }
-        defer { if foreign { foreignWaits.remove(waiter) } }
+        let foreignWaits = isForeign(buffer) ? madeForeignWaits() : nil
+        foreignWaits?.add(waiter, closed: state.contains(.noFileReference))
+        defer { foreignWaits?.remove(waiter) }
         guard owner.post(waiter) else { throw .shutdown }
         if driven {
             // The deterministic mode runs only when stepped: a wait cannot block, it can only
@@ -181,9 +201,9 @@ package final class Socket: @unchecked Sendable {
         if registry.isShutDown.load(ordering: .sequentiallyConsistent) { throw .shutdown }
         let waiter = SocketWaiter(socket: self, buffer: buffer, condition: condition)
         let owner = self.owner
-        let foreign = isForeign(buffer)
-        if foreign { foreignWaits.add(waiter, closed: state.contains(.noFileReference)) }
-        defer { if foreign { foreignWaits.remove(waiter) } }
+        let foreignWaits = isForeign(buffer) ? madeForeignWaits() : nil
+        foreignWaits?.add(waiter, closed: state.contains(.noFileReference))
+        defer { foreignWaits?.remove(waiter) }
         try await waiter.waitAsync { waiter in owner.post(waiter) }.check()
     }
 
@@ -210,9 +230,9 @@ package final class Socket: @unchecked Sendable {
     /// nor connected; a closed queue stays closed.
     package func listen(backlog: Int) throws(NetError) {
         try checkOpen()
-        guard let queue = listenQueue else { throw .notSupported }
+        guard type == .stream else { throw .notSupported }
         if state.containsAny([.connected, .connecting]) { throw .invalidArgument }
-        queue.setBacklog(backlog)
+        madeListenQueue().setBacklog(backlog)
         try request { [self] () throws(NetError) in try proto.listen(self, backlog: backlog) }
     }
 
@@ -241,8 +261,11 @@ package final class Socket: @unchecked Sendable {
         state.set(.noFileReference)
         receiveBuffer.wakeAll()
         sendBuffer.wakeAll()
-        foreignWaits.endAll()
-        if let queue = listenQueue {
+        let waits = foreignWaitsReference.storeIfNil(ForeignWaits.ended)
+        if waits !== ForeignWaits.ended { waits.endAll() }
+        if type == .stream, case let queue = listenQueueReference.storeIfNil(ListenQueue.closed),
+            queue !== ListenQueue.closed
+        {
             for child in queue.close() {
                 child.state.set(.noFileReference)
                 child.requestWithoutResult { child.proto.abort(child) }

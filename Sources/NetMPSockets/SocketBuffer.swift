@@ -14,14 +14,17 @@ public final class SocketBuffer: @unchecked Sendable {
     package let lock = NetLock()
     /// Stream bytes (under `lock`).
     @exclusivity(unchecked) package var chain = BufferChain()
-    /// Datagrams (under `lock`).
-    @exclusivity(unchecked) package var records = RingQueue<DatagramRecord>(capacity: 8)
+    /// Datagrams (under `lock`), on datagram sockets only: a stream socket's buffer carries no
+    /// room for them (their queue is a hundred bytes even when empty).
+    let datagrams: DatagramQueue?
     /// Bytes held, stream or datagram (written under `lock`).
     package let byteCount = Atomic<Int>(0)
     /// Datagrams held (written under `lock`).
     package let recordCount = Atomic<Int>(0)
     /// The size limit (SO_RCVBUF / SO_SNDBUF).
     package let highWater: Atomic<Int>
+    /// The user set the size (SO_RCVBUF / SO_SNDBUF): auto-tuning leaves it alone, as Linux does.
+    package let sizeSetByUser = Atomic<Bool>(false)
     /// The low water mark; 0 means automatic (1 byte to read, a quarter of the buffer to write).
     package let lowWaterSetting = Atomic<Int>(0)
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
@@ -37,7 +40,8 @@ public final class SocketBuffer: @unchecked Sendable {
     /// wait, by the waiting side: kept off the line of the counts the other side writes).
     package let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
-    init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int) {
+    init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int, holdsDatagrams: Bool) {
+        datagrams = holdsDatagrams ? DatagramQueue() : nil
         self.registry = registry
         self.observers = observers
         self.highWater = Atomic(highWater)
@@ -45,6 +49,17 @@ public final class SocketBuffer: @unchecked Sendable {
     }
 
     deinit { registry.liveBuffers.subtract(1, ordering: .relaxed) }
+
+    /// The datagrams held (under `lock`); always empty on a stream socket, which never adds one.
+    package var records: RingQueue<DatagramRecord> {
+        @inline(__always) _read {
+            if let datagrams { yield datagrams.records } else { yield DatagramQueue.none }
+        }
+        @inline(__always) _modify {
+            guard let datagrams else { preconditionFailure("a stream socket's buffer holds no datagrams") }
+            yield &datagrams.records
+        }
+    }
 
     /// Bytes that still fit.
     @inline(__always) package var room: Int {
@@ -109,7 +124,7 @@ public final class SocketBuffer: @unchecked Sendable {
     func flush() {
         lock.lock()
         chain.removeAll()
-        records.removeAll()
+        datagrams?.records.removeAll()
         byteCount.store(0, ordering: .sequentiallyConsistent)
         recordCount.store(0, ordering: .sequentiallyConsistent)
         lock.unlock()
@@ -126,4 +141,12 @@ public final class SocketBuffer: @unchecked Sendable {
         wakes.publishAll()
         observers.notify()
     }
+}
+
+/// A datagram socket buffer's queue of datagrams, with room for a few reserved.
+final class DatagramQueue {
+    @exclusivity(unchecked) var records = RingQueue<DatagramRecord>(capacity: 8)
+
+    /// What a stream socket's buffer reads as its datagrams: empty, never written.
+    nonisolated(unsafe) static let none = RingQueue<DatagramRecord>()
 }

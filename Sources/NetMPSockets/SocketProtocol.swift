@@ -13,7 +13,7 @@ package enum SendProgress: Sendable {
 /// The socket layer runs each control request as a message on the socket's owner (inline for a
 /// synchronous port). `send` and `received` are the data path: they run in the calling thread
 /// and do their own locking, posting to the owner when protocol work must follow.
-package protocol SocketProtocol: Sendable {
+package protocol SocketProtocol: AnyObject, Sendable {
     func attach(_ socket: Socket) throws(NetError)
     /// The user closed the socket; release the control block. Runs once.
     func detach(_ socket: Socket)

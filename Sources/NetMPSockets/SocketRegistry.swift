@@ -12,7 +12,9 @@ package final class SocketRegistry: Sendable {
 
     package init() {}
 
-    final class WeakSocket: @unchecked Sendable {
+    /// A table entry: weak, so the table never keeps a socket alive (a value, not an object
+    /// of its own per socket).
+    struct WeakSocket: @unchecked Sendable {
         weak var socket: Socket?
         init(_ socket: Socket) { self.socket = socket }
     }

@@ -1,7 +1,16 @@
 /// Per-connection settings, all times in nanoseconds of the caller's clock.
-public struct TCPConfiguration: Sendable {
+public struct TCPConfiguration: Sendable, Equatable {
     /// Receive buffer capacity in bytes: the most the window can offer.
     public var receiveBufferSize = 256 * 1024
+    /// Grow the receive buffer with the bandwidth-delay product the transfer shows, and the send
+    /// buffer with the congestion window (`TCPBufferAutoTuning`), up to the limits below, unless
+    /// the user set the buffer's size. Stacks turn it on; a bare connection value starts off.
+    public var bufferAutoTuning = false
+    /// The receive buffer auto-tuning may grow to (Linux tcp_rmem[2]: 6 MiB); with auto-tuning the
+    /// window scale is chosen for it.
+    public var maximumReceiveBufferSize = 6 << 20
+    /// The send buffer auto-sizing may grow to (Linux tcp_wmem[2]: 4 MiB).
+    public var maximumSendBufferSize = 4 << 20
     /// Disable Nagle (TCP_NODELAY).
     public var noDelay = false
     /// Offer window scaling (RFC 7323).

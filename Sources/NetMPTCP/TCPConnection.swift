@@ -8,7 +8,12 @@ import NetMPWire
 /// After each event the integration re-arms its one callout at `nextDeadline` (or cancels it when
 /// nil) and calls `timerFired` when it passes. SO_LINGER 0 is `abort`.
 public struct TCPConnection<Payload: TCPPayload> {
-    public internal(set) var configuration: TCPConfiguration
+    /// The settings, in a box shared with connections that have equal ones.
+    var sharedConfiguration: TCPSharedConfiguration
+    public internal(set) var configuration: TCPConfiguration {
+        _read { yield sharedConfiguration.value }
+        set { sharedConfiguration = TCPSharedConfiguration(newValue) }
+    }
     public let localPort: UInt16
     public let remotePort: UInt16
     public internal(set) var state: TCPState = .closed
@@ -159,7 +164,7 @@ public struct TCPConnection<Payload: TCPPayload> {
         initialSequenceNumber: SequenceNumber, routeMTU: Int = 1500,
         congestionControl: (any TCPCongestionControl)? = nil
     ) {
-        self.configuration = configuration
+        sharedConfiguration = TCPSharedConfiguration(configuration)
         self.localPort = localPort
         self.remotePort = remotePort
         initialSendSequence = initialSequenceNumber
@@ -181,7 +186,12 @@ public struct TCPConnection<Payload: TCPPayload> {
         ecn.reductionEnd = initialSequenceNumber
         quickACKsLeft = configuration.quickACKSegments
         var scale: UInt8 = 0
-        while scale < 14, configuration.receiveBufferSize >> Int(scale) > 65535 {
+        // With auto-tuning the window may grow to the limit: the scale is chosen for that.
+        let largestWindow =
+            configuration.bufferAutoTuning
+            ? Swift.max(configuration.receiveBufferSize, configuration.maximumReceiveBufferSize)
+            : configuration.receiveBufferSize
+        while scale < 14, largestWindow >> Int(scale) > 65535 {
             scale += 1
         }
         receiveScale = configuration.windowScaling ? scale : 0

@@ -44,11 +44,17 @@ package final class TCPControlBlock: @unchecked Sendable {
     @exclusivity(unchecked) var segmentsOut = 0
     @exclusivity(unchecked) var bytesAcknowledged = 0
     @exclusivity(unchecked) var bytesReceived = 0
+    /// Receive-buffer auto-tuning's measurement (see `TCPThread.autoTuneReceiveBuffer`).
+    @exclusivity(unchecked) var autoTuning = TCPBufferAutoTuning()
 
     // MARK: Shared
 
-    /// getsockname/getpeername from any thread.
-    let names = LockedValue<(local: SocketAddress, peer: SocketAddress?)>((.ipv4(.unspecified, port: 0), nil))
+    /// getsockname/getpeername from any thread: written by the owner (bind, connect, accept),
+    /// read by anyone, under the receive buffer's lock (a moment's hold, and no lock of its own
+    /// per socket).
+    @exclusivity(unchecked) private var storedNames: (local: SocketAddress, peer: SocketAddress?) = (
+        .ipv4(.unspecified, port: 0), nil
+    )
     /// Bytes appended to the send buffer that the connection has not been told of.
     let unsentAppended = Atomic<Int>(0)
     /// Bytes the user read that the connection has not been told of.
@@ -76,7 +82,13 @@ package final class TCPControlBlock: @unchecked Sendable {
     func publishNames() {
         let local = SocketAddress.ipv4(localAddress, port: localPort)
         let peer = remotePort == 0 ? nil : SocketAddress.ipv4(remoteAddress, port: remotePort)
-        names.withLock { $0 = (local, peer) }
+        let lock = socket.receiveBuffer.lock
+        lock.withLock { storedNames = (local, peer) }
+    }
+
+    /// The local and peer addresses last published.
+    var names: (local: SocketAddress, peer: SocketAddress?) {
+        socket.receiveBuffer.lock.withLock { storedNames }
     }
 
     /// Posts `message` to the owner holding one reference on the socket for it, unless
@@ -110,8 +122,24 @@ package final class TCPSocketOptions: Sendable {
     package let congestionControl = Atomic<Int>(TCPCongestionAlgorithm.cubic.rawValue)
     /// Ask for (and accept) ECN on this socket's connections (RFC 3168).
     package let explicitCongestionNotification = Atomic<Bool>(false)
+    /// How far auto-tuning may grow this socket's receive and send buffers; 0 takes the stack's
+    /// limits (`maximumReceiveBufferSize`, `maximumSendBufferSize`).
+    package let receiveBufferLimit = Atomic<Int>(0)
+    package let sendBufferLimit = Atomic<Int>(0)
 
     init() {}
+
+    /// `settings` with this socket's auto-tuning limits (after `receiveBufferSize` is set): a
+    /// receive buffer the user sized stays that size, and the window scale is chosen for it.
+    func applyBufferLimits(to settings: inout TCPConfiguration, socket: Socket) {
+        let receive = receiveBufferLimit.load(ordering: .relaxed)
+        if receive > 0 { settings.maximumReceiveBufferSize = receive }
+        let send = sendBufferLimit.load(ordering: .relaxed)
+        if send > 0 { settings.maximumSendBufferSize = send }
+        if socket.receiveBuffer.sizeSetByUser.load(ordering: .relaxed) {
+            settings.maximumReceiveBufferSize = settings.receiveBufferSize
+        }
+    }
 
     func inherit(from other: TCPSocketOptions) {
         noDelay.store(other.noDelay.load(ordering: .relaxed), ordering: .relaxed)
@@ -126,6 +154,8 @@ package final class TCPSocketOptions: Sendable {
         congestionControl.store(other.congestionControl.load(ordering: .relaxed), ordering: .relaxed)
         explicitCongestionNotification.store(
             other.explicitCongestionNotification.load(ordering: .relaxed), ordering: .relaxed)
+        receiveBufferLimit.store(other.receiveBufferLimit.load(ordering: .relaxed), ordering: .relaxed)
+        sendBufferLimit.store(other.sendBufferLimit.load(ordering: .relaxed), ordering: .relaxed)
     }
 
     /// `settings` with this socket's keep-alive and user timeout choices applied.

@@ -9,7 +9,7 @@ import NetMPRuntime
 /// owner before the switch finds the port pointing elsewhere when it runs and is sent on (after
 /// the migrating message); a synchronous call that lands there is retried by its caller.
 package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
-    private let lock = NetLock()
+    let lock = NetLock()
     private var current: ProtocolThread  // under lock
 
     init(_ thread: ProtocolThread) { current = thread }

@@ -46,7 +46,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         self.inet = inet
         tables = TCPTables(key: portKey)
         sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
-        template = LockedValue(TCPConfiguration())
+        var initial = TCPConfiguration()
+        initial.bufferAutoTuning = true
+        template = LockedValue(initial)
         challengeACKs = TCPChallengeACKLimiter(limit: TCPConfiguration().challengeACKLimit, seed: next())
         synCookies = TCPSYNCookies(key: key())
         let made = inet.perThread.map { TCPThread(tcp: self, inet: $0) }
@@ -112,6 +114,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         }
         settings.explicitCongestionNotification = block.options.explicitCongestionNotification.load(ordering: .relaxed)
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
+        block.options.applyBufferLimits(to: &settings, socket: block.socket)
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
         if maximumSegment > 0 { mtu = Swift.min(mtu, maximumSegment + 40) }
@@ -184,6 +187,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             configuration: settings, localPort: key.localPort, remotePort: port,
             initialSequenceNumber: sequenceNumbers.initialSequenceNumber(for: key, now: here.now), routeMTU: mtu)
         connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
+        connection.shareConfiguration(through: &here.sharedConfiguration)
         block.connection = connection
         block.hold = socket
         _ = socket.takeError()
@@ -225,6 +229,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let block = TCPControlBlock(socket: child, tcp: self, port: port, home: thread)
         child.controlBlock = block
         block.options.inherit(from: listener.block.options)
+        for (mine, theirs) in [(child.receiveBuffer, parent.receiveBuffer), (child.sendBuffer, parent.sendBuffer)] {
+            mine.sizeSetByUser.store(theirs.sizeSetByUser.load(ordering: .relaxed), ordering: .relaxed)
+        }
         block.key = key
         block.hop = hop
         block.localAddress = destination
@@ -247,6 +254,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                     now: thread.now, into: &actions)
             }
         }
+        block.connection?.shareConfiguration(through: &thread.sharedConfiguration)
         block.hold = child
         block.parent = listener
         thread.connections[key] = block
@@ -373,10 +381,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     // MARK: Addresses and readiness (any thread)
 
-    package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.withLock { $0.local } }
+    package func localAddress(_ socket: Socket) -> SocketAddress { block(socket).names.local }
 
     package func peerAddress(_ socket: Socket) throws(NetError) -> SocketAddress {
-        guard socket.state.containsAny([.connected, .connecting]), let peer = block(socket).names.withLock({ $0.peer })
+        guard socket.state.containsAny([.connected, .connecting]), let peer = block(socket).names.peer
         else { throw .notConnected }
         return peer
     }

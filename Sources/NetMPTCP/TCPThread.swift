@@ -24,6 +24,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     @exclusivity(unchecked) var statistics = TCPStatistics()
     /// Events run so far: tells `event` whether what it applied ran another.
     @exclusivity(unchecked) private var eventCount = 0
+    /// The settings box the last connection made here uses, for the next one to share.
+    @exclusivity(unchecked) var sharedConfiguration: TCPSharedConfiguration?
 
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
@@ -54,7 +56,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // Reads are reported before anything else runs, so every segment sent carries the
             // window the reader opened (the *rcvd* message answered before output).
             let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
-            if read > 0 { connection.received(count: read, now: time, into: &actions) }
+            if read > 0 {
+                // A buffer grown by auto-tuning shows in the window this update advertises.
+                autoTuneReceiveBuffer(block, &connection, read: read, now: time)
+                connection.received(count: read, now: time, into: &actions)
+            }
             body(&connection, time, &actions)
             closing = actions.closed || actions.enteredTimeWait
             if closing {
@@ -77,8 +83,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         apply(&actions, to: block, timeWait: record)
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
-        // An event `apply` ran (an abort) may have changed the connection: then it is read again.
-        if !closing { rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline) }
+        if !closing {
+            block.connection?.update { autoSizeSendBuffer(block, $0) }
+            // An event `apply` ran (an abort) may have changed the connection: then it is read again.
+            rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
+        }
         actions.clear()
         spareActions.append(actions)
     }
@@ -90,6 +99,37 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
             if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
         }
+    }
+
+    /// Receive-buffer auto-tuning (`TCPBufferAutoTuning`): the application read `read` bytes.
+    private func autoTuneReceiveBuffer(
+        _ block: TCPControlBlock, _ connection: inout TCPConnection<ByteSlice>, read: Int, now: Int64
+    ) {
+        guard connection.configuration.bufferAutoTuning else { return }
+        let buffer = block.socket.receiveBuffer
+        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+            let size = block.autoTuning.receiveBufferSize(
+                afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
+                current: buffer.highWater.load(ordering: .relaxed),
+                limit: connection.configuration.maximumReceiveBufferSize)
+        else { return }
+        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+        connection.configuration.receiveBufferSize = size
+    }
+
+    /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
+    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ connection: TCPConnection<ByteSlice>) {
+        guard connection.configuration.bufferAutoTuning else { return }
+        let buffer = block.socket.sendBuffer
+        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+            let size = TCPBufferAutoTuning.sendBufferSize(
+                congestionWindow: connection.congestionControl.congestionWindow,
+                current: buffer.highWater.load(ordering: .relaxed),
+                limit: connection.configuration.maximumSendBufferSize)
+        else { return }
+        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+        // Writers waiting for room may fit now.
+        buffer.wake()
     }
 
     /// Arms the connection's callout lazily: one armed earlier than `deadline`, or no longer
@@ -189,9 +229,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var wakes = WakeList()
         buffer.lock.lock()
         buffer.chain.trimFront(count)
+        // An emptied queue's grown storage is freed once the lock is dropped.
+        let idleStorage = buffer.chain.isEmpty ? buffer.chain.takeIdleStorage() : nil
         buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()
+        withExtendedLifetime(idleStorage) {}
         wakes.publishAll()
         buffer.observers.notify()
     }

@@ -12,6 +12,10 @@ public struct TCPTimeWait: Hashable, Sendable {
     /// When TIME_WAIT ends.
     public var deadline: Int64
 
+    /// What one TIME_WAIT connection keeps in its thread's table: the record and its 4-tuple key
+    /// (the stack's tuple set holds the key once more). No control block, socket or buffer.
+    public static var recordBytes: Int { MemoryLayout<TCPTimeWait>.stride + MemoryLayout<TCPConnectionKey>.stride }
+
     public init(
         receiveNext: SequenceNumber, sendNext: SequenceNumber, recentTimestamp: UInt32?, deadline: Int64
     ) {

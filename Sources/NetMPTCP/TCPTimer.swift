@@ -17,39 +17,47 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
 }
 
 /// One deadline per stored timer, inline so a connection value carries no array of its own
-/// (keep-alive and user timeout are derived from the connection, never stored).
+/// (keep-alive and user timeout are derived from the connection, never stored). A word each:
+/// `Int64.min` stands for "not armed" (an optional would take two), which keeps an idle
+/// connection's control block small.
 struct TimerDeadlines: Hashable, Sendable {
-    private var retransmission: Int64?
-    private var persist: Int64?
-    private var delayedACK: Int64?
-    private var finWait2: Int64?
-    private var timeWait: Int64?
-    private var reorderTimeout: Int64?
-    private var lossProbe: Int64?
+    private static let unarmed = Int64.min
+    private var retransmission = unarmed
+    private var persist = unarmed
+    private var delayedACK = unarmed
+    private var finWait2 = unarmed
+    private var timeWait = unarmed
+    private var reorderTimeout = unarmed
+    private var lossProbe = unarmed
+
+    private static func value(_ stored: Int64) -> Int64? { stored == unarmed ? nil : stored }
 
     subscript(timer: TCPTimer) -> Int64? {
         get {
             switch timer {
-            case .retransmission: return retransmission
-            case .persist: return persist
-            case .delayedACK: return delayedACK
-            case .finWait2: return finWait2
-            case .timeWait: return timeWait
+            case .retransmission: return Self.value(retransmission)
+            case .persist: return Self.value(persist)
+            case .delayedACK: return Self.value(delayedACK)
+            case .finWait2: return Self.value(finWait2)
+            case .timeWait: return Self.value(timeWait)
             case .keepAlive, .userTimeout: return nil
-            case .reorderTimeout: return reorderTimeout
-            case .lossProbe: return lossProbe
+            case .reorderTimeout: return Self.value(reorderTimeout)
+            case .lossProbe: return Self.value(lossProbe)
             }
         }
         set {
+            // An unarmed timer and one armed at the earliest representable time are one value;
+            // no deadline is ever that early (times count up from the clock's start).
+            let stored = newValue ?? Self.unarmed
             switch timer {
-            case .retransmission: retransmission = newValue
-            case .persist: persist = newValue
-            case .delayedACK: delayedACK = newValue
-            case .finWait2: finWait2 = newValue
-            case .timeWait: timeWait = newValue
+            case .retransmission: retransmission = stored
+            case .persist: persist = stored
+            case .delayedACK: delayedACK = stored
+            case .finWait2: finWait2 = stored
+            case .timeWait: timeWait = stored
             case .keepAlive, .userTimeout: break
-            case .reorderTimeout: reorderTimeout = newValue
-            case .lossProbe: lossProbe = newValue
+            case .reorderTimeout: reorderTimeout = stored
+            case .lossProbe: lossProbe = stored
             }
         }
     }

@@ -16,7 +16,7 @@ struct NetMPCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that run NetMP and the kernel side by side and print ratios.",
-        subcommands: [LocalBench.self, UDPBench.self, TCPBench.self, TAPBench.self])
+        subcommands: [LocalBench.self, UDPBench.self, TCPBench.self, TAPBench.self, ConnectionsBench.self])
 }
 
 /// Options every benchmark takes.

@@ -55,6 +55,7 @@ struct TCPBench: ParsableCommand {
                 try bulk($0, connections: count, messages: $1)
             }
         }
+        if selected("tcp.idle.memory") { results.append(try idleMemoryRow(connections: 10_000, kernel: !netmpOnly)) }
         printResults(results, json: options.json, verbose: options.verbose)
         if !options.json {
             let stats = stack.tcpStatistics()

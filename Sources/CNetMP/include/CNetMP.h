@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include "CNetMPTAP.h"
 
 /// A one-word wake-up cell: a thread parks on it, another unparks it. The parker spins
@@ -68,10 +69,19 @@ int64_t netmp_monotonic_ns(void);
 /// A pthread mutex (adaptive where available): a lock ThreadSanitizer understands.
 typedef struct netmp_mutex netmp_mutex;
 netmp_mutex *netmp_mutex_create(void);
+/// The same in a block of its own size rather than a cache line: for locks that are many and
+/// rarely contended (one socket's readiness observers, its names).
+netmp_mutex *netmp_mutex_create_compact(void);
 void netmp_mutex_destroy(netmp_mutex *m);
 void netmp_mutex_lock(netmp_mutex *m);
 void netmp_mutex_unlock(netmp_mutex *m);
 bool netmp_mutex_trylock(netmp_mutex *m);
+
+/// The bytes malloc really gave the block at `pointer` (malloc_usable_size), for memory reports.
+size_t netmp_malloc_usable_size(const void *pointer);
+/// The bytes the process's malloc has handed out and not had back (mallinfo2: in-use heap
+/// blocks plus mmapped ones), for memory reports.
+uint64_t netmp_malloc_in_use(void);
 
 /// Starts a detached-or-joinable OS thread running `body(context)`. Returns 0 or an errno.
 typedef void (*netmp_thread_body)(void *context);
