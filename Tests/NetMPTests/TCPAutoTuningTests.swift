@@ -85,44 +85,19 @@ final class TCPAutoTuningTests: XCTestCase {
         let client = try a.socket(.inet, .stream)
         if let (_, send) = limits { try client.setOption(.sendBufferLimit, send) }
         client.isNonBlocking = true
-        do {
-            try client.connect(to: target)
-        } catch {
-            XCTAssertEqual(error, .inProgress)
-        }
-        var source = TransferSource(seed: seed, total: total)
-        var sent = StreamHash()
-        var received = StreamHash()
-        var scratch = [UInt8](repeating: 0, count: 1 << 16)
-        var server: NetSocket?
-        var shutDown = false
         let start = network.clock.nanoseconds
-        let end = start &+ 60_000_000_000
-        while network.clock.nanoseconds < end {
-            if server == nil, let accepted = try? listener.accept() {
-                accepted.isNonBlocking = true
-                server = accepted
-            }
-            if client.state.contains(.connected) {
-                _ = fill(client, from: &source, hash: &sent)
-                if !shutDown && sent.count == total {
-                    try client.shutdown(.write)
-                    shutDown = true
-                }
-            }
-            if let server, try drain(server, into: &received, scratch: &scratch) {
-                let outcome = Outcome(
-                    nanoseconds: network.clock.nanoseconds - start, sent: sent, received: received,
-                    receiveBuffer: try server.option(.receiveBufferSize),
-                    sendBuffer: try client.option(.sendBufferSize))
-                server.close()
-                client.close()
-                listener.close()
-                return outcome
-            }
-            network.run(for: .milliseconds(1))
+        let run = try steppedTransfer(
+            network: network, listener: listener, client: client, to: target,
+            source: TransferSource(seed: seed, total: total), limit: .seconds(60))
+        defer {
+            run.server?.close()
+            client.close()
+            listener.close()
         }
-        return nil
+        guard run.finished, let server = run.server else { return nil }
+        return Outcome(
+            nanoseconds: network.clock.nanoseconds - start, sent: run.sent, received: run.received,
+            receiveBuffer: try server.option(.receiveBufferSize), sendBuffer: try client.option(.sendBufferSize))
     }
 
     func testAutoTuningGrowsTheWindowAndFinishesSoonerOverALongFatLink() throws {

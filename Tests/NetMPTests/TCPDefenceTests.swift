@@ -178,16 +178,7 @@ final class TCPDefenceTests: XCTestCase {
         XCTAssertEqual(client.segmentsSent - before.segmentsSent, 6, "five probes and the RST")
         XCTAssertEqual(client.connectionsTimedOut, 1)
         XCTAssertEqual(pair.b.tcpStatistics().connectionsReset, 1, "the server heard the RST")
-        var scratch = [UInt8](repeating: 0, count: 16)
-        var failure: NetError?
-        scratch.withUnsafeMutableBytes { raw in
-            do {
-                _ = try pair.client.read(into: raw)
-            } catch {
-                failure = error as? NetError
-            }
-        }
-        XCTAssertEqual(failure, .timedOut)
+        assertThrows(.timedOut) { () throws(NetError) in _ = try pair.client.read(maxBytes: 16) }
     }
 
     /// TCP_USER_TIMEOUT of 3 s: data unacknowledged that long ends the connection with
@@ -209,16 +200,7 @@ final class TCPDefenceTests: XCTestCase {
         let statistics = pair.a.tcpStatistics()
         XCTAssertEqual(statistics.connectionsTimedOut, 1)
         XCTAssertGreaterThan(statistics.retransmittedSegments, 0)
-        var failure: NetError?
-        var scratch = [UInt8](repeating: 0, count: 16)
-        scratch.withUnsafeMutableBytes { raw in
-            do {
-                _ = try pair.client.read(into: raw)
-            } catch {
-                failure = error as? NetError
-            }
-        }
-        XCTAssertEqual(failure, .timedOut)
+        assertThrows(.timedOut) { () throws(NetError) in _ = try pair.client.read(maxBytes: 16) }
     }
 
     func testTCPInfoFromASocketAfterAKnownExchange() throws {

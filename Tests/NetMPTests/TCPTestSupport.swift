@@ -145,40 +145,15 @@ func tcpTransfer(
         outcome.finished = true
         server.close()
     } else {
-        var source = TransferSource(seed: seed, total: total)
-        var sent = StreamHash()
-        var received = StreamHash()
         client.isNonBlocking = true
         listener.isNonBlocking = true
-        do {
-            try client.connect(to: target)
-        } catch {
-            guard error == .inProgress else { throw error }
-        }
-        var server: NetSocket?
-        var shutDown = false
-        let end = network.clock.nanoseconds &+ limit.nanoseconds
-        while network.clock.nanoseconds < end {
-            if server == nil, let accepted = try? listener.accept() {
-                accepted.isNonBlocking = true
-                server = accepted
-            }
-            if client.state.contains(.connected) {
-                _ = fill(client, from: &source, hash: &sent)
-                if !shutDown && sent.count == total {
-                    try client.shutdown(.write)
-                    shutDown = true
-                }
-            }
-            if let server, try drain(server, into: &received, scratch: &scratch) {
-                outcome.finished = true
-                break
-            }
-            network.run(for: .milliseconds(2))
-        }
-        outcome.sent = sent
-        outcome.received = received
-        server?.close()
+        let run = try steppedTransfer(
+            network: network, listener: listener, client: client, to: target,
+            source: TransferSource(seed: seed, total: total), limit: limit)
+        outcome.sent = run.sent
+        outcome.received = run.received
+        outcome.finished = run.finished
+        run.server?.close()
     }
     outcome.seconds = Double(network.clock.nanoseconds - start) / 1e9
     outcome.client = a.tcpStatistics()
@@ -196,5 +171,64 @@ extension StackTestCase {
         try listener.bind(to: .ipv4(.loopback, port: 0))
         try listener.listen(backlog: backlog)
         return (listener, listener.localAddress)
+    }
+}
+
+/// What `steppedTransfer` did: the accepted connection (still open), the streams' hashes, and
+/// whether the server read end of file in time.
+struct SteppedTransfer {
+    var server: NetSocket?
+    var sent = StreamHash()
+    var received = StreamHash()
+    var finished = false
+}
+
+/// The deterministic mode's bulk transfer: steps `network` 1 ms at a time while the non-blocking
+/// `client` connects to `target` and sends all of `source` then shuts down writing, and the
+/// connection `listener` (non-blocking) accepts reads it, until end of file or `limit` passes.
+func steppedTransfer(
+    network: SimulatedNetwork, listener: NetSocket, client: NetSocket, to target: SocketAddress,
+    source: TransferSource, limit: Duration
+) throws -> SteppedTransfer {
+    var source = source
+    var run = SteppedTransfer()
+    do {
+        try client.connect(to: target)
+    } catch {
+        guard error == .inProgress else { throw error }
+    }
+    var scratch = [UInt8](repeating: 0, count: 1 << 16)
+    var shutDown = false
+    let end = network.clock.nanoseconds &+ limit.nanoseconds
+    while network.clock.nanoseconds < end {
+        if run.server == nil, let accepted = try? listener.accept() {
+            accepted.isNonBlocking = true
+            run.server = accepted
+        }
+        if client.state.contains(.connected) {
+            _ = fill(client, from: &source, hash: &run.sent)
+            if !shutDown && run.sent.count == source.total {
+                try client.shutdown(.write)
+                shutDown = true
+            }
+        }
+        if let server = run.server, try drain(server, into: &run.received, scratch: &scratch) {
+            run.finished = true
+            return run
+        }
+        network.run(for: .milliseconds(1))
+    }
+    return run
+}
+
+/// A non-blocking connect: the driven stack may finish the handshake inside connect, or leave it
+/// in progress (`.inProgress`); any other error fails the test.
+func startConnect(
+    _ socket: NetSocket, to address: SocketAddress, file: StaticString = #filePath, line: UInt = #line
+) {
+    do {
+        try socket.connect(to: address)
+    } catch {
+        XCTAssertEqual(error, .inProgress, file: file, line: line)
     }
 }
