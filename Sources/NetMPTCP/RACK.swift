@@ -2,22 +2,23 @@
 /// "sufficiently" being one RTT plus a reordering window. Time-based, so it also finds a lost
 /// retransmission and losses at the tail that duplicate-ACK counting cannot.
 struct RACK: Sendable {
+    /// The RTT of the most recently sent delivered segment's delivery. (Fields are ordered by
+    /// size: this sits in every connection, and padding between them would cost it.)
+    private(set) var roundTripTime: Int64 = 0
+    /// Multiplier of the reordering window, grown by D-SACKs (RFC 8985 6.2 step 4).
+    private(set) var windowMultiplier = 1
+    private var multiplierRecoveriesLeft = 16
     /// The transmission number of the most recently sent segment that was delivered: it orders
     /// sends the clock cannot tell apart (RFC 8985 breaks ties by end sequence, which misorders a
     /// retransmission sent at the same instant as new data).
     private(set) var transmission: Int?
-    /// The RTT of that segment's delivery.
-    private(set) var roundTripTime: Int64 = 0
     /// The smallest RTT seen (RACK.min_RTT).
     private(set) var minimumRTT: Int64?
     /// The highest end of a delivered segment (RACK.fack).
     private(set) var forwardAcknowledged: SequenceNumber?
+    private var dsackRound: SequenceNumber?
     /// A segment was delivered below one delivered earlier without being retransmitted.
     private(set) var reorderingSeen = false
-    /// Multiplier of the reordering window, grown by D-SACKs (RFC 8985 6.2 step 4).
-    private(set) var windowMultiplier = 1
-    private var multiplierRecoveriesLeft = 16
-    private var dsackRound: SequenceNumber?
 
     /// Steps 1–3 for one newly delivered (ACKed or SACKed) segment.
     mutating func delivered(_ segment: SACKScoreboard.Segment, now: Int64) {

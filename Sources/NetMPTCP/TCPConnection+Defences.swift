@@ -62,7 +62,8 @@ extension TCPConnection {
         if length > 0 && !syn {
             return true
         }
-        if let last = lastOutOfWindowACKTime, now >= last, now &- last < configuration.outOfWindowACKInterval {
+        let last = lastOutOfWindowACKTime
+        if last != Int64.min, now >= last, now &- last < configuration.outOfWindowACKInterval {
             return false
         }
         lastOutOfWindowACKTime = now

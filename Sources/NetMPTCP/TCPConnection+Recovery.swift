@@ -94,7 +94,7 @@ extension TCPConnection {
         let left = SequenceNumber(block.left)
         let right = SequenceNumber(block.right)
         guard !(left < undo.start), !(undo.end < right) else { return }
-        undo.duplicated += 1
+        undo.duplicated &+= 1
         if undo.retransmissions > 0, undo.duplicated >= undo.retransmissions {
             if undo.congestionControl.congestionWindow > congestionControl.congestionWindow {
                 congestionControl = undo.congestionControl
@@ -229,7 +229,7 @@ extension TCPConnection {
             sequence: segment.start, flags: flags, now: now, sendQueueOffset: segment.start - sendQueueStart,
             payloadLength: length, &actions)
         retransmittedSegments += 1
-        undo?.retransmissions += 1
+        undo?.retransmissions &+= 1
         timedSequence = nil
         if !isArmed(.retransmission) {
             arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
@@ -329,9 +329,25 @@ extension TCPConnection {
 /// What undoing a spurious recovery needs: the congestion state before it, the span it covered,
 /// and how many of its retransmissions were sent and later reported as duplicates.
 struct RecoveryUndo: Sendable {
-    var congestionControl: any TCPCongestionControl
+    /// Boxed: an existential takes five words inline, and this sits in every connection.
+    private let saved: SavedCongestionControl
+    var congestionControl: any TCPCongestionControl { saved.value }
     var start: SequenceNumber
     var end: SequenceNumber
-    var retransmissions = 0
-    var duplicated = 0
+    var retransmissions: Int32 = 0
+    var duplicated: Int32 = 0
+}
+
+extension RecoveryUndo {
+    init(congestionControl: any TCPCongestionControl, start: SequenceNumber, end: SequenceNumber) {
+        saved = SavedCongestionControl(congestionControl)
+        self.start = start
+        self.end = end
+    }
+}
+
+/// The congestion state before a recovery, made once per recovery and never changed.
+final class SavedCongestionControl: Sendable {
+    let value: any TCPCongestionControl
+    init(_ value: any TCPCongestionControl) { self.value = value }
 }

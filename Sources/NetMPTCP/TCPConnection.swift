@@ -43,6 +43,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     var closeRequested = false
     /// A listen socket's child rather than an active opener.
     public internal(set) var passiveOpen = false
+    /// An ACK is owed now (kept beside the other flags, where it takes no padding).
+    var ackNow = false
 
     // MARK: Receive sequence space
 
@@ -68,11 +70,18 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// from the scoreboard (RACK-TLP or RFC 6675) instead of by NewReno's duplicate ACKs.
     public internal(set) var sackPermitted = false
     var peerOfferedWindowScale = false
+    // Flags of other sections kept here, beside the others, where they take no padding.
+    public internal(set) var inFastRecovery = false
+    /// Whether the outstanding tail loss probe (`tailLossProbeEnd`) was a retransmission.
+    var tailLossProbeRetransmitted = false
     /// TS.Recent (RFC 7323).
     var recentTimestamp: UInt32 = 0
     var lastACKSent = SequenceNumber(0)
     /// Added to our millisecond clock so TSval does not reveal uptime.
     var timestampOffset: UInt32
+    /// RFC 6582's "recover": the highest sequence sent when recovery began (kept beside the
+    /// other 32-bit field).
+    var recoveryPoint: SequenceNumber
 
     // MARK: Retransmission and congestion
 
@@ -88,9 +97,6 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// ECN state (RFC 3168): negotiated on the handshake; see TCPConnection+ECN.swift.
     public internal(set) var ecn = TCPExplicitCongestion()
     public internal(set) var duplicateACKs = 0
-    public internal(set) var inFastRecovery = false
-    /// RFC 6582's "recover": the highest sequence sent when recovery began.
-    var recoveryPoint: SequenceNumber
     var persistBackoff = 0
 
     // MARK: SACK loss recovery
@@ -102,9 +108,9 @@ public struct TCPConnection<Payload: TCPPayload> {
     var sackReporter = SACKReporter()
     /// Bytes sent by limited transmit (RFC 3042) since the cumulative ACK last moved.
     var limitedTransmitBytes = 0
-    /// The outstanding tail loss probe: the SND.NXT after it, and whether it was a retransmission.
+    /// The outstanding tail loss probe: the SND.NXT after it (`tailLossProbeRetransmitted` says
+    /// whether it was a retransmission).
     var tailLossProbeEnd: SequenceNumber?
-    var tailLossProbeRetransmitted = false
     /// The congestion state before the last fast recovery, restored when D-SACKs show every
     /// retransmission of it was spurious (RFC 2883 with an Eifel-like undo).
     var undo: RecoveryUndo?
@@ -113,7 +119,6 @@ public struct TCPConnection<Payload: TCPPayload> {
 
     var quickACKsLeft: Int
     var bytesSinceACK = 0
-    var ackNow = false
 
     // MARK: Timers and counters
 
@@ -145,7 +150,7 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// When SND.UNA last advanced or data was sent from idle: the user timeout counts from it.
     var progressTime: Int64 = 0
     /// When an unacceptable segment without data was last answered with an ACK.
-    var lastOutOfWindowACKTime: Int64?
+    var lastOutOfWindowACKTime = Int64.min  // Int64.min: never
 
     /// Fast recoveries driven by the SACK scoreboard (a subset of `fastRetransmitCount`).
     public internal(set) var sackRecoveryCount = 0

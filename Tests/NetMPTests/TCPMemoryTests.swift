@@ -27,11 +27,12 @@ final class TCPMemoryTests: XCTestCase {
         print(LoopbackConnectionScale.describe(report))
         XCTAssertEqual(report.mismatches, 0, "every connection accepted and its bytes exact both ways")
         XCTAssertEqual(report.socketsHoldingChunks, 0, "an idle socket holds no chunk")
-        // Per idle socket, its (empty) buffers aside: 2,130 B now, over issue 10's 2 KiB target
-        // since the SACK scoreboard, RACK and CUBIC state joined the connection; this bounds it
-        // where it is so that it does not grow unnoticed. The whole heap the run grew by, tables
-        // and timers included, at most 4 KiB per socket.
-        XCTAssertLessThanOrEqual(report.footprintBytesPerSocket - report.bufferBytesPerSocket, 2176)
+        // Per idle socket, its (empty) buffers aside: about 2.1 KB now (2,066 B alone, up to ~2,150
+        // after other suites in the same process, malloc's size classes moving with its state),
+        // over issue 10's 2 KiB target since the SACK scoreboard, RACK and CUBIC state joined the
+        // connection; this bounds it so that it does not grow unnoticed. The whole heap the run
+        // grew by, tables and timers included, at most 4 KiB per socket.
+        XCTAssertLessThanOrEqual(report.footprintBytesPerSocket - report.bufferBytesPerSocket, 2240)
         XCTAssertLessThanOrEqual(report.bufferBytesPerSocket, 1024)
         XCTAssertLessThanOrEqual(report.heapBytesPerConnection, 2 * 4096, "heap per connection (two sockets)")
     }
