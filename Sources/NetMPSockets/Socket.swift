@@ -161,6 +161,8 @@ package final class Socket: @unchecked Sendable {
             }
         }
         var waiter = SocketWaiter.forThreadWait(socket: self, buffer: buffer, condition: condition)
+        // On every way out, thrown ones too: a spare must not keep this socket alive.
+        defer { SocketWaiter.returnToThread(&waiter) }
         // A wait on another socket's buffer is also listed here, so that close() can end it
         // (such a waiter is then still held when the wait ends, and is not kept for reuse).
         let foreignWaits = isForeign(buffer) ? madeForeignWaits() : nil
@@ -175,7 +177,6 @@ package final class Socket: @unchecked Sendable {
         }
         var firstPark = NETMP_PARK_TIMED_OUT
         let outcome = waiter.waitOnThread(deadline: deadline, firstPark: &firstPark)
-        SocketWaiter.returnToThread(&waiter)
         if !driven {
             // Satisfied before it slept: the partner came just after the spin and yields.
             let ended: SpinOutcome? =

@@ -38,12 +38,31 @@ class StackTestCase: XCTestCase {
     override func tearDown() {
         if let stack = self.stack {
             self.stack = nil
+            // A closed TCP socket is freed when its connection has finished closing (FIN, ACK),
+            // which may take more than one pass of the threads: wait for that, bounded.
+            Self.waitUntilConnectionsEnd(stack)
             stack.quiesce()
             XCTAssertEqual(stack.liveSocketCount, 0, "sockets leaked")
             XCTAssertEqual(stack.liveBufferCount, 0, "buffers leaked")
             stack.shutdown()
         }
         super.tearDown()
+    }
+
+    /// Waits (by message round trips, not sleeps) until every TCP connection of `stack` has
+    /// finished closing, so its sockets are freed once their handles are dropped; fails after
+    /// 20 s (a connection that never ends).
+    static func waitUntilConnectionsEnd(
+        _ stack: NetworkStack, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let deadline = MonotonicTime.deadline(after: 20_000_000_000)
+        while stack.tcpStatistics().liveConnections > 0 {
+            if MonotonicTime.now > deadline {
+                XCTFail("connections left: \(stack.tcpStatistics().liveConnections)", file: file, line: line)
+                return
+            }
+            stack.quiesce()
+        }
     }
 
     /// A connected pair through bind/listen/connect/accept at `name`.

@@ -24,17 +24,9 @@ final class TCPConnectionTests: StackTestCase {
     /// The protocol thread a socket is owned by now.
     func ownerIndex(_ socket: NetSocket) -> Int? { (socket.core.owner as? TCPOwnerPort)?.thread.index }
 
-    /// Waits (by message round trips, not sleeps) until every connection has finished closing, so
-    /// the sockets are freed once the test drops its handles (StackTestCase checks that).
+    /// Waits until every connection has finished closing (StackTestCase checks the sockets).
     func waitUntilFreed(file: StaticString = #filePath, line: UInt = #line) {
-        let deadline = MonotonicTime.deadline(after: 20_000_000_000)
-        while stack.tcpStatistics().liveConnections > 0 {
-            if MonotonicTime.now > deadline {
-                XCTFail("connections left: \(stack.tcpStatistics().liveConnections)", file: file, line: line)
-                return
-            }
-            stack.quiesce()
-        }
+        Self.waitUntilConnectionsEnd(stack, file: file, line: line)
     }
 
     func testTenThousandConnectsAcceptsAndClosesAcrossAllThreadsLeakNothing() throws {

@@ -69,3 +69,22 @@ final class TCPShutdownTests: XCTestCase {
         }
     }
 }
+
+/// A blocking wait that ends by throwing keeps nothing alive: the thread's spare waiters let go
+/// of the socket however the wait ended.
+final class WaiterSpareTests: XCTestCase {
+    func testAWaitThatThrowsLeavesNoSocketBehind() throws {
+        let network = SimulatedNetwork(seed: 1)
+        defer { network.shutdown() }
+        let stack = network.makeStack()
+        do {
+            let socket = try stack.socket(.inet, .datagram)
+            try socket.bind(to: .ipv4(.loopback, port: 0))
+            // The driven mode runs the stack, finds nothing to read and gives up: .wouldBlock.
+            XCTAssertThrowsError(try socket.receive(maxBytes: 10)) { XCTAssertEqual($0 as? NetError, .wouldBlock) }
+            socket.close()
+        }
+        network.runUntilIdle()
+        XCTAssertEqual(stack.liveSocketCount, 0, "a spare waiter kept the socket alive")
+    }
+}
