@@ -275,6 +275,7 @@ private func connection(_ path: TAPBenchPath, kernelConnects: Bool, noDelay: Boo
         if kernelConnects {
             let listener = try stack.socket(.inet, .stream)
             defer { listener.close() }
+            try setBuffers(listener)
             try listener.bind(to: .ipv4(netmpTAPSide, port: 0))
             try listener.listen(backlog: 4)
             guard case .ipv4(_, let port) = listener.localAddress else { throw BenchFailure(description: "no port") }
@@ -288,6 +289,7 @@ private func connection(_ path: TAPBenchPath, kernelConnects: Bool, noDelay: Boo
         let (listener, port) = try lab.inside(lab.tapSide) { try kernelListener(kernelTAPSide) }
         defer { close(listener) }
         let socket = try stack.socket(.inet, .stream)
+        try setBuffers(socket)
         if noDelay { try socket.setOption(.noDelay, 1) }
         try socket.connect(to: .ipv4(IPv4Address(198, 18, 0, 1), port: port))
         let peer = try kernelAccept(listener, noDelay: noDelay)

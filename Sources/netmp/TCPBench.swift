@@ -150,6 +150,7 @@ private final class BenchListener: @unchecked Sendable {
         switch side {
         case .netmp(let stack):
             let listener = try stack.socket(.inet, .stream)
+            try setBuffers(listener)
             try listener.bind(to: .ipv4(.loopback, port: 0))
             try listener.listen(backlog: backlog)
             netmp = listener
@@ -182,6 +183,7 @@ private final class BenchListener: @unchecked Sendable {
         switch side {
         case .netmp(let stack):
             let socket = try stack.socket(.inet, .stream)
+            try setBuffers(socket)
             if noDelay { try socket.setOption(.noDelay, 1) }
             try socket.connect(to: .ipv4(.loopback, port: port))
             return BenchSocket(netmp: socket)
@@ -226,6 +228,14 @@ private final class BenchListener: @unchecked Sendable {
 
 func setBuffers(_ fd: Int32) {
     applyBufferSizes(BufferSizes(send: benchBufferSize, receive: benchBufferSize), to: fd, label: "tcp")
+}
+
+/// NetMP's side gets the same fixed sizes: set by the user, its buffers do not auto-tune (as the
+/// kernel's do not once SO_SNDBUF/SO_RCVBUF are set), so neither side has more room than the
+/// other. A listener's connections inherit them.
+func setBuffers(_ socket: NetSocket) throws {
+    try socket.setOption(.sendBufferSize, benchBufferSize)
+    try socket.setOption(.receiveBufferSize, benchBufferSize)
 }
 
 private func loopbackAddress(port: UInt16) -> sockaddr_in {
