@@ -226,6 +226,9 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         portLock.unlock()
         let count = batch.count
         if count == 0 { return 0 }
+        // The clock is read after the batch was taken: a message queued after its sender moved
+        // the clock finds the timers due by then already run (one read per batch).
+        runDueTimers()
         var sinceBatchEnd = 0
         for index in batch.indices {
             // Take the message out of the batch so that what it holds (a socket reference, a
