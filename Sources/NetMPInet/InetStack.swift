@@ -9,7 +9,7 @@ import Synchronization
 package final class InetStack: @unchecked Sendable {
     let threads: [ProtocolThread]
     /// perThread[i] belongs to threads[i]; fixed after init.
-    package private(set) var perThread: [InetThread] = []
+    @exclusivity(unchecked) package private(set) var perThread: [InetThread] = []
     package let loopback: LoopbackInterface
     let seed: UInt64
 

@@ -16,12 +16,16 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// The bound name (under the domain lock for writes; read under `lock`).
     @exclusivity(unchecked) private var name: String?
     /// For an accepted child: the listener's name, reported as its local address.
-    var inheritedName: String?
+    @exclusivity(unchecked) var inheritedName: String?  // set once, before the child is visible
     /// The payload size of this socket's last datagram: what "writable" promises room for.
     let lastDatagramSize = Atomic<Int>(0)
     /// Datagram sockets connected to this one (changed under the domain lock and `lock`, read
     /// under `lock`): a reader that drains tells their pollers, connected back or not.
-    @exclusivity(unchecked) private var senders: [WeakSocket] = []
+    ///
+    /// Unretained, not weak (a weak reference would slow every retain of the socket): a sender
+    /// is removed, under `lock`, when it disconnects, reconnects elsewhere or is detached, which
+    /// every socket is before it is freed; and when this socket is detached the list is emptied.
+    @exclusivity(unchecked) private var senders: [Unmanaged<Socket>] = []
 
     /// The coalesced *rcvd* message (used when protocol threads own local sockets).
     let receivedNotice: ReceivedNotice
@@ -37,8 +41,8 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// entries go too.
     func updateSenders(_ sender: Socket, adding: Bool) {
         lock.withLock {
-            senders.removeAll { $0.socket == nil || $0.socket === sender }
-            if adding { senders.append(WeakSocket(sender)) }
+            senders.removeAll { $0.toOpaque() == Unmanaged.passUnretained(sender).toOpaque() }
+            if adding { senders.append(.passUnretained(sender)) }
         }
     }
 
@@ -49,7 +53,7 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// locks, which never take this one.
     func notifySenders() {
         lock.withLock {
-            for sender in senders { sender.socket?.observers.notify() }
+            for sender in senders { sender._withUnsafeGuaranteedRef { $0.observers.notify() } }
         }
     }
 
@@ -82,10 +86,4 @@ package final class LocalControlBlock: @unchecked Sendable {
     var peerAndSource: (peer: Socket?, source: SocketAddress) {
         lock.withLock { (peerSocket, sourceAddressLocked) }
     }
-}
-
-/// A socket held without keeping it alive.
-final class WeakSocket: @unchecked Sendable {
-    weak var socket: Socket?
-    init(_ socket: Socket) { self.socket = socket }
 }

@@ -166,9 +166,12 @@ extension LocalDomain {
         if charge > highWater { throw .messageTooLong }
         block.lastDatagramSize.store(bytes.count, ordering: .relaxed)
         // A blocked sender waits for a quarter of the buffer (or its datagram, if larger), so a
-        // full receiver does not wake it once per datagram it takes.
-        let wait = WaitCondition.protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))
-        if buffer.room < charge { return .mustWait(buffer, wait) }
+        // full receiver does not wake it once per datagram it takes. (Made only when needed:
+        // the condition holds the peer, one more retain and release per datagram.)
+        func roomInPeer() -> SendProgress {
+            .mustWait(buffer, .protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater))))
+        }
+        if buffer.room < charge { return roomInPeer() }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)
         buffer.lock.lock()
         if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
@@ -177,9 +180,9 @@ extension LocalDomain {
         }
         guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
             buffer.lock.unlock()
-            return .mustWait(buffer, wait)
+            return roomInPeer()
         }
-        buffer.records.append(record)
+        buffer.records.append(consume record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
         buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
         var wakes = WakeList()

@@ -23,7 +23,11 @@ extension LocalDomain {
     func postReceived(_ socket: Socket) {
         let notice = block(socket).receivedNotice
         guard !notice.isQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if !socket.owner.post(notice) { notice.isQueued.store(false, ordering: .releasing) }
+        notice.retainSocket()
+        if !socket.owner.post(notice) {
+            notice.isQueued.store(false, ordering: .releasing)
+            notice.releaseSocket()
+        }
     }
 }
 
@@ -35,11 +39,12 @@ struct OwnerSendRequest: @unchecked Sendable {
 }
 
 /// One local socket's *rcvd* message, embedded in its control block so that posting it
-/// allocates nothing. It holds the socket weakly: a socket freed while the message is queued
-/// is simply skipped.
+/// allocates nothing. It keeps its socket alive only while it is queued (one retain taken when
+/// it is posted, given back when it has run), not by a weak reference: a weak reference would
+/// give the socket a side table, and every retain and release of it would take the slow path.
 final class ReceivedNotice: EmbeddedMessage, @unchecked Sendable {
     let isQueued = Atomic<Bool>(false)
-    private weak var socket: Socket?
+    private unowned(unsafe) let socket: Socket
     private weak var domain: LocalDomain?
 
     init(socket: Socket, domain: LocalDomain) {
@@ -47,10 +52,16 @@ final class ReceivedNotice: EmbeddedMessage, @unchecked Sendable {
         self.domain = domain
     }
 
+    /// Called by the poster, which holds the socket, before the notice is queued.
+    func retainSocket() { _ = Unmanaged.passUnretained(socket).retain() }
+
+    func releaseSocket() { Unmanaged.passUnretained(socket).release() }
+
     func handle() {
-        // Re-armed before it acts: a read that comes meanwhile posts it again.
+        // Re-armed before it acts: a read that comes meanwhile posts it again (and takes its own
+        // retain, so the one this run gives back below is its own).
         isQueued.store(false, ordering: .releasing)
-        guard let socket, let domain else { return }
-        domain.tellWritersOfRoom(socket)
+        if let domain { domain.tellWritersOfRoom(socket) }
+        releaseSocket()
     }
 }

@@ -10,7 +10,14 @@ public final class ByteChunk: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let capacity: Int
     /// Bytes written so far, from the start. Only the chunk's single writer moves it.
-    @exclusivity(unchecked) public package(set) var filled: Int = 0
+    public package(set) var filled: Int {
+        @inlinable @inline(__always) get { storedFilled }
+        @inlinable @inline(__always) set { storedFilled = newValue }
+    }
+    /// `filled`'s storage, behind accessors compiled here: a stored property touched from
+    /// another module is checked for exclusivity at run time (`@exclusivity(unchecked)` does not
+    /// reach other modules), which costs more than the copy it guards for a small write.
+    @exclusivity(unchecked) @usableFromInline var storedFilled: Int = 0
 
     /// Chunks alive now, when `countsLive` (a global atomic each allocation and free would
     /// otherwise touch from every core).

@@ -61,16 +61,15 @@ public struct RingQueue<Element> {
         while newCapacity < minimum { newCapacity *= 2 }
         var newStorage = ContiguousArray<Element?>(repeating: nil, count: newCapacity)
         if isInline {
-            newStorage[0] = single
-            single = nil
+            newStorage[0] = single.take()
         } else {
-            for index in 0..<count { newStorage[index] = storage[physical(index)] }
+            for index in 0..<count { newStorage[index] = storage[physical(index)].take() }
         }
         storage = newStorage
         head = 0
     }
 
-    @inlinable package mutating func append(_ element: Element) {
+    @inlinable package mutating func append(_ element: consuming Element) {
         if isInline && count == 0 {
             single = element
             count = 1
@@ -81,7 +80,7 @@ public struct RingQueue<Element> {
         count += 1
     }
 
-    @inlinable package mutating func prepend(_ element: Element) {
+    @inlinable package mutating func prepend(_ element: consuming Element) {
         if isInline && count == 0 {
             single = element
             count = 1
@@ -97,12 +96,17 @@ public struct RingQueue<Element> {
     @inlinable package mutating func popFirst() -> Element? {
         guard count > 0 else { return nil }
         count -= 1
-        if isInline {
-            defer { single = nil }
-            return single
-        }
-        let element = storage[head]
-        storage[head] = nil
+        // Moved out with `take()`, not copied then cleared: a copy retains every reference the
+        // element holds and the clearing releases them again.
+        if isInline { return single.take() }
+        return popFirstStored()
+    }
+
+    /// The out-of-line half of `popFirst`: inlined, its array mutation lets the optimizer hoist
+    /// a uniqueness check (and a copy of the shared empty array) out of the caller's loop even
+    /// for a ring that keeps its one element inline.
+    @inlinable @inline(never) mutating func popFirstStored() -> Element? {
+        let element = storage[head].take()
         head = head + 1 == storage.count ? 0 : head + 1
         return element
     }
@@ -111,14 +115,8 @@ public struct RingQueue<Element> {
     @inlinable package mutating func popLast() -> Element? {
         guard count > 0 else { return nil }
         count -= 1
-        if isInline {
-            defer { single = nil }
-            return single
-        }
-        let index = physical(count)
-        let element = storage[index]
-        storage[index] = nil
-        return element
+        if isInline { return single.take() }
+        return storage[physical(count)].take()
     }
 
     /// Applies `body` to the last element in place (for unique-reference checks on class
@@ -127,8 +125,7 @@ public struct RingQueue<Element> {
         guard count > 0 else { return nil }
         if isInline { return withInline(body) }
         let index = physical(count - 1)
-        guard var element = storage[index] else { return nil }
-        storage[index] = nil
+        guard var element = storage[index].take() else { return nil }
         let result = body(&element)
         storage[index] = element
         return result
@@ -138,16 +135,14 @@ public struct RingQueue<Element> {
     @inlinable package mutating func withFirst<T>(_ body: (inout Element) -> T) -> T? {
         guard count > 0 else { return nil }
         if isInline { return withInline(body) }
-        guard var element = storage[head] else { return nil }
-        storage[head] = nil
+        guard var element = storage[head].take() else { return nil }
         let result = body(&element)
         storage[head] = element
         return result
     }
 
     @inlinable mutating func withInline<T>(_ body: (inout Element) -> T) -> T? {
-        guard var element = single else { return nil }
-        single = nil
+        guard var element = single.take() else { return nil }
         let result = body(&element)
         single = element
         return result

@@ -3,16 +3,20 @@ import Glibc
 /// One object per OS thread, made on first use and released when the thread exits (a
 /// pthread key). Reaching it costs a `pthread_getspecific`, much less than a lock.
 package final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
-    private var key = pthread_key_t()
+    /// A constant after `init`, so reading it needs no exclusivity check in the callers this
+    /// is inlined into.
+    private let key: pthread_key_t
     private let make: @Sendable () -> Value
 
     package init(_ make: @escaping @Sendable () -> Value) {
         self.make = make
+        var key = pthread_key_t()
         let created = pthread_key_create(&key) { pointer in
             guard let pointer else { return }
             Unmanaged<AnyObject>.fromOpaque(pointer).release()
         }
         precondition(created == 0, "pthread_key_create failed")
+        self.key = key
     }
 
     /// The key goes; other threads' objects are not released (make these for the process's

@@ -26,7 +26,14 @@ package final class Socket: @unchecked Sendable {
     package let nonBlocking = Atomic<Bool>(false)
     /// The protocol's control block: touched only by the owner (or, for a synchronous port,
     /// under the protocol's own locks).
-    package nonisolated(unsafe) var controlBlock: AnyObject?
+    package var controlBlock: AnyObject? {
+        get { storedControlBlock }
+        set { storedControlBlock = newValue }
+    }
+    /// Reached only through `controlBlock`, whose accessors are compiled here: another module
+    /// touching a class's stored property checks exclusivity at run time (the attribute does not
+    /// reach it), which cost more than the rest of a protocol's lookup of its block.
+    @exclusivity(unchecked) private nonisolated(unsafe) var storedControlBlock: AnyObject?
     private let closeStarted = Atomic<Bool>(false)
     /// Calls of this socket blocked on another socket's buffer (a local sender waiting for room
     /// in its peer's receive buffer), so that close() can end them too.
@@ -35,9 +42,9 @@ package final class Socket: @unchecked Sendable {
     private let foreignWaitsReference = AtomicLazyReference<ForeignWaits>()
     /// A test hook: runs once, on the caller, just before the next protocol request is sent to
     /// the owner (after the user-side checks), so a test can put a close exactly there.
-    package nonisolated(unsafe) var beforeNextRequest: (@Sendable () -> Void)?
+    @exclusivity(unchecked) package nonisolated(unsafe) var beforeNextRequest: (@Sendable () -> Void)?
     /// A test hook: told the deadline of every blocking wait, before it starts.
-    package nonisolated(unsafe) var observeWaitDeadline: (@Sendable (Int64) -> Void)?
+    @exclusivity(unchecked) package nonisolated(unsafe) var observeWaitDeadline: (@Sendable (Int64) -> Void)?
 
     package init(
         domain: SocketDomain, type: SocketType, registry: SocketRegistry, proto: any SocketProtocol,

@@ -1,26 +1,30 @@
 import NetMPRuntime
 import Synchronization
 
-/// The sockets of one stack: how many are alive, whether the stack has shut down, and a weak
-/// list of them so that a shutdown can end every call still blocked on one.
+/// The sockets of one stack: how many are alive, whether the stack has shut down, and a list of
+/// them so that a shutdown can end every call still blocked on one.
+///
+/// The list holds sockets unretained, not weakly: a weak reference gives its object a side
+/// table for life, and every retain and release of a socket then takes the runtime's slow path
+/// (about a fifth of a local datagram's send and receive). A socket removes itself in its
+/// `deinit`, under the table's lock, so every entry found under that lock is still a valid
+/// object (its stored properties live until its `deinit` returns).
 package final class SocketRegistry: Sendable {
     package let liveSockets = Atomic<Int>(0)
     package let liveBuffers = Atomic<Int>(0)
     /// Set once by the stack's shutdown; every socket call then fails with `.shutdown`.
     package let isShutDown = Atomic<Bool>(false)
-    private let entries = LockedValue<[ObjectIdentifier: WeakSocket]>([:])
+    private let entries = LockedValue<[ObjectIdentifier: UnretainedSocket]>([:])
 
     package init() {}
 
-    /// A table entry: weak, so the table never keeps a socket alive (a value, not an object
-    /// of its own per socket).
-    struct WeakSocket: @unchecked Sendable {
-        weak var socket: Socket?
-        init(_ socket: Socket) { self.socket = socket }
+    /// A table entry that never keeps its socket alive.
+    struct UnretainedSocket: @unchecked Sendable {
+        let socket: Unmanaged<Socket>
     }
 
     func register(_ socket: Socket) {
-        let entry = WeakSocket(socket)
+        let entry = UnretainedSocket(socket: .passUnretained(socket))
         entries.withLock { $0[ObjectIdentifier(socket)] = entry }
     }
 
@@ -35,10 +39,19 @@ package final class SocketRegistry: Sendable {
 
     /// Ends every wait on every socket (after `isShutDown` is set): the calls see `.shutdown`.
     package func wakeEverySocket() {
-        let sockets = entries.withLock { $0.values.compactMap(\.socket) }
-        for socket in sockets {
-            socket.receiveBuffer.wakeAll()
-            socket.sendBuffer.wakeAll()
+        // The buffers are taken (retained) under the lock, without retaining a socket that may
+        // be in its `deinit`; waking a buffer whose socket has gone since is harmless.
+        let buffers: [SocketBuffer] = entries.withLock { table in
+            var buffers: [SocketBuffer] = []
+            buffers.reserveCapacity(table.count * 2)
+            for entry in table.values {
+                entry.socket._withUnsafeGuaranteedRef { socket in
+                    buffers.append(socket.receiveBuffer)
+                    buffers.append(socket.sendBuffer)
+                }
+            }
+            return buffers
         }
+        for buffer in buffers { buffer.wakeAll() }
     }
 }

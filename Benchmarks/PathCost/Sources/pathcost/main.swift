@@ -4,7 +4,7 @@ import NetMP
 // Path cost without waiting: every call finds its data (or, for UDP, the driven mode runs the
 // stack on this thread), so an instruction count measures code, not scheduling.
 // The TCP workloads run over the loopback interface in the driven mode with a manual clock.
-// Usage: pathcost dgram|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]
+// Usage: pathcost dgram|dgram.into|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]
 let args = CommandLine.arguments
 let n = Int(args.count > 2 ? args[2] : "10000") ?? 10000
 let which = args.count > 1 ? args[1] : "dgram"
@@ -17,6 +17,21 @@ case "dgram":
     for _ in 0..<n {
         _ = try a.send(payload, to: nil, flags: .dontWait)
         sink &+= try b.receive(maxBytes: 2048, flags: .dontWait).bytes.count
+    }
+    stack.shutdown()
+case "dgram.into":
+    // The benchmark's calls: a write of the datagram and a read into the caller's buffer.
+    let stack = NetworkStack(.init(threadCount: 1))
+    let (a, b) = try stack.socketPair(.datagram)
+    let payload = [UInt8](repeating: 7, count: 1024)
+    var buffer = [UInt8](repeating: 0, count: 2048)
+    try payload.withUnsafeBytes { message in
+        try buffer.withUnsafeMutableBytes { into in
+            for _ in 0..<n {
+                _ = try a.write(message)
+                sink &+= try b.read(into: into)
+            }
+        }
     }
     stack.shutdown()
 case "stream":
@@ -105,7 +120,7 @@ case "tcp.connect":
     listener.close()
     stack.shutdown()
 default:
-    print("usage: pathcost dgram|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]")
+    print("usage: pathcost dgram|dgram.into|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]")
     exit(64)
 }
 print(sink)
