@@ -61,9 +61,11 @@ package enum LossyLinkGoodput {
     package static let step: Duration = .milliseconds(1)
 
     /// Runs one measurement. `observeReceived`, when given, sees every byte the receiving
-    /// application reads, in order (the tests hash them).
+    /// application reads, in order (the tests hash them); `observeSender` sees the sender's
+    /// `TCPInfo` once per step with the simulated nanoseconds since the handshake (to trace a run).
     package static func run(
-        _ parameters: Parameters, observeReceived: ((UnsafeRawBufferPointer) -> Void)? = nil
+        _ parameters: Parameters, observeReceived: ((UnsafeRawBufferPointer) -> Void)? = nil,
+        observeSender: ((Int64, TCPInfo) -> Void)? = nil
     ) throws(NetError) -> Report {
         let network = SimulatedNetwork(seed: parameters.seed)
         defer { network.shutdown() }
@@ -126,6 +128,7 @@ package enum LossyLinkGoodput {
             if let info = try? client.tcpInfo() {
                 windowSum += Double(info.congestionWindow)
                 samples += 1
+                observeSender?(now - start, info)
             }
             network.run(for: .nanoseconds(Swift.min(step.nanoseconds, end - now)))
         }

@@ -96,17 +96,22 @@ final class TCPBenchRowTests: XCTestCase {
     /// One simulated second of the `tcp.lossy.1pct` row's path: the same seed gives the same run
     /// (every counter, the same bytes), and what the application read is exactly what was sent.
     func testScaledDownLossyRowIsDeterministicAndByteExact() throws {
-        func run() throws -> (LossyLinkGoodput.Report, StreamHash) {
+        func run() throws -> (LossyLinkGoodput.Report, StreamHash, [TCPInfo]) {
             var hash = StreamHash()
+            var trace: [TCPInfo] = []
             let report = try bounded(120) {
-                try LossyLinkGoodput.run(.init(loss: 0.01, duration: .seconds(1), seed: 3)) { hash.add($0) }
+                try LossyLinkGoodput.run(
+                    .init(loss: 0.01, duration: .seconds(1), seed: 3), observeReceived: { hash.add($0) },
+                    observeSender: { _, info in trace.append(info) })
             }
-            return (report, hash)
+            return (report, hash, trace)
         }
-        let (first, firstHash) = try run()
-        let (second, secondHash) = try run()
+        let (first, firstHash, firstTrace) = try run()
+        let (second, secondHash, secondTrace) = try run()
         XCTAssertEqual(first, second, "the same seed replays the run")
         XCTAssertEqual(firstHash, secondHash)
+        XCTAssertEqual(firstTrace.count, 1000, "one sample per millisecond step")
+        XCTAssertEqual(firstTrace, secondTrace, "step by step: the sender's state at every millisecond")
         XCTAssertNil(first.firstMismatch, "every byte read was the one sent there")
         XCTAssertEqual(first.measuredNanoseconds, 1_000_000_000)
         XCTAssertGreaterThan(first.delivered, 0)
