@@ -27,10 +27,16 @@ struct TCPBench: ParsableCommand {
     @Option(help: "Simulated seconds each tcp.lossy row measures (the issue's rows: 30), 0.1 to 600.")
     var lossySeconds: Double = 30
 
+    @Option(help: "Microseconds between the tcp.syn.flood injector's deliveries of the SYNs due, 10 to 100000.")
+    var floodIntervalUs = 1000
+
     func validate() throws {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         guard lossySeconds.isFinite, (0.1...600).contains(lossySeconds) else {
             throw ValidationError("--lossy-seconds must be 0.1...600")
+        }
+        guard (10...100_000).contains(floodIntervalUs) else {
+            throw ValidationError("--flood-interval-us must be 10...100000")
         }
     }
 
@@ -67,7 +73,9 @@ struct TCPBench: ParsableCommand {
         }
         if selected(SYNFloodRow.name) {
             results.append(
-                try SYNFloodRow(threadCount: threads ?? OSThread.cpuCount).measure(
+                try SYNFloodRow(
+                    threadCount: threads ?? OSThread.cpuCount, deliveryInterval: Int64(floodIntervalUs) * 1000
+                ).measure(
                     seconds: options.seconds, row: results.count))
         }
         printResults(results, json: options.json, verbose: options.verbose)
