@@ -27,6 +27,8 @@ struct SYNFloodRow {
     /// Rounds of the two legs: more than other rows take, as this row's ratio is between two
     /// NetMP runs that each swing with the load of the shared machine.
     static let passes = 4
+    /// The longest any call of the row waits (connect, accept, read).
+    static let waitLimit: Duration = .seconds(10)
 
     var threadCount: Int
     /// Nanoseconds between the injector's deliveries.
@@ -41,6 +43,8 @@ struct SYNFloodRow {
         defer { listener.close() }
         try listener.bind(to: .ipv4(.unspecified, port: 0))
         try listener.listen(backlog: 1024)
+        // No wait in the row is unbounded: a failed side ends the pass with an error, not a hang.
+        listener.receiveTimeout = SYNFloodRow.waitLimit
         guard case .ipv4(_, let port) = listener.localAddress else { throw BenchFailure(description: "no port") }
         let rates = LockedRates()
         var seed: UInt64 = 1
@@ -91,6 +95,7 @@ struct SYNFloodRow {
                     failures.add(1, ordering: .relaxed)
                     return
                 }
+                child.receiveTimeout = SYNFloodRow.waitLimit
                 let echoed = buffer.withUnsafeMutableBytes { raw -> Bool in
                     var got = 0
                     while got < raw.count {
@@ -110,6 +115,8 @@ struct SYNFloodRow {
         for _ in 0..<count {
             let client = try stack.socket(.inet, .stream)
             defer { client.close() }
+            client.receiveTimeout = SYNFloodRow.waitLimit
+            client.sendTimeout = SYNFloodRow.waitLimit
             try client.connect(to: .ipv4(.loopback, port: port))
             guard try client.write(request) == request.count else { throw BenchFailure(description: "short write") }
             try reply.withUnsafeMutableBytes { raw in
