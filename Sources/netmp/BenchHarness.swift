@@ -69,20 +69,22 @@ let passesPerLeg = 2
 
 /// Runs every leg of one row and summarises it.
 ///
-/// Each leg first runs a short probe that sizes its passes (about `seconds / passesPerLeg` each);
-/// then the legs take turns, `passesPerLeg` rounds, the order rotated each round and by `row`,
-/// so that no leg always runs right after the same (hot) one. A leg's figure is its best pass;
+/// Each leg first runs a short probe that sizes its passes (about `seconds / rounds` each); then
+/// the legs take turns, `rounds` rounds (`passesPerLeg` unless a row asks for more), the order
+/// rotated each round and by `row`, so that no leg always runs right after the same (hot) one. A leg's figure is its best pass;
 /// its CPU per operation is that pass's.
-func measureRow(_ benchmark: String, _ kind: RowKind, legs: [Leg], seconds: Double, row: Int) throws -> BenchResult {
+func measureRow(
+    _ benchmark: String, _ kind: RowKind, legs: [Leg], seconds: Double, row: Int, passes rounds: Int = passesPerLeg
+) throws -> BenchResult {
     var counts: [Int] = []
     for leg in legs {
         let probe = try leg.run(kind.probeOperations)
         let rate = Double(probe.operations) / Swift.max(probe.seconds, 1e-9)
-        let wanted = rate * seconds / Double(passesPerLeg)
+        let wanted = rate * seconds / Double(rounds)
         counts.append(Swift.max(kind.probeOperations, wanted.isFinite ? Int(Swift.min(wanted, 1e12)) : 0))
     }
     var passes: [[Pass]] = Array(repeating: [], count: legs.count)
-    for round in 0..<passesPerLeg {
+    for round in 0..<rounds {
         for offset in 0..<legs.count {
             let index = (offset + round + row) % legs.count
             passes[index].append(try legs[index].run(counts[index]))

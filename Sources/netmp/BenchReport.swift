@@ -104,5 +104,20 @@ func printResults(_ results: [BenchResult], json: Bool, verbose: Bool = false) {
 /// Lines printed under --verbose after the table (kernel buffer sizes granted, and such).
 nonisolated(unsafe) var benchNotes: [String] = []
 
+/// What a row says about its run beside its figure (simulated and wall time, what it saw, what
+/// its reference is): printed after the table, or to standard error under --json so that
+/// standard output stays one JSON object per line.
+nonisolated(unsafe) var rowNotes: [String] = []
+
+func printRowNotes(json: Bool) {
+    for note in rowNotes {
+        if json {
+            FileHandleOutput.standardError.write(note + "\n")
+        } else {
+            print(note)
+        }
+    }
+}
+
 /// Monotonic seconds.
 func now() -> Double { Double(SystemClock().nanoseconds) / 1e9 }

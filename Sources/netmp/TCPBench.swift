@@ -24,8 +24,20 @@ struct TCPBench: ParsableCommand {
     @Flag(help: "Measure NetMP only (for profiling).")
     var netmpOnly = false
 
+    @Option(help: "Simulated seconds each tcp.lossy row measures (the issue's rows: 30), 0.1 to 600.")
+    var lossySeconds: Double = 30
+
+    @Option(help: "Microseconds between the tcp.syn.flood injector's deliveries of the SYNs due, 10 to 100000.")
+    var floodIntervalUs = 1000
+
     func validate() throws {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
+        guard lossySeconds.isFinite, (0.1...600).contains(lossySeconds) else {
+            throw ValidationError("--lossy-seconds must be 0.1...600")
+        }
+        guard (10...100_000).contains(floodIntervalUs) else {
+            throw ValidationError("--flood-interval-us must be 10...100000")
+        }
     }
 
     private func selected(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
@@ -56,12 +68,24 @@ struct TCPBench: ParsableCommand {
             }
         }
         if selected("tcp.idle.memory") { results.append(try idleMemoryRow(connections: 10_000, kernel: !netmpOnly)) }
+        for row in LossyRow.rows where selected(row.name) {
+            results.append(try row.measure(simulatedSeconds: lossySeconds))
+        }
+        if selected(SYNFloodRow.name) {
+            results.append(
+                try SYNFloodRow(
+                    threadCount: threads ?? OSThread.cpuCount, deliveryInterval: Int64(floodIntervalUs) * 1000
+                ).measure(
+                    seconds: options.seconds, row: results.count))
+        }
         printResults(results, json: options.json, verbose: options.verbose)
+        printRowNotes(json: options.json)
         if !options.json {
             let stats = stack.tcpStatistics()
             print(
                 "netmp: \(stack.threads.count) protocol threads, \(stats.retransmittedSegments) segments"
-                    + " retransmitted; cpu/op is process CPU per 64 KiB message, round trip or connection")
+                    + " retransmitted; cpu/op is process CPU per 64 KiB message, round trip or connection"
+                    + " (tcp.lossy rows: per MB delivered)")
         }
     }
 }
