@@ -36,6 +36,12 @@ public struct TCPStackStatistics: Sendable, Hashable {
     public var cookiesSent = 0
     public var cookiesValidated = 0
     public var cookiesRejected = 0
+    /// Out-of-order data the stack's connections hold now, and how often (and how many bytes)
+    /// a connection's queue was pruned to keep its thread within the stack-wide bound
+    /// (`TCPConfiguration.maximumOutOfOrderBytesPerStack`).
+    public var outOfOrderBytes = 0
+    public var outOfOrderPrunes = 0
+    public var outOfOrderBytesPruned = 0
 }
 
 extension NetworkStack {
@@ -58,6 +64,8 @@ extension NetworkStack {
             challengeACKsSent: sum.challengeACKsSent, challengeACKsSuppressed: sum.challengeACKsSuppressed,
             drops: sum.drops, resetsReceived: sum.resetsReceived, connectionsReset: sum.connectionsReset,
             connectionsTimedOut: sum.connectionsTimedOut, cookiesSent: sum.cookiesSent,
-            cookiesValidated: sum.cookiesValidated, cookiesRejected: sum.cookiesRejected)
+            cookiesValidated: sum.cookiesValidated, cookiesRejected: sum.cookiesRejected,
+            outOfOrderBytes: sum.outOfOrderBytes, outOfOrderPrunes: sum.outOfOrderPrunes,
+            outOfOrderBytesPruned: sum.outOfOrderBytesPruned)
     }
 }

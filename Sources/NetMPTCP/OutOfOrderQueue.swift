@@ -24,7 +24,7 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
         var duplicate: (left: SequenceNumber, right: SequenceNumber)?
         var start = start
         var payload = payload
-        var index = 0
+        var index = firstIndex(endingAfter: start)
         while payload.count > 0 {
             while index < entries.count, !(start < entries[index].end) {
                 index += 1
@@ -52,6 +52,33 @@ struct OutOfOrderQueue<Payload: TCPPayload> {
             index += 1
         }
         return duplicate
+    }
+
+    /// The first entry that ends after `sequence` (entries are ordered and disjoint): a binary
+    /// search, and for the usual arrival during recovery, after the last entry, one comparison.
+    private func firstIndex(endingAfter sequence: SequenceNumber) -> Int {
+        guard let last = entries.last, sequence < last.end else { return entries.count }
+        var low = 0
+        var high = entries.count - 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            if sequence < entries[middle].end { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// Drops the highest entries until at most `bytes` are held (Linux's `tcp_prune_ofo_queue`:
+    /// what arrived last is the cheapest to lose, the peer sends it again). An out-of-order FIN
+    /// is forgotten with them. Returns the bytes dropped.
+    @discardableResult
+    mutating func prune(toAtMost bytes: Int) -> Int {
+        var dropped = 0
+        while byteCount > Swift.max(0, bytes), let last = entries.popLast() {
+            byteCount -= last.payload.count
+            dropped += last.payload.count
+        }
+        if dropped > 0 { finSequence = nil }
+        return dropped
     }
 
     /// Removes and passes to `deliver` the entries that now continue the stream at `next`, in order,

@@ -51,10 +51,16 @@ public struct TCPConfiguration: Sendable, Equatable {
     /// Bounds of the zero-window probe interval as it backs off.
     public var minimumPersistInterval: Int64 = 200_000_000
     public var maximumPersistInterval: Int64 = 60_000_000_000
-    /// Out-of-order data kept per connection, in segments (bytes are bounded by the window).
-    public var maximumOutOfOrderSegments = 64
-    /// Out-of-order data kept per connection, in bytes.
-    public var maximumOutOfOrderBytes = 1024 * 1024
+    /// Out-of-order data kept per connection, in segments: enough for the window of a long fat
+    /// path (1 Gbit/s at 10 ms is 860 full segments; FreeBSD's 100 would hold a tenth of it and
+    /// have the rest sent again after every loss). Entries are found by binary search.
+    public var maximumOutOfOrderSegments = 1024
+    /// Out-of-order data kept per connection, in bytes (the window bounds it too).
+    public var maximumOutOfOrderBytes = 4 << 20
+    /// Out-of-order data all of a stack's connections keep together, shared evenly among its
+    /// protocol threads: a connection whose data takes its thread over the share has its queue
+    /// pruned, never another's. Read from the stack's configuration.
+    public var maximumOutOfOrderBytesPerStack = 64 << 20
     /// SO_KEEPALIVE: probe an idle connection and drop it when the peer stops answering.
     public var keepAlive = false
     /// TCP_KEEPIDLE: idle time (since the last segment received) before the first probe (Linux: 7200 s).

@@ -35,6 +35,12 @@ package struct TCPStatistics: Sendable {
     package var cookiesSent = 0
     package var cookiesValidated = 0
     package var cookiesRejected = 0
+    /// Out-of-order data held by this thread's connections now, and the times a connection's
+    /// queue was pruned because the thread's share of the stack's bound was exceeded (with the
+    /// bytes dropped).
+    package var outOfOrderBytes = 0
+    package var outOfOrderPrunes = 0
+    package var outOfOrderBytesPruned = 0
 
     package init() {}
 
@@ -72,6 +78,9 @@ package struct TCPStatistics: Sendable {
         sum.cookiesSent += rhs.cookiesSent
         sum.cookiesValidated += rhs.cookiesValidated
         sum.cookiesRejected += rhs.cookiesRejected
+        sum.outOfOrderBytes += rhs.outOfOrderBytes
+        sum.outOfOrderPrunes += rhs.outOfOrderPrunes
+        sum.outOfOrderBytesPruned += rhs.outOfOrderBytesPruned
         return sum
     }
 }

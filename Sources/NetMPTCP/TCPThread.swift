@@ -53,6 +53,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         // The connection is changed where it lives (a copy in and out costs more than the event):
         // the body is the state machine alone, and what runs after it sees the new value.
         let ran: Void? = block.connection?.update { connection in
+            let outOfOrderBefore = connection.outOfOrder.byteCount
+            defer { accountOutOfOrder(&connection, before: outOfOrderBefore, closing: closing) }
             // Reads are reported before anything else runs, so every segment sent carries the
             // window the reader opened (the *rcvd* message answered before output).
             let read = block.unreportedReads.exchange(0, ordering: .sequentiallyConsistent)
@@ -90,6 +92,26 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         actions.clear()
         spareActions.append(actions)
+    }
+
+    /// Keeps the thread's count of out-of-order bytes after an event changed `connection`'s
+    /// queue, and prunes that queue (the one that grew, never another) when the thread holds
+    /// more than its share of the stack's bound. A closing connection's bytes leave the count.
+    private func accountOutOfOrder(_ connection: inout TCPConnection<ByteSlice>, before: Int, closing: Bool) {
+        let after = connection.outOfOrder.byteCount
+        guard after != before || closing else { return }
+        statistics.outOfOrderBytes += after - before
+        if after > before {
+            let share = connection.configuration.maximumOutOfOrderBytesPerStack / Swift.max(1, tcp.threads.count)
+            let excess = statistics.outOfOrderBytes - share
+            if excess > 0 {
+                let dropped = connection.outOfOrder.prune(toAtMost: after - excess)
+                statistics.outOfOrderBytes -= dropped
+                statistics.outOfOrderPrunes += 1
+                statistics.outOfOrderBytesPruned += dropped
+            }
+        }
+        if closing { statistics.outOfOrderBytes -= connection.outOfOrder.byteCount }
     }
 
     /// The user appended bytes or read some (the embedded *output* and *rcvd* messages): the
@@ -401,6 +423,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         block.callout?.cancel()
         block.callout = nil
+        if let connection = block.connection { statistics.outOfOrderBytes -= connection.outOfOrder.byteCount }
         block.connection = nil
         block.detachedQueue.removeAll()
         socket.state.replace(
@@ -440,6 +463,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         connections.removeAll()
         timeWaits.removeAll()
+        statistics.outOfOrderBytes = 0
     }
 
     // MARK: TIME_WAIT
