@@ -54,6 +54,8 @@ public final class StackMetricsReporter: Sendable {
             ("tcp_challenge_acks_sent", tcp.challengeACKsSent),
             ("tcp_challenge_acks_suppressed", tcp.challengeACKsSuppressed), ("tcp_cookies_sent", tcp.cookiesSent),
             ("tcp_cookies_validated", tcp.cookiesValidated), ("tcp_cookies_rejected", tcp.cookiesRejected),
+            ("tcp_out_of_order_prunes", tcp.outOfOrderPrunes),
+            ("tcp_out_of_order_bytes_pruned", tcp.outOfOrderBytesPruned),
         ]
         for reason in TCPDropReason.allCases {
             counters.append(("tcp_drops_\(Self.snakeCase("\(reason)"))", tcp.drops[reason]))
@@ -64,7 +66,7 @@ public final class StackMetricsReporter: Sendable {
         }
         let gauges = [
             ("tcp_live_connections", tcp.liveConnections), ("tcp_time_wait_records", tcp.timeWaitRecords),
-            ("sockets_live", stack.liveSocketCount),
+            ("tcp_out_of_order_bytes", tcp.outOfOrderBytes), ("sockets_live", stack.liveSocketCount),
         ]
         return (counters, gauges)
     }
