@@ -242,11 +242,14 @@ package final class InetThread: @unchecked Sendable {
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
-    /// bytes free before it), fragmenting if it does not fit the interface.
+    /// bytes free before it), fragmenting if it does not fit the interface. A TCP segment with a
+    /// `segmentSize` (its payload per segment on the wire) goes whole, as one large frame, to an
+    /// interface with TCP segmentation offload that takes that long a datagram.
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
-        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
+        segmentSize: Int = 0
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
@@ -263,15 +266,19 @@ package final class InetThread: @unchecked Sendable {
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)
         count(.ipOut)
-        if total <= interface.mtu {
+        let large =
+            total > interface.mtu && segmentSize > 0 && proto == .tcp
+            && interface.offloads.contains(.tcpSegmentation) && total <= interface.largeSegmentLimit
+        if total <= interface.mtu || large {
             guard
                 (try? header.emit(
                     into: mutableRegion(chunk, payloadStart - InetThread.ipHeaderLength, InetThread.ipHeaderLength)))
                     != nil
             else { return .invalidArgument }
             sendFrame(
-                Frame(chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd), etherType: 0x0800,
-                hop: hop)
+                Frame(
+                    chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd,
+                    segmentSize: large ? segmentSize : 0), etherType: 0x0800, hop: hop)
             return nil
         }
         if dontFragment {

@@ -100,15 +100,22 @@ extension InetThread {
 
     /// Sends the transport payload at `chunk[payloadStart ..< payloadEnd]` (with at least
     /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`, with `ecn` in the
-    /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5).
+    /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5). A large TCP segment
+    /// names its `segmentSize` (payload bytes per segment on the wire; `outputIP`).
     @discardableResult
     package func transportOutput(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
-        destination: IPv4Address, ecn: UInt8 = 0
+        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0
     ) -> NetError? {
         outputIP(
             chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),
-            hop: hop, destination: destination, ecn: ecn)
+            hop: hop, destination: destination, ecn: ecn, segmentSize: segmentSize)
+    }
+
+    /// The longest IPv4 datagram one TCP segment may be on interface `index`: its MTU, or more
+    /// with TCP segmentation offload (0 when there is no such interface).
+    package func largeSegmentLimit(ofInterface index: Int) -> Int {
+        index < config.interfaces.count ? config.interfaces[index].largeSegmentLimit : 0
     }
 
     /// The room every outbound packet needs in front of its transport header.

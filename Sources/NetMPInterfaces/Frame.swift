@@ -1,11 +1,50 @@
 import NetMPRuntime
 import NetMPWire
 
-/// One link-layer frame: a contiguous slice of a pooled chunk (an mbuf with one cluster).
+/// One link-layer frame: a contiguous slice of a pooled chunk (an mbuf with one cluster), and,
+/// for a TCP segment larger than the link's MTU, the size of the segments it stands for.
 ///
 /// Frames are immutable once handed to an interface: a duplicated frame shares its chunk, and a
 /// received datagram's payload is given to the socket as a slice of the same chunk (zero-copy).
-public typealias Frame = ByteSlice
+public struct Frame: @unchecked Sendable {
+    /// The frame's bytes, from the link header on.
+    public var slice: ByteSlice
+    /// Zero for an ordinary frame. Otherwise the frame is a large TCP/IPv4 segment (TCP
+    /// segmentation offload, an skb's gso_size): it goes on the wire as segments of this many
+    /// payload bytes each, cut by the interface or by its peer (a TAP device's kernel, told by the
+    /// virtio-net header); loopback delivers it whole.
+    public var segmentSize: Int
+
+    public init(_ slice: ByteSlice, segmentSize: Int = 0) {
+        self.slice = slice
+        self.segmentSize = segmentSize
+    }
+
+    public init(chunk: ByteChunk, start: Int, end: Int, segmentSize: Int = 0) {
+        self.init(ByteSlice(chunk: chunk, start: start, end: end), segmentSize: segmentSize)
+    }
+
+    /// A frame holding a copy of `bytes` in a chunk from `pool`.
+    public init(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared) {
+        self.init(ByteSlice(copying: bytes, pool: pool))
+    }
+
+    public init(_ bytes: [UInt8]) {
+        self.init(ByteSlice(bytes))
+    }
+
+    @inline(__always) public var chunk: ByteChunk { slice.chunk }
+    @inline(__always) public var start: Int { slice.start }
+    @inline(__always) public var end: Int { slice.end }
+    @inline(__always) public var count: Int { slice.count }
+    @inline(__always) public var bytes: UnsafeRawBufferPointer { slice.bytes }
+
+    /// True for a large TCP segment the interface is to cut (or deliver whole).
+    @inline(__always) public var isLargeSegment: Bool { segmentSize > 0 }
+
+    /// A copy of the bytes (tests, capture).
+    public var array: [UInt8] { slice.array }
+}
 
 extension ByteSlice {
     /// A slice holding a copy of `bytes` in a chunk from `pool`.

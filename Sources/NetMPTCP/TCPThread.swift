@@ -305,17 +305,28 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 guard copied == length else { continue }
             }
             chunk.filled = payloadStart + length
+            let large = segment.segmentSize > 0
+            let region = mutableRegion(chunk, headroom, headerLength + length)
             guard
                 (try? segment.header.emit(
-                    into: mutableRegion(chunk, headroom, headerLength + length), payloadLength: length,
-                    source: hop.source, destination: block.remoteAddress, computeChecksum: !skip)) != nil
+                    into: region, payloadLength: length, source: hop.source, destination: block.remoteAddress,
+                    computeChecksum: !skip && !large)) != nil
             else { continue }
+            if large && !skip {
+                // The interface (or its peer) sums each segment it cuts: the field holds the
+                // pseudo-header's sum, as for CHECKSUM_PARTIAL.
+                let sum = InternetChecksum.pseudoHeaderSum(
+                    source: hop.source, destination: block.remoteAddress, protocol: .tcp,
+                    length: UInt16(truncatingIfNeeded: headerLength + length))
+                region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
+            }
             if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
             block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
-                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0)
+                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
+                segmentSize: segment.segmentSize)
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
