@@ -244,19 +244,45 @@ package final class InetThread: @unchecked Sendable {
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
     /// bytes free before it), fragmenting if it does not fit the interface. A TCP segment with a
     /// `segmentSize` (its payload per segment on the wire) goes whole, as one large frame, to an
-    /// interface with TCP segmentation offload that takes that long a datagram.
+    /// interface with TCP segmentation offload that takes that long a datagram. `gathered` slices
+    /// follow the payload in the chunk (scatter-gather, for an interface that takes them).
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
         destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
-        segmentSize: Int = 0
+        segmentSize: Int = 0, gathered: [ByteSlice] = []
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
             return .networkUnreachable
         }
         let interface = config.interfaces[hop.interfaceIndex]
-        let payloadLength = payloadEnd - payloadStart
+        var gatheredLength = 0
+        for piece in gathered { gatheredLength += piece.count }
+        let whole = InetThread.ipHeaderLength + payloadEnd - payloadStart + gatheredLength
+        if gatheredLength > 0
+            && !(interface.offloads.contains(.scatterGather)
+                && (whole <= interface.mtu
+                    || (segmentSize > 0 && proto == .tcp && interface.offloads.contains(.tcpSegmentation)
+                        && whole <= interface.largeSegmentLimit)))
+        {
+            // The interface cannot take the pieces, or they are to be fragmented: one contiguous copy.
+            let length = payloadEnd - payloadStart + gatheredLength
+            let copy = ChunkPool.shared.take(atLeast: length, headroom: InetThread.headroom)
+            (copy.base + InetThread.headroom).copyMemory(
+                from: chunk.base + payloadStart, byteCount: payloadEnd - payloadStart)
+            var offset = InetThread.headroom + payloadEnd - payloadStart
+            for piece in gathered {
+                (copy.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
+                offset += piece.count
+            }
+            copy.filled = offset
+            return outputIP(
+                chunk: copy, payloadStart: InetThread.headroom, payloadEnd: offset, protocol: proto, hop: hop,
+                destination: destination, ttl: ttl, dontFragment: dontFragment, dscp: dscp, ecn: ecn,
+                segmentSize: segmentSize)
+        }
+        let payloadLength = payloadEnd - payloadStart + gatheredLength
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
@@ -275,10 +301,11 @@ package final class InetThread: @unchecked Sendable {
                     into: mutableRegion(chunk, payloadStart - InetThread.ipHeaderLength, InetThread.ipHeaderLength)))
                     != nil
             else { return .invalidArgument }
-            sendFrame(
-                Frame(
-                    chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd,
-                    segmentSize: large ? segmentSize : 0), etherType: 0x0800, hop: hop)
+            var frame = Frame(
+                chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd,
+                segmentSize: large ? segmentSize : 0)
+            frame.gathered = gathered
+            sendFrame(frame, etherType: 0x0800, hop: hop)
             return nil
         }
         if dontFragment {

@@ -101,15 +101,21 @@ extension InetThread {
     /// Sends the transport payload at `chunk[payloadStart ..< payloadEnd]` (with at least
     /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`, with `ecn` in the
     /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5). A large TCP segment
-    /// names its `segmentSize` (payload bytes per segment on the wire; `outputIP`).
+    /// names its `segmentSize` (payload bytes per segment on the wire; `outputIP`); `gathered`
+    /// slices follow the payload without a copy (scatter-gather).
     @discardableResult
     package func transportOutput(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
-        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0
+        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0, gathered: [ByteSlice] = []
     ) -> NetError? {
         outputIP(
             chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),
-            hop: hop, destination: destination, ecn: ecn, segmentSize: segmentSize)
+            hop: hop, destination: destination, ecn: ecn, segmentSize: segmentSize, gathered: gathered)
+    }
+
+    /// Whether interface `index` takes frames whose payload follows as slices (scatter-gather).
+    package func transportScatterGather(_ index: Int) -> Bool {
+        index < config.interfaces.count && config.interfaces[index].offloads.contains(.scatterGather)
     }
 
     /// The longest IPv4 datagram one TCP segment may be on interface `index`: its MTU, or more

@@ -2,13 +2,18 @@ import NetMPRuntime
 import NetMPWire
 
 /// One link-layer frame: a contiguous slice of a pooled chunk (an mbuf with one cluster), and,
-/// for a TCP segment larger than the link's MTU, the size of the segments it stands for.
+/// for a TCP segment larger than the link's MTU, the size of the segments it stands for. On an
+/// interface with the `scatterGather` offload the slice may hold only the headers, the payload
+/// following as `gathered` slices of the sender's buffers (an mbuf chain).
 ///
 /// Frames are immutable once handed to an interface: a duplicated frame shares its chunk, and a
 /// received datagram's payload is given to the socket as a slice of the same chunk (zero-copy).
 public struct Frame: @unchecked Sendable {
-    /// The frame's bytes, from the link header on.
+    /// The frame's bytes from the link header on: all of them, or the headers of a gathered one.
     public var slice: ByteSlice
+    /// The payload after `slice`, shared with the buffers it came from (scatter-gather); empty
+    /// for a contiguous frame, the only kind an interface without `scatterGather` is given.
+    public var gathered: [ByteSlice] = []
     /// Zero for an ordinary frame. Otherwise the frame is a large TCP/IPv4 segment (TCP
     /// segmentation offload, an skb's gso_size): it goes on the wire as segments of this many
     /// payload bytes each, cut by the interface or by its peer (a TAP device's kernel, told by the
@@ -36,14 +41,29 @@ public struct Frame: @unchecked Sendable {
     @inline(__always) public var chunk: ByteChunk { slice.chunk }
     @inline(__always) public var start: Int { slice.start }
     @inline(__always) public var end: Int { slice.end }
-    @inline(__always) public var count: Int { slice.count }
+    /// The bytes of a contiguous frame; only the headers of a gathered one.
     @inline(__always) public var bytes: UnsafeRawBufferPointer { slice.bytes }
+    /// The payload follows in `gathered` slices.
+    @inline(__always) public var isGathered: Bool { !gathered.isEmpty }
+
+    /// The frame's length, gathered payload included.
+    public var count: Int {
+        var total = slice.count
+        for piece in gathered { total += piece.count }
+        return total
+    }
 
     /// True for a large TCP segment the interface is to cut (or deliver whole).
     @inline(__always) public var isLargeSegment: Bool { segmentSize > 0 }
 
-    /// A copy of the bytes (tests, capture).
-    public var array: [UInt8] { slice.array }
+    /// A copy of the bytes, gathered payload included (tests, capture).
+    public var array: [UInt8] {
+        guard isGathered else { return slice.array }
+        var bytes = slice.array
+        bytes.reserveCapacity(count)
+        for piece in gathered { bytes.append(contentsOf: piece.bytes) }
+        return bytes
+    }
 }
 
 extension ByteSlice {

@@ -15,6 +15,9 @@ public struct InterfaceOffloads: OptionSet, Sendable, Hashable {
     /// segments of that size, has its peer cut them (TAP: GSO through the virtio-net header), or
     /// delivers them whole (loopback, as Linux's lo with its 64 KiB MTU).
     public static let tcpSegmentation = InterfaceOffloads(rawValue: 1 << 1)
+    /// Scatter-gather: the interface takes frames whose payload follows the headers as slices
+    /// of the sender's buffers (`Frame.gathered`), so a segment's data is not copied to be sent.
+    public static let scatterGather = InterfaceOffloads(rawValue: 1 << 2)
 }
 
 /// Which frames a capture records.
@@ -107,7 +110,15 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         lock.lock()
         let writer: PcapWriter? = captureDirection == .receive ? nil : capture
         lock.unlock()
-        if let writer { for frame in frames { writer.write(frame.bytes) } }
+        if let writer {
+            for frame in frames {
+                if frame.isGathered {
+                    frame.array.withUnsafeBytes { writer.write($0) }
+                } else {
+                    writer.write(frame.bytes)
+                }
+            }
+        }
     }
 
     /// Subclasses call this to hand inbound frames to the stack (and the capture, if

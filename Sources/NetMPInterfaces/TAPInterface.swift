@@ -130,7 +130,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         zeroHeader.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
         super.init(
             name: actualName, mtu: mtu, hardwareAddress: hardwareAddress ?? TAPInterface.randomHardwareAddress(),
-            offloads: virtioHeader && largeSend ? .tcpSegmentation : [], needsAddressResolution: true)
+            offloads: virtioHeader && largeSend ? [.tcpSegmentation, .scatterGather] : .scatterGather,
+            needsAddressResolution: true)
         readers = opened.enumerated().map { queue, descriptor in
             // The reader holds the interface until `close()` joins it.
             OSThread.start(name: "tap-\(queue)") { self.readLoop(descriptor) }
@@ -214,11 +215,11 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
                 var storage = (UInt64(0), UInt64(0))
                 written = withUnsafeMutableBytes(of: &storage) { buffer in
                     gso.emit(into: buffer)
-                    return TAPInterface.write(descriptor, header: buffer.baseAddress, VirtioNetHeader.size, frame.bytes)
+                    return TAPInterface.write(descriptor, header: buffer.baseAddress, VirtioNetHeader.size, frame)
                 }
             } else {
                 written = TAPInterface.write(
-                    descriptor, header: zeroHeader, usesVirtioHeader ? VirtioNetHeader.size : 0, frame.bytes)
+                    descriptor, header: zeroHeader, usesVirtioHeader ? VirtioNetHeader.size : 0, frame)
             }
             if written < 0 { dropped += 1 }
         }
@@ -227,16 +228,31 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         noteTransmitted(frames)
     }
 
-    /// One frame, after `headerLength` bytes of virtio-net header, in one write.
+    /// One frame, after `headerLength` bytes of virtio-net header, in one write: a gathered
+    /// frame's payload slices go straight from the sender's buffers (the kernel copies them once).
     private static func write(
-        _ descriptor: Int32, header: UnsafeMutableRawPointer?, _ headerLength: Int, _ bytes: UnsafeRawBufferPointer
+        _ descriptor: Int32, header: UnsafeMutableRawPointer?, _ headerLength: Int, _ frame: Frame
     ) -> Int {
-        var vectors = (
-            iovec(iov_base: header, iov_len: headerLength),
-            iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-        )
-        return withUnsafeMutablePointer(to: &vectors) {
-            $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(descriptor, $0, 2) }
+        let bytes = frame.bytes
+        guard frame.isGathered else {
+            var vectors = (
+                iovec(iov_base: header, iov_len: headerLength),
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            )
+            return withUnsafeMutablePointer(to: &vectors) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(descriptor, $0, 2) }
+            }
+        }
+        let count = 2 + frame.gathered.count
+        // UIO_MAXIOV: more pieces than the kernel takes in one write (never for 64 KiB of chunks).
+        guard count <= 1024 else { return -1 }
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors in
+            vectors[0] = iovec(iov_base: header, iov_len: headerLength)
+            vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            for (index, piece) in frame.gathered.enumerated() {
+                vectors[2 + index] = iovec(iov_base: piece.chunk.base + piece.start, iov_len: piece.count)
+            }
+            return writev(descriptor, vectors.baseAddress, Int32(count))
         }
     }
 

@@ -264,11 +264,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Builds each segment in a pooled chunk with room for the IP and link headers: the header
     /// and options, then the named send-queue bytes (a retransmission copies the same queued
     /// bytes again). The queued bytes are referenced under the send buffer's lock and copied after
-    /// it is dropped: filled bytes of a chunk never change while referenced.
+    /// it is dropped: filled bytes of a chunk never change while referenced. A large segment to an
+    /// interface with scatter-gather is not copied: its frame carries the header, then the queued
+    /// slices themselves.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
         guard let hop = block.hop else { return }
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
+        let scatter = !block.detached && inet.transportScatterGather(hop.interfaceIndex)
         gathered.removeAll(keepingCapacity: true)
         gatheredCounts.removeAll(keepingCapacity: true)
         if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
@@ -282,6 +285,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         var cursor = 0
         for (index, segment) in segments.enumerated() {
+            if scatter, segment.segmentSize > 0, index < gatheredCounts.count, gatheredCounts[index] > 0 {
+                let end = cursor + gatheredCounts[index]
+                transmitGathered(segment, pieces: Array(gathered[cursor..<end]), hop: hop, block: block, skip: skip)
+                cursor = end
+                continue
+            }
             let headerLength = segment.header.encodedLength
             let length = segment.payloadLength
             let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
@@ -330,6 +339,36 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends a large segment as its header in a small chunk followed by `pieces`, the send
+    /// queue's slices (shared, not copied); the checksum field holds the pseudo-header's sum for
+    /// the interface or its peer to finish per segment (or nothing where checksums are skipped).
+    private func transmitGathered(
+        _ segment: TCPOutboundSegment, pieces: [ByteSlice], hop: NextHop, block: TCPControlBlock, skip: Bool
+    ) {
+        let headroom = InetThread.transportHeadroom
+        let headerLength = segment.header.encodedLength
+        let chunk = ChunkPool.shared.take(atLeast: headerLength, headroom: headroom)
+        chunk.filled = headroom + headerLength
+        let region = mutableRegion(chunk, headroom, headerLength)
+        guard
+            (try? segment.header.emit(
+                into: region, payloadLength: 0, source: hop.source, destination: block.remoteAddress,
+                computeChecksum: false)) != nil
+        else { return }
+        if !skip {
+            let sum = InternetChecksum.pseudoHeaderSum(
+                source: hop.source, destination: block.remoteAddress, protocol: .tcp,
+                length: UInt16(truncatingIfNeeded: headerLength + segment.payloadLength))
+            region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
+        }
+        statistics.segmentsSent += 1
+        block.segmentsOut &+= 1
+        inet.transportOutput(
+            chunk: chunk, payloadStart: headroom, payloadEnd: headroom + headerLength, protocol: 6, hop: hop,
+            destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
+            segmentSize: segment.segmentSize, gathered: pieces)
     }
 
     /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns

@@ -116,10 +116,11 @@ final class TCPLargeSegmentTests: XCTestCase {
         XCTAssertEqual(connection.sendSegmentLimit, 45 * 1448)
     }
 
-    /// Two stacks joined by a link that offers segmentation offload (as a TAP device with the
-    /// virtio-net header does): TCP sends large segments naming the MSS, with the pseudo-header's
-    /// sum in the checksum field; the link finishes each as the kernel would (from the GSO header)
-    /// and delivers it whole; the receiver verifies every checksum, and the bytes arrive exact.
+    /// Two stacks joined by a link that offers segmentation offload and scatter-gather (as a TAP
+    /// device with the virtio-net header does): TCP sends large segments naming the MSS, their
+    /// payload the send buffer's slices, with the pseudo-header's sum in the checksum field; the
+    /// link finishes each as the kernel would (from the GSO header) and delivers it whole; the
+    /// receiver verifies every checksum, and the bytes arrive exact.
     func testAnOffloadingLinkCarriesLargeSegmentsWithPartialChecksums() throws {
         let a = NetworkStack(.init(threadCount: 1))
         let b = NetworkStack(.init(threadCount: 1))
@@ -149,6 +150,7 @@ final class TCPLargeSegmentTests: XCTestCase {
         }
         let seen = portA.seen.withLock { $0 }
         XCTAssertGreaterThan(seen.largeSegments, 0)
+        XCTAssertEqual(seen.gathered, seen.largeSegments, "every large segment's payload is the send buffer's")
         XCTAssertEqual(seen.malformed, 0)
         XCTAssertEqual(seen.segmentSizes, [1448], "the wire MSS: 1,500 less 40 of headers and 12 of timestamps")
         XCTAssertEqual(seen.largestPayload, 45 * 1448)
@@ -182,14 +184,17 @@ final class TCPLargeSegmentTests: XCTestCase {
     }
 }
 
-/// One end of a two-port link with TCP segmentation offload: a large frame's checksum is
-/// finished from the virtio-net GSO header, as the kernel does, and it is delivered whole.
+/// One end of a two-port link with TCP segmentation offload and scatter-gather: a large frame
+/// is gathered into one buffer, its checksum finished from the virtio-net GSO header as the
+/// kernel does, and it is delivered whole.
 final class OffloadingLinkPort: NetworkInterface, @unchecked Sendable {
     struct Seen {
         var largeSegments = 0
         var malformed = 0
         var segmentSizes: Set<Int> = []
         var largestPayload = 0
+        /// Large frames whose payload came as slices of the send buffer.
+        var gathered = 0
     }
 
     weak var peer: OffloadingLinkPort?
@@ -197,7 +202,8 @@ final class OffloadingLinkPort: NetworkInterface, @unchecked Sendable {
 
     init(name: String, mac: MACAddress) {
         super.init(
-            name: name, mtu: 1500, hardwareAddress: mac, offloads: .tcpSegmentation, needsAddressResolution: true)
+            name: name, mtu: 1500, hardwareAddress: mac, offloads: [.tcpSegmentation, .scatterGather],
+            needsAddressResolution: true)
     }
 
     override func transmit(_ frames: [Frame]) {
@@ -221,6 +227,7 @@ final class OffloadingLinkPort: NetworkInterface, @unchecked Sendable {
                 $0.largeSegments += 1
                 if !finished { $0.malformed += 1 }
                 $0.segmentSizes.insert(frame.segmentSize)
+                if frame.isGathered { $0.gathered += 1 }
                 $0.largestPayload = Swift.max($0.largestPayload, bytes.count - headers)
             }
             out.append(Frame(bytes))
