@@ -128,7 +128,12 @@ package final class InetThread: @unchecked Sendable {
         flushDeliveries()
     }
 
-    private func inputFrame(_ frame: Frame, interfaceIndex: Int) {
+    private func inputFrame(_ received: Frame, interfaceIndex: Int) {
+        var frame = received
+        if frame.isGathered {
+            if inputGathered(frame, interfaceIndex: interfaceIndex) { return }
+            frame = frame.contiguous()
+        }
         count(.framesIn)
         guard interfaceIndex < config.interfaces.count else { return }
         let interface = config.interfaces[interfaceIndex]
@@ -153,6 +158,42 @@ package final class InetThread: @unchecked Sendable {
                 linkBroadcast: linkBroadcast)
         default: count(.unknownEtherType)
         }
+    }
+
+    /// A frame whose payload came as slices of the sender's buffers (loopback's scatter-gather):
+    /// a whole TCP/IPv4 datagram for this stack, on an interface that skips checksums, goes to
+    /// TCP with its slices, so its payload reaches the receive buffer without a copy. False for
+    /// anything else, which is then made contiguous and taken the usual way.
+    private func inputGathered(_ frame: Frame, interfaceIndex: Int) -> Bool {
+        guard interfaceIndex < config.interfaces.count, checksumsSkipped(interfaceIndex),
+            let handler = transportHandlers[Int(IPProtocol.tcp.rawValue)]
+        else { return false }
+        let bytes = frame.bytes
+        guard bytes.count >= InetThread.linkHeaderLength + InetThread.ipHeaderLength, bytes[12] == 0x08,
+            bytes[13] == 0x00
+        else { return false }
+        let ipStart = frame.start + InetThread.linkHeaderLength
+        let region = UnsafeRawBufferPointer(rebasing: bytes[InetThread.linkHeaderLength...])
+        guard
+            let packet = try? IPv4Header.parseHeader(region, verifyChecksum: false, allowTruncatedPayload: true),
+            packet.header.protocol == .tcp, !packet.header.isFragment,
+            Int(packet.header.totalLength) == frame.count - InetThread.linkHeaderLength
+        else { return false }
+        let header = packet.header
+        let destination = header.destination
+        guard config.isLocal(destination) || destination.isLoopback,
+            !config.isMartianSource(
+                header.source, destination: destination, protocol: header.protocol, interfaceIndex: interfaceIndex)
+        else { return false }
+        count(.framesIn)
+        count(.ipIn)
+        count(.ipDelivered)
+        handler.input(
+            InetTransportDatagram(
+                source: header.source, destination: destination, chunk: frame.chunk,
+                payloadStart: ipStart + packet.headerLength, payloadEnd: frame.end, checksumsSkipped: true,
+                isBroadcast: false, ecn: header.ecn, gathered: frame.gathered))
+        return true
     }
 
     static func isMartianSource(_ source: IPv4Address) -> Bool {
@@ -258,7 +299,7 @@ package final class InetThread: @unchecked Sendable {
         }
         let interface = config.interfaces[hop.interfaceIndex]
         var gatheredLength = 0
-        for piece in gathered { gatheredLength += piece.count }
+        if !gathered.isEmpty { for piece in gathered { gatheredLength += piece.count } }
         let whole = InetThread.ipHeaderLength + payloadEnd - payloadStart + gatheredLength
         if gatheredLength > 0
             && !(interface.offloads.contains(.scatterGather)
@@ -304,7 +345,7 @@ package final class InetThread: @unchecked Sendable {
             var frame = Frame(
                 chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd,
                 segmentSize: large ? segmentSize : 0)
-            frame.gathered = gathered
+            if gatheredLength > 0 { frame.gathered = gathered }
             sendFrame(frame, etherType: 0x0800, hop: hop)
             return nil
         }

@@ -13,7 +13,13 @@ public struct Frame: @unchecked Sendable {
     public var slice: ByteSlice
     /// The payload after `slice`, shared with the buffers it came from (scatter-gather); empty
     /// for a contiguous frame, the only kind an interface without `scatterGather` is given.
-    public var gathered: [ByteSlice] = []
+    public var gathered: [ByteSlice] {
+        get { pieces ?? [] }
+        set { pieces = newValue.isEmpty ? nil : newValue }
+    }
+    /// Nil, not an empty array, for a contiguous frame: copying a frame then retains one
+    /// reference (the chunk's), not two.
+    private var pieces: [ByteSlice]?
     /// Zero for an ordinary frame. Otherwise the frame is a large TCP/IPv4 segment (TCP
     /// segmentation offload, an skb's gso_size): it goes on the wire as segments of this many
     /// payload bytes each, cut by the interface or by its peer (a TAP device's kernel, told by the
@@ -44,17 +50,33 @@ public struct Frame: @unchecked Sendable {
     /// The bytes of a contiguous frame; only the headers of a gathered one.
     @inline(__always) public var bytes: UnsafeRawBufferPointer { slice.bytes }
     /// The payload follows in `gathered` slices.
-    @inline(__always) public var isGathered: Bool { !gathered.isEmpty }
+    @inline(__always) public var isGathered: Bool { pieces != nil }
 
     /// The frame's length, gathered payload included.
     public var count: Int {
         var total = slice.count
-        for piece in gathered { total += piece.count }
+        if let pieces { for piece in pieces { total += piece.count } }
         return total
     }
 
     /// True for a large TCP segment the interface is to cut (or deliver whole).
     @inline(__always) public var isLargeSegment: Bool { segmentSize > 0 }
+
+    /// The same bytes as one contiguous frame (a copy when gathered), for a path that reads
+    /// them in place.
+    public func contiguous(pool: ChunkPool = .shared) -> Frame {
+        guard isGathered else { return self }
+        let total = count
+        let chunk = pool.take(atLeast: total)
+        var offset = chunk.filled
+        let start = offset
+        for piece in [slice] + gathered {
+            (chunk.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
+            offset += piece.count
+        }
+        chunk.filled = offset
+        return Frame(chunk: chunk, start: start, end: offset, segmentSize: segmentSize)
+    }
 
     /// A copy of the bytes, gathered payload included (tests, capture).
     public var array: [UInt8] {

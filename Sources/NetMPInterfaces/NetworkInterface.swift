@@ -141,12 +141,14 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
 /// The loopback interface: what it sends it receives, in the same batch. Checksums are
 /// skipped (the `checksumsSkipped` offload), frames carry zero MAC addresses, and a capture
 /// records each frame once. TCP segments of up to 64 KiB are taken whole (`tcpSegmentation`),
-/// as Linux's lo takes them: the receiver gets one large segment, as GRO would give it.
+/// as Linux's lo takes them: the receiver gets one large segment, as GRO would give it, its
+/// payload still the sender's send-buffer slices (`scatterGather`), which the receive buffer
+/// appends as they are: the data is copied only in by the writer and out by the reader.
 public final class LoopbackInterface: NetworkInterface, @unchecked Sendable {
     public init(name: String = "lo", mtu: Int = 16384, largeSegments: Bool = true) {
         super.init(
             name: name, mtu: mtu, hardwareAddress: .zero,
-            offloads: largeSegments ? [.checksumsSkipped, .tcpSegmentation] : .checksumsSkipped,
+            offloads: largeSegments ? [.checksumsSkipped, .tcpSegmentation, .scatterGather] : .checksumsSkipped,
             needsAddressResolution: false)
     }
 

@@ -47,8 +47,11 @@ extension TCPConnection {
             usable = Swift.max(0, (sendUnacknowledged + window) - sendNext)
         }
         let retransmitting = sendNext < sendMax
-        let large = !retransmitting && !force && !tailProbe && budget == nil
-        var length = Swift.min(unsent, large ? sendSegmentLimit : maximumSegmentSize, usable)
+        var length = Swift.min(unsent, maximumSegmentSize, usable)
+        if length == maximumSegmentSize && !retransmitting && !force && !tailProbe && budget == nil {
+            // More than one MSS may go at once where the interface cuts segments (offload).
+            length = Swift.min(unsent, sendSegmentLimit, usable)
+        }
         if length > maximumSegmentSize && length % maximumSegmentSize != 0
             && !(length == unsent && configuration.noDelay)
         {

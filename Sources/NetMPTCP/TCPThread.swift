@@ -522,13 +522,23 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         statistics.segmentsReceived += 1
         let header = packet.header
         if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
-        let payload = ByteSlice(
+        var payload = ByteSlice(
             chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
             end: datagram.payloadStart + packet.payloadRange.upperBound)
         if datagram.isBroadcast { return }
         let key = TCPConnectionKey(
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
+        if datagram.isGathered {
+            if let block = connections[key], payload.count == 0 {
+                block.segmentsIn &+= 1
+                statistics.gatheredSegmentsReceived += 1
+                receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
+                return
+            }
+            // Not for a connection's data path: the usual way, from one contiguous copy.
+            payload = TCPThread.contiguous(payload, datagram.gathered)
+        }
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
@@ -555,6 +565,42 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             reusing = record
         }
         listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    /// A segment whose payload came as slices of the sender's send buffer (loopback's
+    /// scatter-gather): the connection takes each slice in turn as a segment of its own, with the
+    /// sequence number moved on and PSH and FIN kept for the last, so each slice goes to the
+    /// receive buffer as it is, in one event.
+    private func receiveGathered(_ header: TCPHeader, _ pieces: [ByteSlice], ecn: UInt8, _ block: TCPControlBlock) {
+        let marked = ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
+        event(block) { connection, time, actions in
+            var piece = header
+            piece.flags.remove([.fin, .psh])
+            var sequence = header.sequenceNumber
+            for (index, slice) in pieces.enumerated() {
+                if index == pieces.count - 1 { piece.flags = header.flags }
+                piece.sequenceNumber = sequence
+                connection.receive(
+                    piece, payload: slice, congestionExperienced: marked, now: time, into: &actions)
+                if actions.closed || actions.enteredTimeWait { break }
+                sequence = sequence &+ UInt32(truncatingIfNeeded: slice.count)
+            }
+        }
+    }
+
+    /// `head` followed by `pieces`, copied into one slice.
+    private static func contiguous(_ head: ByteSlice, _ pieces: [ByteSlice]) -> ByteSlice {
+        var total = head.count
+        for piece in pieces { total += piece.count }
+        let chunk = ChunkPool.shared.take(atLeast: total)
+        let start = chunk.filled
+        var offset = start
+        for part in [head] + pieces {
+            (chunk.base + offset).copyMemory(from: part.chunk.base + part.start, byteCount: part.count)
+            offset += part.count
+        }
+        chunk.filled = offset
+        return ByteSlice(chunk: chunk, start: start, end: offset)
     }
 
     /// An ICMP error about a segment we sent: handed to the thread that owns its connection

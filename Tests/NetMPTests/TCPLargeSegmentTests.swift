@@ -66,7 +66,8 @@ final class TCPLargeSegmentTests: XCTestCase {
     }
 
     /// Loopback (MTU 16,384) carries segments of four MSS: 4 × 16,332 bytes (the MSS less the
-    /// timestamps), recorded whole in the capture, and the bytes arrive exact.
+    /// timestamps), recorded whole in the capture, their payload handed over as the sender's
+    /// send-buffer slices, and the bytes arrive exact.
     func testLoopbackSendsSegmentsOfSeveralMSSByteExact() throws {
         let stack = NetworkStack(.init(threadCount: 2))
         defer { stack.shutdown() }
@@ -86,6 +87,8 @@ final class TCPLargeSegmentTests: XCTestCase {
             client.close()
             server.close()
         }
+        // The large segments' payloads reached the receive buffer as the sender's slices.
+        XCTAssertGreaterThan(stack.tcp.statistics().gatheredSegmentsReceived, 32)
         stack.loopback.setCapture(nil)
         let (lengths, truncated) = TCPLargeSegmentTests.tcpPayloadLengths(capture.bytes)
         XCTAssertFalse(truncated, "a large segment was cut short in the capture")
