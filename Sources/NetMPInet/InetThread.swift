@@ -128,11 +128,12 @@ package final class InetThread: @unchecked Sendable {
         flushDeliveries()
     }
 
-    private func inputFrame(_ received: Frame, interfaceIndex: Int) {
-        var frame = received
+    private func inputFrame(_ frame: Frame, interfaceIndex: Int) {
         if frame.isGathered {
-            if inputGathered(frame, interfaceIndex: interfaceIndex) { return }
-            frame = frame.contiguous()
+            if !inputGathered(frame, interfaceIndex: interfaceIndex) {
+                inputFrame(frame.contiguous(), interfaceIndex: interfaceIndex)
+            }
+            return
         }
         count(.framesIn)
         guard interfaceIndex < config.interfaces.count else { return }
@@ -192,7 +193,7 @@ package final class InetThread: @unchecked Sendable {
             InetTransportDatagram(
                 source: header.source, destination: destination, chunk: frame.chunk,
                 payloadStart: ipStart + packet.headerLength, payloadEnd: frame.end, checksumsSkipped: true,
-                isBroadcast: false, ecn: header.ecn, gathered: frame.gathered))
+                isBroadcast: false, ecn: header.ecn, isGathered: true))
         return true
     }
 
@@ -291,7 +292,7 @@ package final class InetThread: @unchecked Sendable {
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
         destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
-        segmentSize: Int = 0, gathered: [ByteSlice] = []
+        segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
@@ -299,7 +300,7 @@ package final class InetThread: @unchecked Sendable {
         }
         let interface = config.interfaces[hop.interfaceIndex]
         var gatheredLength = 0
-        if !gathered.isEmpty { for piece in gathered { gatheredLength += piece.count } }
+        if let gathered { for piece in gathered { gatheredLength += piece.count } }
         let whole = InetThread.ipHeaderLength + payloadEnd - payloadStart + gatheredLength
         if gatheredLength > 0
             && !(interface.offloads.contains(.scatterGather)
@@ -313,7 +314,7 @@ package final class InetThread: @unchecked Sendable {
             (copy.base + InetThread.headroom).copyMemory(
                 from: chunk.base + payloadStart, byteCount: payloadEnd - payloadStart)
             var offset = InetThread.headroom + payloadEnd - payloadStart
-            for piece in gathered {
+            for piece in gathered ?? [] {
                 (copy.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
                 offset += piece.count
             }
@@ -342,10 +343,13 @@ package final class InetThread: @unchecked Sendable {
                     into: mutableRegion(chunk, payloadStart - InetThread.ipHeaderLength, InetThread.ipHeaderLength)))
                     != nil
             else { return .invalidArgument }
-            var frame = Frame(
-                chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd,
-                segmentSize: large ? segmentSize : 0)
-            if gatheredLength > 0 { frame.gathered = gathered }
+            let start = payloadStart - InetThread.headroom
+            let frame =
+                large || gatheredLength > 0
+                ? Frame(
+                    chunk: chunk, start: start, end: payloadEnd, segmentSize: large ? segmentSize : 0,
+                    gathered: gathered ?? [])
+                : Frame(chunk: chunk, start: start, end: payloadEnd)
             sendFrame(frame, etherType: 0x0800, hop: hop)
             return nil
         }

@@ -55,29 +55,9 @@ package struct InetTransportDatagram {
     /// The IP header's ECN field (RFC 3168: 3 is CE, congestion experienced).
     package var ecn: UInt8 = 0
     /// The transport payload's bytes after those in the chunk, as slices of the sender's buffers
-    /// (a scatter-gather frame over loopback): kept, never copied.
-    package var gathered: [ByteSlice] {
-        get { pieces ?? [] }
-        set { pieces = newValue.isEmpty ? nil : newValue }
-    }
-    /// Nil for a contiguous payload (no second reference to retain per datagram).
-    private var pieces: [ByteSlice]?
-    package var isGathered: Bool { pieces != nil }
-
-    package init(
-        source: IPv4Address, destination: IPv4Address, chunk: ByteChunk, payloadStart: Int, payloadEnd: Int,
-        checksumsSkipped: Bool, isBroadcast: Bool, ecn: UInt8 = 0, gathered: [ByteSlice] = []
-    ) {
-        self.source = source
-        self.destination = destination
-        self.chunk = chunk
-        self.payloadStart = payloadStart
-        self.payloadEnd = payloadEnd
-        self.checksumsSkipped = checksumsSkipped
-        self.isBroadcast = isBroadcast
-        self.ecn = ecn
-        pieces = gathered.isEmpty ? nil : gathered
-    }
+    /// (a scatter-gather frame over loopback, recorded in its chunk): kept, never copied.
+    package var gathered: [ByteSlice] { isGathered ? chunk.trailing ?? [] : [] }
+    package var isGathered = false
 
     @inline(__always) package var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
@@ -130,7 +110,7 @@ extension InetThread {
     @discardableResult
     package func transportOutput(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
-        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0, gathered: [ByteSlice] = []
+        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
         outputIP(
             chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),

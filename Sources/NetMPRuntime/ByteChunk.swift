@@ -11,6 +11,11 @@ public final class ByteChunk: @unchecked Sendable {
     public let capacity: Int
     /// Bytes written so far, from the start. Only the chunk's single writer moves it.
     @exclusivity(unchecked) public package(set) var filled: Int = 0
+    /// Payload slices that follow the frame built in this chunk (scatter-gather), as the mbufs
+    /// chained after a packet header mbuf: kept here so a frame stays one reference to copy.
+    /// Set by the frame's builder before anyone else sees the chunk; dropped when it goes back
+    /// to the pool.
+    @exclusivity(unchecked) package var trailing: [ByteSlice]?
 
     /// Chunks alive now, when `countsLive` (a global atomic each allocation and free would
     /// otherwise touch from every core).

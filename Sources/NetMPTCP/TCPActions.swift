@@ -12,11 +12,12 @@ public struct TCPOutboundSegment: Hashable, Sendable {
     public var ecnCapable: Bool
     /// Nonzero for a segment longer than one MSS (segmentation offload): the MSS it is cut into
     /// on the wire.
-    public var segmentSize: Int
+    /// (16 bits, beside `ecnCapable`: it takes no room of its own.)
+    public var segmentSize: UInt16
 
     public init(
         header: TCPHeader, sendQueueOffset: Int = 0, payloadLength: Int = 0, ecnCapable: Bool = false,
-        segmentSize: Int = 0
+        segmentSize: UInt16 = 0
     ) {
         self.header = header
         self.sendQueueOffset = sendQueueOffset

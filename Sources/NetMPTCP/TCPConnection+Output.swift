@@ -89,7 +89,7 @@ extension TCPConnection {
             sequence: sendNext, flags: flags, now: now, sendQueueOffset: sendNext - sendQueueStart,
             payloadLength: length, &actions)
         if length > maximumSegmentSize {
-            actions.segments[actions.segments.count - 1].segmentSize = maximumSegmentSize
+            actions.segments[actions.segments.count - 1].segmentSize = UInt16(clamping: maximumSegmentSize)
         }
         let consumed = length + (fin ? 1 : 0)
         if retransmitting {

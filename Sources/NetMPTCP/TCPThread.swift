@@ -271,7 +271,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         guard let hop = block.hop else { return }
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
-        let scatter = !block.detached && inet.transportScatterGather(hop.interfaceIndex)
+        let scatter =
+            !block.detached && segments.contains { $0.segmentSize > 0 }
+            && inet.transportScatterGather(hop.interfaceIndex)
         gathered.removeAll(keepingCapacity: true)
         gatheredCounts.removeAll(keepingCapacity: true)
         if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
@@ -335,7 +337,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
                 destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
-                segmentSize: segment.segmentSize)
+                segmentSize: Int(segment.segmentSize))
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
@@ -368,7 +370,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         inet.transportOutput(
             chunk: chunk, payloadStart: headroom, payloadEnd: headroom + headerLength, protocol: 6, hop: hop,
             destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
-            segmentSize: segment.segmentSize, gathered: pieces)
+            segmentSize: Int(segment.segmentSize), gathered: pieces)
     }
 
     /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns
@@ -522,23 +524,21 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         statistics.segmentsReceived += 1
         let header = packet.header
         if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
-        var payload = ByteSlice(
+        let inChunk = ByteSlice(
             chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
             end: datagram.payloadStart + packet.payloadRange.upperBound)
         if datagram.isBroadcast { return }
         let key = TCPConnectionKey(
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
-        if datagram.isGathered {
-            if let block = connections[key], payload.count == 0 {
-                block.segmentsIn &+= 1
-                statistics.gatheredSegmentsReceived += 1
-                receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
-                return
-            }
-            // Not for a connection's data path: the usual way, from one contiguous copy.
-            payload = TCPThread.contiguous(payload, datagram.gathered)
+        if datagram.isGathered, inChunk.count == 0, let block = connections[key] {
+            block.segmentsIn &+= 1
+            statistics.gatheredSegmentsReceived += 1
+            receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
+            return
         }
+        // Not for a connection's data path: the usual way, from one contiguous copy.
+        let payload = datagram.isGathered ? TCPThread.contiguous(inChunk, datagram.gathered) : inChunk
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
