@@ -161,6 +161,30 @@ final class TCPLargeSegmentTests: XCTestCase {
         XCTAssertEqual(b.tcpStatistics().malformedSegments, 0, "every finished checksum verified")
     }
 
+    /// A gathered frame: its count and bytes include the slices after its header, which stay
+    /// shared (not copied) until a path asks for one contiguous copy.
+    func testAGatheredFrameCountsItsSlicesAndCopiesThemOnlyWhenAsked() {
+        let head = ByteSlice([1, 2, 3])
+        let first = ByteSlice([4, 5])
+        let second = ByteSlice([6, 7, 8, 9])
+        let frame = Frame(
+            chunk: head.chunk, start: head.start, end: head.end, segmentSize: 1448, gathered: [first, second])
+        XCTAssertTrue(frame.isGathered)
+        XCTAssertTrue(frame.isLargeSegment)
+        XCTAssertEqual(frame.count, 9)
+        XCTAssertEqual(frame.array, [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        XCTAssertTrue(frame.gathered[0].chunk === first.chunk, "the slice itself, not a copy")
+        let copy = frame.contiguous()
+        XCTAssertFalse(copy.isGathered)
+        XCTAssertEqual(copy.segmentSize, 1448)
+        XCTAssertEqual(copy.array, [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        XCTAssertFalse(copy.chunk === frame.chunk)
+        let plain = Frame([1, 2, 3])
+        XCTAssertFalse(plain.isGathered)
+        XCTAssertEqual(plain.count, 3)
+        XCTAssertEqual(plain.segmentSize, 0)
+    }
+
     /// The GSO header for a 3,000-byte segment with timestamps (a 32-byte TCP header) and an MSS
     /// of 1,448: exact bytes, little-endian; nil for what is not a TCP/IPv4 segment.
     func testTheVirtioHeaderOfALargeSegmentIsExact() {
