@@ -129,6 +129,12 @@ package final class InetThread: @unchecked Sendable {
     }
 
     private func inputFrame(_ frame: Frame, interfaceIndex: Int) {
+        if frame.isGathered {
+            if !inputGathered(frame, interfaceIndex: interfaceIndex) {
+                inputFrame(frame.contiguous(), interfaceIndex: interfaceIndex)
+            }
+            return
+        }
         count(.framesIn)
         guard interfaceIndex < config.interfaces.count else { return }
         let interface = config.interfaces[interfaceIndex]
@@ -153,6 +159,42 @@ package final class InetThread: @unchecked Sendable {
                 linkBroadcast: linkBroadcast)
         default: count(.unknownEtherType)
         }
+    }
+
+    /// A frame whose payload came as slices of the sender's buffers (loopback's scatter-gather):
+    /// a whole TCP/IPv4 datagram for this stack, on an interface that skips checksums, goes to
+    /// TCP with its slices, so its payload reaches the receive buffer without a copy. False for
+    /// anything else, which is then made contiguous and taken the usual way.
+    private func inputGathered(_ frame: Frame, interfaceIndex: Int) -> Bool {
+        guard interfaceIndex < config.interfaces.count, checksumsSkipped(interfaceIndex),
+            let handler = transportHandlers[Int(IPProtocol.tcp.rawValue)]
+        else { return false }
+        let bytes = frame.bytes
+        guard bytes.count >= InetThread.linkHeaderLength + InetThread.ipHeaderLength, bytes[12] == 0x08,
+            bytes[13] == 0x00
+        else { return false }
+        let ipStart = frame.start + InetThread.linkHeaderLength
+        let region = UnsafeRawBufferPointer(rebasing: bytes[InetThread.linkHeaderLength...])
+        guard
+            let packet = try? IPv4Header.parseHeader(region, verifyChecksum: false, allowTruncatedPayload: true),
+            packet.header.protocol == .tcp, !packet.header.isFragment,
+            Int(packet.header.totalLength) == frame.count - InetThread.linkHeaderLength
+        else { return false }
+        let header = packet.header
+        let destination = header.destination
+        guard config.isLocal(destination) || destination.isLoopback,
+            !config.isMartianSource(
+                header.source, destination: destination, protocol: header.protocol, interfaceIndex: interfaceIndex)
+        else { return false }
+        count(.framesIn)
+        count(.ipIn)
+        count(.ipDelivered)
+        handler.input(
+            InetTransportDatagram(
+                source: header.source, destination: destination, chunk: frame.chunk,
+                payloadStart: ipStart + packet.headerLength, payloadEnd: frame.end, checksumsSkipped: true,
+                isBroadcast: false, ecn: header.ecn, isGathered: true))
+        return true
     }
 
     static func isMartianSource(_ source: IPv4Address) -> Bool {
@@ -242,18 +284,47 @@ package final class InetThread: @unchecked Sendable {
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`
-    /// bytes free before it), fragmenting if it does not fit the interface.
+    /// bytes free before it), fragmenting if it does not fit the interface. A TCP segment with a
+    /// `segmentSize` (its payload per segment on the wire) goes whole, as one large frame, to an
+    /// interface with TCP segmentation offload that takes that long a datagram. `gathered` slices
+    /// follow the payload in the chunk (scatter-gather, for an interface that takes them).
     @discardableResult
     func outputIP(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
-        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0
+        destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
+        segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
         guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
             return .networkUnreachable
         }
         let interface = config.interfaces[hop.interfaceIndex]
-        let payloadLength = payloadEnd - payloadStart
+        var gatheredLength = 0
+        if let gathered { for piece in gathered { gatheredLength += piece.count } }
+        let whole = InetThread.ipHeaderLength + payloadEnd - payloadStart + gatheredLength
+        if gatheredLength > 0
+            && !(interface.offloads.contains(.scatterGather)
+                && (whole <= interface.mtu
+                    || (segmentSize > 0 && proto == .tcp && interface.offloads.contains(.tcpSegmentation)
+                        && whole <= interface.largeSegmentLimit)))
+        {
+            // The interface cannot take the pieces, or they are to be fragmented: one contiguous copy.
+            let length = payloadEnd - payloadStart + gatheredLength
+            let copy = ChunkPool.shared.take(atLeast: length, headroom: InetThread.headroom)
+            (copy.base + InetThread.headroom).copyMemory(
+                from: chunk.base + payloadStart, byteCount: payloadEnd - payloadStart)
+            var offset = InetThread.headroom + payloadEnd - payloadStart
+            for piece in gathered ?? [] {
+                (copy.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
+                offset += piece.count
+            }
+            copy.filled = offset
+            return outputIP(
+                chunk: copy, payloadStart: InetThread.headroom, payloadEnd: offset, protocol: proto, hop: hop,
+                destination: destination, ttl: ttl, dontFragment: dontFragment, dscp: dscp, ecn: ecn,
+                segmentSize: segmentSize)
+        }
+        let payloadLength = payloadEnd - payloadStart + gatheredLength
         let total = InetThread.ipHeaderLength + payloadLength
         guard total <= Int(UInt16.max) else { return .messageTooLong }
         var header = IPv4Header(
@@ -263,15 +334,23 @@ package final class InetThread: @unchecked Sendable {
             timeToLive: ttl ?? config.settings.defaultTTL, protocol: proto, source: hop.source,
             destination: destination)
         count(.ipOut)
-        if total <= interface.mtu {
+        let large =
+            total > interface.mtu && segmentSize > 0 && proto == .tcp
+            && interface.offloads.contains(.tcpSegmentation) && total <= interface.largeSegmentLimit
+        if total <= interface.mtu || large {
             guard
                 (try? header.emit(
                     into: mutableRegion(chunk, payloadStart - InetThread.ipHeaderLength, InetThread.ipHeaderLength)))
                     != nil
             else { return .invalidArgument }
-            sendFrame(
-                Frame(chunk: chunk, start: payloadStart - InetThread.headroom, end: payloadEnd), etherType: 0x0800,
-                hop: hop)
+            let start = payloadStart - InetThread.headroom
+            let frame =
+                large || gatheredLength > 0
+                ? Frame(
+                    chunk: chunk, start: start, end: payloadEnd, segmentSize: large ? segmentSize : 0,
+                    gathered: gathered ?? [])
+                : Frame(chunk: chunk, start: start, end: payloadEnd)
+            sendFrame(frame, etherType: 0x0800, hop: hop)
             return nil
         }
         if dontFragment {

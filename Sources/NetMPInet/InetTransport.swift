@@ -54,6 +54,10 @@ package struct InetTransportDatagram {
     package var isBroadcast: Bool
     /// The IP header's ECN field (RFC 3168: 3 is CE, congestion experienced).
     package var ecn: UInt8 = 0
+    /// The transport payload's bytes after those in the chunk, as slices of the sender's buffers
+    /// (a scatter-gather frame over loopback, recorded in its chunk): kept, never copied.
+    package var gathered: [ByteSlice] { isGathered ? chunk.trailing ?? [] : [] }
+    package var isGathered = false
 
     @inline(__always) package var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
@@ -100,15 +104,28 @@ extension InetThread {
 
     /// Sends the transport payload at `chunk[payloadStart ..< payloadEnd]` (with at least
     /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`, with `ecn` in the
-    /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5).
+    /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5). A large TCP segment
+    /// names its `segmentSize` (payload bytes per segment on the wire; `outputIP`); `gathered`
+    /// slices follow the payload without a copy (scatter-gather).
     @discardableResult
     package func transportOutput(
         chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
-        destination: IPv4Address, ecn: UInt8 = 0
+        destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
         outputIP(
             chunk: chunk, payloadStart: payloadStart, payloadEnd: payloadEnd, protocol: IPProtocol(rawValue: number),
-            hop: hop, destination: destination, ecn: ecn)
+            hop: hop, destination: destination, ecn: ecn, segmentSize: segmentSize, gathered: gathered)
+    }
+
+    /// Whether interface `index` takes frames whose payload follows as slices (scatter-gather).
+    package func transportScatterGather(_ index: Int) -> Bool {
+        index < config.interfaces.count && config.interfaces[index].offloads.contains(.scatterGather)
+    }
+
+    /// The longest IPv4 datagram one TCP segment may be on interface `index`: its MTU, or more
+    /// with TCP segmentation offload (0 when there is no such interface).
+    package func largeSegmentLimit(ofInterface index: Int) -> Int {
+        index < config.interfaces.count ? config.interfaces[index].largeSegmentLimit : 0
     }
 
     /// The room every outbound packet needs in front of its transport header.

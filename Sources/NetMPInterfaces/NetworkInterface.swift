@@ -10,6 +10,14 @@ public struct InterfaceOffloads: OptionSet, Sendable, Hashable {
     /// Checksums are neither computed on output (UDP sends 0, "none") nor verified on input, as
     /// Linux does on loopback. Only for links that cannot corrupt.
     public static let checksumsSkipped = InterfaceOffloads(rawValue: 1 << 0)
+    /// TCP segmentation offload: the interface takes TCP/IPv4 segments larger than its MTU, up
+    /// to `NetworkInterface.largeSegmentLimit` (frames with a `segmentSize`), and cuts them into
+    /// segments of that size, has its peer cut them (TAP: GSO through the virtio-net header), or
+    /// delivers them whole (loopback, as Linux's lo with its 64 KiB MTU).
+    public static let tcpSegmentation = InterfaceOffloads(rawValue: 1 << 1)
+    /// Scatter-gather: the interface takes frames whose payload follows the headers as slices
+    /// of the sender's buffers (`Frame.gathered`), so a segment's data is not copied to be sent.
+    public static let scatterGather = InterfaceOffloads(rawValue: 1 << 2)
 }
 
 /// Which frames a capture records.
@@ -37,6 +45,13 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     public let offloads: InterfaceOffloads
     /// False for loopback: frames need no link-layer resolution.
     public let needsAddressResolution: Bool
+    /// The longest IPv4 datagram carrying one TCP segment the interface takes: its MTU, or more
+    /// with `tcpSegmentation`.
+    public let largeSegmentLimit: Int
+
+    /// The longest IPv4 datagram a large segment may be: with the Ethernet header it fills the
+    /// largest pooled chunk and the capture's snap length exactly (Linux's GSO limit is 64 KiB).
+    public static let largestOffloadedDatagram = 65521
 
     private let lock = NetLock()
     private var receiver: (@Sendable ([Frame]) -> Void)?  // under lock
@@ -55,6 +70,8 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         self.hardwareAddress = hardwareAddress
         self.offloads = offloads
         self.needsAddressResolution = needsAddressResolution
+        largeSegmentLimit =
+            offloads.contains(.tcpSegmentation) ? Swift.max(mtu, NetworkInterface.largestOffloadedDatagram) : mtu
     }
 
     open var description: String { "\(name) (\(hardwareAddress), mtu \(mtu))" }
@@ -93,7 +110,15 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         lock.lock()
         let writer: PcapWriter? = captureDirection == .receive ? nil : capture
         lock.unlock()
-        if let writer { for frame in frames { writer.write(frame.bytes) } }
+        if let writer {
+            for frame in frames {
+                if frame.isGathered {
+                    frame.array.withUnsafeBytes { writer.write($0) }
+                } else {
+                    writer.write(frame.bytes)
+                }
+            }
+        }
     }
 
     /// Subclasses call this to hand inbound frames to the stack (and the capture, if
@@ -115,11 +140,16 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
 
 /// The loopback interface: what it sends it receives, in the same batch. Checksums are
 /// skipped (the `checksumsSkipped` offload), frames carry zero MAC addresses, and a capture
-/// records each frame once.
+/// records each frame once. TCP segments of up to 64 KiB are taken whole (`tcpSegmentation`),
+/// as Linux's lo takes them: the receiver gets one large segment, as GRO would give it, its
+/// payload still the sender's send-buffer slices (`scatterGather`), which the receive buffer
+/// appends as they are: the data is copied only in by the writer and out by the reader.
 public final class LoopbackInterface: NetworkInterface, @unchecked Sendable {
-    public init(name: String = "lo", mtu: Int = 16384) {
+    public init(name: String = "lo", mtu: Int = 16384, largeSegments: Bool = true) {
         super.init(
-            name: name, mtu: mtu, hardwareAddress: .zero, offloads: .checksumsSkipped, needsAddressResolution: false)
+            name: name, mtu: mtu, hardwareAddress: .zero,
+            offloads: largeSegments ? [.checksumsSkipped, .tcpSegmentation, .scatterGather] : .checksumsSkipped,
+            needsAddressResolution: false)
     }
 
     public override func transmit(_ frames: [Frame]) {

@@ -18,6 +18,8 @@ public struct TAPStatistics: Sendable, Hashable {
     public var transmitDrops = 0
     /// Large TCP segments taken whole (with `largeReceive`).
     public var largeSegments = 0
+    /// Large TCP segments written for the kernel to cut (GSO, with `largeSend`).
+    public var largeSegmentsSent = 0
 }
 
 /// A Linux TAP device (`/dev/net/tun`, Ethernet frames, no packet information).
@@ -32,14 +34,17 @@ public struct TAPStatistics: Sendable, Hashable {
 ///
 /// With the virtio-net header (the default), the kernel may give partial checksums, which are
 /// finished before the stack sees the frame; transmitted frames carry complete checksums.
-/// With `largeReceive` the kernel's TCP segments of up to 64 KiB (TSO4) are taken whole; NetMP
-/// itself sends MTU-sized frames (no TSO on transmit yet).
+/// With `largeReceive` the kernel's TCP segments of up to 64 KiB (TSO4) are taken whole; with
+/// `largeSend` NetMP's TCP sends segments of up to 64 KiB, which the kernel cuts into MSS-sized
+/// ones (GSO, told by the virtio-net header), so a bulk transfer is one write per 64 KiB.
 public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     /// The device's name as the kernel knows it.
     public let deviceName: String
     public let usesVirtioHeader: Bool
     /// The kernel may send TCP segments of up to 64 KiB (TSO4), taken whole as GRO would.
     public let largeReceive: Bool
+    /// NetMP's TCP may send segments of up to 64 KiB, cut by the kernel (GSO).
+    public let largeSend: Bool
     public let batchSize: Int
 
     private let descriptors: [Int32]
@@ -56,6 +61,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     private let receiveDropped = Atomic<Int>(0)
     private let transmitDropped = Atomic<Int>(0)
     private let largeSegments = Atomic<Int>(0)
+    private let largeSegmentsSent = Atomic<Int>(0)
 
     /// Opens (or creates) the TAP device `name` with `queues` queues.
     ///
@@ -67,12 +73,16 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     ///   - largeReceive: also accept large TCP segments (TUN_F_TSO4): the kernel then sends up to
     ///     64 KiB per frame instead of cutting its data into MTU-sized segments. Needs
     ///     `virtioHeader`; the stack must take IPv4 datagrams longer than the MTU (NetMP does).
+    ///   - largeSend: offer TCP segmentation offload to the stack (with `virtioHeader`): large TCP
+    ///     segments are written whole with a GSO virtio-net header and the kernel cuts them.
     /// - Throws: `.permissionDenied` without CAP_NET_ADMIN, `.noSuchDevice`, `.deviceBusy`
     ///   when the queues are taken, `.invalidArgument` when the device exists with other flags
     ///   (not a multi-queue TAP), `.nameTooLong`.
     public init(
         name: String, queues: Int = 1, create: Bool = true, namespacePath: String? = nil, mtu: Int = 1500,
-        hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, largeReceive: Bool = false, batchSize: Int = 64,
+        hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, largeReceive: Bool = false,
+        largeSend: Bool = true,
+        batchSize: Int = 64,
         pool: ChunkPool = .shared
     ) throws(NetError) {
         guard queues >= 1, queues <= 256, (68...65521).contains(mtu), batchSize >= 1, virtioHeader || !largeReceive
@@ -113,13 +123,15 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         deviceName = actualName
         usesVirtioHeader = virtioHeader
         self.largeReceive = largeReceive
+        self.largeSend = virtioHeader && largeSend
         self.batchSize = batchSize
         self.pool = pool
         zeroHeader = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size, alignment: 8)
         zeroHeader.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
         super.init(
             name: actualName, mtu: mtu, hardwareAddress: hardwareAddress ?? TAPInterface.randomHardwareAddress(),
-            offloads: [], needsAddressResolution: true)
+            offloads: virtioHeader && largeSend ? [.tcpSegmentation, .scatterGather] : .scatterGather,
+            needsAddressResolution: true)
         readers = opened.enumerated().map { queue, descriptor in
             // The reader holds the interface until `close()` joins it.
             OSThread.start(name: "tap-\(queue)") { self.readLoop(descriptor) }
@@ -140,7 +152,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             checksumsCompleted: completed.load(ordering: .relaxed), checksumsVouched: vouched.load(ordering: .relaxed),
             receiveDrops: receiveDropped.load(ordering: .relaxed),
             transmitDrops: transmitDropped.load(ordering: .relaxed),
-            largeSegments: largeSegments.load(ordering: .relaxed))
+            largeSegments: largeSegments.load(ordering: .relaxed),
+            largeSegmentsSent: largeSegmentsSent.load(ordering: .relaxed))
     }
 
     /// Stops the readers and closes the queues (a device the kernel made for this process
@@ -187,19 +200,60 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         let queue = (ProtocolThread.current?.index ?? 0) % descriptors.count
         let descriptor = descriptors[queue]
         var dropped = 0
+        var large = 0
         for frame in frames {
-            let bytes = frame.bytes
-            var vectors = (
-                iovec(iov_base: zeroHeader, iov_len: usesVirtioHeader ? VirtioNetHeader.size : 0),
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-            )
-            let written = withUnsafeMutablePointer(to: &vectors) {
-                $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(descriptor, $0, 2) }
+            let written: Int
+            if frame.isLargeSegment {
+                // Cut by the kernel into MSS-sized segments (GSO); without the header it cannot go.
+                guard usesVirtioHeader,
+                    let gso = VirtioNetHeader.largeTCPSegment(frame.bytes, segmentSize: frame.segmentSize)
+                else {
+                    dropped += 1
+                    continue
+                }
+                large += 1
+                var storage = (UInt64(0), UInt64(0))
+                written = withUnsafeMutableBytes(of: &storage) { buffer in
+                    gso.emit(into: buffer)
+                    return TAPInterface.write(descriptor, header: buffer.baseAddress, VirtioNetHeader.size, frame)
+                }
+            } else {
+                written = TAPInterface.write(
+                    descriptor, header: zeroHeader, usesVirtioHeader ? VirtioNetHeader.size : 0, frame)
             }
             if written < 0 { dropped += 1 }
         }
         if dropped > 0 { transmitDropped.add(dropped, ordering: .relaxed) }
+        if large > 0 { largeSegmentsSent.add(large, ordering: .relaxed) }
         noteTransmitted(frames)
+    }
+
+    /// One frame, after `headerLength` bytes of virtio-net header, in one write: a gathered
+    /// frame's payload slices go straight from the sender's buffers (the kernel copies them once).
+    private static func write(
+        _ descriptor: Int32, header: UnsafeMutableRawPointer?, _ headerLength: Int, _ frame: Frame
+    ) -> Int {
+        let bytes = frame.bytes
+        guard frame.isGathered else {
+            var vectors = (
+                iovec(iov_base: header, iov_len: headerLength),
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            )
+            return withUnsafeMutablePointer(to: &vectors) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(descriptor, $0, 2) }
+            }
+        }
+        let count = 2 + frame.gathered.count
+        // UIO_MAXIOV: more pieces than the kernel takes in one write (never for 64 KiB of chunks).
+        guard count <= 1024 else { return -1 }
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors in
+            vectors[0] = iovec(iov_base: header, iov_len: headerLength)
+            vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+            for (index, piece) in frame.gathered.enumerated() {
+                vectors[2 + index] = iovec(iov_base: piece.chunk.base + piece.start, iov_len: piece.count)
+            }
+            return writev(descriptor, vectors.baseAddress, Int32(count))
+        }
     }
 
     // MARK: Receive

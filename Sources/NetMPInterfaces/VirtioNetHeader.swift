@@ -36,6 +36,28 @@ public struct VirtioNetHeader: Sendable, Hashable {
         self.checksumOffset = checksumOffset
     }
 
+    /// The header that hands the kernel `frame`, an Ethernet frame holding a TCP/IPv4 segment
+    /// larger than the MTU, to cut into segments of `segmentSize` payload bytes (GSO, as a
+    /// virtio-net driver passes TSO frames): VIRTIO_NET_HDR_GSO_TCPV4, the headers' length, and
+    /// NEEDS_CSUM from the TCP header on, whose checksum field holds the pseudo-header's sum.
+    /// Nil when the frame is not such a segment (not IPv4/TCP, headers cut short).
+    public static func largeTCPSegment(_ frame: UnsafeRawBufferPointer, segmentSize: Int) -> VirtioNetHeader? {
+        let ethernetLength = 14
+        guard segmentSize > 0, segmentSize <= Int(UInt16.max), frame.count >= ethernetLength + 20,
+            frame[12] == 0x08, frame[13] == 0x00, frame[ethernetLength] >> 4 == 4,
+            frame[ethernetLength + 9] == 6
+        else { return nil }
+        let ipLength = Int(frame[ethernetLength] & 0x0F) * 4
+        let tcpStart = ethernetLength + ipLength
+        guard ipLength >= 20, frame.count >= tcpStart + 20 else { return nil }
+        let tcpLength = Int(frame[tcpStart + 12] >> 4) * 4
+        guard tcpLength >= 20, frame.count >= tcpStart + tcpLength else { return nil }
+        return VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, segmentation: SegmentationType.tcpIPv4.rawValue,
+            headerLength: UInt16(tcpStart + tcpLength), segmentSize: UInt16(segmentSize),
+            checksumStart: UInt16(tcpStart), checksumOffset: 16)
+    }
+
     /// Reads the header at the start of `bytes`; nil when they are too short.
     public init?(parsing bytes: UnsafeRawBufferPointer) {
         guard bytes.count >= VirtioNetHeader.size else { return nil }

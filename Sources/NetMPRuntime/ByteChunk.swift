@@ -18,6 +18,16 @@ public final class ByteChunk: @unchecked Sendable {
     /// another module is checked for exclusivity at run time (`@exclusivity(unchecked)` does not
     /// reach other modules), which costs more than the copy it guards for a small write.
     @exclusivity(unchecked) @usableFromInline var storedFilled: Int = 0
+    /// Payload slices that follow the frame built in this chunk (scatter-gather), as the mbufs
+    /// chained after a packet header mbuf: kept here so a frame stays one reference to copy.
+    /// Set by the frame's builder before anyone else sees the chunk; dropped when it goes back
+    /// to the pool.
+    package var trailing: [ByteSlice]? {
+        @inlinable @inline(__always) get { storedTrailing }
+        @inlinable @inline(__always) set { storedTrailing = newValue }
+    }
+    /// `trailing`'s storage, behind accessors compiled here (as `storedFilled`).
+    @exclusivity(unchecked) @usableFromInline var storedTrailing: [ByteSlice]?
 
     /// Chunks alive now, when `countsLive` (a global atomic each allocation and free would
     /// otherwise touch from every core).

@@ -127,6 +127,7 @@ public final class ChunkPool: @unchecked Sendable {
             let index = ChunkPool.sizeClasses.firstIndex(of: owned.capacity)
         else { return }
         owned.filled = 0
+        if owned.trailing != nil { owned.trailing = nil }
         let cache = caches.value
         if !cache.push(owned, index) {
             spill(cache, index)

@@ -10,12 +10,20 @@ public struct TCPOutboundSegment: Hashable, Sendable {
     public var payloadLength: Int
     /// Send with ECT(0) in the IP header: new data on an ECN connection (RFC 3168 6.1.5).
     public var ecnCapable: Bool
+    /// Nonzero for a segment longer than one MSS (segmentation offload): the MSS it is cut into
+    /// on the wire.
+    /// (16 bits, beside `ecnCapable`: it takes no room of its own.)
+    public var segmentSize: UInt16
 
-    public init(header: TCPHeader, sendQueueOffset: Int = 0, payloadLength: Int = 0, ecnCapable: Bool = false) {
+    public init(
+        header: TCPHeader, sendQueueOffset: Int = 0, payloadLength: Int = 0, ecnCapable: Bool = false,
+        segmentSize: UInt16 = 0
+    ) {
         self.header = header
         self.sendQueueOffset = sendQueueOffset
         self.payloadLength = payloadLength
         self.ecnCapable = ecnCapable
+        self.segmentSize = segmentSize
     }
 }
 

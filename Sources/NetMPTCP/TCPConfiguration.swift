@@ -13,6 +13,10 @@ public struct TCPConfiguration: Sendable, Equatable {
     public var maximumSendBufferSize = 4 << 20
     /// Disable Nagle (TCP_NODELAY).
     public var noDelay = false
+    /// The longest IPv4 datagram one segment of new data may be when the route's interface has
+    /// TCP segmentation offload (the stack sets it from the interface): segments then carry as
+    /// many whole MSS as fit, cut to MSS-sized ones by the interface or its peer. 0: one MSS each.
+    public var largeSegmentLimit = 0
     /// Offer window scaling (RFC 7323).
     public var windowScaling = true
     /// Offer timestamps (RFC 7323).

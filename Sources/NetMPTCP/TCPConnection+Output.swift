@@ -46,11 +46,22 @@ extension TCPConnection {
             let window = Swift.min(sendWindow, congestionWindow + limitedTransmit)
             usable = Swift.max(0, (sendUnacknowledged + window) - sendNext)
         }
+        let retransmitting = sendNext < sendMax
         var length = Swift.min(unsent, maximumSegmentSize, usable)
+        if length == maximumSegmentSize && !retransmitting && !force && !tailProbe && budget == nil {
+            // More than one MSS may go at once where the interface cuts segments (offload).
+            length = Swift.min(unsent, sendSegmentLimit, usable)
+        }
+        if length > maximumSegmentSize && length % maximumSegmentSize != 0
+            && !(length == unsent && configuration.noDelay)
+        {
+            // A large segment carries whole MSS: the tail is a segment of its own, which Nagle and
+            // silly-window avoidance judge on the next pass, as they would after MSS-sized ones.
+            length -= length % maximumSegmentSize
+        }
         if force, length == 0, unsent > 0 {
             length = 1
         }
-        let retransmitting = sendNext < sendMax
         let fin = finQueued && sendNext + length == sendQueueEnd && (length == unsent)
         if length == 0 && !fin {
             return false
@@ -77,6 +88,9 @@ extension TCPConnection {
         emit(
             sequence: sendNext, flags: flags, now: now, sendQueueOffset: sendNext - sendQueueStart,
             payloadLength: length, &actions)
+        if length > maximumSegmentSize {
+            actions.segments[actions.segments.count - 1].segmentSize = UInt16(clamping: maximumSegmentSize)
+        }
         let consumed = length + (fin ? 1 : 0)
         if retransmitting {
             retransmittedSegments += 1
@@ -99,6 +113,16 @@ extension TCPConnection {
             cancel(.persist)
         }
         return true
+    }
+
+    /// Payload bytes one segment of new data may carry: one MSS, or, when the route's interface
+    /// has segmentation offload, as many whole MSS as fit its longest datagram beside the largest
+    /// IPv4 and TCP headers.
+    var sendSegmentLimit: Int {
+        let limit = configuration.largeSegmentLimit
+        guard limit > 0 else { return maximumSegmentSize }
+        let room = limit - 20 - TCPHeader.minimumLength - TCPOptions.maximumLength
+        return Swift.max(maximumSegmentSize, room / maximumSegmentSize * maximumSegmentSize)
     }
 
     /// Resends the first unacknowledged segment (fast retransmit, partial ACK) without moving SND.NXT.

@@ -116,6 +116,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         settings.receiveBufferSize = Swift.max(1, block.socket.receiveBuffer.highWater.load(ordering: .relaxed))
         block.options.applyBufferLimits(to: &settings, socket: block.socket)
         var mtu = Swift.min(block.home.inet.mtu(ofInterface: hop.interfaceIndex), TCPProtocol.largestRouteMTU)
+        let largeSegmentLimit = block.home.inet.largeSegmentLimit(ofInterface: hop.interfaceIndex)
+        settings.largeSegmentLimit = largeSegmentLimit > mtu ? largeSegmentLimit : 0
         let maximumSegment = block.options.maximumSegment.load(ordering: .relaxed)
         if maximumSegment > 0 { mtu = Swift.min(mtu, maximumSegment + 40) }
         return (settings, mtu)

@@ -5,6 +5,9 @@ package struct TCPStatistics: Sendable {
     package var segmentsSent = 0
     package var segmentsReceived = 0
     package var malformed = 0
+    /// Segments whose payload arrived as the sender's send-buffer slices (scatter-gather) and
+    /// went to the receive buffer without a copy.
+    package var gatheredSegmentsReceived = 0
     package var resetsSent = 0
     package var errors = 0
     package var listenOverflows = 0
@@ -57,6 +60,7 @@ package struct TCPStatistics: Sendable {
         sum.segmentsSent += rhs.segmentsSent
         sum.segmentsReceived += rhs.segmentsReceived
         sum.malformed += rhs.malformed
+        sum.gatheredSegmentsReceived += rhs.gatheredSegmentsReceived
         sum.resetsSent += rhs.resetsSent
         sum.errors += rhs.errors
         sum.listenOverflows += rhs.listenOverflows

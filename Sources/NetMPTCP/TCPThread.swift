@@ -286,11 +286,16 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Builds each segment in a pooled chunk with room for the IP and link headers: the header
     /// and options, then the named send-queue bytes (a retransmission copies the same queued
     /// bytes again). The queued bytes are referenced under the send buffer's lock and copied after
-    /// it is dropped: filled bytes of a chunk never change while referenced.
+    /// it is dropped: filled bytes of a chunk never change while referenced. A large segment to an
+    /// interface with scatter-gather is not copied: its frame carries the header, then the queued
+    /// slices themselves.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
         guard let hop = block.hop else { return }
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
+        let scatter =
+            !block.detached && segments.contains { $0.segmentSize > 0 }
+            && inet.transportScatterGather(hop.interfaceIndex)
         gathered.removeAll(keepingCapacity: true)
         gatheredCounts.removeAll(keepingCapacity: true)
         if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
@@ -304,6 +309,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
         var cursor = 0
         for (index, segment) in segments.enumerated() {
+            if scatter, segment.segmentSize > 0, index < gatheredCounts.count, gatheredCounts[index] > 0 {
+                let end = cursor + gatheredCounts[index]
+                transmitGathered(segment, pieces: Array(gathered[cursor..<end]), hop: hop, block: block, skip: skip)
+                cursor = end
+                continue
+            }
             let headerLength = segment.header.encodedLength
             let length = segment.payloadLength
             let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
@@ -327,20 +338,61 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 guard copied == length else { continue }
             }
             chunk.filled = payloadStart + length
+            let large = segment.segmentSize > 0
+            let region = mutableRegion(chunk, headroom, headerLength + length)
             guard
                 (try? segment.header.emit(
-                    into: mutableRegion(chunk, headroom, headerLength + length), payloadLength: length,
-                    source: hop.source, destination: block.remoteAddress, computeChecksum: !skip)) != nil
+                    into: region, payloadLength: length, source: hop.source, destination: block.remoteAddress,
+                    computeChecksum: !skip && !large)) != nil
             else { continue }
+            if large && !skip {
+                // The interface (or its peer) sums each segment it cuts: the field holds the
+                // pseudo-header's sum, as for CHECKSUM_PARTIAL.
+                let sum = InternetChecksum.pseudoHeaderSum(
+                    source: hop.source, destination: block.remoteAddress, protocol: .tcp,
+                    length: UInt16(truncatingIfNeeded: headerLength + length))
+                region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
+            }
             if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
             block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
-                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0)
+                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
+                segmentSize: Int(segment.segmentSize))
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.removeAll(keepingCapacity: true)
+    }
+
+    /// Sends a large segment as its header in a small chunk followed by `pieces`, the send
+    /// queue's slices (shared, not copied); the checksum field holds the pseudo-header's sum for
+    /// the interface or its peer to finish per segment (or nothing where checksums are skipped).
+    private func transmitGathered(
+        _ segment: TCPOutboundSegment, pieces: [ByteSlice], hop: NextHop, block: TCPControlBlock, skip: Bool
+    ) {
+        let headroom = InetThread.transportHeadroom
+        let headerLength = segment.header.encodedLength
+        let chunk = ChunkPool.shared.take(atLeast: headerLength, headroom: headroom)
+        chunk.filled = headroom + headerLength
+        let region = mutableRegion(chunk, headroom, headerLength)
+        guard
+            (try? segment.header.emit(
+                into: region, payloadLength: 0, source: hop.source, destination: block.remoteAddress,
+                computeChecksum: false)) != nil
+        else { return }
+        if !skip {
+            let sum = InternetChecksum.pseudoHeaderSum(
+                source: hop.source, destination: block.remoteAddress, protocol: .tcp,
+                length: UInt16(truncatingIfNeeded: headerLength + segment.payloadLength))
+            region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
+        }
+        statistics.segmentsSent += 1
+        block.segmentsOut &+= 1
+        inet.transportOutput(
+            chunk: chunk, payloadStart: headroom, payloadEnd: headroom + headerLength, protocol: 6, hop: hop,
+            destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
+            segmentSize: Int(segment.segmentSize), gathered: pieces)
     }
 
     /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns
@@ -496,13 +548,21 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         statistics.segmentsReceived += 1
         let header = packet.header
         if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
-        let payload = ByteSlice(
+        let inChunk = ByteSlice(
             chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
             end: datagram.payloadStart + packet.payloadRange.upperBound)
         if datagram.isBroadcast { return }
         let key = TCPConnectionKey(
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
+        if datagram.isGathered, inChunk.count == 0, let block = connections[key] {
+            block.segmentsIn &+= 1
+            statistics.gatheredSegmentsReceived += 1
+            receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
+            return
+        }
+        // Not for a connection's data path: the usual way, from one contiguous copy.
+        let payload = datagram.isGathered ? TCPThread.contiguous(inChunk, datagram.gathered) : inChunk
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
@@ -529,6 +589,42 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             reusing = record
         }
         listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    /// A segment whose payload came as slices of the sender's send buffer (loopback's
+    /// scatter-gather): the connection takes each slice in turn as a segment of its own, with the
+    /// sequence number moved on and PSH and FIN kept for the last, so each slice goes to the
+    /// receive buffer as it is, in one event.
+    private func receiveGathered(_ header: TCPHeader, _ pieces: [ByteSlice], ecn: UInt8, _ block: TCPControlBlock) {
+        let marked = ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
+        event(block) { connection, time, actions in
+            var piece = header
+            piece.flags.remove([.fin, .psh])
+            var sequence = header.sequenceNumber
+            for (index, slice) in pieces.enumerated() {
+                if index == pieces.count - 1 { piece.flags = header.flags }
+                piece.sequenceNumber = sequence
+                connection.receive(
+                    piece, payload: slice, congestionExperienced: marked, now: time, into: &actions)
+                if actions.closed || actions.enteredTimeWait { break }
+                sequence = sequence &+ UInt32(truncatingIfNeeded: slice.count)
+            }
+        }
+    }
+
+    /// `head` followed by `pieces`, copied into one slice.
+    private static func contiguous(_ head: ByteSlice, _ pieces: [ByteSlice]) -> ByteSlice {
+        var total = head.count
+        for piece in pieces { total += piece.count }
+        let chunk = ChunkPool.shared.take(atLeast: total)
+        let start = chunk.filled
+        var offset = start
+        for part in [head] + pieces {
+            (chunk.base + offset).copyMemory(from: part.chunk.base + part.start, byteCount: part.count)
+            offset += part.count
+        }
+        chunk.filled = offset
+        return ByteSlice(chunk: chunk, start: start, end: offset)
     }
 
     /// An ICMP error about a segment we sent: handed to the thread that owns its connection

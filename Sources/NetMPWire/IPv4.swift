@@ -84,8 +84,9 @@ public struct IPv4Header: Hashable, Sendable {
     }
 
     /// The shared parser; `allowTruncatedPayload` serves ICMP error quotes, which hold only the
-    /// header and the first 8 payload bytes of a longer datagram.
-    static func parseHeader(
+    /// header and the first 8 payload bytes of a longer datagram, and frames whose payload
+    /// follows in other buffers (scatter-gather).
+    package static func parseHeader(
         _ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool, allowTruncatedPayload: Bool
     ) throws(WireError) -> IPv4Packet {
         guard bytes.count >= minimumLength else { throw .truncated }
