@@ -4,7 +4,7 @@ import NetMP
 // Path cost without waiting: every call finds its data (or, for UDP, the driven mode runs the
 // stack on this thread), so an instruction count measures code, not scheduling.
 // The TCP workloads run over the loopback interface in the driven mode with a manual clock.
-// Usage: pathcost dgram|dgram.into|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]
+// Usage: pathcost dgram|dgram.into|stream|stream.into|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]
 let args = CommandLine.arguments
 let n = Int(args.count > 2 ? args[2] : "10000") ?? 10000
 let which = args.count > 1 ? args[1] : "dgram"
@@ -31,6 +31,18 @@ case "dgram.into":
                 _ = try a.write(message)
                 sink &+= try b.read(into: into)
             }
+        }
+    }
+    stack.shutdown()
+case "stream.into":
+    // The ping-pong benchmark's calls: a one-byte write and a read into the caller's buffer.
+    let stack = NetworkStack(.init(threadCount: 1))
+    let (a, b) = try stack.socketPair(.stream)
+    var byte: [UInt8] = [7]
+    try byte.withUnsafeMutableBytes { raw in
+        for _ in 0..<n {
+            _ = try a.write(UnsafeRawBufferPointer(raw))
+            sink &+= try b.read(into: raw)
         }
     }
     stack.shutdown()
@@ -120,7 +132,7 @@ case "tcp.connect":
     listener.close()
     stack.shutdown()
 default:
-    print("usage: pathcost dgram|dgram.into|stream|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]")
+    print("usage: pathcost dgram|dgram.into|stream|stream.into|udp|tcp.rtt|tcp.bulk|tcp.connect [iterations]")
     exit(64)
 }
 print(sink)
