@@ -15,6 +15,10 @@ package struct InboundDatagram: @unchecked Sendable {
     var linkBroadcast: Bool
     /// Addressed to an IP broadcast address.
     var destinationIsBroadcast: Bool
+    /// The interface vouched for the transport checksum (`Frame.checksumTrusted`), and whether
+    /// that checksum is still the partial pseudo-header sum (`Frame.checksumPartial`).
+    var checksumTrusted = false
+    var checksumPartial = false
 
     @inline(__always) var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
@@ -97,6 +101,12 @@ package final class InetThread: @unchecked Sendable {
 
     var now: Int64 { thread.clock.nanoseconds }
 
+    /// The transport checksum of `datagram` need not be verified: its interface skips them,
+    /// or vouched for this frame.
+    @inline(__always) func transportChecksumSkipped(_ datagram: InboundDatagram) -> Bool {
+        datagram.checksumTrusted || checksumsSkipped(datagram.interfaceIndex)
+    }
+
     @inline(__always) func checksumsSkipped(_ interfaceIndex: Int) -> Bool {
         interfaceIndex < config.interfaces.count
             && config.interfaces[interfaceIndex].offloads.contains(.checksumsSkipped)
@@ -156,7 +166,8 @@ package final class InetThread: @unchecked Sendable {
         case .ipv4:
             ipInput(
                 region, chunk: frame.chunk, ipStart: payloadStart, interfaceIndex: interfaceIndex,
-                linkBroadcast: linkBroadcast)
+                linkBroadcast: linkBroadcast, checksumTrusted: frame.checksumTrusted,
+                checksumPartial: frame.checksumPartial)
         default: count(.unknownEtherType)
         }
     }
@@ -203,7 +214,8 @@ package final class InetThread: @unchecked Sendable {
     }
 
     private func ipInput(
-        _ region: UnsafeRawBufferPointer, chunk: ByteChunk, ipStart: Int, interfaceIndex: Int, linkBroadcast: Bool
+        _ region: UnsafeRawBufferPointer, chunk: ByteChunk, ipStart: Int, interfaceIndex: Int, linkBroadcast: Bool,
+        checksumTrusted: Bool = false, checksumPartial: Bool = false
     ) {
         count(.ipIn)
         let packet: IPv4Packet
@@ -228,6 +240,12 @@ package final class InetThread: @unchecked Sendable {
             header: header, chunk: chunk, ipStart: ipStart, payloadStart: ipStart + packet.payloadRange.lowerBound,
             payloadEnd: ipStart + packet.payloadRange.upperBound, interfaceIndex: interfaceIndex,
             linkBroadcast: linkBroadcast, destinationIsBroadcast: false)
+        // Trust is for the transport checksum of a whole datagram: a fragment's is checked
+        // once it is reassembled.
+        if !header.isFragment {
+            datagram.checksumTrusted = checksumTrusted
+            datagram.checksumPartial = checksumPartial
+        }
         let destination = header.destination
         if destination.isLoopback && interfaceIndex != 0 {
             count(.ipMartianDestination)
@@ -437,8 +455,30 @@ package final class InetThread: @unchecked Sendable {
 
     // MARK: Forwarding
 
+    /// Finishes the partial TCP or UDP checksum of `datagram` in place (its chunk is this
+    /// stack's own, read from the device): the sum from the payload's start to its end, over the
+    /// pseudo-header sum already in the field, complemented into the field.
+    private func finishPartialChecksum(_ datagram: InboundDatagram) {
+        let field: Int
+        switch datagram.header.protocol {
+        case .tcp: field = 16
+        case .udp: field = 6
+        default: return
+        }
+        let length = datagram.payloadEnd - datagram.payloadStart
+        guard length >= field + 2 else { return }
+        let payload = UnsafeMutableRawBufferPointer(start: datagram.chunk.base + datagram.payloadStart, count: length)
+        let value = ~InternetChecksum.sum(UnsafeRawBufferPointer(payload))
+        // A UDP checksum that comes out as zero is sent as all ones (RFC 768).
+        let stored = value == 0 && datagram.header.protocol == .udp ? 0xFFFF : value
+        payload[field] = UInt8(truncatingIfNeeded: stored >> 8)
+        payload[field + 1] = UInt8(truncatingIfNeeded: stored)
+    }
+
     private func forward(_ datagram: InboundDatagram) {
         let header = datagram.header
+        // A partial sum leaves the stack finished, as a NIC finishes CHECKSUM_PARTIAL.
+        if datagram.checksumPartial { finishPartialChecksum(datagram) }
         guard config.settings.forwarding, !datagram.linkBroadcast else {
             count(.ipNotForUs)
             return
@@ -507,7 +547,7 @@ package final class InetThread: @unchecked Sendable {
         let payload = datagram.payload
         guard
             case .success(let icmp) = ICMPHeader.parse(
-                payload, verifyChecksum: !checksumsSkipped(datagram.interfaceIndex))
+                payload, verifyChecksum: !transportChecksumSkipped(datagram))
         else {
             count(.icmpMalformed)
             return

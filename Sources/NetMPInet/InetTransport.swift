@@ -136,7 +136,7 @@ extension InetThread {
             InetTransportDatagram(
                 source: datagram.header.source, destination: datagram.header.destination, chunk: datagram.chunk,
                 payloadStart: datagram.payloadStart, payloadEnd: datagram.payloadEnd,
-                checksumsSkipped: checksumsSkipped(datagram.interfaceIndex),
+                checksumsSkipped: transportChecksumSkipped(datagram),
                 isBroadcast: datagram.destinationIsBroadcast || datagram.linkBroadcast, ecn: datagram.header.ecn))
     }
 }

@@ -448,7 +448,7 @@ extension InetThread {
         guard
             case .success(let udp) = UDPHeader.parse(
                 payload, source: header.source, destination: header.destination,
-                verifyChecksum: !checksumsSkipped(datagram.interfaceIndex))
+                verifyChecksum: !transportChecksumSkipped(datagram))
         else {
             count(.udpMalformed)
             return

@@ -15,7 +15,8 @@ public struct Frame: @unchecked Sendable {
     /// The segment size, and the byte count of the gathered payload (whose slices the chunk
     /// holds): plain integers, so a frame still holds one reference and an ordinary frame never
     /// reads its chunk's fields.
-    private var segmentSize32: Int32 = 0
+    private var segmentSize16: UInt16 = 0
+    private var checksumFlags: UInt8 = 0
     private var gatheredBytes32: Int32 = 0
 
     public init(_ slice: ByteSlice) {
@@ -33,7 +34,7 @@ public struct Frame: @unchecked Sendable {
         for piece in gathered { bytes += piece.count }
         if bytes > 0 || chunk.trailing != nil { chunk.trailing = bytes > 0 ? gathered : nil }
         self.init(ByteSlice(chunk: chunk, start: start, end: end))
-        segmentSize32 = Int32(clamping: segmentSize)
+        segmentSize16 = UInt16(clamping: segmentSize)
         gatheredBytes32 = Int32(clamping: bytes)
     }
 
@@ -56,9 +57,26 @@ public struct Frame: @unchecked Sendable {
     /// segmentation offload, an skb's gso_size): it goes on the wire as segments of this many
     /// payload bytes each, cut by the interface or by its peer (a TAP device's kernel, told by the
     /// virtio-net header); loopback delivers it whole.
-    @inline(__always) public var segmentSize: Int { Int(segmentSize32) }
+    @inline(__always) public var segmentSize: Int { Int(segmentSize16) }
     /// True for a large TCP segment the interface is to cut (or deliver whole).
-    @inline(__always) public var isLargeSegment: Bool { segmentSize32 > 0 }
+    @inline(__always) public var isLargeSegment: Bool { segmentSize16 > 0 }
+
+    /// The interface vouches for the transport checksum (Linux's CHECKSUM_UNNECESSARY or
+    /// CHECKSUM_PARTIAL): the frame was made by the host's own kernel and crossed no wire, so
+    /// summing it again would only cost a pass over the payload.
+    @inline(__always) public var checksumTrusted: Bool {
+        get { checksumFlags & Frame.trusted != 0 }
+        set { checksumFlags = newValue ? checksumFlags | Frame.trusted : checksumFlags & ~Frame.trusted }
+    }
+    /// The transport checksum field holds only the pseudo-header's sum (VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    /// always from the IP payload's start): the sum must be finished before the frame leaves
+    /// the stack (forwarding). A partial frame is trusted too.
+    @inline(__always) public var checksumPartial: Bool {
+        get { checksumFlags & Frame.partial != 0 }
+        set { checksumFlags = newValue ? checksumFlags | Frame.partial : checksumFlags & ~Frame.partial }
+    }
+    private static let trusted: UInt8 = 1
+    private static let partial: UInt8 = 2
 
     /// The payload after `slice`, shared with the buffers it came from (scatter-gather); empty
     /// for a contiguous frame, the only kind an interface without `scatterGather` is given.

@@ -10,6 +10,9 @@ public struct TAPStatistics: Sendable, Hashable {
     public var checksumsCompleted = 0
     /// Frames the kernel vouched for (VIRTIO_NET_HDR_F_DATA_VALID).
     public var checksumsVouched = 0
+    /// Frames whose partial checksum was left for the stack to trust (TCP or UDP over IPv4;
+    /// finished only if the frame is forwarded).
+    public var checksumsLeftPartial = 0
     /// Frames dropped on receive: shorter than a header and an Ethernet header, too long for
     /// the buffer, or with offsets outside the frame / a large segment not asked for.
     public var receiveDrops = 0
@@ -58,6 +61,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
 
     private let completed = Atomic<Int>(0)
     private let vouched = Atomic<Int>(0)
+    private let partials = Atomic<Int>(0)
     private let receiveDropped = Atomic<Int>(0)
     private let transmitDropped = Atomic<Int>(0)
     private let largeSegments = Atomic<Int>(0)
@@ -150,6 +154,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     public var tapStatistics: TAPStatistics {
         TAPStatistics(
             checksumsCompleted: completed.load(ordering: .relaxed), checksumsVouched: vouched.load(ordering: .relaxed),
+            checksumsLeftPartial: partials.load(ordering: .relaxed),
             receiveDrops: receiveDropped.load(ordering: .relaxed),
             transmitDrops: transmitDropped.load(ordering: .relaxed),
             largeSegments: largeSegments.load(ordering: .relaxed),
@@ -330,21 +335,37 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     private func admit(_ chunk: ByteChunk, header: UnsafeRawBufferPointer, frameLength: Int, longest: Int) -> Frame? {
         guard frameLength >= 14, frameLength <= longest else { return nil }
         let frame = UnsafeMutableRawBufferPointer(start: chunk.base, count: frameLength)
+        var trusted = false
+        var partial = false
         if let header = VirtioNetHeader(parsing: header) {
-            switch header.prepare(frame, acceptingLargeSegments: largeReceive) {
+            // The kernel's own frames: a partial sum is left for the stack to trust (finished
+            // only if the frame is forwarded), as Linux takes CHECKSUM_PARTIAL from virtio.
+            switch header.prepare(frame, acceptingLargeSegments: largeReceive, leavingPartialChecksums: true) {
             case .ready:
-                if header.flags & VirtioNetHeader.dataValid != 0 { vouched.add(1, ordering: .relaxed) }
+                if header.flags & VirtioNetHeader.dataValid != 0 {
+                    vouched.add(1, ordering: .relaxed)
+                    trusted = true
+                }
             case .checksumCompleted: completed.add(1, ordering: .relaxed)
+            case .checksumPartial:
+                partials.add(1, ordering: .relaxed)
+                trusted = true
+                partial = true
             case .malformed: return nil
             }
             if header.segmentation != VirtioNetHeader.SegmentationType.none.rawValue {
                 largeSegments.add(1, ordering: .relaxed)
             }
         }
+        var admitted: Frame
         if largeReceive && frameLength <= TAPInterface.copyBreak {
-            return Frame(copying: UnsafeRawBufferPointer(frame), pool: pool)
+            admitted = Frame(copying: UnsafeRawBufferPointer(frame), pool: pool)
+        } else {
+            chunk.filled = frameLength
+            admitted = Frame(chunk: chunk, start: 0, end: frameLength)
         }
-        chunk.filled = frameLength
-        return Frame(chunk: chunk, start: 0, end: frameLength)
+        admitted.checksumTrusted = trusted
+        admitted.checksumPartial = partial
+        return admitted
     }
 }

@@ -58,6 +58,25 @@ public struct VirtioNetHeader: Sendable, Hashable {
             checksumStart: UInt16(tcpStart), checksumOffset: 16)
     }
 
+    /// True when the partial sum is an unfragmented IPv4 datagram's TCP (field at 16) or UDP
+    /// (field at 6) checksum starting at its payload: the one shape a forwarder knows how to
+    /// finish from the IP header alone.
+    static func isTransportPartial(_ frame: UnsafeMutableRawBufferPointer, start: Int, offset: Int) -> Bool {
+        let ethernetLength = 14
+        guard frame.count >= ethernetLength + 20, frame[12] == 0x08, frame[13] == 0x00,
+            frame[ethernetLength] >> 4 == 4
+        else { return false }
+        let ipLength = Int(frame[ethernetLength] & 0x0F) * 4
+        // Not a fragment: MF clear and a zero offset.
+        let fragment = (UInt16(frame[ethernetLength + 6]) << 8 | UInt16(frame[ethernetLength + 7])) & 0x3FFF
+        guard ipLength >= 20, start == ethernetLength + ipLength, fragment == 0 else { return false }
+        switch frame[ethernetLength + 9] {
+        case 6: return offset == 16
+        case 17: return offset == 6
+        default: return false
+        }
+    }
+
     /// Reads the header at the start of `bytes`; nil when they are too short.
     public init?(parsing bytes: UnsafeRawBufferPointer) {
         guard bytes.count >= VirtioNetHeader.size else { return nil }
@@ -88,6 +107,10 @@ public struct VirtioNetHeader: Sendable, Hashable {
         case ready
         /// The partial checksum was finished in place.
         case checksumCompleted
+        /// The partial checksum was left as it is (`leavingPartialChecksums`): an unfragmented
+        /// IPv4 TCP or UDP datagram whose sum starts at its payload, to be trusted on receive and
+        /// finished only if the frame is forwarded (`InternetChecksum.finishPartial`).
+        case checksumPartial
         /// A large segment this reader did not ask for, or offsets outside the frame: dropped.
         case malformed
     }
@@ -96,7 +119,10 @@ public struct VirtioNetHeader: Sendable, Hashable {
     /// would on transmit: the one's-complement sum from `checksumStart` to the end, with the
     /// pseudo-header sum already in the field, is complemented into the field.
     /// A large TCP/IPv4 segment (`acceptingLargeSegments`) is kept whole, as GRO would pass it up.
-    public func prepare(_ frame: UnsafeMutableRawBufferPointer, acceptingLargeSegments: Bool = false) -> Disposition {
+    public func prepare(
+        _ frame: UnsafeMutableRawBufferPointer, acceptingLargeSegments: Bool = false,
+        leavingPartialChecksums: Bool = false
+    ) -> Disposition {
         switch segmentation {
         case SegmentationType.none.rawValue: break
         case SegmentationType.tcpIPv4.rawValue where acceptingLargeSegments: break
@@ -106,6 +132,10 @@ public struct VirtioNetHeader: Sendable, Hashable {
         let start = Int(checksumStart)
         let field = start + Int(checksumOffset)
         guard start < frame.count, field >= start, field + 2 <= frame.count else { return .malformed }
+        if leavingPartialChecksums, VirtioNetHeader.isTransportPartial(frame, start: start, offset: Int(checksumOffset))
+        {
+            return .checksumPartial
+        }
         let sum = InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: frame[start...]))
         let value = ~sum
         // A UDP checksum that comes out as zero is sent as all ones (RFC 768).

@@ -153,7 +153,8 @@ struct ServeCommand: ParsableCommand {
             "\(running.tap):",
             "  frames in \(interface.framesReceived) (\(interface.bytesReceived) bytes), "
                 + "out \(interface.framesSent) (\(interface.bytesSent) bytes)",
-            "  checksums completed \(tap.checksumsCompleted), vouched \(tap.checksumsVouched); "
+            "  checksums completed \(tap.checksumsCompleted), vouched \(tap.checksumsVouched), "
+                + "left partial \(tap.checksumsLeftPartial); "
                 + "drops: receive \(tap.receiveDrops), transmit \(tap.transmitDrops)",
         ]
         let statistics = running.stack.inetStatistics()

@@ -124,7 +124,8 @@ final class TAPInteropTests: XCTestCase {
         let expected = SHA256Reference.expectedEchoDigest()
         XCTAssertEqual(result.output.trimmingCharacters(in: .whitespacesAndNewlines), "40 \(expected)")
         XCTAssertEqual(service.counters.snapshot.accepted, 40)
-        XCTAssertGreaterThan(tap.tapStatistics.checksumsCompleted, 0, "the kernel used checksum offload")
+        let offloaded = tap.tapStatistics.checksumsCompleted + tap.tapStatistics.checksumsLeftPartial
+        XCTAssertGreaterThan(offloaded, 0, "the kernel used checksum offload")
         XCTAssertEqual(stack.inetStatistics()[.ipBadChecksum], 0)
         XCTAssertEqual(stack.inetStatistics()[.udpMalformed], 0)
     }

@@ -57,6 +57,31 @@ final class VirtioNetHeaderTests: XCTestCase {
         }
     }
 
+    func testAPartialTransportChecksumIsLeftOnlyWhereAForwarderCanFinishIt() {
+        let pseudo: UInt16 = 0x5A5A
+        let frame = udpFrame(payload: (0..<20).map { UInt8($0) }, field: pseudo)  // room for a TCP field too
+        let udp = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, checksumStart: 34, checksumOffset: 6)
+        var copy = frame
+        XCTAssertEqual(copy.withUnsafeMutableBytes { udp.prepare($0, leavingPartialChecksums: true) }, .checksumPartial)
+        XCTAssertEqual(copy, frame, "left as it came")
+        var tcp = frame
+        tcp[14 + 9] = 6
+        let tcpHeader = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, checksumStart: 34, checksumOffset: 16)
+        XCTAssertEqual(
+            tcp.withUnsafeMutableBytes { tcpHeader.prepare($0, leavingPartialChecksums: true) }, .checksumPartial)
+        // Finished instead: a fragment, a sum not at the payload's start, a field not the protocol's.
+        var fragment = frame
+        fragment[14 + 6] = 0x20  // more fragments
+        let notAtPayload = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, checksumStart: 36, checksumOffset: 4)
+        let wrongField = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, checksumStart: 34, checksumOffset: 4)
+        for (header, bytes) in [(udp, fragment), (notAtPayload, frame), (wrongField, frame)] {
+            var copy = bytes
+            XCTAssertEqual(
+                copy.withUnsafeMutableBytes { header.prepare($0, leavingPartialChecksums: true) }, .checksumCompleted,
+                "\(header)")
+        }
+    }
+
     func testFramesWithoutAPartialChecksumAreLeftAlone() {
         let frame = udpFrame(payload: [1, 2, 3], field: 0x1234)
         for flags in [0, VirtioNetHeader.dataValid] {
