@@ -49,7 +49,7 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// locks, which never take this one.
     func notifySenders() {
         lock.withLock {
-            for sender in senders { sender.socket?.observers.notify() }
+            for sender in senders { sender.socket?.observers?.notify() }
         }
     }
 
