@@ -108,6 +108,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     var sackReporter = SACKReporter()
     /// Bytes sent by limited transmit (RFC 3042) since the cumulative ACK last moved.
     var limitedTransmitBytes = 0
+    /// What each ACK of a fast recovery lets go (RFC 6937 PRR-SSRB).
+    var proportionalRateReduction = ProportionalRateReduction()
     /// The outstanding tail loss probe: the SND.NXT after it (`tailLossProbeRetransmitted` says
     /// whether it was a retransmission).
     var tailLossProbeEnd: SequenceNumber?

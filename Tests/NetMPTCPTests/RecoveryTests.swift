@@ -160,21 +160,23 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.sent, [Self.data(10), Self.data(11)], "slow start: ACK of one segment sends two")
         // Segments 2–4 SACKed at 20 ms: three SACKed segments and no reordering seen make RACK's
         // reordering window zero; segment 1 went before segment 4 and an RTT has passed, so it is lost.
+        // ssthresh = FlightSize (11 segments) / 2; PRR (RFC 6937) lets out half of the three segments
+        // delivered, rounded up to whole segments: the resend and one new segment.
         harness.receive(Self.sack(start(1), [2..<5]))
-        XCTAssertEqual(harness.sent, [Self.data(1)])
+        XCTAssertEqual(harness.sent, [Self.data(1), Self.data(12)])
         XCTAssertTrue(harness.connection.inFastRecovery)
         XCTAssertEqual(harness.connection.rackLostSegments, 1)
-        // ssthresh = FlightSize (11 segments) / 2.
         XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, 8030)
-        // Segments 5–11 SACKed at 22 ms leave only the resend in pipe: four new segments fit. Segments
-        // 10 and 11 went out at 20 ms too, but before the resend, so they do not make it lost.
+        // Segments 5–11 SACKed at 22 ms leave the resend and 12 in pipe, below ssthresh: PRR-SSRB
+        // fills it up to ssthresh in whole segments, three. Segments 10 and 11 went out at 20 ms
+        // too, but before the resend, so they do not make it lost.
         harness.now = 22 * milliseconds
         harness.receive(Self.sack(start(1), [2..<12]))
-        XCTAssertEqual(harness.sent, (12..<16).map { Self.data($0) })
+        XCTAssertEqual(harness.sent, (13..<16).map { Self.data($0) })
         XCTAssertNil(harness.connection.deadline(of: .reorderTimeout))
-        // Segment 12 (sent at 22 ms) is SACKed at 32 ms but segment 1's resend (20 ms) is not: RACK
-        // marks the retransmission lost and sends it again, with no timeout; pipe (1, 13–15) leaves
-        // room for one more new segment.
+        // Segment 12 (sent at 20 ms, after the resend) is SACKed at 32 ms but segment 1's resend is
+        // not: RACK marks the retransmission lost and sends it again, with no timeout; pipe (13–15)
+        // leaves room up to ssthresh for one more new segment.
         harness.now = 32 * milliseconds
         harness.receive(Self.sack(start(1), [2..<13]))
         XCTAssertEqual(harness.sent, [Self.data(1), Self.data(16)])
