@@ -156,6 +156,7 @@ extension TCPConnection {
             scoreboard.markLost(at: 0)
         }
         inFastRecovery = true
+        rescueRetransmitted = false
         recoveryPoint = sendMax
         fastRetransmitCount += 1
         sackRecoveryCount += 1
@@ -188,7 +189,7 @@ extension TCPConnection {
     // MARK: Sending
 
     /// Output of a SACK connection: while something is lost, retransmissions then new data (RFC 6675
-    /// 5 step 6 with NextSeg rules 1 to 3) as far as PRR's quota allows in fast recovery, or
+    /// 5 step 6 with NextSeg rules 1 to 4) as far as PRR's quota allows in fast recovery, or
     /// `cwnd − pipe` after a timeout; otherwise the usual window-based sending.
     mutating func sendWithScoreboard(now: Int64, _ actions: inout TCPActions<Payload>) {
         let before = sendMax
@@ -216,6 +217,17 @@ extension TCPConnection {
                 // NextSeg rule 3: no loss is certain and no new data may go, so resend a hole anyway.
                 scoreboard.markLost(at: index)
                 retransmitSegment(at: index, now: now, &actions)
+            } else if inFastRecovery, configuration.lossDetection == .rfc6675, !rescueRetransmitted,
+                let index = scoreboard.unSACKedTail
+            {
+                // NextSeg rule 4: once per recovery, the last MSS of what is outstanding and not
+                // SACKed, so that a lost tail (nothing SACKed above it) is repaired without waiting
+                // for the retransmission timer. It is not marked lost (HighRxt stays). Only a tail
+                // above the highest SACK is rescued: a hole below it is rule 3's, and a resend in
+                // flight is not sent again.
+                rescueRetransmitted = true
+                retransmitSegment(
+                    at: scoreboard.limitEntryToItsEnd(at: index, length: maximumSegmentSize), now: now, &actions)
             } else {
                 break
             }

@@ -74,6 +74,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var inFastRecovery = false
     /// Whether the outstanding tail loss probe (`tailLossProbeEnd`) was a retransmission.
     var tailLossProbeRetransmitted = false
+    /// This fast recovery's one rescue retransmission (RFC 6675 NextSeg rule 4) has been sent.
+    var rescueRetransmitted = false
     /// TS.Recent (RFC 7323).
     var recentTimestamp: UInt32 = 0
     var lastACKSent = SequenceNumber(0)

@@ -75,6 +75,36 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.fastRetransmitCount, 1)
     }
 
+    func testRescueRetransmissionRepairsALostTailWithoutATimeout() {
+        // RFC 6675: ten segments, nothing more queued; segment 1 is lost, and so are 8 and 9, the tail.
+        var harness = Self.sackSender(.rfc6675, queued: 10)
+        let start = Self.start
+        func ack(_ header: TCPHeader) -> [Wire] {
+            harness.now += 1 * milliseconds
+            harness.receive(header)
+            return harness.sent
+        }
+        XCTAssertEqual(ack(Self.sack(start(1))), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<3])), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<4])), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<5])), [Self.data(1)])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<6])), [])
+        // PRR-SSRB lets half a segment go: nothing.
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<7])), [])
+        // Now a whole one. Nothing is lost by IsLost, no new data waits, and no hole lies below the
+        // highest SACK but segment 1's (resent): NextSeg rule 4 rescues the tail, segment 9.
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<8])), [Self.data(9, [.ack, .psh])])
+        // Segment 1's resend arrives: a partial ACK. The one rescue of this recovery has gone.
+        XCTAssertEqual(ack(Self.sack(start(8))), [])
+        // The rescued 9 arrives: 8 is a hole below the highest SACK, which rule 3 resends.
+        XCTAssertEqual(ack(Self.sack(start(8), [9..<10])), [Self.data(8)])
+        XCTAssertEqual(ack(Self.sack(start(10))), [])
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        XCTAssertNil(harness.connection.nextDeadline)
+        XCTAssertEqual(harness.connection.timeoutCount, 0)
+        XCTAssertEqual(harness.connection.retransmittedSegments, 3)
+    }
+
     func testRACKRepairsThreeLossesInOneWindowWithoutATimeout() {
         // RACK (the default): the same ten segments, 1, 4 and 7 lost.
         var harness = Self.sackSender(.rack, queued: 10)
