@@ -239,7 +239,7 @@ extension TCPConnection {
     }
 
     /// Counts toward PRR's prr_out the bytes of the segments queued from `index` on, in fast recovery.
-    private mutating func countRecoverySend(since index: Int, _ actions: TCPActions<Payload>) {
+    private mutating func countRecoverySend(since index: Int, _ actions: borrowing TCPActions<Payload>) {
         guard inFastRecovery, index < actions.segments.count else { return }
         var bytes = 0
         for position in index..<actions.segments.count {
