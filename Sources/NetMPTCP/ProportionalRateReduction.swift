@@ -54,6 +54,11 @@ struct ProportionalRateReduction: Hashable, Sendable {
         allowance = UInt32(clamping: Swift.max(0, count))
     }
 
+    /// `bytes` more may be sent before the next ACK (segments found lost between ACKs left pipe).
+    mutating func allow(_ bytes: Int) {
+        allowance = Self.adding(allowance, UInt32(clamping: Swift.max(0, bytes)))
+    }
+
     /// `bytes` were sent (a retransmission or new data) during the recovery.
     mutating func sent(_ bytes: Int) {
         let counted = UInt32(clamping: Swift.max(0, bytes))

@@ -182,7 +182,13 @@ extension TCPConnection {
 
     /// RACK's reordering timer expired: the segments it waited for are lost now.
     mutating func reorderTimerFired(now: Int64, _ actions: inout TCPActions<Payload>) {
+        let pipeBefore = scoreboard.pipe
         detectLosses(now: now)
+        if inFastRecovery {
+            // What the timer found lost has left the network: as much may go again (the window PRR
+            // set at the last ACK stays, its pipe is smaller).
+            proportionalRateReduction.allow(pipeBefore - scoreboard.pipe)
+        }
         enterRecoveryIfLost(now: now, &actions)
     }
 
