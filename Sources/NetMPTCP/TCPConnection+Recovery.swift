@@ -188,8 +188,16 @@ extension TCPConnection {
             // What the timer found lost has left the network: as much may go again (the window PRR
             // set at the last ACK stays, its pipe is smaller).
             proportionalRateReduction.allow(pipeBefore - scoreboard.pipe)
+            return
         }
         enterRecoveryIfLost(now: now, &actions)
+        if inFastRecovery {
+            // A recovery the timer starts has no ACK to be proportional to, and often little left in
+            // flight to clock one: pipe may be filled up to ssthresh at once, as RFC 6675 fills its
+            // window (PRR alone would send the one retransmission, and a loss of it would leave
+            // nothing but the retransmission timer).
+            proportionalRateReduction.allow(congestionControl.slowStartThreshold - scoreboard.pipe)
+        }
     }
 
     // MARK: Sending

@@ -91,4 +91,31 @@ final class ProportionalRateReductionTests: XCTestCase {
         XCTAssertEqual(harness.connection.retransmittedSegments, 12)
         XCTAssertEqual(harness.connection.timeoutCount, 0)
     }
+
+    /// A recovery RACK's reordering timer starts has no ACK for PRR to be proportional to: pipe is
+    /// filled up to ssthresh at once, so one more lost segment goes beside the fast retransmit (PRR
+    /// alone would send that one, and its loss would leave only the retransmission timer).
+    func testARecoveryTheReorderTimerStartsFillsPipeUpToSSThresh() {
+        var harness = RecoveryTests.sackSender(.rack, queued: 10)
+        // Segments 0–4 arrive, 5–7 do not, 8 and 9 are SACKed: too few for RACK to call 5–7 lost
+        // before its reordering window (a quarter of the 10 ms RTT) has passed.
+        harness.now = 20 * milliseconds
+        harness.receive(RecoveryTests.sack(start(5), [8..<10]))
+        XCTAssertEqual(harness.sent, [])
+        XCTAssertEqual(harness.fireNext(), 22_500_000)
+        // ssthresh is half the flight of five segments, 3650 bytes; pipe is empty. The fast
+        // retransmit of 5 and then 6 fit below ssthresh; 7 waits for an ACK.
+        XCTAssertTrue(harness.connection.inFastRecovery)
+        XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, 3650)
+        XCTAssertEqual(harness.connection.rackLostSegments, 3)
+        XCTAssertEqual(harness.sent, [data(5), data(6)])
+        // 5 arrives: PRR-SSRB lets 7 go (one segment delivered, plus one).
+        harness.now = 33 * milliseconds
+        harness.receive(RecoveryTests.sack(start(6), [8..<10]))
+        XCTAssertEqual(harness.sent, [data(7)])
+        harness.receive(RecoveryTests.sack(start(10)))
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        XCTAssertEqual(harness.connection.retransmittedSegments, 3)
+        XCTAssertEqual(harness.connection.timeoutCount, 0)
+    }
 }
