@@ -64,7 +64,7 @@ public final class SocketPoller: @unchecked Sendable {
     }
 
     deinit {
-        for registration in registrations.values { registration.socket.observers.remove(registration) }
+        for registration in registrations.values { registration.socket.observers?.remove(registration) }
         parker.deallocate()
     }
 
@@ -89,7 +89,7 @@ public final class SocketPoller: @unchecked Sendable {
             try register(socket, interest: interest, token: token)
             return
         }
-        if isNew { socket.core.observers.add(registration) }
+        if isNew { socket.core.madeObservers().add(registration) }
         enqueue(registration)
     }
 
@@ -108,7 +108,7 @@ public final class SocketPoller: @unchecked Sendable {
                 return registration
             })
         else { return }
-        socket.core.observers.remove(registration)
+        socket.core.observers?.remove(registration)
     }
 
     fileprivate func enqueue(_ registration: Registration) {

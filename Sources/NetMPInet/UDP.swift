@@ -353,7 +353,7 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         wakes.publishAll()
         for record in block.scratch { output(record, block: block) }
         block.scratch.removeAll(keepingCapacity: true)
-        buffer.observers.notify()
+        buffer.observers?.notify()
         // More queued: run again after the messages already waiting (one reference per post).
         if more, !block.outputPending.exchange(true, ordering: .sequentiallyConsistent),
             let message = block.outputMessage
@@ -548,7 +548,7 @@ extension InetThread {
             buffer.lock.unlock()
             if delivered > 0 {
                 wakes.publishAll()
-                buffer.observers.notify()
+                buffer.observers?.notify()
             }
             count(.udpDelivered, delivered)
             count(.udpBufferFull, end - index - delivered)

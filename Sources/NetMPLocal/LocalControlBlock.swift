@@ -53,7 +53,7 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// locks, which never take this one.
     func notifySenders() {
         lock.withLock {
-            for sender in senders { sender._withUnsafeGuaranteedRef { $0.observers.notify() } }
+            for sender in senders { sender._withUnsafeGuaranteedRef { $0.observers?.notify() } }
         }
     }
 

@@ -38,7 +38,7 @@ extension LocalDomain {
     func tellWritersOfRoom(_ socket: Socket) {
         let block = block(socket)
         guard socket.type == .datagram else {
-            block.peer?.observers.notify()
+            block.peer?.observers?.notify()
             return
         }
         block.notifySenders()
@@ -125,7 +125,7 @@ extension LocalDomain {
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()
         wakes.publishAll()
-        buffer.observers.notify()
+        buffer.observers?.notify()
         return n
     }
 
@@ -189,7 +189,7 @@ extension LocalDomain {
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()
         wakes.publishAll()
-        buffer.observers.notify()
+        buffer.observers?.notify()
         return .sent(bytes.count)
     }
 }

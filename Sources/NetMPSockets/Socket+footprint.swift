@@ -34,8 +34,10 @@ extension Socket {
             FootprintItem("socket", HeapFootprint.of(self) + HeapFootprint.of(state)),
             FootprintItem("receive buffer", receiveBuffer.footprint),
             FootprintItem("send buffer", sendBuffer.footprint),
-            FootprintItem("readiness observers", HeapFootprint.of(observers) + observers.lock.footprint),
         ]
+        if let observers {
+            items.append(FootprintItem("readiness observers", HeapFootprint.of(observers) + observers.lock.footprint))
+        }
         if let waits = foreignWaits {
             items.append(FootprintItem("foreign waits", HeapFootprint.of(waits) + waits.lock.footprint))
         }

@@ -16,7 +16,6 @@ package final class Socket: @unchecked Sendable {
     package let state = AtomicSocketState()
     /// The pending error (so_error), 0 when none.
     let errorSlot = Atomic<Int32>(0)
-    package let observers = ReadinessObservers()
     package let receiveBuffer: SocketBuffer
     package let sendBuffer: SocketBuffer
     /// A stream socket's listen queues, made by its first listen (most stream sockets never
@@ -57,9 +56,9 @@ package final class Socket: @unchecked Sendable {
         self.owner = owner
         let datagrams = type == .datagram
         receiveBuffer = SocketBuffer(
-            registry: registry, observers: observers, highWater: receiveSize, holdsDatagrams: datagrams)
+            registry: registry, highWater: receiveSize, holdsDatagrams: datagrams)
         sendBuffer = SocketBuffer(
-            registry: registry, observers: observers, highWater: sendSize, holdsDatagrams: datagrams)
+            registry: registry, highWater: sendSize, holdsDatagrams: datagrams)
         registry.liveSockets.add(1, ordering: .relaxed)
         registry.register(self)
     }
@@ -74,6 +73,17 @@ package final class Socket: @unchecked Sendable {
 
     private func madeListenQueue() -> ListenQueue {
         listenQueueReference.load() ?? listenQueueReference.storeIfNil(ListenQueue())
+    }
+
+    /// The readiness observers (poller registrations), nil until the first registration.
+    package var observers: ReadinessObservers? { receiveBuffer.observers }
+
+    /// The readiness observers, made by the first call and installed in both buffers (the same
+    /// list in each, whichever of two racing callers installs it first).
+    package func madeObservers() -> ReadinessObservers {
+        if let observers = sendBuffer.observers { return observers }
+        let installed = receiveBuffer.installObservers(ReadinessObservers())
+        return sendBuffer.installObservers(installed)
     }
 
     /// This socket's waits on other sockets' buffers (see `foreignWaitsReference`).
@@ -284,7 +294,7 @@ package final class Socket: @unchecked Sendable {
         requestWithoutResult { [self] in proto.detach(self) }
         receiveBuffer.flush()
         sendBuffer.flush()
-        observers.removeAll()
+        observers?.removeAll()
     }
 
     /// Runs a request that returns nothing: waits for it from a user thread, posts it from a

@@ -38,8 +38,9 @@ public final class SocketBuffer: @unchecked Sendable {
     package let timeout = Atomic<Int64>(0)
     @exclusivity(unchecked) private var waiters: [SocketWaiter] = []  // under lock
     package let waiterCount = Atomic<Int>(0)
-    /// The owning socket's readiness observers, told after every change.
-    package let observers: ReadinessObservers
+    /// The owning socket's readiness observers, told after every change: made by the socket's
+    /// first poller registration and installed in both its buffers (most sockets never have one).
+    private let observersReference = AtomicLazyReference<ReadinessObservers>()
     private let registry: SocketRegistry
 
     private let countsPad = CacheLinePad()
@@ -47,10 +48,9 @@ public final class SocketBuffer: @unchecked Sendable {
     /// wait, by the waiting side: kept off the line of the counts the other side writes).
     package let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
-    init(registry: SocketRegistry, observers: ReadinessObservers, highWater: Int, holdsDatagrams: Bool) {
+    init(registry: SocketRegistry, highWater: Int, holdsDatagrams: Bool) {
         datagrams = holdsDatagrams ? DatagramQueue() : nil
         self.registry = registry
-        self.observers = observers
         self.highWater = Atomic(highWater)
         registry.liveBuffers.add(1, ordering: .relaxed)
     }
@@ -66,6 +66,14 @@ public final class SocketBuffer: @unchecked Sendable {
             guard let datagrams else { preconditionFailure("a stream socket's buffer holds no datagrams") }
             yield &datagrams.records
         }
+    }
+
+    /// The owning socket's readiness observers, nil until a poller first registers the socket.
+    @inline(__always) package var observers: ReadinessObservers? { observersReference.load() }
+
+    /// Installs `made` unless observers are installed already; returns the ones installed.
+    func installObservers(_ made: ReadinessObservers) -> ReadinessObservers {
+        observersReference.storeIfNil(made)
     }
 
     /// Bytes that still fit.
@@ -124,7 +132,7 @@ public final class SocketBuffer: @unchecked Sendable {
             lock.unlock()
             wakes.publishAll()
         }
-        observers.notify()
+        observers?.notify()
     }
 
     /// Empties the buffer (shutdown of the read side, close).
@@ -146,7 +154,7 @@ public final class SocketBuffer: @unchecked Sendable {
         waiterCount.store(0, ordering: .sequentiallyConsistent)
         lock.unlock()
         wakes.publishAll()
-        observers.notify()
+        observers?.notify()
     }
 }
 

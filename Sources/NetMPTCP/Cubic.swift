@@ -21,50 +21,67 @@ public struct Cubic: TCPCongestionControl, Hashable {
     /// cwnd in bytes, outside recovery.
     public private(set) var window: Double
     public private(set) var slowStartThreshold = Int.max
+    /// Everything else (the curve, HyStart++, the recovery window) in a box shared copy-on-write.
+    /// Until the window is first in use or congestion first met, every connection shares one of
+    /// two pristine boxes and makes none of its own: with `window` and `slowStartThreshold` that is
+    /// three words, which an existential holds inline, so an idle connection keeps no box at all.
+    private var state: CubicStateStorage
+
     /// W_max in bytes: the window at the last reduction, lowered by fast convergence; 0 before the
     /// first loss and after a timeout (then the window where congestion avoidance starts).
-    public private(set) var maximumWindow: Double = 0
+    public var maximumWindow: Double { state.value.maximumWindow }
     /// cwnd_prior: the window just before the last reduction; W_est grows at α until it gets there.
-    public private(set) var priorWindow: Double = 0
+    public var priorWindow: Double { state.value.priorWindow }
     /// t_epoch: when the current congestion avoidance stage began (nil until its first ACK).
-    public private(set) var epochStart: Int64?
+    public var epochStart: Int64? { state.value.epochStart }
     /// cwnd_epoch: the window when it began.
-    public private(set) var epochWindow: Double = 0
+    public var epochWindow: Double { state.value.epochWindow }
     /// K in seconds: when W_cubic returns to W_max.
-    public private(set) var k: Double = 0
+    public var k: Double { state.value.k }
     /// W_est in bytes.
-    public private(set) var renoEstimate: Double = 0
-    /// The connection's smoothed RTT in nanoseconds (0 before the first sample).
-    public private(set) var smoothedRTT: Int64 = 0
-    public private(set) var hyStart: HyStartPlusPlus?
-    /// The inflated window of fast recovery (RFC 6582), nil outside recovery.
-    private var recoveryWindow: Int?
-    private var lastAcknowledgmentTime: Int64?
-    private let usesHyStart: Bool
+    public var renoEstimate: Double { state.value.renoEstimate }
+    /// The connection's smoothed RTT in nanoseconds, as of the last ACK since this connection's
+    /// state was made (0 before: no curve needed it).
+    public var smoothedRTT: Int64 { state.value.smoothedRTT }
+    public var hyStart: HyStartPlusPlus? { state.value.hyStart }
 
-    public var congestionWindow: Int { recoveryWindow ?? Cubic.bytes(window) }
+    public var congestionWindow: Int { state.value.recoveryWindow ?? Cubic.bytes(window) }
+
+    /// Whether this connection has made state of its own (a box on the heap), for memory reports.
+    package var ownsState: Bool { !state.isShared }
+    /// The box this connection's state takes, when it has one of its own.
+    package var ownedStateObject: AnyObject? { state.isShared ? nil : state }
 
     public init(maximumSegmentSize: Int, hyStart: Bool = true) {
-        usesHyStart = hyStart
         window = Double(NewReno.initialWindow(maximumSegmentSize: Cubic.segmentSize(maximumSegmentSize)))
-        self.hyStart = hyStart ? HyStartPlusPlus() : nil
+        state = hyStart ? CubicStateStorage.pristineWithHyStart : CubicStateStorage.pristineWithoutHyStart
     }
 
     public mutating func start(maximumSegmentSize mss: Int) {
-        self = Cubic(maximumSegmentSize: mss, hyStart: usesHyStart)
+        self = Cubic(maximumSegmentSize: mss, hyStart: state.value.usesHyStart)
+    }
+
+    /// This connection's own state, made by copying the shared one the first time (and again
+    /// after a copy of the whole controller was taken, as for a recovery's undo).
+    private mutating func ownState() -> CubicStateStorage {
+        if !isKnownUniquelyReferenced(&state) {
+            state = CubicStateStorage(state.value)
+        }
+        return state
     }
 
     /// Continues another algorithm's connection: its window, its threshold, and (as after a timeout)
     /// a curve that starts where congestion avoidance next begins, with K = 0.
     public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize mss: Int) {
         let segment = Cubic.segmentSize(mss)
-        hyStart?.finish()
-        recoveryWindow = nil
+        let state = ownState()
+        state.value.hyStart?.finish()
+        state.value.recoveryWindow = nil
         window = Cubic.clamp(Double(Swift.min(Swift.max(0, congestionWindow), Cubic.largestWindow)), segment)
         self.slowStartThreshold = Swift.max(slowStartThreshold, 2 * segment)
-        maximumWindow = 0
-        priorWindow = 0
-        epochStart = nil
+        state.value.maximumWindow = 0
+        state.value.priorWindow = 0
+        state.value.epochStart = nil
     }
 
     // MARK: Growth
@@ -78,24 +95,36 @@ public struct Cubic: TCPCongestionControl, Hashable {
 
     public mutating func acknowledged(_ sample: TCPAcknowledgmentSample) {
         let now = sample.now
-        defer { lastAcknowledgmentTime = now }
+        let mss = Cubic.segmentSize(sample.maximumSegmentSize)
+        let acknowledged = Double(Swift.max(0, sample.bytes))
+        let inSlowStart = window < Double(slowStartThreshold)
+        let usesHyStart = state.value.hyStart.map { $0.phase != .finished } ?? false
+        if state.isShared, !sample.windowValidated || (inSlowStart && !usesHyStart) {
+            // Nothing of the shared state changes: no curve runs whose clock or RTT an ACK would
+            // feed, and plain slow start moves the window alone.
+            if sample.windowValidated {
+                window = Cubic.clamp(
+                    window + Swift.min(acknowledged, Double(Cubic.slowStartSegmentLimit) * Double(mss)), mss)
+            }
+            return
+        }
+        let state = ownState()
+        defer { state.value.lastAcknowledgmentTime = now }
         if let smoothed = sample.smoothedRTT {
-            smoothedRTT = Swift.max(0, smoothed)
+            state.value.smoothedRTT = Swift.max(0, smoothed)
         }
         guard sample.windowValidated else {
             // Application-limited (RFC 7661, RFC 9438 section 5.8): the window stays, and the time
             // does not count toward t, so the curve resumes where it stopped.
-            if let start = epochStart, let last = lastAcknowledgmentTime, start <= last {
-                epochStart = start &+ Swift.max(0, now &- last)
+            if let start = state.value.epochStart, let last = state.value.lastAcknowledgmentTime, start <= last {
+                state.value.epochStart = start &+ Swift.max(0, now &- last)
             }
             return
         }
-        let mss = Cubic.segmentSize(sample.maximumSegmentSize)
-        let acknowledged = Double(Swift.max(0, sample.bytes))
-        if window < Double(slowStartThreshold) {
-            if var hyStart, hyStart.phase != .finished {
+        if inSlowStart {
+            if var hyStart = state.value.hyStart, hyStart.phase != .finished {
                 let step = hyStart.acknowledged(sample)
-                self.hyStart = hyStart
+                state.value.hyStart = hyStart
                 if step.enterCongestionAvoidance {
                     slowStartThreshold = Cubic.bytes(window)
                 } else {
@@ -108,20 +137,20 @@ public struct Cubic: TCPCongestionControl, Hashable {
             return
         }
         let segment = Double(mss)
-        if epochStart == nil {
-            beginEpoch(now: now, segment: segment)
+        if state.value.epochStart == nil {
+            beginEpoch(state, now: now, segment: segment)
         }
-        let elapsed = Cubic.seconds(now &- (epochStart ?? now))
+        let elapsed = Cubic.seconds(now &- (state.value.epochStart ?? now))
         // W_est grows by α segments per window of ACKs; α is 1 once it passes cwnd_prior.
-        let alpha = renoEstimate >= priorWindow ? 1.0 : Cubic.alpha
-        renoEstimate = Cubic.clamp(renoEstimate + alpha * acknowledged * segment / window, mss)
-        if cubicWindow(elapsed, segment: segment) < renoEstimate {
+        let alpha = state.value.renoEstimate >= state.value.priorWindow ? 1.0 : Cubic.alpha
+        state.value.renoEstimate = Cubic.clamp(state.value.renoEstimate + alpha * acknowledged * segment / window, mss)
+        if cubicWindow(elapsed, segment: segment) < state.value.renoEstimate {
             // Reno-friendly region: at least what Reno would have.
-            window = Swift.max(window, renoEstimate)
+            window = Swift.max(window, state.value.renoEstimate)
         } else {
             // Concave or convex region: close (target − cwnd)/cwnd per segment acknowledged, aiming
             // one RTT ahead, at least the current window and at most half again.
-            let ahead = cubicWindow(elapsed + Cubic.seconds(smoothedRTT), segment: segment)
+            let ahead = cubicWindow(elapsed + Cubic.seconds(state.value.smoothedRTT), segment: segment)
             let target = Swift.min(Swift.max(ahead, window), 1.5 * window)
             window += (target - window) * acknowledged / window
         }
@@ -136,42 +165,43 @@ public struct Cubic: TCPCongestionControl, Hashable {
 
     /// The first ACK of a congestion avoidance stage: t, K and W_est start here. With no W_max above
     /// the window (no loss yet, or after a timeout, section 4.8) W_max is the window and K is 0.
-    private mutating func beginEpoch(now: Int64, segment: Double) {
-        epochStart = now
-        epochWindow = window
-        if maximumWindow < window {
-            maximumWindow = window
+    private func beginEpoch(_ state: CubicStateStorage, now: Int64, segment: Double) {
+        state.value.epochStart = now
+        state.value.epochWindow = window
+        if state.value.maximumWindow < window {
+            state.value.maximumWindow = window
         }
-        k = Cubic.cubeRoot((maximumWindow - window) / (Cubic.c * segment))
-        renoEstimate = window
+        state.value.k = Cubic.cubeRoot((state.value.maximumWindow - window) / (Cubic.c * segment))
+        state.value.renoEstimate = window
     }
 
     // MARK: Reductions
 
     public mutating func enterRecovery(flightSize: Int, maximumSegmentSize mss: Int, now: Int64) {
         reduce(flightSize: flightSize, maximumSegmentSize: mss)
-        recoveryWindow = slowStartThreshold &+ 3 &* Cubic.segmentSize(mss)
+        ownState().value.recoveryWindow = slowStartThreshold &+ 3 &* Cubic.segmentSize(mss)
     }
 
     public mutating func duplicateACKInRecovery(maximumSegmentSize mss: Int) {
-        if let inflated = recoveryWindow {
-            recoveryWindow = Swift.min(inflated &+ Cubic.segmentSize(mss), Cubic.largestWindow)
-        }
+        guard let inflated = state.value.recoveryWindow else { return }
+        ownState().value.recoveryWindow = Swift.min(inflated &+ Cubic.segmentSize(mss), Cubic.largestWindow)
     }
 
     public mutating func partialACK(bytes: Int, maximumSegmentSize mss: Int) {
-        guard let inflated = recoveryWindow else { return }
+        guard let inflated = state.value.recoveryWindow else { return }
         let segment = Cubic.segmentSize(mss)
         var deflated = Swift.max(inflated - Swift.min(Swift.max(0, bytes), inflated), segment)
         if bytes >= segment {
             deflated += segment
         }
-        recoveryWindow = deflated
+        ownState().value.recoveryWindow = deflated
     }
 
     public mutating func exitRecovery(flightSize: Int, maximumSegmentSize mss: Int) {
         let segment = Cubic.segmentSize(mss)
-        recoveryWindow = nil
+        if state.value.recoveryWindow != nil {
+            ownState().value.recoveryWindow = nil
+        }
         let resumed = Swift.min(
             slowStartThreshold, Swift.max(Swift.min(flightSize, Cubic.largestWindow), segment) + segment)
         window = Cubic.clamp(Double(resumed), segment)
@@ -179,26 +209,29 @@ public struct Cubic: TCPCongestionControl, Hashable {
 
     public mutating func retransmissionTimeout(flightSize: Int, maximumSegmentSize mss: Int, now: Int64) {
         let segment = Cubic.segmentSize(mss)
-        hyStart?.finish()
-        recoveryWindow = nil
-        priorWindow = Swift.max(window, Double(Swift.max(0, flightSize)))
+        let state = ownState()
+        state.value.hyStart?.finish()
+        state.value.recoveryWindow = nil
+        state.value.priorWindow = Swift.max(window, Double(Swift.max(0, flightSize)))
         slowStartThreshold = Swift.max(Cubic.bytes(Double(Swift.max(0, flightSize)) * Cubic.beta), 2 * segment)
         // Reno's loss window; the next congestion avoidance starts a curve with K = 0.
         window = Double(segment)
-        maximumWindow = 0
-        epochStart = nil
+        state.value.maximumWindow = 0
+        state.value.epochStart = nil
     }
 
     /// Section 4.6 with fast convergence (4.7): W_max is the window now, or less when the window did
     /// not get back to the previous W_max (another flow took a share); ssthresh keeps β of the flight.
     private mutating func reduce(flightSize: Int, maximumSegmentSize mss: Int) {
         let segment = Cubic.segmentSize(mss)
-        hyStart?.finish()
-        priorWindow = window
-        maximumWindow = window < maximumWindow ? window * (1 + Cubic.beta) / 2 : window
+        let state = ownState()
+        state.value.hyStart?.finish()
+        state.value.priorWindow = window
+        state.value.maximumWindow =
+            window < state.value.maximumWindow ? window * (1 + Cubic.beta) / 2 : window
         slowStartThreshold = Swift.max(Cubic.bytes(Double(Swift.max(0, flightSize)) * Cubic.beta), 2 * segment)
         window = Double(slowStartThreshold)
-        epochStart = nil
+        state.value.epochStart = nil
     }
 
     // MARK: Arithmetic that cannot trap
@@ -238,4 +271,51 @@ public struct Cubic: TCPCongestionControl, Hashable {
         }
         return root
     }
+}
+
+extension Cubic {
+    public static func == (lhs: Cubic, rhs: Cubic) -> Bool {
+        lhs.window == rhs.window && lhs.slowStartThreshold == rhs.slowStartThreshold
+            && (lhs.state === rhs.state || lhs.state.value == rhs.state.value)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(window)
+        hasher.combine(slowStartThreshold)
+        hasher.combine(state.value)
+    }
+}
+
+/// CUBIC's state beyond the window and threshold.
+struct CubicState: Hashable, Sendable {
+    var maximumWindow: Double = 0
+    var priorWindow: Double = 0
+    var epochStart: Int64?
+    var epochWindow: Double = 0
+    var k: Double = 0
+    var renoEstimate: Double = 0
+    var smoothedRTT: Int64 = 0
+    var hyStart: HyStartPlusPlus?
+    /// The inflated window of fast recovery (RFC 6582), nil outside recovery.
+    var recoveryWindow: Int?
+    var lastAcknowledgmentTime: Int64?
+    var usesHyStart: Bool
+}
+
+/// The box of a `CubicState`, copied on write: a value is changed in place only through a
+/// reference no other `Cubic` holds (the pristine boxes are never changed), so the box is as
+/// safe to share between threads as the value it holds.
+final class CubicStateStorage: @unchecked Sendable {
+    var value: CubicState
+    /// One of the two pristine boxes every new connection shares.
+    let isShared: Bool
+
+    init(_ value: CubicState, isShared: Bool = false) {
+        self.value = value
+        self.isShared = isShared
+    }
+
+    static let pristineWithHyStart = CubicStateStorage(
+        CubicState(hyStart: HyStartPlusPlus(), usesHyStart: true), isShared: true)
+    static let pristineWithoutHyStart = CubicStateStorage(CubicState(usesHyStart: false), isShared: true)
 }

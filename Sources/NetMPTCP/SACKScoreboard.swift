@@ -227,6 +227,13 @@ struct SACKScoreboard: Sendable {
         return (head..<last).first { !storage[$0].sacked && !storage[$0].lost }
     }
 
+    /// The last entry, when it is neither SACKed nor lost: an unSACKed tail above everything the peer
+    /// SACKed, which no loss rule can find (what a rescue retransmission resends).
+    var unSACKedTail: Int? {
+        guard let last = indices.last, !storage[last].sacked, !storage[last].lost else { return nil }
+        return last
+    }
+
     /// The last entry not SACKed: what a tail loss probe resends.
     var lastUnSACKed: Int? {
         indices.last { !storage[$0].sacked }
@@ -254,6 +261,16 @@ struct SACKScoreboard: Sendable {
     mutating func limitEntry(at index: Int, to length: Int) {
         guard indices.contains(index), length > 0, storage[index].length > length else { return }
         split(at: storage[index].start + length)
+    }
+
+    /// Cuts the last `length` bytes of the entry at `index` into an entry of their own (when it is
+    /// longer) and returns the position of the entry holding them: what a rescue retransmission
+    /// resends ends at the highest byte outstanding.
+    mutating func limitEntryToItsEnd(at index: Int, length: Int) -> Int {
+        guard indices.contains(index), length > 0, storage[index].length > length else { return index }
+        let count = self.count
+        split(at: storage[index].end - length)
+        return self.count > count ? index + 1 : index
     }
 
     /// Splits the entry that `sequence` falls strictly inside into two with the same state.

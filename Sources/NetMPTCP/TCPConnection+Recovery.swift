@@ -12,6 +12,9 @@ extension TCPConnection {
     ) {
         let advanced = sendUnacknowledged < ack
         let blocks = header.options.sackBlocks
+        // RFC 6937's DeliveredData: the advance of SND.UNA plus the change in SACKed bytes.
+        let unacknowledgedBefore = sendUnacknowledged
+        let sackedBefore = scoreboard.sackedBytes
         let duplicateSACK = isDuplicateSACK(blocks, ack: ack)
         if advanced {
             var rack = self.rack
@@ -42,6 +45,8 @@ extension TCPConnection {
         } else if newlySACKed > 0 || (duplicate && blocks.isEmpty) {
             duplicateACKs += 1
         }
+        let delivered = Swift.max(
+            0, (sendUnacknowledged - unacknowledgedBefore) + (scoreboard.sackedBytes - sackedBefore))
         tailLossProbeAcknowledged(ack, duplicateSACK: duplicateSACK, now: now)
         detectLosses(now: now)
         if inFastRecovery {
@@ -50,6 +55,10 @@ extension TCPConnection {
                 duplicateACKs = 0
                 rack.recoveryEnded()
                 congestionControl.exitRecovery(flightSize: flightSize, maximumSegmentSize: maximumSegmentSize)
+            } else {
+                proportionalRateReduction.acknowledged(
+                    delivered: delivered, pipe: scoreboard.pipe,
+                    slowStartThreshold: congestionControl.slowStartThreshold, maximumSegmentSize: maximumSegmentSize)
             }
         } else {
             if recoveryPoint < ack {
@@ -59,7 +68,7 @@ extension TCPConnection {
             if advanced {
                 congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
             }
-            enterRecoveryIfLost(now: now, &actions)
+            enterRecoveryIfLost(now: now, delivered: delivered, &actions)
         }
         if sendUnacknowledged == sendMax {
             cancel(.retransmission)
@@ -136,8 +145,9 @@ extension TCPConnection {
     }
 
     /// Starts fast recovery when a segment is lost (RACK, IsLost) or, for RFC 6675, after DupThresh
-    /// duplicate ACKs, unless the last recovery or timeout has not been left behind yet.
-    mutating func enterRecoveryIfLost(now: Int64, _ actions: inout TCPActions<Payload>) {
+    /// duplicate ACKs, unless the last recovery or timeout has not been left behind yet. `delivered`
+    /// is what the ACK that found the loss reported delivered (nothing when a timer found it).
+    mutating func enterRecoveryIfLost(now: Int64, delivered: Int = 0, _ actions: inout TCPActions<Payload>) {
         guard !inFastRecovery, recoveryPoint < sendUnacknowledged, !scoreboard.isEmpty else { return }
         let byCount = configuration.lossDetection == .rfc6675 && duplicateACKs >= 3
         guard scoreboard.lostBytes > 0 || byCount else { return }
@@ -146,32 +156,55 @@ extension TCPConnection {
             scoreboard.markLost(at: 0)
         }
         inFastRecovery = true
+        rescueRetransmitted = false
         recoveryPoint = sendMax
         fastRetransmitCount += 1
         sackRecoveryCount += 1
         undo = RecoveryUndo(congestionControl: congestionControl, start: sendUnacknowledged, end: sendMax)
         congestionControl.enterRecovery(
             flightSize: flightSizeBeforeLimitedTransmit, maximumSegmentSize: maximumSegmentSize, now: now)
+        // PRR's RecoverFS is the flight ssthresh was taken from (limited transmit's segments apart,
+        // as Linux's prior_cwnd), so that a halving sends one segment for every two delivered.
+        proportionalRateReduction.start(flightSize: flightSizeBeforeLimitedTransmit)
+        proportionalRateReduction.acknowledged(
+            delivered: delivered, pipe: scoreboard.pipe, slowStartThreshold: congestionControl.slowStartThreshold,
+            maximumSegmentSize: maximumSegmentSize)
         cancel(.lossProbe)
         // This recovery's reduction answers whatever loss an outstanding probe revealed.
         tailLossProbeEnd = nil
-        // The first lost segment goes at once, whatever pipe says (RFC 6675 5 step 4.2).
+        // The first lost segment goes at once, whatever pipe says (RFC 6675 5 step 4.2); PRR counts it.
         if let index = scoreboard.firstNeedingRetransmission {
+            let segmentsBefore = actions.segments.count
             retransmitSegment(at: index, now: now, &actions)
+            countRecoverySend(since: segmentsBefore, actions)
         }
     }
 
     /// RACK's reordering timer expired: the segments it waited for are lost now.
     mutating func reorderTimerFired(now: Int64, _ actions: inout TCPActions<Payload>) {
+        let pipeBefore = scoreboard.pipe
         detectLosses(now: now)
+        if inFastRecovery {
+            // What the timer found lost has left the network: as much may go again (the window PRR
+            // set at the last ACK stays, its pipe is smaller).
+            proportionalRateReduction.allow(pipeBefore - scoreboard.pipe)
+            return
+        }
         enterRecoveryIfLost(now: now, &actions)
+        if inFastRecovery {
+            // A recovery the timer starts has no ACK to be proportional to, and often little left in
+            // flight to clock one: pipe may be filled up to ssthresh at once, as RFC 6675 fills its
+            // window (PRR alone would send the one retransmission, and a loss of it would leave
+            // nothing but the retransmission timer).
+            proportionalRateReduction.allow(congestionControl.slowStartThreshold - scoreboard.pipe)
+        }
     }
 
     // MARK: Sending
 
-    /// Output of a SACK connection: while something is lost, retransmissions then new data as far
-    /// as `cwnd − pipe` allows (RFC 6675 5 step 6 with NextSeg rules 1 and 2); otherwise the usual
-    /// window-based sending.
+    /// Output of a SACK connection: while something is lost, retransmissions then new data (RFC 6675
+    /// 5 step 6 with NextSeg rules 1 to 4) as far as PRR's quota allows in fast recovery, or
+    /// `cwnd − pipe` after a timeout; otherwise the usual window-based sending.
     mutating func sendWithScoreboard(now: Int64, _ actions: inout TCPActions<Payload>) {
         let before = sendMax
         while true {
@@ -181,30 +214,52 @@ extension TCPConnection {
                 }
                 continue
             }
-            let window =
+            // In fast recovery what PRR lets go on this ACK; after a timeout, cwnd − pipe.
+            let budget =
                 inFastRecovery
-                ? Swift.min(congestionControl.congestionWindow, congestionControl.slowStartThreshold)
-                : congestionControl.congestionWindow
-            let budget = window - scoreboard.pipe
+                ? proportionalRateReduction.sendQuota : congestionControl.congestionWindow - scoreboard.pipe
             // Nothing goes into a closed window: the peer would drop it (zero-window probes persist).
             guard budget >= maximumSegmentSize, sendWindow > 0 else { break }
+            let segmentsBefore = actions.segments.count
             if let index = scoreboard.firstNeedingRetransmission {
                 retransmitSegment(at: index, now: now, &actions)
             } else if sendOne(now: now, force: false, budget: budget, &actions) {
-                continue
+                // New data (NextSeg rule 2).
             } else if inFastRecovery, configuration.lossDetection == .rfc6675,
                 let index = scoreboard.firstUnSACKedBelowHighestSACKed
             {
                 // NextSeg rule 3: no loss is certain and no new data may go, so resend a hole anyway.
                 scoreboard.markLost(at: index)
                 retransmitSegment(at: index, now: now, &actions)
+            } else if inFastRecovery, configuration.lossDetection == .rfc6675, !rescueRetransmitted,
+                let index = scoreboard.unSACKedTail
+            {
+                // NextSeg rule 4: once per recovery, the last MSS of what is outstanding and not
+                // SACKed, so that a lost tail (nothing SACKed above it) is repaired without waiting
+                // for the retransmission timer. It is not marked lost (HighRxt stays). Only a tail
+                // above the highest SACK is rescued: a hole below it is rule 3's, and a resend in
+                // flight is not sent again.
+                rescueRetransmitted = true
+                retransmitSegment(
+                    at: scoreboard.limitEntryToItsEnd(at: index, length: maximumSegmentSize), now: now, &actions)
             } else {
                 break
             }
+            countRecoverySend(since: segmentsBefore, actions)
         }
         if before < sendMax {
             armTailLossProbe(now: now, restart: true)
         }
+    }
+
+    /// Counts toward PRR's prr_out the bytes of the segments queued from `index` on, in fast recovery.
+    private mutating func countRecoverySend(since index: Int, _ actions: borrowing TCPActions<Payload>) {
+        guard inFastRecovery, index < actions.segments.count else { return }
+        var bytes = 0
+        for position in index..<actions.segments.count {
+            bytes += actions.segments[position].payloadLength
+        }
+        proportionalRateReduction.sent(bytes)
     }
 
     /// Resends the scoreboard entry at `index` (at most one MSS of it).

@@ -74,6 +74,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     public internal(set) var inFastRecovery = false
     /// Whether the outstanding tail loss probe (`tailLossProbeEnd`) was a retransmission.
     var tailLossProbeRetransmitted = false
+    /// This fast recovery's one rescue retransmission (RFC 6675 NextSeg rule 4) has been sent.
+    var rescueRetransmitted = false
     /// TS.Recent (RFC 7323).
     var recentTimestamp: UInt32 = 0
     var lastACKSent = SequenceNumber(0)
@@ -108,6 +110,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     var sackReporter = SACKReporter()
     /// Bytes sent by limited transmit (RFC 3042) since the cumulative ACK last moved.
     var limitedTransmitBytes = 0
+    /// What each ACK of a fast recovery lets go (RFC 6937 PRR-SSRB).
+    var proportionalRateReduction = ProportionalRateReduction()
     /// The outstanding tail loss probe: the SND.NXT after it (`tailLossProbeRetransmitted` says
     /// whether it was a retransmission).
     var tailLossProbeEnd: SequenceNumber?

@@ -18,6 +18,10 @@ extension TCPControlBlock {
             // An existential keeps a value of more than three words in a box of its own.
             let size = controllerSize(type(of: connection.congestionControl))
             if size > 3 * MemoryLayout<Int>.size { connectionStorage += 16 + size }
+            // CUBIC's curve state, once the connection has made its own.
+            if let cubic = connection.congestionControl as? Cubic, let state = cubic.ownedStateObject {
+                connectionStorage += HeapFootprint.of(state)
+            }
         }
         return [
             FootprintItem("TCP control block (with the connection value)", HeapFootprint.of(block)),

@@ -258,7 +258,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         buffer.lock.unlock()
         withExtendedLifetime(idleStorage) {}
         wakes.publishAll()
-        buffer.observers.notify()
+        buffer.observers?.notify()
     }
 
     private func deliver(_ payloads: [ByteSlice], _ block: TCPControlBlock) {
@@ -279,7 +279,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         buffer.collectSatisfiedLocked(into: &wakes)
         buffer.lock.unlock()
         wakes.publishAll()
-        buffer.observers.notify()
+        buffer.observers?.notify()
         statistics.bytesReceived &+= total
     }
 

@@ -72,8 +72,8 @@ final class CongestionControlTests: XCTestCase {
             XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 14_600, "\(algorithm)")
             XCTAssertFalse(harness.connection.windowValidation.isValidated(congestionWindow: 14_600))
             if let cubic = harness.connection.congestionControl as? Cubic {
-                // The samples carry the connection's smoothed RTT (10 ms each time: SRTT stays 10 ms).
-                XCTAssertEqual(cubic.smoothedRTT, 10 * milliseconds)
+                // An unused window needs none of CUBIC's state beyond the window: none is made.
+                XCTAssertFalse(cubic.ownsState)
                 XCTAssertEqual(harness.connection.retransmissionTimeout.smoothedRTT, 10 * milliseconds)
             }
             // A bulk write: ten segments go out at once, and their ACKs grow the window again.
@@ -84,6 +84,12 @@ final class CongestionControlTests: XCTestCase {
                 harness.receive(peer(.ack, 5001, next))
             }
             XCTAssertEqual(harness.connection.congestionControl.congestionWindow, 29_200, "\(algorithm)")
+            if let cubic = harness.connection.congestionControl as? Cubic {
+                // Now it keeps the smoothed RTT the samples carry, the connection's.
+                XCTAssertTrue(cubic.ownsState)
+                XCTAssertEqual(cubic.smoothedRTT, harness.connection.retransmissionTimeout.smoothedRTT)
+                XCTAssertGreaterThan(cubic.smoothedRTT, 0)
+            }
         }
     }
 

@@ -245,6 +245,35 @@ final class CubicTests: XCTestCase {
         XCTAssertEqual(slow.congestionWindow, 10_000, "no slow-start growth either")
     }
 
+    /// CUBIC sits inline in the connection's existential (three words) and makes its state box only
+    /// when its window is first in use or congestion first met: an idle connection has none. A copy
+    /// (a recovery's undo) shares the box, and a change to one leaves the other as it was.
+    func testStateIsMadeOnlyWhenFirstNeededAndCopiedOnWrite() {
+        XCTAssertLessThanOrEqual(MemoryLayout<Cubic>.size, 3 * MemoryLayout<Int>.size)
+        var cubic = Cubic(maximumSegmentSize: mss)
+        cubic.start(maximumSegmentSize: mss)
+        ack(&cubic, bytes: 100, at: 0, validated: false)
+        XCTAssertFalse(cubic.ownsState, "an unused window needs no state")
+        XCTAssertEqual(cubic.hyStart?.phase, .slowStart)
+        var plain = Cubic(maximumSegmentSize: mss, hyStart: false)
+        ack(&plain, bytes: 2000, at: 0)
+        XCTAssertEqual(plain.congestionWindow, 12_000)
+        XCTAssertFalse(plain.ownsState, "plain slow start moves the window alone")
+        ack(&cubic, bytes: 2000, at: 0)
+        XCTAssertTrue(cubic.ownsState, "HyStart++ counts the round from the first ACK in use")
+        XCTAssertEqual(cubic.hyStart?.windowEnd, SequenceNumber(0))
+        let saved = cubic
+        XCTAssertTrue(saved.ownedStateObject === cubic.ownedStateObject)
+        cubic.enterRecovery(flightSize: 20_000, maximumSegmentSize: mss, now: seconds)
+        XCTAssertFalse(saved.ownedStateObject === cubic.ownedStateObject)
+        XCTAssertEqual(saved.hyStart?.phase, .slowStart)
+        XCTAssertEqual(saved.maximumWindow, 0)
+        XCTAssertEqual(cubic.hyStart?.phase, .finished)
+        XCTAssertEqual(cubic.maximumWindow, 12_000)
+        XCTAssertNotEqual(saved, cubic)
+        XCTAssertEqual(saved, saved)
+    }
+
     func testHostileInputsNeverTrap() {
         for mss in [Int.min, -1, 0, 1, 1460, Int.max] {
             var cubic = Cubic(maximumSegmentSize: mss)

@@ -75,6 +75,36 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.connection.fastRetransmitCount, 1)
     }
 
+    func testRescueRetransmissionRepairsALostTailWithoutATimeout() {
+        // RFC 6675: ten segments, nothing more queued; segment 1 is lost, and so are 8 and 9, the tail.
+        var harness = Self.sackSender(.rfc6675, queued: 10)
+        let start = Self.start
+        func ack(_ header: TCPHeader) -> [Wire] {
+            harness.now += 1 * milliseconds
+            harness.receive(header)
+            return harness.sent
+        }
+        XCTAssertEqual(ack(Self.sack(start(1))), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<3])), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<4])), [])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<5])), [Self.data(1)])
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<6])), [])
+        // PRR-SSRB lets half a segment go: nothing.
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<7])), [])
+        // Now a whole one. Nothing is lost by IsLost, no new data waits, and no hole lies below the
+        // highest SACK but segment 1's (resent): NextSeg rule 4 rescues the tail, segment 9.
+        XCTAssertEqual(ack(Self.sack(start(1), [2..<8])), [Self.data(9, [.ack, .psh])])
+        // Segment 1's resend arrives: a partial ACK. The one rescue of this recovery has gone.
+        XCTAssertEqual(ack(Self.sack(start(8))), [])
+        // The rescued 9 arrives: 8 is a hole below the highest SACK, which rule 3 resends.
+        XCTAssertEqual(ack(Self.sack(start(8), [9..<10])), [Self.data(8)])
+        XCTAssertEqual(ack(Self.sack(start(10))), [])
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        XCTAssertNil(harness.connection.nextDeadline)
+        XCTAssertEqual(harness.connection.timeoutCount, 0)
+        XCTAssertEqual(harness.connection.retransmittedSegments, 3)
+    }
+
     func testRACKRepairsThreeLossesInOneWindowWithoutATimeout() {
         // RACK (the default): the same ten segments, 1, 4 and 7 lost.
         var harness = Self.sackSender(.rack, queued: 10)
@@ -160,21 +190,23 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(harness.sent, [Self.data(10), Self.data(11)], "slow start: ACK of one segment sends two")
         // Segments 2–4 SACKed at 20 ms: three SACKed segments and no reordering seen make RACK's
         // reordering window zero; segment 1 went before segment 4 and an RTT has passed, so it is lost.
+        // ssthresh = FlightSize (11 segments) / 2; PRR (RFC 6937) lets out half of the three segments
+        // delivered, rounded up to whole segments: the resend and one new segment.
         harness.receive(Self.sack(start(1), [2..<5]))
-        XCTAssertEqual(harness.sent, [Self.data(1)])
+        XCTAssertEqual(harness.sent, [Self.data(1), Self.data(12)])
         XCTAssertTrue(harness.connection.inFastRecovery)
         XCTAssertEqual(harness.connection.rackLostSegments, 1)
-        // ssthresh = FlightSize (11 segments) / 2.
         XCTAssertEqual(harness.connection.congestionControl.slowStartThreshold, 8030)
-        // Segments 5–11 SACKed at 22 ms leave only the resend in pipe: four new segments fit. Segments
-        // 10 and 11 went out at 20 ms too, but before the resend, so they do not make it lost.
+        // Segments 5–11 SACKed at 22 ms leave the resend and 12 in pipe, below ssthresh: PRR-SSRB
+        // fills it up to ssthresh in whole segments, three. Segments 10 and 11 went out at 20 ms
+        // too, but before the resend, so they do not make it lost.
         harness.now = 22 * milliseconds
         harness.receive(Self.sack(start(1), [2..<12]))
-        XCTAssertEqual(harness.sent, (12..<16).map { Self.data($0) })
+        XCTAssertEqual(harness.sent, (13..<16).map { Self.data($0) })
         XCTAssertNil(harness.connection.deadline(of: .reorderTimeout))
-        // Segment 12 (sent at 22 ms) is SACKed at 32 ms but segment 1's resend (20 ms) is not: RACK
-        // marks the retransmission lost and sends it again, with no timeout; pipe (1, 13–15) leaves
-        // room for one more new segment.
+        // Segment 12 (sent at 20 ms, after the resend) is SACKed at 32 ms but segment 1's resend is
+        // not: RACK marks the retransmission lost and sends it again, with no timeout; pipe (13–15)
+        // leaves room up to ssthresh for one more new segment.
         harness.now = 32 * milliseconds
         harness.receive(Self.sack(start(1), [2..<13]))
         XCTAssertEqual(harness.sent, [Self.data(1), Self.data(16)])

@@ -27,12 +27,13 @@ final class TCPMemoryTests: XCTestCase {
         print(LoopbackConnectionScale.describe(report))
         XCTAssertEqual(report.mismatches, 0, "every connection accepted and its bytes exact both ways")
         XCTAssertEqual(report.socketsHoldingChunks, 0, "an idle socket holds no chunk")
-        // Per idle socket, its (empty) buffers aside: about 2.1 KB now (2,066 B alone, up to ~2,150
-        // after other suites in the same process, malloc's size classes moving with its state),
-        // over issue 10's 2 KiB target since the SACK scoreboard, RACK and CUBIC state joined the
-        // connection; this bounds it so that it does not grow unnoticed. The whole heap the run
-        // grew by, tables and timers included, at most 4 KiB per socket.
-        XCTAssertLessThanOrEqual(report.footprintBytesPerSocket - report.bufferBytesPerSocket, 2240)
+        // Per idle socket, its (empty) buffers aside: about 1.75 KB now (1,768 B alone; malloc's size
+        // classes move a little with its state when other suites ran first), within issue 10's
+        // 2 KiB: the readiness observers are made by a socket's first poller registration and
+        // CUBIC's curve state by the first window in use or congestion, neither of which an idle
+        // connection that exchanged a few bytes has met. The whole heap the run grew by, tables
+        // and timers included, at most 4 KiB per socket.
+        XCTAssertLessThanOrEqual(report.footprintBytesPerSocket - report.bufferBytesPerSocket, 2048)
         XCTAssertLessThanOrEqual(report.bufferBytesPerSocket, 1024)
         XCTAssertLessThanOrEqual(report.heapBytesPerConnection, 2 * 4096, "heap per connection (two sockets)")
     }
@@ -82,6 +83,16 @@ final class TCPMemoryTests: XCTestCase {
                 XCTAssertLessThanOrEqual(buffer.lock.withLock { buffer.chain.slices.capacity }, 4)
             }
         }
+        // The sender's window grew, so CUBIC made its state: idle again, it is still within 2 KiB
+        // beside its empty buffers.
+        XCTAssertGreaterThan(try client.tcpInfo().congestionWindow, 10 * 1460)
+        let items =
+            client.core.footprint + [FootprintItem("NetSocket handle", HeapFootprint.of(client))]
+            + TCPControlBlock.footprint(of: client.core)
+        let buffers = client.core.receiveBuffer.footprint + client.core.sendBuffer.footprint
+        let objects = items.reduce(0) { $0 + $1.bytes } - buffers
+        print("idle sender after a bulk transfer: \(objects) B beside its buffers: \(items)")
+        XCTAssertLessThanOrEqual(objects, 2048)
         client.close()
         server.close()
         listener.close()
