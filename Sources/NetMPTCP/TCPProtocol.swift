@@ -173,8 +173,15 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                 to: host, from: block.localAddress.isUnspecified ? nil : block.localAddress)
         else { throw .networkUnreachable }
         let local = block.localAddress.isUnspecified ? hop.source : block.localAddress
+        // An ephemeral port whose tuple hashes to this thread, if one is near: no move.
+        let threadCount = threads.count
         let key = try tables.reserveConnection(
-            localAddress: local, localPort: block.localPort, remoteAddress: host, remotePort: port)
+            localAddress: local, localPort: block.localPort, remoteAddress: host, remotePort: port
+        ) { candidate in
+            threads[
+                inet.threadIndex(source: host, destination: local, sourcePort: port, destinationPort: candidate)
+                    % threadCount] === here
+        }
         block.key = key
         block.hop = hop
         block.localAddress = local

@@ -72,8 +72,10 @@ final class TCPTables: @unchecked Sendable {
 
     /// Reserves the tuple of an active open. With `localPort` 0 the port is chosen per RFC 6056
     /// (algorithm 3) among ports no binding holds and that this destination does not use.
+    /// `preferred` picks among free ports (the ones whose tuple hashes to the caller's thread).
     func reserveConnection(
-        localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16
+        localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16,
+        preferred: (UInt16) -> Bool = { _ in true }
     ) throws(NetError) -> TCPConnectionKey {
         try lock.withLock { () throws(NetError) -> TCPConnectionKey in
             func key(_ port: UInt16) -> TCPConnectionKey {
@@ -86,8 +88,9 @@ final class TCPTables: @unchecked Sendable {
                 return key(localPort)
             }
             let chosen = selector.choose(
-                localAddress: .ipv4(localAddress), remoteAddress: .ipv4(remoteAddress), remotePort: remotePort
-            ) { candidate in bound[candidate] != nil || tuples.contains(key(candidate)) }
+                localAddress: .ipv4(localAddress), remoteAddress: .ipv4(remoteAddress), remotePort: remotePort,
+                inUse: { candidate in bound[candidate] != nil || tuples.contains(key(candidate)) },
+                preferred: preferred)
             guard let chosen, insertLocked(key(chosen)) else { throw .addressNotAvailable }
             return key(chosen)
         }
