@@ -279,9 +279,15 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     public func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
         if isCurrent { return try body() }
         if allowsDirectDispatch && beginDirectDispatch() {
-            let result = Result(catching: body)
-            endDirectDispatch()
-            return try result.get()
+            // No Result here: in this unspecialised generic its metadata is a runtime look-up.
+            do {
+                let value = try body()
+                endDirectDispatch()
+                return value
+            } catch {
+                endDirectDispatch()
+                throw error
+            }
         }
         if mode == .driven {
             var result: Result<T, NetError>?
