@@ -266,8 +266,11 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             }
             swap(&incoming, &batch)
             portLock.unlock()
-            rounds += 1
-            _ = runBatch()
+            // A round of a message or two is this request's own echo (a loopback segment, a
+            // handshake step): go on. A bigger one is other senders' work queued meanwhile:
+            // after it, leave the rest to the owner, which runs beside this thread.
+            let ran = runBatch()
+            rounds = ran > ProtocolThread.dispatchOwnWork ? ProtocolThread.dispatchRoundLimit : rounds + 1
         }
         netmp_set_current_context(nil)
         if mustWake { netmp_parker_unpark(parker) }
@@ -275,6 +278,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     /// Batches a dispatcher runs at most before it leaves the rest to the owner.
     static let dispatchRoundLimit = 8
+    /// The largest batch a dispatcher takes as its own request's follow-up.
+    static let dispatchOwnWork = 2
 
     public func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
         if isCurrent { return try body() }
@@ -399,9 +404,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         netmp_set_current_context(contextPointer)
         defer { netmp_set_current_context(nil) }
         while true {
-            // Nil: a user thread runs as the owner now and drains the port before it leaves,
-            // so this thread is as good as idle.
-            if let count = ownerTurn(), count > 0 { continue }
+            // Nil: a user thread runs as the owner now and drains the port before it leaves (or
+            // wakes this thread for what is left): park at once rather than spin beside it.
+            guard let count = ownerTurn() else {
+                if parkWhileDispatching() { return }
+                continue
+            }
+            if count > 0 { continue }
             let calibration = SpinCalibration.measured
             let rounds = calibration.rounds(for: idleSpinBudget)
             let yieldEvery = Swift.max(1, calibration.rounds(for: SpinPolicy.protocolThreadYieldNanoseconds))
@@ -445,6 +454,33 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
                 portLock.withLock { isParked = false }
             }
         }
+    }
+
+    /// Parks while a dispatcher holds the token (it wakes this thread for left-over work, a
+    /// stop or an earlier timer); true when the thread has stopped.
+    private func parkWhileDispatching() -> Bool {
+        portLock.lock()
+        guard isDispatching else {
+            let stop = isStopped && incoming.isEmpty && !tokenHeld
+            portLock.unlock()
+            return stop
+        }
+        let deadline = clock.isManual ? Int64.max : publishedDeadline
+        let timeout = deadline == Int64.max ? -1 : deadline &- clock.nanoseconds
+        let park = deadline == Int64.max || timeout > 0
+        if park {
+            isParked = true
+            parkedUntil = deadline
+        }
+        portLock.unlock()
+        if park {
+            _ = netmp_parker_park(parker, 0, timeout)
+            parkWakeups.add(1, ordering: .relaxed)
+            portLock.withLock { isParked = false }
+        } else {
+            OSThread.yieldNow()
+        }
+        return false
     }
 
     /// Yields the CPU; returns how long that took (more than a system call: others ran).
