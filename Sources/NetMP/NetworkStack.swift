@@ -35,13 +35,19 @@ public final class NetworkStack: Sendable {
         public var seed: UInt64
         /// The IPv4 layer's tunables (forwarding, ARP, reassembly, ICMP rate).
         public var inet: InetSettings
+        /// Lets a user thread run a request itself as the owner when the owner thread is idle
+        /// and its port empty (FreeBSD netisr's hybrid dispatch), saving the hand-off; the
+        /// dedicated mode only.
+        public var directDispatch: Bool
 
         public init(
             threadCount: Int = OSThread.cpuCount, clock: any NetClock = SystemClock(),
             mode: ProtocolThread.Mode = .dedicated, pinThreads: Bool = false,
             localSocketsOnProtocolThreads: Bool = false,
-            seed: UInt64 = UInt64.random(in: 0...UInt64.max), inet: InetSettings = InetSettings()
+            seed: UInt64 = UInt64.random(in: 0...UInt64.max), inet: InetSettings = InetSettings(),
+            directDispatch: Bool = true
         ) {
+            self.directDispatch = directDispatch
             self.threadCount = threadCount
             self.clock = clock
             self.mode = mode
@@ -66,7 +72,8 @@ public final class NetworkStack: Sendable {
         let threads = (0..<count).map { index in
             ProtocolThread(
                 index: index, clock: configuration.clock, mode: configuration.mode,
-                pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil)
+                pinToCPU: configuration.pinThreads ? index % OSThread.cpuCount : nil,
+                directDispatch: configuration.directDispatch)
         }
         self.threads = threads
         clock = configuration.clock

@@ -27,6 +27,13 @@ package enum PortMessage {
 /// It drains its whole port on each wake-up in batches of at most `batchLimit` messages,
 /// spins briefly when idle, then parks; a sender wakes it only if it is parked, so it is woken
 /// at most once per batch.
+///
+/// Direct dispatch (FreeBSD netisr's hybrid policy): a user thread whose message finds the port
+/// empty and no one running as the owner takes the run token, runs the message itself as the
+/// owner, then everything that message queued here (a loopback segment, a timer's work), and
+/// hands the token back. The owner takes the same token for each of its turns, so one thread
+/// at a time acts as the owner and the port's order holds; a parked owner stays parked unless
+/// work is left over or a timer now falls due before the deadline it parked for.
 public final class ProtocolThread: MessagePort, @unchecked Sendable {
     public enum Mode: Sendable {
         /// Runs on its own OS thread.
@@ -62,6 +69,17 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     @exclusivity(unchecked) private var incoming = ContiguousArray<PortMessage>()  // under portLock
     private var isParked = false  // under portLock
     private var isStopped = false  // under portLock
+    /// The run token: some thread acts as the owner now (its own OS thread or a dispatcher).
+    private var tokenHeld = false  // under portLock
+    /// The token is held by a direct dispatcher, which drains what is queued before it leaves.
+    private var isDispatching = false  // under portLock
+    /// The deadline the parked owner sleeps until (its earliest timer then), or `Int64.max`.
+    private var parkedUntil = Int64.max  // under portLock
+    /// The earliest timer as the last holder of the run token left it, or `Int64.max`: the
+    /// owner parks on it without taking the token (a dispatcher wakes it if it arms earlier).
+    private var publishedDeadline = Int64.max  // under portLock
+    /// Whether user threads may run this thread's messages themselves (dedicated mode only).
+    public let allowsDirectDispatch: Bool
     private let hasWork = Atomic<Bool>(false)
     private let parker: UnsafeMutablePointer<netmp_parker>
     private var osThread: OSThread?
@@ -83,6 +101,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// Messages handled so far, and times the thread woke from a park (for statistics).
     public let messagesHandled = Atomic<Int>(0)
     public let parkWakeups = Atomic<Int>(0)
+    /// Messages a user thread ran itself as the owner (direct dispatch).
+    public let directDispatches = Atomic<Int>(0)
 
     private let ownerPad = CacheLinePad()
     /// How long a thread waiting for this thread's reply spins first (adapted per wait by the
@@ -94,11 +114,16 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// message must wake it.
     package var isParked_forTesting: Bool { portLock.withLock { isParked } }
 
-    /// Creates a protocol thread; a dedicated one starts its OS thread now.
-    public init(index: Int, clock: any NetClock, mode: Mode = .dedicated, pinToCPU cpu: Int? = nil) {
+    /// Creates a protocol thread; a dedicated one starts its OS thread now. `directDispatch`
+    /// lets user threads run its messages themselves when it is idle (ignored when driven).
+    public init(
+        index: Int, clock: any NetClock, mode: Mode = .dedicated, pinToCPU cpu: Int? = nil,
+        directDispatch: Bool = true
+    ) {
         self.index = index
         self.clock = clock
         self.mode = mode
+        allowsDirectDispatch = directDispatch && mode == .dedicated
         parker = .allocate(capacity: 1)
         netmp_parker_init(parker)
         incoming.reserveCapacity(256)
@@ -152,9 +177,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             return false
         }
         incoming.append(message)
-        let mustWake = isParked
-        isParked = false
-        hasWork.store(true, ordering: .relaxed)
+        // A dispatcher drains the port before it gives the token back: no wake, no signal.
+        let mustWake = isParked && !isDispatching
+        if mustWake { isParked = false }
+        if !isDispatching { hasWork.store(true, ordering: .relaxed) }
         portLock.unlock()
         if mustWake { netmp_parker_unpark(parker) }
         return true
@@ -162,17 +188,112 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     @discardableResult
     public func send(_ message: @escaping @Sendable () -> Void) -> Bool {
-        enqueue(.closure(message))
+        if allowsDirectDispatch && beginDirectDispatch() {
+            message()
+            endDirectDispatch()
+            return true
+        }
+        return enqueue(.closure(message))
     }
 
     /// Posts an embedded message (no allocation).
     @discardableResult
     public func post(_ message: any EmbeddedMessage) -> Bool {
+        if allowsDirectDispatch && beginDirectDispatch() {
+            message.handle()
+            endDirectDispatch()
+            return true
+        }
+        return enqueue(.embedded(message))
+    }
+
+    /// Queues `message` without running it on the caller's thread (for a caller that holds a
+    /// lock the message may take).
+    @discardableResult
+    package func sendQueued(_ message: @escaping @Sendable () -> Void) -> Bool {
+        enqueue(.closure(message))
+    }
+
+    /// Queues `message` without running it on the caller's thread.
+    @discardableResult
+    package func postQueued(_ message: any EmbeddedMessage) -> Bool {
         enqueue(.embedded(message))
     }
 
+    // MARK: Direct dispatch
+
+    /// Takes the run token for the calling user thread if the owner is idle and its port empty;
+    /// the caller then runs as the owner and must call `endDirectDispatch()`. False (nothing
+    /// taken) from a protocol thread, in the driven mode, or when the token is busy.
+    package func beginDirectDispatch() -> Bool {
+        guard allowsDirectDispatch, netmp_current_context() == nil else { return false }
+        portLock.lock()
+        guard !tokenHeld, !isStopped, incoming.isEmpty else {
+            portLock.unlock()
+            return false
+        }
+        tokenHeld = true
+        isDispatching = true
+        portLock.unlock()
+        netmp_set_current_context(contextPointer)
+        directDispatches.add(1, ordering: .relaxed)
+        messagesHandled.add(1, ordering: .relaxed)
+        // The timers due by now run first, as at the start of the owner's own turn.
+        runDueTimers()
+        return true
+    }
+
+    /// Runs what the dispatched work queued here (bounded), then hands the token back; wakes
+    /// the parked owner only if work is left or a timer is now due before its park deadline.
+    package func endDirectDispatch() {
+        runEndOfBatch()
+        var rounds = 0
+        var mustWake = false
+        while true {
+            // Still the owner here: the timers may be read.
+            let earliest = timers.nextDeadline() ?? Int64.max
+            portLock.lock()
+            if incoming.isEmpty || rounds == ProtocolThread.dispatchRoundLimit {
+                let leftOver = !incoming.isEmpty
+                if leftOver { hasWork.store(true, ordering: .relaxed) }
+                tokenHeld = false
+                isDispatching = false
+                publishedDeadline = earliest
+                mustWake = isParked && (leftOver || isStopped || earliest < parkedUntil)
+                if mustWake { isParked = false }
+                portLock.unlock()
+                break
+            }
+            swap(&incoming, &batch)
+            portLock.unlock()
+            // A round of a message or two is this request's own echo (a loopback segment, a
+            // handshake step): go on. A bigger one is other senders' work queued meanwhile:
+            // after it, leave the rest to the owner, which runs beside this thread.
+            let ran = runBatch()
+            rounds = ran > ProtocolThread.dispatchOwnWork ? ProtocolThread.dispatchRoundLimit : rounds + 1
+        }
+        netmp_set_current_context(nil)
+        if mustWake { netmp_parker_unpark(parker) }
+    }
+
+    /// Batches a dispatcher runs at most before it leaves the rest to the owner.
+    static let dispatchRoundLimit = 8
+    /// The largest batch a dispatcher takes as its own request's follow-up.
+    static let dispatchOwnWork = 2
+
     public func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
         if isCurrent { return try body() }
+        if allowsDirectDispatch && beginDirectDispatch() {
+            // No Result here: in this unspecialised generic its metadata is a runtime look-up.
+            do {
+                let value = try body()
+                endDirectDispatch()
+                return value
+            } catch {
+                endDirectDispatch()
+                throw error
+            }
+        }
         if mode == .driven {
             var result: Result<T, NetError>?
             let slot = UnsafeSendableBox { (value: Result<T, NetError>) in result = value }
@@ -224,6 +345,33 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         swap(&incoming, &batch)
         hasWork.store(false, ordering: .relaxed)
         portLock.unlock()
+        return runBatch()
+    }
+
+    /// One turn of the dedicated owner holding the run token: due timers, then the port. Nil
+    /// when a dispatcher holds the token (it drains the port itself).
+    private func ownerTurn() -> Int? {
+        portLock.lock()
+        if tokenHeld {
+            portLock.unlock()
+            return nil
+        }
+        tokenHeld = true
+        swap(&incoming, &batch)
+        hasWork.store(false, ordering: .relaxed)
+        portLock.unlock()
+        runDueTimers()
+        let count = runBatch()
+        let earliest = timers.nextDeadline() ?? Int64.max
+        portLock.lock()
+        tokenHeld = false
+        publishedDeadline = earliest
+        portLock.unlock()
+        return count
+    }
+
+    /// Runs the messages in `batch` (taken from the port); returns how many ran.
+    private func runBatch() -> Int {
         let count = batch.count
         if count == 0 { return 0 }
         // The clock is read after the batch was taken: a message queued after its sender moved
@@ -256,8 +404,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         netmp_set_current_context(contextPointer)
         defer { netmp_set_current_context(nil) }
         while true {
-            runDueTimers()
-            if drainPort() > 0 { continue }
+            // Nil: a user thread runs as the owner now and drains the port before it leaves (or
+            // wakes this thread for what is left): park at once rather than spin beside it.
+            guard let count = ownerTurn() else {
+                if parkWhileDispatching() { return }
+                continue
+            }
+            if count > 0 { continue }
             let calibration = SpinCalibration.measured
             let rounds = calibration.rounds(for: idleSpinBudget)
             let yieldEvery = Swift.max(1, calibration.rounds(for: SpinPolicy.protocolThreadYieldNanoseconds))
@@ -283,15 +436,16 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             idleSpinBudget = SpinCalibration.adaptedBudget(
                 idleSpinBudget, after: outcome, within: calibration.protocolThreadBounds)
             if caught { continue }
-            var timeout: Int64 = -1
-            if !clock.isManual, let deadline = timers.nextDeadline() {
-                timeout = deadline - clock.nanoseconds
-                if timeout <= 0 { continue }
-            }
             portLock.lock()
-            let stop = isStopped && incoming.isEmpty
-            let park = !stop && incoming.isEmpty
-            if park { isParked = true }
+            let deadline = clock.isManual ? Int64.max : publishedDeadline
+            let timeout = deadline == Int64.max ? -1 : deadline &- clock.nanoseconds
+            let stop = isStopped && incoming.isEmpty && !tokenHeld
+            // A deadline already passed: take a turn (its timers) instead.
+            let park = !stop && incoming.isEmpty && (deadline == Int64.max || timeout > 0)
+            if park {
+                isParked = true
+                parkedUntil = deadline
+            }
             portLock.unlock()
             if stop { return }
             if park {
@@ -300,6 +454,33 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
                 portLock.withLock { isParked = false }
             }
         }
+    }
+
+    /// Parks while a dispatcher holds the token (it wakes this thread for left-over work, a
+    /// stop or an earlier timer); true when the thread has stopped.
+    private func parkWhileDispatching() -> Bool {
+        portLock.lock()
+        guard isDispatching else {
+            let stop = isStopped && incoming.isEmpty && !tokenHeld
+            portLock.unlock()
+            return stop
+        }
+        let deadline = clock.isManual ? Int64.max : publishedDeadline
+        let timeout = deadline == Int64.max ? -1 : deadline &- clock.nanoseconds
+        let park = deadline == Int64.max || timeout > 0
+        if park {
+            isParked = true
+            parkedUntil = deadline
+        }
+        portLock.unlock()
+        if park {
+            _ = netmp_parker_park(parker, 0, timeout)
+            parkWakeups.add(1, ordering: .relaxed)
+            portLock.withLock { isParked = false }
+        } else {
+            OSThread.yieldNow()
+        }
+        return false
     }
 
     /// Yields the CPU; returns how long that took (more than a system call: others ran).

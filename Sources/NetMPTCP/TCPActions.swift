@@ -56,8 +56,9 @@ public struct TCPActions<Payload: TCPPayload> {
 
     /// Forgets the last event's actions, keeping array storage.
     public mutating func clear() {
-        segments.removeAll(keepingCapacity: true)
-        delivered.removeAll(keepingCapacity: true)
+        // Most events send or deliver nothing: skip the generic removal when there is none.
+        if !segments.isEmpty { segments.removeAll(keepingCapacity: true) }
+        if !delivered.isEmpty { delivered.removeAll(keepingCapacity: true) }
         acknowledgedBytes = 0
         established = false
         endOfStream = false

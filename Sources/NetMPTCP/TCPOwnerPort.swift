@@ -22,16 +22,24 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     func migrate(to target: ProtocolThread, _ message: @escaping @Sendable () -> Void) -> Bool {
         lock.lock()
         current = target
-        let queued = target.send(message)
+        let queued = target.sendQueued(message)
         lock.unlock()
         return queued
     }
 
+    /// A message runs on the caller's thread (direct dispatch) only outside `lock`, which it may
+    /// take; holding the owner's run token, the owner cannot move (only the owner moves it).
     @discardableResult
     package func send(_ message: @escaping @Sendable () -> Void) -> Bool {
         lock.lock()
         let target = current
-        let queued = target.send { [self] in
+        if target.beginDirectDispatch() {
+            lock.unlock()
+            message()
+            target.endDirectDispatch()
+            return true
+        }
+        let queued = target.sendQueued { [self] in
             if thread === target { message() } else { send(message) }
         }
         lock.unlock()
@@ -41,7 +49,14 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     @discardableResult
     package func post(_ message: any EmbeddedMessage) -> Bool {
         lock.lock()
-        let queued = current.post(message)
+        let target = current
+        if target.beginDirectDispatch() {
+            lock.unlock()
+            message.handle()
+            target.endDirectDispatch()
+            return true
+        }
+        let queued = target.postQueued(message)
         lock.unlock()
         return queued
     }

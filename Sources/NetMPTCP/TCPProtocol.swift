@@ -175,8 +175,20 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                 to: host, from: block.localAddress.isUnspecified ? nil : block.localAddress)
         else { throw .networkUnreachable }
         let local = block.localAddress.isUnspecified ? hop.source : block.localAddress
-        let key = try tables.reserveConnection(
-            localAddress: local, localPort: block.localPort, remoteAddress: host, remotePort: port)
+        // An ephemeral port whose tuple hashes to this thread, if one is near: no move. Over
+        // loopback a TIME_WAIT record of this thread may give its tuple up (Linux's
+        // tcp_tw_reuse default), or a fast connect loop runs out of ports in 2 MSL.
+        let threadCount = threads.count
+        let toSelf = host.isLoopback || host == local
+        let (key, reclaimed) = try tables.reserveConnection(
+            localAddress: local, localPort: block.localPort, remoteAddress: host, remotePort: port,
+            preferred: { candidate in
+                threads[
+                    inet.threadIndex(source: host, destination: local, sourcePort: port, destinationPort: candidate)
+                        % threadCount] === here
+            },
+            reclaimable: { candidate in toSelf && here.mayReclaimTimeWait(candidate) })
+        let replaced = reclaimed ? here.timeWaits.removeValue(forKey: key) : nil
         block.key = key
         block.hop = hop
         block.localAddress = local
@@ -187,7 +199,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let (settings, mtu) = connectionSettings(block, hop: hop)
         var connection = TCPConnection<ByteSlice>(
             configuration: settings, localPort: key.localPort, remotePort: port,
-            initialSequenceNumber: sequenceNumbers.initialSequenceNumber(for: key, now: here.now), routeMTU: mtu)
+            initialSequenceNumber: initialSequenceNumber(for: key, replacing: replaced, now: here.now), routeMTU: mtu)
         connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
         connection.shareConfiguration(through: &here.sharedConfiguration)
         block.connection = connection
@@ -209,6 +221,14 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             block.home = target
             if !block.port.migrate(to: target.thread, start) { throw .shutdown }
         }
+    }
+
+    /// The ISN of an active open; past everything a TIME_WAIT it replaces sent.
+    private func initialSequenceNumber(
+        for key: TCPConnectionKey, replacing timeWait: TCPTimeWait?, now: Int64
+    ) -> SequenceNumber {
+        let proposed = sequenceNumbers.initialSequenceNumber(for: key, now: now)
+        return timeWait?.initialSequenceNumber(replacing: proposed) ?? proposed
     }
 
     /// A SYN for `listener` arrived on `thread` (its tuple's): the child is born owned there, with

@@ -23,6 +23,11 @@ final class TCPTables: @unchecked Sendable {
 
     init(key: TCPSecretKey) { selector = EphemeralPortSelector(key: key) }
 
+    /// Narrows the ephemeral range (tests that exhaust it).
+    func setEphemeralRange(_ range: ClosedRange<UInt16>) {
+        lock.withLock { selector = EphemeralPortSelector(key: selector.key, range: range) }
+    }
+
     private static func overlaps(_ a: IPv4Address, _ b: IPv4Address) -> Bool {
         a == b || a.isUnspecified || b.isUnspecified
     }
@@ -72,10 +77,14 @@ final class TCPTables: @unchecked Sendable {
 
     /// Reserves the tuple of an active open. With `localPort` 0 the port is chosen per RFC 6056
     /// (algorithm 3) among ports no binding holds and that this destination does not use.
+    /// `preferred` picks among free ports (the ones whose tuple hashes to the caller's thread).
+    /// A tuple `reclaimable` accepts (the caller's own TIME_WAIT record it may end) counts as
+    /// free; its reservation passes to the new connection, and `reclaimed` says so.
     func reserveConnection(
-        localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16
-    ) throws(NetError) -> TCPConnectionKey {
-        try lock.withLock { () throws(NetError) -> TCPConnectionKey in
+        localAddress: IPv4Address, localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16,
+        preferred: (UInt16) -> Bool = { _ in true }, reclaimable: (TCPConnectionKey) -> Bool = { _ in false }
+    ) throws(NetError) -> (key: TCPConnectionKey, reclaimed: Bool) {
+        try lock.withLock { () throws(NetError) -> (key: TCPConnectionKey, reclaimed: Bool) in
             func key(_ port: UInt16) -> TCPConnectionKey {
                 TCPConnectionKey(
                     localAddress: .ipv4(localAddress), localPort: port, remoteAddress: .ipv4(remoteAddress),
@@ -83,13 +92,18 @@ final class TCPTables: @unchecked Sendable {
             }
             if localPort != 0 {
                 guard insertLocked(key(localPort)) else { throw .addressInUse }
-                return key(localPort)
+                return (key(localPort), false)
             }
             let chosen = selector.choose(
-                localAddress: .ipv4(localAddress), remoteAddress: .ipv4(remoteAddress), remotePort: remotePort
-            ) { candidate in bound[candidate] != nil || tuples.contains(key(candidate)) }
-            guard let chosen, insertLocked(key(chosen)) else { throw .addressNotAvailable }
-            return key(chosen)
+                localAddress: .ipv4(localAddress), remoteAddress: .ipv4(remoteAddress), remotePort: remotePort,
+                inUse: { candidate in
+                    bound[candidate] != nil || (tuples.contains(key(candidate)) && !reclaimable(key(candidate)))
+                },
+                preferred: preferred)
+            guard let chosen else { throw .addressNotAvailable }
+            if tuples.contains(key(chosen)) { return (key(chosen), true) }
+            guard insertLocked(key(chosen)) else { throw .addressNotAvailable }
+            return (key(chosen), false)
         }
     }
 

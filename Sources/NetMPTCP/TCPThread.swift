@@ -520,6 +520,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: TIME_WAIT
 
+    /// Whether connect may end this thread's TIME_WAIT record for `key` and take its tuple
+    /// (called under the tables' lock, on this thread): only a record that used timestamps, so
+    /// the new connection's are newer and the peer's PAWS check keeps old duplicates out.
+    func mayReclaimTimeWait(_ key: TCPConnectionKey) -> Bool {
+        thread.isCurrent && timeWaits[key]?.recentTimestamp != nil
+    }
+
     private func expireTimeWaits() {
         let time = now
         var next: Int64?

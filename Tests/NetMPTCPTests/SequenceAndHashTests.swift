@@ -87,4 +87,37 @@ final class SequenceAndHashTests: XCTestCase {
         }
         XCTAssertGreaterThan(spread.count, 15, "destinations start at keyed, scattered offsets")
     }
+
+    /// Connect's preference (a tuple that hashes to the socket's thread) picks the first free
+    /// port it accepts among the next few free ones, else the first free port.
+    func testEphemeralPortPreferenceTakesTheFirstAcceptedFreePort() {
+        let secret = TCPSecretKey(bytes: 1...16)
+        let local = TCPAddress.ipv4(IPv4Address(198, 18, 0, 1))
+        let remote = TCPAddress.ipv4(IPv4Address(198, 18, 0, 2))
+        var plain = EphemeralPortSelector(key: secret)
+        guard
+            let first = plain.choose(localAddress: local, remoteAddress: remote, remotePort: 80, inUse: { _ in false })
+        else { return XCTFail("no port") }
+        // The same search from the start, accepting only ports three past the first free one.
+        var picky = EphemeralPortSelector(key: secret)
+        let wanted = first == 65535 ? 49154 : (first == 65534 ? 49153 : first + 3)
+        let chosen = picky.choose(
+            localAddress: local, remoteAddress: remote, remotePort: 80, inUse: { $0 == first },
+            preferred: { $0 == wanted })
+        XCTAssertEqual(chosen, wanted)
+        // Nothing accepted within reach: the first free port, as without a preference.
+        var hopeless = EphemeralPortSelector(key: secret)
+        let fallback = hopeless.choose(
+            localAddress: local, remoteAddress: remote, remotePort: 80, inUse: { $0 == first },
+            preferred: { _ in false })
+        XCTAssertEqual(fallback, first == 65535 ? 49152 : first + 1)
+        // A preference accepted only past the search's reach is not found.
+        var far = EphemeralPortSelector(key: secret, range: 50000...50099)
+        let base = far.choose(localAddress: local, remoteAddress: remote, remotePort: 80, inUse: { _ in false })
+        var reach = EphemeralPortSelector(key: secret, range: 50000...50099)
+        let beyond = reach.choose(
+            localAddress: local, remoteAddress: remote, remotePort: 80, inUse: { _ in false },
+            preferred: { port in base.map { Int(port) == 50000 + (Int($0) - 50000 + 40) % 100 } ?? false })
+        XCTAssertEqual(beyond, base, "the 41st free port is past the 32 tried")
+    }
 }
