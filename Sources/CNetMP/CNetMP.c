@@ -147,6 +147,10 @@ static __thread void *current_context;
 void *netmp_current_context(void) { return current_context; }
 void netmp_set_current_context(void *context) { current_context = context; }
 
+static __thread int streaming_posts;
+int netmp_streaming_posts(void) { return streaming_posts; }
+void netmp_set_streaming_posts(int value) { streaming_posts = value; }
+
 int64_t netmp_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

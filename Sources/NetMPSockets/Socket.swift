@@ -163,6 +163,7 @@ package final class Socket: @unchecked Sendable {
         observeWaitDeadline?(deadline)
         let start = netmp_monotonic_ns()
         if deadline > 0 && start >= deadline { throw .wouldBlock }
+        ProtocolThread.callerWaited()
         let driven = owner.isDriven
         // Spin, then yield, before posting a waiter (not in the driven mode, where nothing else
         // runs meanwhile); the budget adapts to how this wait ends (`SpinCalibration.adaptedBudget`).

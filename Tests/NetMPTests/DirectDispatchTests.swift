@@ -15,7 +15,38 @@ final class DirectDispatchTests: XCTestCase {
     private func parkedThread(directDispatch: Bool = true) -> ProtocolThread {
         let thread = ProtocolThread(index: 0, clock: SystemClock(), directDispatch: directDispatch)
         while !thread.isParked_forTesting { sched_yield() }
+        // As after a socket wait: this thread's next post may dispatch (a post earlier on this
+        // test thread, with no wait since, would make it a streaming poster).
+        ProtocolThread.callerWaited()
         return thread
+    }
+
+    /// A thread posting back to back is streaming: its first post runs on it, the next goes to
+    /// the owner, which runs it beside the poster; once it has waited it may dispatch again.
+    func testAStreamingPosterIsQueuedUntilItWaits() {
+        bounded {
+            let thread = parkedThread()
+            defer { thread.stop() }
+            let caller = pthread_self()
+            let onCaller = OwnedBox<[Bool]>([])
+            let done = Atomic<Int>(0)
+            func post() {
+                thread.send {
+                    onCaller.value.append(pthread_equal(pthread_self(), caller) != 0)
+                    done.add(1, ordering: .sequentiallyConsistent)
+                }
+            }
+            post()
+            post()
+            while done.load(ordering: .sequentiallyConsistent) < 2 { sched_yield() }
+            // Idle again (its turn over, parked), so only the poster's streaming decides.
+            while !thread.isParked_forTesting { sched_yield() }
+            ProtocolThread.callerWaited()
+            post()
+            while done.load(ordering: .sequentiallyConsistent) < 3 { sched_yield() }
+            XCTAssertEqual(onCaller.value, [true, false, true])
+            XCTAssertEqual(thread.directDispatches.load(ordering: .relaxed), 2)
+        }
     }
 
     func testAMessageToAnIdleThreadRunsOnTheSendersThreadAsTheOwner() throws {
