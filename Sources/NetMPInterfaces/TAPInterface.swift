@@ -293,6 +293,9 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             if polled[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && polled[0].revents & Int16(POLLIN) == 0 {
                 return
             }
+            // The reader waited for the device: like a socket call that waited, its next batch
+            // may run on it as the owner (direct dispatch) instead of waking a parked owner.
+            ProtocolThread.callerWaited()
             while batch.count < batchSize {
                 let chunk = spare ?? pool.take(atLeast: room)
                 spare = nil
