@@ -193,7 +193,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// the owner runs them beside it (the pipeline that gives NetMP's UDP three times the
     /// kernel's rate; dispatched, it fell to 1.2 times). Synchronous calls always may dispatch:
     /// their caller waits for the answer anyway.
-    @inline(__always) private func mayDispatchPost() -> Bool {
+    @inline(__always) package func mayDispatchPost() -> Bool {
         guard allowsDirectDispatch else { return false }
         if netmp_streaming_posts() != 0 { return false }
         netmp_set_streaming_posts(1)

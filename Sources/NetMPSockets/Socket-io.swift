@@ -28,6 +28,7 @@ extension Socket {
     /// (or its end, or an error) now, else what it waits for. Lets a caller wait before it
     /// allocates, then size its array by what is there.
     package func streamReadBlocked(flags: MessageFlags, want: Int) -> Blocked? {
+        ProtocolThread.callerWaited()  // a reading thread (see `attemptStreamReceive`)
         let waitAll = flags.contains(.waitAll) && !flags.contains(.peek)
         let needed = streamReadNeed(want: Swift.max(1, want), waitAll: waitAll)
         let held = receiveBuffer.byteCount.load(ordering: .sequentiallyConsistent)
@@ -45,6 +46,9 @@ extension Socket {
     package func attemptStreamReceive(
         into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags, copied: inout Int
     ) throws(NetError) -> Blocked? {
+        // A thread that reads answers or requests, it does not stream: its next post may run
+        // as the owner (a reply that came before the read waited counts as well).
+        ProtocolThread.callerWaited()
         let buffer = receiveBuffer
         let peek = flags.contains(.peek)
         let waitAll = flags.contains(.waitAll) && !peek
@@ -171,6 +175,7 @@ extension Socket {
     package func attemptDatagramReceive<Output>(
         flags: MessageFlags, copyOut: (BufferChain) -> (Output, Int)
     ) throws(NetError) -> Result<(output: Output, receipt: DatagramReceipt), BlockedError> {
+        ProtocolThread.callerWaited()  // as for a stream read
         let buffer = receiveBuffer
         buffer.lock.lock()
         if flags.contains(.peek), let first = buffer.records.first {

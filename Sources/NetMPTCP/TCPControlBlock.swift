@@ -93,10 +93,10 @@ package final class TCPControlBlock: @unchecked Sendable {
 
     /// Posts `message` to the owner holding one reference on the socket for it, unless
     /// `pending` says it is queued already (the coalesced embedded messages).
-    func postOnce(_ message: TCPBlockMessage?, pending: borrowing Atomic<Bool>) {
+    func postOnce(_ message: TCPBlockMessage?, pending: borrowing Atomic<Bool>, queued: Bool = false) {
         guard let message, !pending.exchange(true, ordering: .sequentiallyConsistent) else { return }
         let held = Unmanaged.passUnretained(socket).retain()
-        if !port.post(message) {
+        if !(queued ? port.postQueued(message) : port.post(message)) {
             pending.store(false, ordering: .sequentiallyConsistent)
             held.release()
         }

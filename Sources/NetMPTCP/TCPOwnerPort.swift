@@ -46,11 +46,22 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
         return queued
     }
 
+    /// Queues `message` on the current owner without running it on the caller (a window
+    /// update: on no request's critical path, and dispatched it would have the reader run the
+    /// writer's output in series with its own reads).
+    @discardableResult
+    package func postQueued(_ message: any EmbeddedMessage) -> Bool {
+        lock.lock()
+        let queued = current.postQueued(message)
+        lock.unlock()
+        return queued
+    }
+
     @discardableResult
     package func post(_ message: any EmbeddedMessage) -> Bool {
         lock.lock()
         let target = current
-        if target.beginDirectDispatch() {
+        if target.mayDispatchPost() && target.beginDirectDispatch() {
             lock.unlock()
             message.handle()
             target.endDirectDispatch()

@@ -483,7 +483,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let block = block(socket)
         let total = block.unreportedReads.add(count, ordering: .sequentiallyConsistent).newValue
         if total >= block.windowUpdateThreshold.load(ordering: .relaxed) {
-            block.postOnce(block.receivedMessage, pending: block.receivedPending)
+            block.postOnce(block.receivedMessage, pending: block.receivedPending, queued: true)
         }
     }
 

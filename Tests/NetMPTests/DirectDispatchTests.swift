@@ -23,8 +23,8 @@ final class DirectDispatchTests: XCTestCase {
 
     /// A thread posting back to back is streaming: its first post runs on it, the next goes to
     /// the owner, which runs it beside the poster; once it has waited it may dispatch again.
-    func testAStreamingPosterIsQueuedUntilItWaits() {
-        bounded {
+    func testAStreamingPosterIsQueuedUntilItWaits() throws {
+        try bounded {
             let thread = parkedThread()
             defer { thread.stop() }
             let caller = pthread_self()
@@ -46,6 +46,23 @@ final class DirectDispatchTests: XCTestCase {
             while done.load(ordering: .sequentiallyConsistent) < 3 { sched_yield() }
             XCTAssertEqual(onCaller.value, [true, false, true])
             XCTAssertEqual(thread.directDispatches.load(ordering: .relaxed), 2)
+            // A read counts too (a reply may come before the read would wait): streaming again
+            // after the third post, then a read attempt on a socket, then a post runs here.
+            post()
+            while done.load(ordering: .sequentiallyConsistent) < 4 { sched_yield() }
+            while !thread.isParked_forTesting { sched_yield() }
+            let stack = NetworkStack(.init(threadCount: 1))
+            defer { stack.shutdown() }
+            guard let (a, b) = try? stack.socketPair(.stream) else { return XCTFail("no socket pair") }
+            defer {
+                a.close()
+                b.close()
+            }
+            b.isNonBlocking = true
+            XCTAssertThrowsError(try b.read(maxBytes: 1), "nothing to read")
+            post()
+            while done.load(ordering: .sequentiallyConsistent) < 5 { sched_yield() }
+            XCTAssertEqual(onCaller.value, [true, false, true, false, true])
         }
     }
 
