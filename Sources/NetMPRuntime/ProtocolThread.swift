@@ -187,8 +187,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     }
 
     /// An asynchronous post runs on the caller only when the caller is not streaming: a thread
-    /// that waited on a socket since its last post (a request and its answer, as a ping-pong's
-    /// write) saves the hand-off, while one posting back to back (a bulk writer, a datagram
+    /// that waited on or read from a socket since its last post, or a TAP reader back from its
+    /// poll (a request and its answer, as a ping-pong's write) saves the hand-off, while one posting back to back (a bulk writer, a datagram
     /// sender) would only do the owner's work in series with its own: its posts are queued, so
     /// the owner runs them beside it (the pipeline that gives NetMP's UDP three times the
     /// kernel's rate; dispatched, it fell to 1.2 times). Synchronous calls always may dispatch:
@@ -200,8 +200,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         return true
     }
 
-    /// Tells the calling thread's posts that it waited (a socket call that blocked or spun for
-    /// its condition): its next post may run as the owner again.
+    /// Tells the calling thread's posts that it waited or read (a socket wait or read, a device
+    /// poll): its next post may run as the owner again.
     public static func callerWaited() { netmp_set_streaming_posts(0) }
 
     @discardableResult

@@ -63,7 +63,7 @@ int netmp_cpu_count(void);
 void *netmp_current_context(void);
 void netmp_set_current_context(void *context);
 
-/// Whether the calling thread has posted to a protocol thread without waiting on a socket since
+/// Whether the calling thread has posted to a protocol thread without waiting or reading since
 /// (a thread-local word): such a thread is streaming, and its posts are queued, not dispatched.
 int netmp_streaming_posts(void);
 void netmp_set_streaming_posts(int value);
