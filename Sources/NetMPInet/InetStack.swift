@@ -21,6 +21,9 @@ package final class InetStack: @unchecked Sendable {
     private var current: InetConfiguration  // under configLock
     private var generation: UInt64 = 0  // under configLock
 
+    /// The interfaces that threads waiting on this stack's sockets read while they spin.
+    package let devicePolling = DevicePolling()
+
     /// Frames the dispatcher could not hand to any thread.
     let dispatchDrops = Atomic<Int>(0)
 
@@ -114,7 +117,10 @@ package final class InetStack: @unchecked Sendable {
             publishLocked()
             return (index, true)
         }
-        if added { publish() }
+        if added {
+            if interface.supportsBusyPolling { devicePolling.add(interface) }
+            publish()
+        }
         return index
     }
 

@@ -112,6 +112,9 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
 
     let inet: InetStack
 
+    /// A thread waiting on one of these sockets polls the stack's devices while it spins.
+    package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
+
     package init(inet: InetStack) { self.inet = inet }
 
     @inline(__always) private func block(_ socket: Socket) -> UDPControlBlock {

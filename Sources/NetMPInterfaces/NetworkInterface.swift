@@ -82,6 +82,23 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         fatalError("NetworkInterface.transmit must be overridden")
     }
 
+    // MARK: Busy polling
+
+    /// Whether a thread waiting on a socket may read this interface itself while it spins (a
+    /// device that a reader thread otherwise reads; see `BusyPolling` in the socket layer).
+    open var supportsBusyPolling: Bool { false }
+
+    /// A thread starts spinning on this interface: its readers stand aside until `endBusyPoll`.
+    open func beginBusyPoll() {}
+
+    /// Reads and delivers (`deliverInbound`) what is ready now, without blocking; true if a
+    /// frame was delivered.
+    open func busyPoll() -> Bool { false }
+
+    /// The spin began by `beginBusyPoll` is over; `blocking`: the thread goes to sleep, the
+    /// readers must take over at once.
+    open func endBusyPoll(blocking: Bool) {}
+
     /// Installs (or removes) the consumer of inbound batches.
     public func setReceiver(_ receiver: (@Sendable ([Frame]) -> Void)?) {
         lock.withLock { self.receiver = receiver }

@@ -23,6 +23,8 @@ public struct TAPStatistics: Sendable, Hashable {
     public var largeSegments = 0
     /// Large TCP segments written for the kernel to cut (GSO, with `largeSend`).
     public var largeSegmentsSent = 0
+    /// Frames read by threads busy-polling (`busyPolling`) rather than by the queues' readers.
+    public var busyPolledFrames = 0
 }
 
 /// A Linux TAP device (`/dev/net/tun`, Ethernet frames, no packet information).
@@ -51,8 +53,13 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     public let batchSize: Int
 
     private let descriptors: [Int32]
+    /// Each queue's receive side, shared by its reader thread and busy pollers.
+    private let receiveQueues: [ReceiveQueue]
     /// Written to (closed) to end the readers' polls.
     private let stopPipe: (read: Int32, write: Int32)
+    private let stopping = Atomic<Bool>(false)
+    /// Whether threads waiting on sockets read the queues while they spin (`busyPoll`).
+    public let busyPolling: Bool
     private var readers: [OSThread] = []  // set in init, joined in close (under closeLock)
     private let closeLock = NetLock()
     private var closed = false  // under closeLock
@@ -66,6 +73,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     private let transmitDropped = Atomic<Int>(0)
     private let largeSegments = Atomic<Int>(0)
     private let largeSegmentsSent = Atomic<Int>(0)
+    private let busyPolled = Atomic<Int>(0)
 
     /// Opens (or creates) the TAP device `name` with `queues` queues.
     ///
@@ -79,13 +87,15 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
     ///     `virtioHeader`; the stack must take IPv4 datagrams longer than the MTU (NetMP does).
     ///   - largeSend: offer TCP segmentation offload to the stack (with `virtioHeader`): large TCP
     ///     segments are written whole with a GSO virtio-net header and the kernel cuts them.
+    ///   - busyPolling: a thread that spins waiting on one of the stack's sockets reads the queues
+    ///     itself (as Linux's SO_BUSY_POLL), so an answer reaches it without a reader's wake-up.
     /// - Throws: `.permissionDenied` without CAP_NET_ADMIN, `.noSuchDevice`, `.deviceBusy`
     ///   when the queues are taken, `.invalidArgument` when the device exists with other flags
     ///   (not a multi-queue TAP), `.nameTooLong`.
     public init(
         name: String, queues: Int = 1, create: Bool = true, namespacePath: String? = nil, mtu: Int = 1500,
         hardwareAddress: MACAddress? = nil, virtioHeader: Bool = true, largeReceive: Bool = false,
-        largeSend: Bool = true,
+        largeSend: Bool = true, busyPolling: Bool = true,
         batchSize: Int = 64,
         pool: ChunkPool = .shared
     ) throws(NetError) {
@@ -123,6 +133,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             throw TAPInterface.error(errno: error)
         }
         descriptors = opened
+        receiveQueues = opened.map { ReceiveQueue(descriptor: $0, batchSize: batchSize) }
+        self.busyPolling = busyPolling
         stopPipe = (pipeEnds[0], pipeEnds[1])
         deviceName = actualName
         usesVirtioHeader = virtioHeader
@@ -136,13 +148,16 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             name: actualName, mtu: mtu, hardwareAddress: hardwareAddress ?? TAPInterface.randomHardwareAddress(),
             offloads: virtioHeader && largeSend ? [.tcpSegmentation, .scatterGather] : .scatterGather,
             needsAddressResolution: true)
-        readers = opened.enumerated().map { queue, descriptor in
+        readers = receiveQueues.enumerated().map { index, queue in
             // The reader holds the interface until `close()` joins it.
-            OSThread.start(name: "tap-\(queue)") { self.readLoop(descriptor) }
+            OSThread.start(name: "tap-\(index)") { self.readLoop(queue) }
         }
     }
 
-    deinit { zeroHeader.deallocate() }
+    deinit {
+        zeroHeader.deallocate()
+        for queue in receiveQueues { queue.release(to: pool) }
+    }
 
     public override var description: String {
         "\(deviceName) (tap, \(descriptors.count) queue\(descriptors.count == 1 ? "" : "s"), \(hardwareAddress), "
@@ -158,7 +173,8 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             receiveDrops: receiveDropped.load(ordering: .relaxed),
             transmitDrops: transmitDropped.load(ordering: .relaxed),
             largeSegments: largeSegments.load(ordering: .relaxed),
-            largeSegmentsSent: largeSegmentsSent.load(ordering: .relaxed))
+            largeSegmentsSent: largeSegmentsSent.load(ordering: .relaxed),
+            busyPolledFrames: busyPolled.load(ordering: .relaxed))
     }
 
     /// Stops the readers and closes the queues (a device the kernel made for this process
@@ -168,11 +184,20 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         let threads = closeLock.withLock { () -> [OSThread]? in
             guard !closed else { return nil }
             closed = true
+            stopping.store(true, ordering: .sequentiallyConsistent)
             _ = Glibc.close(stopPipe.write)
+            for queue in receiveQueues { netmp_parker_unpark(queue.parker) }
             return readers
         }
         guard let threads else { return }
         for thread in threads { thread.join() }
+        // A busy poller between its check of `stopping` and its read holds the queue's token:
+        // the descriptor is closed (and its number free for reuse) only once the token is ours.
+        for queue in receiveQueues {
+            while !queue.reading.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+                OSThread.yieldNow()
+            }
+        }
         for descriptor in descriptors { _ = Glibc.close(descriptor) }
         _ = Glibc.close(stopPipe.read)
     }
@@ -263,25 +288,28 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
 
     // MARK: Receive
 
-    private func readLoop(_ descriptor: Int32) {
-        let headerSize = usesVirtioHeader ? VirtioNetHeader.size : 0
-        // The longest frame: a large segment (the kernel's 64 KiB GSO limit, which fills the
-        // largest pooled chunk exactly), or else the MTU's, with a byte of room more so that a
-        // longer frame shows as filling the chunk.
-        let longest = largeReceive ? 65536 : 14 + 4 + mtu
-        let room = largeReceive ? longest : longest + 1
-        let header = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
-        defer { header.deallocate() }
-        // A chunk read into but not kept (the frame was dropped or copied out): read into next.
-        var spare: ByteChunk?
-        defer { pool.recycle(&spare) }
+    /// How long a queue's reader stands aside after a busy poller got what it waited for: the
+    /// poller (a ping-pong's reader, say) is likely back within it, and a reader that resumed
+    /// its poll would be woken for every frame the poller then takes.
+    static let busyPollGrace: Int64 = 200_000
+
+    private func readLoop(_ queue: ReceiveQueue) {
         var polled = [
-            pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: queue.descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
         ]
-        var batch: [Frame] = []
-        batch.reserveCapacity(batchSize)
-        while true {
+        while !stopping.load(ordering: .acquiring) {
+            // Stand aside while a thread busy-polls the queue, or did within the grace period;
+            // a poller that goes to sleep unparks this reader.
+            if queue.pollers.load(ordering: .acquiring) > 0 {
+                _ = netmp_parker_park(queue.parker, 0, TAPInterface.busyPollGrace)
+                continue
+            }
+            let since = netmp_monotonic_ns() &- queue.lastSatisfied.load(ordering: .acquiring)
+            if since >= 0 && since < TAPInterface.busyPollGrace {
+                _ = netmp_parker_park(queue.parker, 0, TAPInterface.busyPollGrace &- since)
+                continue
+            }
             polled[0].revents = 0
             polled[1].revents = 0
             let ready = poll(&polled, 2, -1)
@@ -293,40 +321,99 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             if polled[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && polled[0].revents & Int16(POLLIN) == 0 {
                 return
             }
+            // A busy poller that began meanwhile takes what is ready (and the token orders
+            // who reads, so frames reach the stack in the device's order).
+            if queue.pollers.load(ordering: .acquiring) > 0 { continue }
+            guard queue.reading.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+                continue
+            }
             // The reader waited for the device: like a socket call that waited, its next batch
             // may run on it as the owner (direct dispatch) instead of waking a parked owner.
             ProtocolThread.callerWaited()
-            while batch.count < batchSize {
-                let chunk = spare ?? pool.take(atLeast: room)
-                spare = nil
-                // The virtio-net header apart, so the frame starts the chunk and fills it at most.
-                var vectors = (
-                    iovec(iov_base: header, iov_len: headerSize),
-                    iovec(iov_base: chunk.base, iov_len: Swift.min(chunk.capacity, room))
-                )
-                let count = withUnsafeMutablePointer(to: &vectors) {
-                    $0.withMemoryRebound(to: iovec.self, capacity: 2) { readv(descriptor, $0, 2) }
-                }
-                if count < 0 {
-                    spare = chunk
-                    break
-                }
-                guard
-                    let frame = admit(
-                        chunk, header: UnsafeRawBufferPointer(start: header, count: headerSize),
-                        frameLength: count - headerSize, longest: longest)
-                else {
-                    receiveDropped.add(1, ordering: .relaxed)
-                    spare = chunk
-                    continue
-                }
-                if frame.chunk !== chunk { spare = chunk }
-                batch.append(frame)
+            _ = drain(queue)
+            queue.reading.store(false, ordering: .releasing)
+        }
+    }
+
+    /// Reads every frame ready on `queue` (up to `batchSize`) without blocking and hands the
+    /// batch to the stack. The caller holds `queue.reading`. Returns the frames delivered.
+    private func drain(_ queue: ReceiveQueue) -> Int {
+        let headerSize = usesVirtioHeader ? VirtioNetHeader.size : 0
+        // The longest frame: a large segment (the kernel's 64 KiB GSO limit, which fills the
+        // largest pooled chunk exactly), or else the MTU's, with a byte of room more so that a
+        // longer frame shows as filling the chunk.
+        let longest = largeReceive ? 65536 : 14 + 4 + mtu
+        let room = largeReceive ? longest : longest + 1
+        let header = queue.header
+        while queue.batch.count < batchSize {
+            // A chunk read into but not kept (the frame was dropped or copied out): read into next.
+            let chunk = queue.spare ?? pool.take(atLeast: room)
+            queue.spare = nil
+            // The virtio-net header apart, so the frame starts the chunk and fills it at most.
+            var vectors = (
+                iovec(iov_base: header, iov_len: headerSize),
+                iovec(iov_base: chunk.base, iov_len: Swift.min(chunk.capacity, room))
+            )
+            let count = withUnsafeMutablePointer(to: &vectors) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { readv(queue.descriptor, $0, 2) }
             }
-            if !batch.isEmpty {
-                deliverInbound(batch)
-                batch.removeAll(keepingCapacity: true)
+            if count < 0 {
+                queue.spare = chunk
+                break
             }
+            guard
+                let frame = admit(
+                    chunk, header: UnsafeRawBufferPointer(start: header, count: headerSize),
+                    frameLength: count - headerSize, longest: longest)
+            else {
+                receiveDropped.add(1, ordering: .relaxed)
+                queue.spare = chunk
+                continue
+            }
+            if frame.chunk !== chunk { queue.spare = chunk }
+            queue.batch.append(frame)
+        }
+        let delivered = queue.batch.count
+        if delivered > 0 {
+            deliverInbound(queue.batch)
+            queue.batch.removeAll(keepingCapacity: true)
+        }
+        return delivered
+    }
+
+    // MARK: Busy polling
+
+    public override var supportsBusyPolling: Bool { busyPolling }
+
+    public override func beginBusyPoll() {
+        for queue in receiveQueues { queue.pollers.add(1, ordering: .sequentiallyConsistent) }
+    }
+
+    /// Reads each queue whose token is free (another poller or the reader has the others).
+    public override func busyPoll() -> Bool {
+        var delivered = 0
+        for queue in receiveQueues
+        where queue.reading.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
+            // Checked under the token: `close()` takes every token before it closes the queues.
+            if !stopping.load(ordering: .acquiring) {
+                ProtocolThread.callerWaited()
+                delivered &+= drain(queue)
+            }
+            queue.reading.store(false, ordering: .releasing)
+        }
+        if delivered > 0 { busyPolled.add(delivered, ordering: .relaxed) }
+        return delivered > 0
+    }
+
+    public override func endBusyPoll(blocking: Bool) {
+        let now = netmp_monotonic_ns()
+        for queue in receiveQueues {
+            // Stamped before the count drops, so a reader that sees no poller sees the stamp.
+            queue.lastSatisfied.store(blocking ? 0 : now, ordering: .sequentiallyConsistent)
+            let left = queue.pollers.subtract(1, ordering: .sequentiallyConsistent).newValue
+            // The poller goes to sleep: whatever comes next is the reader's to take at once
+            // (a system call only if the reader sleeps).
+            if blocking && left == 0 { netmp_parker_unpark(queue.parker) }
         }
     }
 
@@ -370,5 +457,42 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         admitted.checksumTrusted = trusted
         admitted.checksumPartial = partial
         return admitted
+    }
+}
+
+/// One queue's receive side: its descriptor, the token that orders who reads it, and the
+/// busy pollers that stand in for its reader thread.
+private final class ReceiveQueue: @unchecked Sendable {
+    let descriptor: Int32
+    /// Held by whoever reads the queue, until the frames read are delivered: one reader at a
+    /// time keeps the device's order. The scratch below is used only by the holder.
+    let reading = Atomic<Bool>(false)
+    /// Threads busy-polling this queue now.
+    let pollers = Atomic<Int>(0)
+    /// When a busy poller last ended with what it waited for (monotonic ns; 0 after one went
+    /// to sleep): the reader stands aside for `TAPInterface.busyPollGrace` after it.
+    let lastSatisfied = Atomic<Int64>(0)
+    /// Where the reader thread sleeps while pollers stand in for it.
+    let parker: UnsafeMutablePointer<netmp_parker>
+
+    // Under `reading`:
+    let header: UnsafeMutableRawPointer
+    var spare: ByteChunk?
+    var batch: [Frame] = []
+
+    init(descriptor: Int32, batchSize: Int) {
+        self.descriptor = descriptor
+        parker = .allocate(capacity: 1)
+        netmp_parker_init(parker)
+        header = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        batch.reserveCapacity(batchSize)
+    }
+
+    /// Gives the spare chunk back (when the interface goes).
+    func release(to pool: ChunkPool) { pool.recycle(&spare) }
+
+    deinit {
+        parker.deallocate()
+        header.deallocate()
     }
 }

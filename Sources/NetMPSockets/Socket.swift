@@ -172,7 +172,19 @@ package final class Socket: @unchecked Sendable {
         if !driven {
             // Never spin past the call's deadline (SO_RCVTIMEO / SO_SNDTIMEO).
             let spin = deadline > 0 ? Swift.min(budget, deadline &- start) : budget
-            if let ended = buffer.waitBriefly(spinning: spin, until: { isSatisfied(condition) }) {
+            let ended: SpinOutcome?
+            if let devices = proto.busyPolling {
+                // Each check that finds nothing reads the devices once; what they deliver may be
+                // this wait's answer, so the condition is checked again after a delivery.
+                let begun = devices.beginBusyPoll()
+                ended = buffer.waitBriefly(spinning: spin) {
+                    isSatisfied(condition) || (devices.busyPoll() && isSatisfied(condition))
+                }
+                devices.endBusyPoll(blocking: ended == nil, begun: begun)
+            } else {
+                ended = buffer.waitBriefly(spinning: spin) { isSatisfied(condition) }
+            }
+            if let ended {
                 let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)
                 if next != budget { buffer.spinBudget.store(next, ordering: .relaxed) }
                 return

@@ -48,10 +48,14 @@ package protocol SocketProtocol: AnyObject, Sendable {
     /// False when `accept` has nothing to do (the child is complete once queued): accept then
     /// takes it without a round trip to its owner.
     var acceptRunsOnOwner: Bool { get }
+    /// The devices a thread waiting on one of this protocol's sockets polls while it spins
+    /// (nil: none, the waiter only watches its socket).
+    var busyPolling: (any BusyPolling)? { get }
 }
 
 extension SocketProtocol {
     /// Thread-owned protocols: their control blocks are touched only on the owner.
     package var runsUnderItsOwnLocks: Bool { false }
     package var acceptRunsOnOwner: Bool { true }
+    package var busyPolling: (any BusyPolling)? { nil }
 }

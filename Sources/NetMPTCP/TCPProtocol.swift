@@ -17,6 +17,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     static let largestRouteMTU = 65520
 
     let inet: InetStack
+
+    /// A thread waiting on one of these sockets polls the stack's devices while it spins.
+    package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
     let tables: TCPTables
     let sequenceNumbers: InitialSequenceNumbers
     package private(set) var threads: [TCPThread] = []

@@ -30,6 +30,11 @@ struct TAPBench: ParsableCommand {
         help: "Take large TCP segments from the kernel through the virtio-net header (TSO), as `serve` can.")
     var largeReceive = true
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Let NetMP's waiting threads read the TAP queues while they spin (busy polling).")
+    var busyPoll = true
+
     @Option(help: "Run only the benchmarks whose name contains this text.")
     var only: String?
 
@@ -51,7 +56,7 @@ struct TAPBench: ParsableCommand {
         do {
             tap = try TAPInterface(
                 name: BenchLab.tapName, queues: threads, create: false, namespacePath: lab.path(of: lab.tapSide),
-                largeReceive: largeReceive)
+                largeReceive: largeReceive, busyPolling: busyPoll)
         } catch {
             throw BenchFailure(description: "open the TAP device: \(error)")
         }
@@ -84,6 +89,7 @@ struct TAPBench: ParsableCommand {
             let stats = stack.tcpStatistics()
             print(
                 "netmp: \(threads) protocol thread(s), \(threads) TAP queue(s), large receive \(largeReceive ? "on" : "off"),"
+                    + " busy polling \(busyPoll ? "on" : "off") (\(tap.tapStatistics.busyPolledFrames) frames),"
                     + " \(stats.retransmittedSegments) segments retransmitted; `kernel` is the kernel over a veth"
                     + " pair; cpu/op is process CPU (both ends, this process) per 64 KiB message or round trip")
         }

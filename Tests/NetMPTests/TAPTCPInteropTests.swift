@@ -47,15 +47,7 @@ final class TAPTCPInteropTests: XCTestCase {
     }
 
     /// The Python that makes the test stream: `count` bytes, deterministic, 1 MiB blocks.
-    private static let streamSource = """
-        import hashlib, random
-        def blocks(count, seed=11):
-            generator = random.Random(seed)
-            while count > 0:
-                n = min(count, 1 << 20)
-                yield generator.randbytes(n)
-                count -= n
-        """
+    private static let streamSource = TAPNamespace.pythonStreamSource
 
     // MARK: HTTP with curl
 
@@ -126,38 +118,7 @@ final class TAPTCPInteropTests: XCTestCase {
         let fixture = try fixture(threads: threads, largeReceive: largeReceive)
         if drops { try dropThreePercent(fixture.namespace) }
         _ = try serve(fixture.stack, port: 7, name: "echo", EchoService.handle)
-        let program =
-            TAPTCPInteropTests.streamSource + """
-
-                import socket, threading
-                count = \(bytes)
-                s = socket.create_connection(("198.18.0.2", 7), timeout=120)
-                sent = hashlib.sha256()
-                def send():
-                    for block in blocks(count):
-                        sent.update(block)
-                        s.sendall(block)
-                    s.shutdown(socket.SHUT_WR)
-                writer = threading.Thread(target=send)
-                writer.start()
-                received = hashlib.sha256()
-                total = 0
-                while True:
-                    data = s.recv(1 << 20)
-                    if not data: break
-                    received.update(data)
-                    total += len(data)
-                writer.join()
-                print(total, sent.hexdigest(), received.hexdigest())
-                """
-        let result = try fixture.namespace.runPython(program, timeout: .seconds(600))
-        XCTAssertEqual(result.status, 0, result.errors)
-        let fields = result.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        XCTAssertEqual(fields.count, 3, result.output)
-        if fields.count == 3 {
-            XCTAssertEqual(fields[0], "\(bytes)")
-            XCTAssertEqual(fields[1], fields[2], "echoed bytes differ from those sent")
-        }
+        try checkKernelEchoClient(fixture.namespace, port: 7, bytes: bytes, timeout: .seconds(600))
         return fixture
     }
 

@@ -75,6 +75,17 @@ final class TAPNamespace: @unchecked Sendable {
 
     var namespacePath: String { "/run/netns/\(name)" }
 
+    /// Python that makes a test stream: `blocks(count)`, deterministic, 1 MiB blocks.
+    static let pythonStreamSource = """
+        import hashlib, random
+        def blocks(count, seed=11):
+            generator = random.Random(seed)
+            while count > 0:
+                n = min(count, 1 << 20)
+                yield generator.randbytes(n)
+                count -= n
+        """
+
     /// Makes the namespace and device, or skips the test (saying why) when it cannot. Removal
     /// is registered before anything is made, so a failure half-way still cleans up.
     static func make(for test: XCTestCase) throws -> TAPNamespace {
@@ -147,9 +158,12 @@ final class TAPNamespace: @unchecked Sendable {
     }
 
     /// Opens the device's queues for `stack` and gives NetMP its address.
-    func attach(_ stack: NetworkStack, queues: Int = 1, largeReceive: Bool = false) throws -> TAPInterface {
+    func attach(_ stack: NetworkStack, queues: Int = 1, largeReceive: Bool = false, busyPolling: Bool = true) throws
+        -> TAPInterface
+    {
         let interface = try TAPInterface(
-            name: device, queues: queues, create: false, namespacePath: namespacePath, largeReceive: largeReceive)
+            name: device, queues: queues, create: false, namespacePath: namespacePath, largeReceive: largeReceive,
+            busyPolling: busyPolling)
         interfaces.append(interface)
         try stack.addAddress("\(TAPNamespace.netmpAddress)/\(TAPNamespace.prefixLength)", to: interface)
         return interface
@@ -231,6 +245,42 @@ final class TAPNamespace: @unchecked Sendable {
 }
 
 extension XCTestCase {
+    /// A kernel client in `namespace` sends `bytes` (deterministic, 1 MiB blocks) to NetMP's
+    /// echo service on `port` while it reads the echo, then checks that the echo came back whole
+    /// and byte for byte (SHA-256 of what was sent against what came back).
+    func checkKernelEchoClient(_ namespace: TAPNamespace, port: UInt16, bytes: Int, timeout: Duration) throws {
+        let program =
+            TAPNamespace.pythonStreamSource + """
+
+                import socket, threading
+                count = \(bytes)
+                s = socket.create_connection(("\(TAPNamespace.netmpAddress)", \(port)), timeout=120)
+                sent = hashlib.sha256()
+                def send():
+                    for block in blocks(count):
+                        sent.update(block)
+                        s.sendall(block)
+                    s.shutdown(socket.SHUT_WR)
+                writer = threading.Thread(target=send)
+                writer.start()
+                received = hashlib.sha256()
+                total = 0
+                for data in iter(lambda: s.recv(1 << 20), b""):
+                    received.update(data)
+                    total += len(data)
+                writer.join()
+                print(total, sent.hexdigest(), received.hexdigest())
+                """
+        let result = try namespace.runPython(program, timeout: timeout)
+        XCTAssertEqual(result.status, 0, result.errors)
+        let fields = result.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        XCTAssertEqual(fields.count, 3, result.output)
+        if fields.count == 3 {
+            XCTAssertEqual(fields[0], "\(bytes)")
+            XCTAssertEqual(fields[1], fields[2], "echoed bytes differ from those sent")
+        }
+    }
+
     /// A stream socket of the inet domain, or a skip while TCP is not in this build.
     func tcpSocketOrSkip(_ stack: NetworkStack) throws -> NetSocket {
         do {
