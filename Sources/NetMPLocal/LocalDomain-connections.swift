@@ -134,6 +134,7 @@ extension LocalDomain {
             // The peer is linked, and its address saved, before the child can be seen on the
             // complete queue.
             childBlock.setPeer(socket, address: block.sourceAddress)
+            _ = childBlock.streamPeerBuffer.storeIfNil(socket.receiveBuffer)
             child.state.set(.connected)
             block.setPeer(child, address: .local(name))
             socket.state.set(.connected)
@@ -145,6 +146,7 @@ extension LocalDomain {
                 child.state.set(.noFileReference)
                 throw .connectionRefused
             }
+            _ = block.streamPeerBuffer.storeIfNil(child.receiveBuffer)
             return target
         }
         listener?.receiveBuffer.wake()
@@ -159,6 +161,8 @@ extension LocalDomain {
             } else {
                 block(first).setPeer(second, address: .unnamed)
                 block(second).setPeer(first, address: .unnamed)
+                _ = block(first).streamPeerBuffer.storeIfNil(second.receiveBuffer)
+                _ = block(second).streamPeerBuffer.storeIfNil(first.receiveBuffer)
             }
             first.state.set(.connected)
             second.state.set(.connected)

@@ -38,7 +38,11 @@ extension LocalDomain {
     func tellWritersOfRoom(_ socket: Socket) {
         let block = block(socket)
         guard socket.type == .datagram else {
-            block.peer?.observers?.notify()
+            if let writer = block.streamPeerBuffer.load() {
+                writer.observers?.notify()
+            } else {
+                block.peer?.observers?.notify()
+            }
             return
         }
         block.notifySenders()
@@ -136,7 +140,7 @@ extension LocalDomain {
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
         let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
         let limit = Swift.max(1, peer.receiveBuffer.highWater.load(ordering: .relaxed))
-        return .protocolDefined(PeerRoom(peer: peer, bytes: Swift.min(remaining, lowWater, limit)))
+        return PeerRoom.condition(peer: peer, bytes: Swift.min(remaining, lowWater, limit))
     }
 
     private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
@@ -172,7 +176,7 @@ extension LocalDomain {
         // full receiver does not wake it once per datagram it takes. (Made only when needed:
         // the condition holds the peer, one more retain and release per datagram.)
         func roomInPeer() -> SendProgress {
-            .mustWait(buffer, .protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater))))
+            .mustWait(buffer, PeerRoom.condition(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))
         }
         if buffer.room < charge { return roomInPeer() }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)

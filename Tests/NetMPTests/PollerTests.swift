@@ -52,6 +52,39 @@ final class PollerTests: StackTestCase {
         }
     }
 
+    /// Both ends of a connection made by connect and accept learn of room when the other reads,
+    /// also when the connecting socket was refused once before (a full backlog): its reads must
+    /// tell the child it is linked to now, not the one of the refused attempt.
+    func testConnectedAndAcceptedStreamSocketsLearnOfRoomAfterARefusal() throws {
+        try bounded {
+            let listener = try stack.socket(.local, .stream)
+            try listener.bind(to: .local("/poll/room"))
+            try listener.listen(backlog: 1)
+            let filler = try stack.socket(.local, .stream)
+            try filler.connect(to: .local("/poll/room"))
+            let client = try stack.socket(.local, .stream)
+            XCTAssertThrowsError(try client.connect(to: .local("/poll/room"))) {
+                XCTAssertEqual($0 as? NetError, .connectionRefused)
+            }
+            _ = try listener.accept()
+            try client.connect(to: .local("/poll/room"))
+            let child = try listener.accept()
+            try client.setOption(.receiveBufferSize, 4096)
+            try child.setOption(.receiveBufferSize, 4096)
+            for (writer, reader, token) in [(client, child, 1), (child, client, 2)] {
+                let poller = SocketPoller()
+                try poller.register(writer, interest: .writable, token: token)
+                writer.isNonBlocking = true
+                while (try? writer.write([UInt8](repeating: 0, count: 1000))) != nil {}
+                XCTAssertEqual(poller.wait(timeout: .zero), [], "full: not writable")
+                let drain = OSThread.start(name: "drain") { _ = try? reader.read(maxBytes: 4096) }
+                XCTAssertEqual(
+                    poller.wait(timeout: .seconds(5)), [SocketPoller.Event(token: token, events: .writable)])
+                drain.join()
+            }
+        }
+    }
+
     func testListenerIsReadableWhenAConnectionWaits() throws {
         try bounded {
             let poller = SocketPoller()
