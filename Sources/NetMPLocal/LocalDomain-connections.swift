@@ -127,7 +127,7 @@ extension LocalDomain {
                 domain: .local, type: .stream, registry: socket.registry, proto: self,
                 owner: nextOwner(),
                 receiveSize: target.receiveBuffer.highWater.load(ordering: .relaxed),
-                sendSize: target.sendBuffer.highWater.load(ordering: .relaxed))
+                sendSize: target.sendBuffer.highWater.load(ordering: .relaxed), keepsTailRoom: true)
             let childBlock = LocalControlBlock(socket: child, domain: self)
             child.controlBlock = childBlock
             childBlock.inheritedName = name

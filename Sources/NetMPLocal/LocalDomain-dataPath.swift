@@ -77,10 +77,9 @@ extension LocalDomain {
         let buffer = peer.receiveBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
 
-        // Tail room only in a buffer that holds bytes: a drained one has given its chunks back
-        // (a ping-pong's every write), and trying would cost a second trip through the lock.
-        // Read without the lock, a hint: either path appends correctly.
-        if bytes.count <= LocalDomain.tailCopyLimit && buffer.byteCount.load(ordering: .relaxed) > 0 {
+        // A drained buffer keeps its small last chunk's room (`SocketBuffer.keepsTailRoom`): a
+        // ping-pong's every write copies into it.
+        if bytes.count <= LocalDomain.tailCopyLimit {
             try lockForAppend(buffer, of: peer)
             if highWater - buffer.chain.count >= bytes.count {
                 let n = buffer.chain.appendIntoTailRoom(bytes)

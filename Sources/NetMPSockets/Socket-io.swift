@@ -99,8 +99,11 @@ extension Socket {
         var drained = false
         // Freed after the lock is dropped.
         var idleStorage: ContiguousArray<ByteSlice?>?
+        let keepsTailRoom = buffer.keepsTailRoom
         let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
-            buffer.chain.popFront(maxBytes: remaining)
+            keepsTailRoom
+                ? buffer.chain.popFrontKeepingTailRoom(maxBytes: remaining, tailCapacity: ChunkPool.sizeClasses[0])
+                : buffer.chain.popFront(maxBytes: remaining)
         } whileLocked: {
             let left = buffer.chain.count
             drained = left == 0

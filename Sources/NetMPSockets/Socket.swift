@@ -47,7 +47,7 @@ package final class Socket: @unchecked Sendable {
 
     package init(
         domain: SocketDomain, type: SocketType, registry: SocketRegistry, proto: any SocketProtocol,
-        owner: any MessagePort, receiveSize: Int, sendSize: Int
+        owner: any MessagePort, receiveSize: Int, sendSize: Int, keepsTailRoom: Bool = false
     ) {
         self.domain = domain
         self.type = type
@@ -56,7 +56,7 @@ package final class Socket: @unchecked Sendable {
         self.owner = owner
         let datagrams = type == .datagram
         receiveBuffer = SocketBuffer(
-            registry: registry, highWater: receiveSize, holdsDatagrams: datagrams)
+            registry: registry, highWater: receiveSize, holdsDatagrams: datagrams, keepsTailRoom: keepsTailRoom)
         sendBuffer = SocketBuffer(
             registry: registry, highWater: sendSize, holdsDatagrams: datagrams)
         registry.liveSockets.add(1, ordering: .relaxed)
