@@ -36,6 +36,9 @@ extension LocalDomain {
     /// Tells the pollers of whoever writes to `socket`: a stream's peer, or every datagram
     /// socket connected to it (linked back or not).
     func tellWritersOfRoom(_ socket: Socket) {
+        // No socket of the stack has pollers yet: nobody to tell. (Read after the reader's
+        // change, its byte count stored under the buffer's lock; see `observersMade`.)
+        guard socket.registry.observersMade.load(ordering: .sequentiallyConsistent) else { return }
         let block = block(socket)
         guard socket.type == .datagram else {
             if let writer = block.streamPeerBuffer.load() {

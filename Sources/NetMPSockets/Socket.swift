@@ -82,6 +82,9 @@ package final class Socket: @unchecked Sendable {
     /// list in each, whichever of two racing callers installs it first).
     package func madeObservers() -> ReadinessObservers {
         if let observers = sendBuffer.observers { return observers }
+        if !registry.observersMade.load(ordering: .sequentiallyConsistent) {
+            registry.observersMade.store(true, ordering: .sequentiallyConsistent)
+        }
         let installed = receiveBuffer.installObservers(ReadinessObservers())
         return sendBuffer.installObservers(installed)
     }

@@ -131,6 +131,23 @@ final class PollerTests: StackTestCase {
         }
     }
 
+    /// Until a socket of the stack is first registered with a poller, readers tell nobody of
+    /// room (`SocketRegistry.observersMade`); a sender registered after the receiver drained
+    /// is still reported writable, by the registration's own look at readiness.
+    func testSenderRegisteredAfterTheDrainIsWritable() throws {
+        try bounded {
+            let (sender, receiver) = try stack.socketPair(.datagram)
+            try receiver.setOption(.receiveBufferSize, DatagramRecord.charge(forPayload: 500) * 2)
+            while (try? sender.write([UInt8](repeating: 1, count: 500), flags: .dontWait)) != nil {}
+            XCTAssertFalse(stack.sockets.observersMade.load(ordering: .sequentiallyConsistent))
+            _ = try receiver.read(maxBytes: 500)
+            let poller = SocketPoller()
+            try poller.register(sender, interest: .writable, token: 4)
+            XCTAssertTrue(stack.sockets.observersMade.load(ordering: .sequentiallyConsistent))
+            XCTAssertEqual(poller.wait(timeout: .zero), [SocketPoller.Event(token: 4, events: .writable)])
+        }
+    }
+
     /// A receiver that drains tells the pollers of every socket connected to it, not only a
     /// peer it is connected back to.
     func testDrainingReceiverWakesPollersOfSendersItIsNotConnectedTo() throws {
