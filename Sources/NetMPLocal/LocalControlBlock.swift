@@ -27,11 +27,9 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// every socket is before it is freed; and when this socket is detached the list is emptied.
     @exclusivity(unchecked) private var senders: [Unmanaged<Socket>] = []
 
-    /// A stream peer's receive buffer, kept from the moment the two are linked (a stream is
-    /// linked once): its readiness observers are the peer's, which a reader here tells of room
-    /// without taking `lock` for the peer. Never cleared, so it can be read without a lock; once
-    /// the peer has closed its observer list is empty. It keeps only the buffer alive, not the peer.
-    let streamPeerBuffer = OnceReference<SocketBuffer>()
+    /// A stream peer's receive buffer and state, kept from the moment the two are linked: a
+    /// writer appends and a reader tells the writer's pollers of room without taking `lock`.
+    let streamPeer = OnceReference<StreamPeerLink>()
 
     /// The coalesced *rcvd* message (used when protocol threads own local sockets).
     let receivedNotice: ReceivedNotice

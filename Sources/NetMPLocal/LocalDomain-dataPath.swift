@@ -41,11 +41,11 @@ extension LocalDomain {
         guard socket.registry.observersMade.load(ordering: .sequentiallyConsistent) else { return }
         let block = block(socket)
         guard socket.type == .datagram else {
-            if let writer = block.streamPeerBuffer.load() {
-                writer.observers?.notify()
-            } else {
-                block.peer?.observers?.notify()
+            let linked: Bool? = block.streamPeer.withLoaded { link in
+                link.receiveBuffer.observers?.notify()
+                return true
             }
+            if linked == nil { block.peer?.observers?.notify() }
             return
         }
         block.notifySenders()
@@ -72,24 +72,24 @@ extension LocalDomain {
         let now = socket.state.value
         if address != nil { throw now.contains(.connected) ? .alreadyConnected : .notConnected }
         if now.contains(.cantSendMore) { throw .brokenPipe }
-        guard let peer = block(socket).peer else {
+        let block = block(socket)
+        // A small write copies into the tail room of the peer's buffer (a drained buffer keeps
+        // its small last chunk's: `SocketBuffer.keepsTailRoom`; a ping-pong's every write),
+        // reaching the peer through the link kept since the connect: no control-block lock.
+        if bytes.count <= LocalDomain.tailCopyLimit, !bytes.isEmpty, !now.contains(.disconnected) {
+            switch block.streamPeer.withLoaded({ link in appendIntoTailRoom(of: link, bytes) }) {
+            case .appended(let n): return .sent(n)
+            case .peerStoppedReading: throw .brokenPipe
+            case .noRoom, nil: break
+            }
+        }
+        guard let peer = block.peer else {
             throw socket.state.containsAny([.disconnected, .cantSendMore]) ? .brokenPipe : .notConnected
         }
         if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { throw .brokenPipe }
         if bytes.isEmpty { return .sent(0) }
         let buffer = peer.receiveBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
-
-        // A drained buffer keeps its small last chunk's room (`SocketBuffer.keepsTailRoom`): a
-        // ping-pong's every write copies into it.
-        if bytes.count <= LocalDomain.tailCopyLimit {
-            try lockForAppend(buffer, of: peer)
-            if highWater - buffer.chain.count >= bytes.count {
-                let n = buffer.chain.appendIntoTailRoom(bytes)
-                if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
-            }
-            buffer.lock.unlock()
-        }
 
         let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
         if estimate <= 0 { return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count)) }
@@ -101,7 +101,7 @@ extension LocalDomain {
         (chunk.base + chunk.filled).copyMemory(from: source, byteCount: length)
         let start = chunk.filled
         chunk.filled += length
-        try lockForAppend(buffer, of: peer)
+        try lockForAppend(buffer, peerState: peer.state)
         let room = highWater - buffer.chain.count
         guard room > 0 else {
             // Another writer took the room meanwhile (rare); the copy is dropped.
@@ -115,12 +115,39 @@ extension LocalDomain {
         return .sent(finishAppendLocked(buffer, n))
     }
 
+    /// How a write into the tail room of a peer's buffer went.
+    private enum TailAppend {
+        case appended(Int)
+        case noRoom
+        case peerStoppedReading
+    }
+
+    /// Copies `bytes` (or what fits) into the tail room of `link`'s buffer, under its lock.
+    @inline(__always) private func appendIntoTailRoom(of link: StreamPeerLink, _ bytes: UnsafeRawBufferPointer)
+        -> TailAppend
+    {
+        let buffer = link.receiveBuffer
+        do {
+            try lockForAppend(buffer, peerState: link.state)
+        } catch {
+            return .peerStoppedReading
+        }
+        if buffer.highWater.load(ordering: .relaxed) - buffer.chain.count >= bytes.count {
+            let n = buffer.chain.appendIntoTailRoom(bytes)
+            if n > 0 { return .appended(finishAppendLocked(buffer, n)) }
+        }
+        buffer.lock.unlock()
+        return .noRoom
+    }
+
     /// Locks the peer's receive buffer for an append, unless the peer stopped reading. Checked
     /// under the lock: a reader that shuts down sets its bit before it flushes under this lock,
     /// so nothing lands in a buffer nobody will read.
-    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, of peer: Socket) throws(NetError) {
+    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, peerState: AtomicSocketState)
+        throws(NetError)
+    {
         buffer.lock.lock()
-        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+        if peerState.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()
             throw .brokenPipe
         }

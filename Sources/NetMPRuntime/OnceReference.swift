@@ -25,6 +25,13 @@ public struct OnceReference<Instance: AnyObject>: ~Copyable, @unchecked Sendable
         return Unmanaged<Instance>.fromOpaque(pointer).takeUnretainedValue()
     }
 
+    /// Runs `body` with the stored instance, not retained for the call (it lives as long as this
+    /// reference does, which the caller holds); nil, without calling it, while none is stored.
+    @inlinable @inline(__always) package func withLoaded<T>(_ body: (Instance) -> T) -> T? {
+        guard let pointer = UnsafeRawPointer(bitPattern: storage.load(ordering: .acquiring)) else { return nil }
+        return Unmanaged<Instance>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Stores `desired` unless an instance is stored already; returns the one stored.
     @inlinable package func storeIfNil(_ desired: Instance) -> Instance {
         let made = Unmanaged.passRetained(desired)
