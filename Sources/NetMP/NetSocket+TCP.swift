@@ -215,7 +215,7 @@ extension NetSocket {
         else { return }
         do { try core.shutdown(.write) } catch { return }
         try? core.wait(
-            for: .protocolDefined(TCPLingerCondition(block: block)), on: core.sendBuffer,
+            for: TCPLingerCondition.condition(block: block), on: core.sendBuffer,
             deadline: MonotonicTime.deadline(after: linger))
     }
 

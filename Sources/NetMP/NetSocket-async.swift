@@ -82,12 +82,11 @@ extension NetSocket {
         guard maxBytes >= 0 else { throw .invalidArgument }
         while true {
             try core.checkOpen()
-            let attempt = try core.attemptDatagramReceive(upTo: maxBytes, flags: [])
-            switch attempt {
-            case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
-            case .failure(let blocked):
-                try await core.waitAsync(for: blocked.blocked.condition, on: blocked.blocked.buffer)
+            if let taken = try core.attemptDatagramReceive(upTo: maxBytes, flags: []) {
+                return (taken.output, taken.receipt.source, taken.receipt.flags)
             }
+            let blocked = core.datagramReadable
+            try await core.waitAsync(for: blocked.condition, on: blocked.buffer)
         }
     }
 

@@ -104,7 +104,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     /// SO_RCVTIMEO bounds the whole call; bytes already taken are returned, whatever ends it.
     public func read(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
         try core.checkOpen()
-        if core.type == .datagram { return try receive(into: buffer, flags: flags).count }
+        if core.type == .datagram { return try receiveDatagram(into: buffer, flags: flags).count }
         let deadline = core.callDeadline(core.receiveBuffer)
         var copied = 0
         while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
@@ -180,14 +180,19 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
             let n = try read(into: buffer, flags: flags)
             return DatagramReceipt(count: n, source: (try? core.peerAddress()) ?? .unnamed, flags: [])
         }
+        return try receiveDatagram(into: buffer, flags: flags)
+    }
+
+    /// `receive(into:)` on a datagram socket found open.
+    private func receiveDatagram(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags) throws(NetError)
+        -> DatagramReceipt
+    {
         let deadline = core.callDeadline(core.receiveBuffer)
         while true {
-            switch try core.attemptDatagramReceive(into: buffer, flags: flags) {
-            case .success(let receipt): return receipt
-            case .failure(let blocked):
-                guard core.mayWait(flags) else { throw .wouldBlock }
-                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, deadline: deadline)
-            }
+            if let receipt = try core.attemptDatagramReceive(into: buffer, flags: flags) { return receipt }
+            guard core.mayWait(flags) else { throw .wouldBlock }
+            let blocked = core.datagramReadable
+            try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
         }
     }
 
@@ -204,12 +209,12 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         }
         let deadline = core.callDeadline(core.receiveBuffer)
         while true {
-            switch try core.attemptDatagramReceive(upTo: maxBytes, flags: flags) {
-            case .success(let taken): return (taken.output, taken.receipt.source, taken.receipt.flags)
-            case .failure(let blocked):
-                guard core.mayWait(flags) else { throw .wouldBlock }
-                try core.wait(for: blocked.blocked.condition, on: blocked.blocked.buffer, deadline: deadline)
+            if let taken = try core.attemptDatagramReceive(upTo: maxBytes, flags: flags) {
+                return (taken.output, taken.receipt.source, taken.receipt.flags)
             }
+            guard core.mayWait(flags) else { throw .wouldBlock }
+            let blocked = core.datagramReadable
+            try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
         }
     }
 

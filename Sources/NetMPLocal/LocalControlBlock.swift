@@ -27,6 +27,10 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// every socket is before it is freed; and when this socket is detached the list is emptied.
     @exclusivity(unchecked) private var senders: [Unmanaged<Socket>] = []
 
+    /// A stream peer's receive buffer and state, kept from the moment the two are linked: a
+    /// writer appends and a reader tells the writer's pollers of room without taking `lock`.
+    let streamPeer = OnceReference<StreamPeerLink>()
+
     /// The coalesced *rcvd* message (used when protocol threads own local sockets).
     let receivedNotice: ReceivedNotice
 

@@ -127,13 +127,14 @@ extension LocalDomain {
                 domain: .local, type: .stream, registry: socket.registry, proto: self,
                 owner: nextOwner(),
                 receiveSize: target.receiveBuffer.highWater.load(ordering: .relaxed),
-                sendSize: target.sendBuffer.highWater.load(ordering: .relaxed))
+                sendSize: target.sendBuffer.highWater.load(ordering: .relaxed), keepsTailRoom: true)
             let childBlock = LocalControlBlock(socket: child, domain: self)
             child.controlBlock = childBlock
             childBlock.inheritedName = name
             // The peer is linked, and its address saved, before the child can be seen on the
             // complete queue.
             childBlock.setPeer(socket, address: block.sourceAddress)
+            _ = childBlock.streamPeer.storeIfNil(StreamPeerLink(socket))
             child.state.set(.connected)
             block.setPeer(child, address: .local(name))
             socket.state.set(.connected)
@@ -145,6 +146,7 @@ extension LocalDomain {
                 child.state.set(.noFileReference)
                 throw .connectionRefused
             }
+            _ = block.streamPeer.storeIfNil(StreamPeerLink(child))
             return target
         }
         listener?.receiveBuffer.wake()
@@ -159,6 +161,8 @@ extension LocalDomain {
             } else {
                 block(first).setPeer(second, address: .unnamed)
                 block(second).setPeer(first, address: .unnamed)
+                _ = block(first).streamPeer.storeIfNil(StreamPeerLink(second))
+                _ = block(second).streamPeer.storeIfNil(StreamPeerLink(first))
             }
             first.state.set(.connected)
             second.state.set(.connected)

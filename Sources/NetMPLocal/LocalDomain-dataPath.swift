@@ -36,9 +36,16 @@ extension LocalDomain {
     /// Tells the pollers of whoever writes to `socket`: a stream's peer, or every datagram
     /// socket connected to it (linked back or not).
     func tellWritersOfRoom(_ socket: Socket) {
+        // No socket of the stack has pollers yet: nobody to tell. (Read after the reader's
+        // change, its byte count stored under the buffer's lock; see `observersMade`.)
+        guard socket.registry.observersMade.load(ordering: .sequentiallyConsistent) else { return }
         let block = block(socket)
         guard socket.type == .datagram else {
-            block.peer?.observers?.notify()
+            let linked: Bool? = block.streamPeer.withLoaded { link in
+                link.receiveBuffer.observers?.notify()
+                return true
+            }
+            if linked == nil { block.peer?.observers?.notify() }
             return
         }
         block.notifySenders()
@@ -65,22 +72,24 @@ extension LocalDomain {
         let now = socket.state.value
         if address != nil { throw now.contains(.connected) ? .alreadyConnected : .notConnected }
         if now.contains(.cantSendMore) { throw .brokenPipe }
-        guard let peer = block(socket).peer else {
+        let block = block(socket)
+        // A small write copies into the tail room of the peer's buffer (a drained buffer keeps
+        // its small last chunk's: `SocketBuffer.keepsTailRoom`; a ping-pong's every write),
+        // reaching the peer through the link kept since the connect: no control-block lock.
+        if bytes.count <= LocalDomain.tailCopyLimit, !bytes.isEmpty, !now.contains(.disconnected) {
+            switch block.streamPeer.withLoaded({ link in appendIntoTailRoom(of: link, bytes) }) {
+            case .appended(let n): return .sent(n)
+            case .peerStoppedReading: throw .brokenPipe
+            case .noRoom, nil: break
+            }
+        }
+        guard let peer = block.peer else {
             throw socket.state.containsAny([.disconnected, .cantSendMore]) ? .brokenPipe : .notConnected
         }
         if peer.state.containsAny([.cantReceiveMore, .noFileReference]) { throw .brokenPipe }
         if bytes.isEmpty { return .sent(0) }
         let buffer = peer.receiveBuffer
         let highWater = buffer.highWater.load(ordering: .relaxed)
-
-        if bytes.count <= LocalDomain.tailCopyLimit {
-            try lockForAppend(buffer, of: peer)
-            if highWater - buffer.chain.count >= bytes.count {
-                let n = buffer.chain.appendIntoTailRoom(bytes)
-                if n > 0 { return .sent(finishAppendLocked(buffer, n)) }
-            }
-            buffer.lock.unlock()
-        }
 
         let estimate = Swift.min(bytes.count, highWater - buffer.byteCount.load(ordering: .sequentiallyConsistent))
         if estimate <= 0 { return .mustWait(buffer, writeCondition(socket, peer: peer, remaining: bytes.count)) }
@@ -92,7 +101,7 @@ extension LocalDomain {
         (chunk.base + chunk.filled).copyMemory(from: source, byteCount: length)
         let start = chunk.filled
         chunk.filled += length
-        try lockForAppend(buffer, of: peer)
+        try lockForAppend(buffer, peerState: peer.state)
         let room = highWater - buffer.chain.count
         guard room > 0 else {
             // Another writer took the room meanwhile (rare); the copy is dropped.
@@ -106,12 +115,39 @@ extension LocalDomain {
         return .sent(finishAppendLocked(buffer, n))
     }
 
+    /// How a write into the tail room of a peer's buffer went.
+    private enum TailAppend {
+        case appended(Int)
+        case noRoom
+        case peerStoppedReading
+    }
+
+    /// Copies `bytes` (or what fits) into the tail room of `link`'s buffer, under its lock.
+    @inline(__always) private func appendIntoTailRoom(of link: StreamPeerLink, _ bytes: UnsafeRawBufferPointer)
+        -> TailAppend
+    {
+        let buffer = link.receiveBuffer
+        do {
+            try lockForAppend(buffer, peerState: link.state)
+        } catch {
+            return .peerStoppedReading
+        }
+        if buffer.highWater.load(ordering: .relaxed) - buffer.chain.count >= bytes.count {
+            let n = buffer.chain.appendIntoTailRoom(bytes)
+            if n > 0 { return .appended(finishAppendLocked(buffer, n)) }
+        }
+        buffer.lock.unlock()
+        return .noRoom
+    }
+
     /// Locks the peer's receive buffer for an append, unless the peer stopped reading. Checked
     /// under the lock: a reader that shuts down sets its bit before it flushes under this lock,
     /// so nothing lands in a buffer nobody will read.
-    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, of peer: Socket) throws(NetError) {
+    @inline(__always) private func lockForAppend(_ buffer: SocketBuffer, peerState: AtomicSocketState)
+        throws(NetError)
+    {
         buffer.lock.lock()
-        if peer.state.containsAny([.cantReceiveMore, .noFileReference]) {
+        if peerState.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()
             throw .brokenPipe
         }
@@ -133,7 +169,7 @@ extension LocalDomain {
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
         let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
         let limit = Swift.max(1, peer.receiveBuffer.highWater.load(ordering: .relaxed))
-        return .protocolDefined(PeerRoom(peer: peer, bytes: Swift.min(remaining, lowWater, limit)))
+        return PeerRoom.condition(peer: peer, bytes: Swift.min(remaining, lowWater, limit))
     }
 
     private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
@@ -169,7 +205,7 @@ extension LocalDomain {
         // full receiver does not wake it once per datagram it takes. (Made only when needed:
         // the condition holds the peer, one more retain and release per datagram.)
         func roomInPeer() -> SendProgress {
-            .mustWait(buffer, .protocolDefined(PeerRoom(peer: target, bytes: Swift.max(charge, buffer.sendLowWater))))
+            .mustWait(buffer, PeerRoom.condition(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))
         }
         if buffer.room < charge { return roomInPeer() }
         let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)

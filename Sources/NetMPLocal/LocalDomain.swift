@@ -59,7 +59,7 @@ package final class LocalDomain: SocketProtocol, @unchecked Sendable {
         let size = type == .stream ? LocalDomain.defaultStreamBufferSize : LocalDomain.defaultDatagramBufferSize
         let socket = Socket(
             domain: .local, type: type, registry: registry, proto: self, owner: nextOwner(),
-            receiveSize: size, sendSize: size)
+            receiveSize: size, sendSize: size, keepsTailRoom: type == .stream)
         try attach(socket)
         return socket
     }

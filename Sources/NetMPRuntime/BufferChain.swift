@@ -147,6 +147,25 @@ public struct BufferChain: @unchecked Sendable {
         return taken
     }
 
+    /// As `popFront`, except that a last slice taken whole stays behind emptied (start = end)
+    /// when its chunk, of at most `tailCapacity` bytes, has room after it: the next small append
+    /// copies into that room (`appendIntoTailRoom`) rather than taking a chunk from the pool,
+    /// and the reader does not give this one back. (A ping-pong then reuses one chunk.) An
+    /// emptied slice with bytes after it is removed and returned, empty, for its chunk to be
+    /// recycled outside the caller's lock; one that is last is left and nil returned.
+    public mutating func popFrontKeepingTailRoom(maxBytes: Int, tailCapacity: Int) -> ByteSlice? {
+        guard maxBytes > 0, let head = slices.first else { return nil }
+        if head.count == 0 {
+            return slices.count > 1 ? slices.popFirst() : nil
+        }
+        guard head.count <= maxBytes, slices.count == 1, head.endsAtFill, head.chunk.capacity <= tailCapacity,
+            head.chunk.room > 0
+        else { return popFront(maxBytes: maxBytes) }
+        count -= head.count
+        _ = slices.withFirst { $0.start = $0.end }
+        return head
+    }
+
     /// Takes the slice ring's storage once the chain is empty, if it grew past a few slices,
     /// for the caller to drop after releasing its lock: a socket buffer that carried a bulk
     /// transfer (hundreds of slices) holds nothing once idle.

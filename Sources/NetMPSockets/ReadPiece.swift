@@ -21,7 +21,7 @@ extension Socket {
     /// Takes the next datagram (at most `maxBytes` of it) into an array of its size. Not
     /// generic, so that callers in other modules get the code specialised here.
     package func attemptDatagramReceive(upTo maxBytes: Int, flags: MessageFlags) throws(NetError)
-        -> Result<(output: [UInt8], receipt: DatagramReceipt), BlockedError>
+        -> (output: [UInt8], receipt: DatagramReceipt)?
     {
         try attemptDatagramReceive(flags: flags) { ReadPiece.copy($0, maxBytes: maxBytes) }
     }

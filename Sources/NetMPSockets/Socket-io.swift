@@ -99,8 +99,11 @@ extension Socket {
         var drained = false
         // Freed after the lock is dropped.
         var idleStorage: ContiguousArray<ByteSlice?>?
+        let keepsTailRoom = buffer.keepsTailRoom
         let total = copyOutsideLock(buffer, into: target, recycling: true) { remaining in
-            buffer.chain.popFront(maxBytes: remaining)
+            keepsTailRoom
+                ? buffer.chain.popFrontKeepingTailRoom(maxBytes: remaining, tailCapacity: ChunkPool.sizeClasses[0])
+                : buffer.chain.popFront(maxBytes: remaining)
         } whileLocked: {
             let left = buffer.chain.count
             drained = left == 0
@@ -163,18 +166,25 @@ extension Socket {
 
     // MARK: Datagram receive
 
+    /// Takes (or with `.peek` looks at) the next datagram into `destination`; nil when there is
+    /// none yet (wait for `datagramReadable`).
     package func attemptDatagramReceive(into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags)
-        throws(NetError) -> Result<DatagramReceipt, BlockedError>
+        throws(NetError) -> DatagramReceipt?
     {
-        try attemptDatagramReceive(flags: flags) { data in ((), data.copyOut(into: destination)) }.map { $0.receipt }
+        try attemptDatagramReceive(flags: flags) { data in ((), data.copyOut(into: destination)) }?.receipt
     }
+
+    /// What a datagram read that found nothing waits for.
+    package var datagramReadable: Blocked { Blocked(buffer: receiveBuffer, condition: .readable(minimum: 1)) }
 
     /// Takes (or with `.peek` looks at) the next datagram; `copyOut` runs after the buffer's
     /// lock is dropped, so it may allocate a destination sized by the datagram, and returns
-    /// what it made with the bytes it copied.
+    /// what it made with the bytes it copied. Nil when there is none yet (wait for
+    /// `datagramReadable`): not a `Result` carrying the wait, which the compiler destroys
+    /// through value witnesses on every datagram.
     package func attemptDatagramReceive<Output>(
         flags: MessageFlags, copyOut: (BufferChain) -> (Output, Int)
-    ) throws(NetError) -> Result<(output: Output, receipt: DatagramReceipt), BlockedError> {
+    ) throws(NetError) -> (output: Output, receipt: DatagramReceipt)? {
         ProtocolThread.callerWaited()  // as for a stream read
         let buffer = receiveBuffer
         buffer.lock.lock()
@@ -184,7 +194,7 @@ extension Socket {
             let (output, n) = copyOut(first.data)
             let receipt = DatagramReceipt(
                 count: n, source: first.source, flags: first.data.count > n ? .truncated : [])
-            return .success((output, receipt))
+            return (output, receipt)
         }
         if var record = buffer.records.popFirst() {
             buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
@@ -199,7 +209,7 @@ extension Socket {
             wakes.publishAll()
             proto.received(self, count: length)
             let receipt = DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : [])
-            return .success((output, receipt))
+            return (output, receipt)
         }
         buffer.lock.unlock()
         if let error = takeError() { throw error }
@@ -207,9 +217,9 @@ extension Socket {
         if now.contains(.noFileReference) { throw .badDescriptor }
         if now.contains(.cantReceiveMore) {
             let (output, _) = copyOut(BufferChain())
-            return .success((output, DatagramReceipt(count: 0, source: .unnamed, flags: [])))
+            return (output, DatagramReceipt(count: 0, source: .unnamed, flags: []))
         }
-        return .failure(BlockedError(blocked: Blocked(buffer: buffer, condition: .readable(minimum: 1))))
+        return nil
     }
 
     /// Carries `Blocked` through a `Result`.

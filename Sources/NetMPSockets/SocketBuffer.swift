@@ -40,7 +40,7 @@ public final class SocketBuffer: @unchecked Sendable {
     package let waiterCount = Atomic<Int>(0)
     /// The owning socket's readiness observers, told after every change: made by the socket's
     /// first poller registration and installed in both its buffers (most sockets never have one).
-    private let observersReference = AtomicLazyReference<ReadinessObservers>()
+    private let observersReference = OnceReference<ReadinessObservers>()
     private let registry: SocketRegistry
 
     private let countsPad = CacheLinePad()
@@ -48,8 +48,14 @@ public final class SocketBuffer: @unchecked Sendable {
     /// wait, by the waiting side: kept off the line of the counts the other side writes).
     package let spinBudget = Atomic<Int64>(SpinPolicy.waiterMaximumSpinNanoseconds)
 
-    init(registry: SocketRegistry, highWater: Int, holdsDatagrams: Bool) {
+    /// A reader that drains this buffer leaves a small last chunk's room in it for the next
+    /// small write (`BufferChain.popFrontKeepingTailRoom`): set for local streams, whose writers
+    /// copy small writes into the tail; others never append into a chunk they did not fill.
+    package let keepsTailRoom: Bool
+
+    init(registry: SocketRegistry, highWater: Int, holdsDatagrams: Bool, keepsTailRoom: Bool = false) {
         datagrams = holdsDatagrams ? DatagramQueue() : nil
+        self.keepsTailRoom = keepsTailRoom
         self.registry = registry
         self.highWater = Atomic(highWater)
         registry.liveBuffers.add(1, ordering: .relaxed)

@@ -14,6 +14,12 @@ package final class SocketRegistry: Sendable {
     package let liveBuffers = Atomic<Int>(0)
     /// Set once by the stack's shutdown; every socket call then fails with `.shutdown`.
     package let isShutDown = Atomic<Bool>(false)
+    /// Set (for good) just before any socket of the stack first gets readiness observers (a
+    /// poller registered it). Until then no poller needs telling of a change, so a local
+    /// datagram reader skips the walk of its senders' observer lists under their lock. A poller
+    /// looks at readiness itself after it registers, so a reader that found this unset (its
+    /// change made before) is seen then.
+    package let observersMade = Atomic<Bool>(false)
     private let entries = LockedValue<[ObjectIdentifier: UnretainedSocket]>([:])
 
     package init() {}

@@ -96,6 +96,38 @@ final class BufferChainTests: XCTestCase {
         XCTAssertNil(chain.popFront(maxBytes: 1))
     }
 
+    /// A drained chain keeps its small last chunk, emptied, for the next small append; the
+    /// room is written only once the reader has let go of the bytes it took.
+    func testPopFrontKeepingTailRoomLeavesTheLastChunkForTheNextAppend() {
+        var chain = BufferChain()
+        [UInt8](1...3).withUnsafeBytes { chain.append(copying: $0) }
+        let chunk = chain.slices.first.map { ObjectIdentifier($0.chunk) }
+        var taken = chain.popFrontKeepingTailRoom(maxBytes: 10, tailCapacity: 2048)
+        XCTAssertEqual(
+            taken.map { Array(UnsafeRawBufferPointer(start: $0.chunk.base + $0.start, count: $0.count)) }, [1, 2, 3])
+        XCTAssertEqual(chain.count, 0)
+        XCTAssertEqual(chain.sliceCount, 1, "the emptied slice stays")
+        XCTAssertNil(chain.popFrontKeepingTailRoom(maxBytes: 10, tailCapacity: 2048), "nothing more to take")
+        XCTAssertEqual([UInt8](4...5).withUnsafeBytes { chain.appendIntoTailRoom($0) }, 0, "the reader still holds it")
+        taken = nil
+        XCTAssertEqual([UInt8](4...5).withUnsafeBytes { chain.appendIntoTailRoom($0) }, 2)
+        XCTAssertEqual(chain.slices.first.map { ObjectIdentifier($0.chunk) }, chunk, "the same chunk took the append")
+        XCTAssertEqual(chain.bytes, [4, 5])
+        // Bytes in a chunk of their own after the emptied slice: it is handed out empty, then them.
+        var big = BufferChain()
+        [UInt8](repeating: 9, count: 3000).withUnsafeBytes { big.append(copying: $0) }
+        XCTAssertEqual(chain.popFrontKeepingTailRoom(maxBytes: 10, tailCapacity: 2048)?.count, 2)
+        chain.append(big)
+        XCTAssertEqual(chain.popFrontKeepingTailRoom(maxBytes: 4000, tailCapacity: 2048)?.count, 0)
+        XCTAssertEqual(chain.count, 3000)
+        var rest = 0
+        while let slice = chain.popFrontKeepingTailRoom(maxBytes: 4000, tailCapacity: 2048) { rest += slice.count }
+        XCTAssertEqual(rest, 3000)
+        XCTAssertEqual(chain.count, 0)
+        // A chunk larger than the bound is not kept.
+        XCTAssertEqual(chain.sliceCount, 0, "a 16 KiB last chunk is not kept")
+    }
+
     func testPoolRecyclesUniqueChunksOnly() {
         let pool = ChunkPool()
         var chunk: ByteChunk? = pool.take(atLeast: 100)

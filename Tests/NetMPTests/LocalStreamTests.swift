@@ -74,6 +74,50 @@ final class LocalStreamTests: StackTestCase {
         }
     }
 
+    /// Small messages each way, one at a time (the ping-pong that reuses the reader's last
+    /// chunk), now and then a larger one in a chunk of its own and a peek: every byte arrives in
+    /// order.
+    func testPingPongOfMixedSizesIsExact() throws {
+        try bounded {
+            let (a, b) = try stack.socketPair(.stream)
+            var generator = SeededGenerator(seed: 11)
+            let sizes = (0..<3000).map { index in index % 97 == 0 ? 600 + index % 1500 : 1 + index % 40 }
+            let messages = sizes.map { generator.bytes($0) }
+            let failures = FailureLog()
+            let echo = OSThread.start(name: "echo") {
+                do {
+                    for message in messages {
+                        var got: [UInt8] = []
+                        while got.count < message.count {
+                            got += try b.read(maxBytes: message.count - got.count)
+                        }
+                        if got != message { failures.record("echo side got other bytes") }
+                        try b.write(got)
+                    }
+                } catch {
+                    failures.record("echo: \(error)")
+                }
+            }
+            var sent = StreamHash()
+            var received = StreamHash()
+            for (index, message) in messages.enumerated() {
+                try a.write(message)
+                sent.add(message)
+                if index % 5 == 0 {
+                    let peeked = try a.read(maxBytes: 1, flags: .peek)
+                    XCTAssertEqual(peeked.count, 1)
+                    XCTAssertEqual(peeked.first, message.first)
+                }
+                var got: [UInt8] = []
+                while got.count < message.count { got += try a.read(maxBytes: message.count - got.count) }
+                received.add(got)
+            }
+            echo.join()
+            failures.check()
+            XCTAssertEqual(received, sent)
+        }
+    }
+
     func testNamedListenAcceptConnectAndAddresses() throws {
         try bounded {
             let listener = try stack.socket(.local, .stream)

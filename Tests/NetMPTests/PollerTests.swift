@@ -52,6 +52,39 @@ final class PollerTests: StackTestCase {
         }
     }
 
+    /// Both ends of a connection made by connect and accept learn of room when the other reads,
+    /// also when the connecting socket was refused once before (a full backlog): its reads must
+    /// tell the child it is linked to now, not the one of the refused attempt.
+    func testConnectedAndAcceptedStreamSocketsLearnOfRoomAfterARefusal() throws {
+        try bounded {
+            let listener = try stack.socket(.local, .stream)
+            try listener.bind(to: .local("/poll/room"))
+            try listener.listen(backlog: 1)
+            let filler = try stack.socket(.local, .stream)
+            try filler.connect(to: .local("/poll/room"))
+            let client = try stack.socket(.local, .stream)
+            XCTAssertThrowsError(try client.connect(to: .local("/poll/room"))) {
+                XCTAssertEqual($0 as? NetError, .connectionRefused)
+            }
+            _ = try listener.accept()
+            try client.connect(to: .local("/poll/room"))
+            let child = try listener.accept()
+            try client.setOption(.receiveBufferSize, 4096)
+            try child.setOption(.receiveBufferSize, 4096)
+            for (writer, reader, token) in [(client, child, 1), (child, client, 2)] {
+                let poller = SocketPoller()
+                try poller.register(writer, interest: .writable, token: token)
+                writer.isNonBlocking = true
+                while (try? writer.write([UInt8](repeating: 0, count: 1000))) != nil {}
+                XCTAssertEqual(poller.wait(timeout: .zero), [], "full: not writable")
+                let drain = OSThread.start(name: "drain") { _ = try? reader.read(maxBytes: 4096) }
+                XCTAssertEqual(
+                    poller.wait(timeout: .seconds(5)), [SocketPoller.Event(token: token, events: .writable)])
+                drain.join()
+            }
+        }
+    }
+
     func testListenerIsReadableWhenAConnectionWaits() throws {
         try bounded {
             let poller = SocketPoller()
@@ -95,6 +128,23 @@ final class PollerTests: StackTestCase {
             // (On protocol threads the reader's owner tells the poller, a message later.)
             XCTAssertEqual(poller.wait(timeout: .seconds(10)), [SocketPoller.Event(token: 1, events: .writable)])
             XCTAssertEqual(try sender.write(datagram, flags: .dontWait), 1000)
+        }
+    }
+
+    /// Until a socket of the stack is first registered with a poller, readers tell nobody of
+    /// room (`SocketRegistry.observersMade`); a sender registered after the receiver drained
+    /// is still reported writable, by the registration's own look at readiness.
+    func testSenderRegisteredAfterTheDrainIsWritable() throws {
+        try bounded {
+            let (sender, receiver) = try stack.socketPair(.datagram)
+            try receiver.setOption(.receiveBufferSize, DatagramRecord.charge(forPayload: 500) * 2)
+            while (try? sender.write([UInt8](repeating: 1, count: 500), flags: .dontWait)) != nil {}
+            XCTAssertFalse(stack.sockets.observersMade.load(ordering: .sequentiallyConsistent))
+            _ = try receiver.read(maxBytes: 500)
+            let poller = SocketPoller()
+            try poller.register(sender, interest: .writable, token: 4)
+            XCTAssertTrue(stack.sockets.observersMade.load(ordering: .sequentiallyConsistent))
+            XCTAssertEqual(poller.wait(timeout: .zero), [SocketPoller.Event(token: 4, events: .writable)])
         }
     }
 
