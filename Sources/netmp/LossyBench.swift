@@ -8,6 +8,8 @@ import NetMP
 /// - `tcp.lossy.1pct` (1 % loss): the Mathis bound for Reno at the connection's MSS, the 10 ms
 ///   round trip and the loss, (MSS / RTT) · 1.22 / √p. Target ≥ 2.
 /// - `tcp.lossy.0.1pct` (0.1 % loss): the link rate, 125 MB/s. Target ≥ 0.8.
+/// - `tcp.lossy.1pct.bbr` and `tcp.lossy.0.1pct.bbr`: the same links and references, both stacks
+///   using BBR instead of their default (CUBIC).
 ///
 /// The run is one deterministic pass: its figure repeats to the byte for a seed, so it is not
 /// taken twice. CPU per operation is process CPU µs per MB delivered (the whole simulation, both
@@ -18,10 +20,14 @@ struct LossyRow {
     var name: String
     var loss: Double
     var referenceIsLinkRate: Bool
+    /// nil: the stacks' default.
+    var congestionControl: TCPCongestionAlgorithm?
 
     static let rows = [
         LossyRow(name: "tcp.lossy.1pct", loss: 0.01, referenceIsLinkRate: false),
         LossyRow(name: "tcp.lossy.0.1pct", loss: 0.001, referenceIsLinkRate: true),
+        LossyRow(name: "tcp.lossy.1pct.bbr", loss: 0.01, referenceIsLinkRate: false, congestionControl: .bbr),
+        LossyRow(name: "tcp.lossy.0.1pct.bbr", loss: 0.001, referenceIsLinkRate: true, congestionControl: .bbr),
     ]
 
     func measure(simulatedSeconds: Double) throws -> BenchResult {
@@ -29,6 +35,7 @@ struct LossyRow {
             loss: loss, duration: .nanoseconds(Int64(simulatedSeconds * 1e9)), seed: 1)
         parameters.linkBitsPerSecond = 1_000_000_000
         parameters.roundTrip = .milliseconds(10)
+        parameters.congestionControl = congestionControl
         let clock = PassClock()
         let report = try LossyLinkGoodput.run(parameters)
         guard report.firstMismatch == nil else {
