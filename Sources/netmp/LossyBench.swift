@@ -30,9 +30,12 @@ struct LossyRow {
         LossyRow(name: "tcp.lossy.0.1pct.bbr", loss: 0.001, referenceIsLinkRate: true, congestionControl: .bbr),
     ]
 
-    func measure(simulatedSeconds: Double) throws -> BenchResult {
+    /// `outOfOrderSegments`, when given, replaces the stacks' bound on segments held out of order
+    /// (an experiment: the rows run with the default).
+    func measure(simulatedSeconds: Double, outOfOrderSegments: Int? = nil) throws -> BenchResult {
         var parameters = LossyLinkGoodput.Parameters(
             loss: loss, duration: .nanoseconds(Int64(simulatedSeconds * 1e9)), seed: 1)
+        parameters.maximumOutOfOrderSegments = outOfOrderSegments
         parameters.linkBitsPerSecond = 1_000_000_000
         parameters.roundTrip = .milliseconds(10)
         parameters.congestionControl = congestionControl
@@ -63,7 +66,8 @@ struct LossyRow {
                 + " \(info.sackRecoveries), RTOs \(info.retransmissionTimeouts), TLPs \(info.tailLossProbes);"
                 + " frames lost by the link \(report.link?.lost ?? 0), queue drops \(report.link?.queueDrops ?? 0);"
                 + " models for this path: Reno (Mathis) \(format3(mathis / 1e6)) MB/s, CUBIC (RFC 9438 5.1)"
-                + " \(format3(cubic / 1e6)) MB/s, link \(format3(linkRate / 1e6)) MB/s")
+                + " \(format3(cubic / 1e6)) MB/s, link \(format3(linkRate / 1e6)) MB/s"
+                + (outOfOrderSegments.map { "; receiver's out-of-order bound \($0) segments (not the default)" } ?? ""))
         return BenchResult(
             benchmark: name, unit: "MB/s", netmp: goodput, kernel: reference / 1e6, better: "higher",
             cpuNetmp: cpuPerMegabyte, cpuKernel: nil,
