@@ -72,6 +72,9 @@ public struct BBR: TCPCongestionControl, Hashable {
     /// When ProbeRTT may end (nil: the flight has not come down yet) and whether a round passed.
     private var probeRTTDoneStamp: Int64?
     private var probeRTTRoundDone = false
+    /// Samples of segments sent before `totalDelivered` reached this measure ProbeRTT's four
+    /// segments, not the path: they count as application-limited (Linux marks them so).
+    private var probeRTTLimitedUntil = 0
 
     /// Loss handling: the window before a recovery or timeout, restored when it ends.
     private enum LossState: Hashable {
@@ -149,6 +152,13 @@ public struct BBR: TCPCongestionControl, Hashable {
     // MARK: Per-ACK processing
 
     public mutating func rateSampled(_ sample: TCPRateSample) {
+        var sample = sample
+        if mode == .probeRTT {
+            probeRTTLimitedUntil = sample.totalDelivered
+        }
+        if mode == .probeRTT || (sample.priorDelivered.map { $0 < probeRTTLimitedUntil } ?? false) {
+            sample.isApplicationLimited = true
+        }
         maximumSegmentSize = Swift.max(1, sample.maximumSegmentSize)
         lastTotalDelivered = sample.totalDelivered
         if case .timedOut(let until) = lossState {

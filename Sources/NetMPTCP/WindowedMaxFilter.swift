@@ -17,7 +17,7 @@ public struct WindowedMaxFilter: Hashable, Sendable {
     public mutating func update(_ value: Int, round: Int) {
         let round = Swift.max(round, self.round)
         self.round = round
-        let slot = round % WindowedMaxFilter.window
+        let slot = WindowedMaxFilter.slot(round)
         if rounds[slot] != round {
             rounds[slot] = round
             values[slot] = value
@@ -33,6 +33,12 @@ public struct WindowedMaxFilter: Hashable, Sendable {
             best = Swift.max(best, values[slot])
         }
         return best
+    }
+
+    /// The slot of `round` (never out of range, whatever the round).
+    private static func slot(_ round: Int) -> Int {
+        let remainder = round % window
+        return remainder < 0 ? remainder + window : remainder
     }
 
     /// Forgets every sample.

@@ -175,6 +175,25 @@ final class BBRTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(driver.bbr.congestionWindow, 93_000)
     }
 
+    /// ProbeRTT's samples measure four segments a round trip, not the path: they lower neither the
+    /// estimate nor, once over, what ProbeBW paces at, however many rounds it lasts.
+    func testProbeRTTSamplesDoNotLowerTheEstimate() {
+        var driver = Driver()
+        driver.reachProbeBandwidth()
+        driver.sample(bandwidth: 400_000, rtt: 11 * Self.millisecond, advance: BBR.minimumRTTWindow + 1)
+        XCTAssertEqual(driver.bbr.mode, .probeRTT)
+        // Twenty-two rounds of 10 ms: more than the filter's ten.
+        for _ in 0..<22 {
+            XCTAssertEqual(driver.bbr.mode, .probeRTT)
+            driver.sample(bandwidth: 400_000, rtt: 11 * Self.millisecond, inFlight: 4000)
+        }
+        XCTAssertEqual(driver.bbr.mode, .probeBandwidth)
+        // The first ACK after it still covers a segment sent during ProbeRTT.
+        driver.sample(bandwidth: 400_000, newRound: false)
+        XCTAssertEqual(driver.bbr.bottleneckBandwidth, 4_500_000)
+        XCTAssertEqual(driver.bbr.pacingRateBytesPerSecond, 4_500_000 * driver.bbr.pacingGain / 256 / 100 * 99)
+    }
+
     func testProbeRTTWaitsForARoundAsWellAsTheTime() {
         var driver = Driver()
         driver.reachProbeBandwidth()
