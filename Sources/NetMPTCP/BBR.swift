@@ -72,9 +72,11 @@ public struct BBR: TCPCongestionControl, Hashable {
     /// When ProbeRTT may end (nil: the flight has not come down yet) and whether a round passed.
     private var probeRTTDoneStamp: Int64?
     private var probeRTTRoundDone = false
-    /// Samples of segments sent before `totalDelivered` reached this measure ProbeRTT's four
-    /// segments, not the path: they count as application-limited (Linux marks them so).
-    private var probeRTTLimitedUntil = 0
+    /// Samples of segments sent before `totalDelivered` passed this measure ProbeRTT's four
+    /// segments, not the path: they count as application-limited, as Linux marks them. The mark is
+    /// the delivered count plus the flight, so it also covers what leaves in the round after
+    /// ProbeRTT, while its last segments are still in flight.
+    private var probeRTTLimitedUntil: Int?
 
     /// Loss handling: the window before a recovery or timeout, restored when it ends.
     private enum LossState: Hashable {
@@ -154,9 +156,11 @@ public struct BBR: TCPCongestionControl, Hashable {
     public mutating func rateSampled(_ sample: TCPRateSample) {
         var sample = sample
         if mode == .probeRTT {
-            probeRTTLimitedUntil = sample.totalDelivered
+            probeRTTLimitedUntil = sample.totalDelivered &+ Swift.max(0, sample.inFlight)
         }
-        if mode == .probeRTT || (sample.priorDelivered.map { $0 < probeRTTLimitedUntil } ?? false) {
+        if mode == .probeRTT {
+            sample.isApplicationLimited = true
+        } else if let prior = sample.priorDelivered, let until = probeRTTLimitedUntil, prior <= until {
             sample.isApplicationLimited = true
         }
         maximumSegmentSize = Swift.max(1, sample.maximumSegmentSize)

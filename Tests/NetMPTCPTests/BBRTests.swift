@@ -188,10 +188,15 @@ final class BBRTests: XCTestCase {
             driver.sample(bandwidth: 400_000, rtt: 11 * Self.millisecond, inFlight: 4000)
         }
         XCTAssertEqual(driver.bbr.mode, .probeBandwidth)
-        // The first ACK after it still covers a segment sent during ProbeRTT.
+        // The next ACK still covers a segment sent during ProbeRTT, and the one after it a segment
+        // sent while ProbeRTT's last flight (4000 bytes) was out.
         driver.sample(bandwidth: 400_000, newRound: false)
+        driver.sample(bandwidth: 400_000)
         XCTAssertEqual(driver.bbr.bottleneckBandwidth, 4_500_000)
         XCTAssertEqual(driver.bbr.pacingRateBytesPerSecond, 4_500_000 * driver.bbr.pacingGain / 256 / 100 * 99)
+        // Past that, a slow sample is the path's: the filter, which saw none for 22 rounds, takes it.
+        driver.sample(bandwidth: 400_000)
+        XCTAssertEqual(driver.bbr.bottleneckBandwidth, 400_000)
     }
 
     func testProbeRTTWaitsForARoundAsWellAsTheTime() {
