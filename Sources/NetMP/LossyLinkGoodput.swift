@@ -25,6 +25,9 @@ package enum LossyLinkGoodput {
         package var seed: UInt64 = 1
         /// The congestion control of both stacks (nil: the stack's default).
         package var congestionControl: TCPCongestionAlgorithm?
+        /// The receiver's bound on segments held out of order (nil: the stack's default, 1024). A
+        /// flight of more segments than this beyond a hole loses the excess at the receiver.
+        package var maximumOutOfOrderSegments: Int?
 
         package init(loss: Double, duration: Duration = .seconds(30), seed: UInt64 = 1) {
             self.loss = loss
@@ -82,6 +85,9 @@ package enum LossyLinkGoodput {
         let receiving = network.makeStack()
         try network.attach(sending, to: lan, address: "198.18.0.1/24")
         try network.attach(receiving, to: lan, address: "198.18.0.2/24")
+        if let segments = parameters.maximumOutOfOrderSegments {
+            for stack in [sending, receiving] { stack.tcpConfiguration.maximumOutOfOrderSegments = segments }
+        }
         if let algorithm = parameters.congestionControl {
             for stack in [sending, receiving] { stack.tcpConfiguration.congestionControl = algorithm }
         }

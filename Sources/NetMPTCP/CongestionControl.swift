@@ -30,9 +30,21 @@ public protocol TCPCongestionControl: Sendable {
     /// Takes over a live connection from another algorithm (TCP_CONGESTION changed): continue from
     /// its window and threshold, in congestion avoidance at or above the threshold.
     mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize: Int)
+    /// A rate-based controller (BBR): it takes a `TCPRateSample` on every ACK that delivered
+    /// something, in recovery too, and its window governs sending in fast recovery (no PRR).
+    var isRateBased: Bool { get }
+    /// Bytes per second to pace transmissions at, if the controller paces.
+    var pacingRate: Int? { get }
+    /// One ACK's delivery-rate sample (only a rate-based controller is given them).
+    mutating func rateSampled(_ sample: TCPRateSample)
 }
 
 extension TCPCongestionControl {
+    /// Loss-based by default: windows from ACKs and losses, PRR in recovery, no pacing.
+    public var isRateBased: Bool { false }
+    public var pacingRate: Int? { nil }
+    public mutating func rateSampled(_ sample: TCPRateSample) {}
+
     /// Without a way to take the window over, an algorithm starts afresh from its initial window.
     public mutating func resume(congestionWindow: Int, slowStartThreshold: Int, maximumSegmentSize: Int) {}
 

@@ -26,10 +26,13 @@ struct RACK: Sendable {
         if segment.everRetransmitted, let minimum = minimumRTT, rtt < minimum {
             // Possibly the ACK of the original transmission: no sample from it (step 2).
         } else if rtt >= 0 {
-            roundTripTime = rtt
             minimumRTT = Swift.min(minimumRTT ?? rtt, rtt)
-            if transmission.map({ segment.transmission > $0 }) ?? true {
+            // RACK.rtt is the RTT of the most recently sent delivered segment only (RFC 8985 6.2
+            // step 2): an older segment delivered by the same ACK (or processed after it, in
+            // sequence order) waited longer and would stretch the loss deadline of everything.
+            if transmission.map({ segment.transmission >= $0 }) ?? true {
                 transmission = segment.transmission
+                roundTripTime = rtt
             }
         }
         if let fack = forwardAcknowledged, segment.end < fack {

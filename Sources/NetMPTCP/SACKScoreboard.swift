@@ -21,6 +21,8 @@ struct SACKScoreboard: Sendable {
         var retransmitted = false
         /// Sent more than once: its ACK gives no RTT sample (Karn) and RACK treats it with care.
         var everRetransmitted = false
+        /// The connection's delivery state when it was last sent, for rate samples.
+        var rate = DeliveryRateSnapshot()
 
         var length: Int { end - start }
         /// Counts toward `pipe` (RFC 6675 SetPipe): sent, not SACKed, and not lost unless resent.
@@ -58,15 +60,19 @@ struct SACKScoreboard: Sendable {
     private(set) var pipe = 0
     /// Bytes of lost entries whose retransmission is in flight.
     private(set) var retransmittedBytes = 0
+    /// Bytes ever marked lost (wrapping): a rate-based controller hears of each ACK's new losses.
+    private(set) var markedLostBytes = 0
     /// Nothing SACKed, lost or resent: every entry is an original transmission in sequence order, so
     /// no loss can be inferred from it yet (detectors may skip the walk).
     var isInOrder: Bool { sackedBytes == 0 && lostBytes == 0 && retransmittedBytes == 0 }
 
     // MARK: Transmissions and acknowledgments
 
-    /// Records a transmission of `start ..< end` at `now`: bytes beyond the last entry are a new
-    /// entry; bytes inside entries mark them retransmitted.
-    mutating func sent(_ start: SequenceNumber, _ end: SequenceNumber, now: Int64) {
+    /// Records a transmission of `start ..< end` at `now` with the delivery state `rate`: bytes
+    /// beyond the last entry are a new entry; bytes inside entries mark them retransmitted.
+    mutating func sent(
+        _ start: SequenceNumber, _ end: SequenceNumber, now: Int64, rate: DeliveryRateSnapshot = DeliveryRateSnapshot()
+    ) {
         guard start < end else { return }
         transmissions += 1
         let number = transmissions
@@ -79,6 +85,7 @@ struct SACKScoreboard: Sendable {
                 segment.everRetransmitted = true
                 segment.sentAt = now
                 segment.transmission = number
+                segment.rate = rate
             }
             index += 1
         }
@@ -90,10 +97,12 @@ struct SACKScoreboard: Sendable {
                 last.end = end
                 last.sentAt = now
                 last.transmission = number
+                last.rate = rate
             }
         } else {
             storage.append(
-                Segment(start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number))
+                Segment(
+                    start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate))
             account(storage[storage.count - 1], sign: 1)
         }
     }
@@ -184,6 +193,9 @@ struct SACKScoreboard: Sendable {
     /// Marks the entry at `index` lost (it needs a retransmission, none in flight for it now).
     mutating func markLost(at index: Int) {
         guard indices.contains(index), !storage[index].sacked else { return }
+        if !storage[index].needsRetransmission {
+            markedLostBytes &+= storage[index].length
+        }
         modify(index) { segment in
             segment.lost = true
             segment.retransmitted = false

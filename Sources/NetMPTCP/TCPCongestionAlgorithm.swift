@@ -4,13 +4,16 @@ public enum TCPCongestionAlgorithm: Int, CaseIterable, Hashable, Sendable, Custo
     case cubic = 0
     /// RFC 5681 / RFC 6582 NewReno.
     case newReno = 1
+    /// BBR v1 (draft-cardwell-iccrg-bbr-congestion-control): rate-based, for lossy paths.
+    case bbr = 2
 
     /// A fresh controller of this kind; `hyStart` turns HyStart++ (RFC 9406) on for the initial
-    /// slow start.
+    /// slow start (BBR has its own Startup and ignores it).
     public func make(maximumSegmentSize: Int, hyStart: Bool) -> any TCPCongestionControl {
         switch self {
         case .cubic: Cubic(maximumSegmentSize: maximumSegmentSize, hyStart: hyStart)
         case .newReno: NewReno(maximumSegmentSize: maximumSegmentSize, hyStart: hyStart)
+        case .bbr: BBR(maximumSegmentSize: maximumSegmentSize)
         }
     }
 
@@ -18,6 +21,7 @@ public enum TCPCongestionAlgorithm: Int, CaseIterable, Hashable, Sendable, Custo
         switch self {
         case .cubic: "cubic"
         case .newReno: "newReno"
+        case .bbr: "bbr"
         }
     }
 }

@@ -1,5 +1,6 @@
 /// What the connection tells its congestion controller beyond losses: per-ACK samples with the RTT
-/// and round, and whether the window was in use (RFC 7661).
+/// and round, and whether the window was in use (RFC 7661); for a rate-based controller, a
+/// delivery-rate sample per ACK.
 extension TCPConnection {
     /// After output sent what it could: record the flight, and whether the congestion window (rather
     /// than the peer's window, Nagle or a lack of data) held data back.
@@ -7,6 +8,11 @@ extension TCPConnection {
         windowValidation.sent(flight: flightSize)
         let unsent = sendQueueEnd - sendNext
         let window = congestionControl.congestionWindow
+        if unsent <= 0, rateBasedSending != nil, flightSize < window, scoreboard.lostBytes == 0 {
+            // Nothing left to send and room to send it: rate samples now measure the application.
+            let flight = flightSize
+            updateRateBasedSending { $0.rates.applicationLimited(flight: flight) }
+        }
         guard unsent > 0, window <= sendWindow else { return }
         let usable = (sendUnacknowledged + window) - sendNext
         if usable < Swift.min(unsent, maximumSegmentSize) {
@@ -20,5 +26,70 @@ extension TCPConnection {
             bytes: bytes, maximumSegmentSize: maximumSegmentSize, now: now, acknowledgment: sendUnacknowledged,
             sendMax: sendMax, rtt: rtt, smoothedRTT: retransmissionTimeout.smoothedRTT,
             windowValidated: windowValidation.isValidated(congestionWindow: congestionControl.congestionWindow))
+    }
+
+    // MARK: Delivery-rate samples and pacing (rate-based controllers only)
+
+    /// Gives the connection a delivery-rate estimator and pacer when its controller is rate-based,
+    /// and drops them otherwise (a switch mid-connection starts the estimate afresh).
+    mutating func matchRateBasedSending() {
+        if congestionControl.isRateBased {
+            if rateBasedSending == nil {
+                rateBasedSending = RateBasedSendingStorage()
+            }
+        } else {
+            rateBasedSending = nil
+        }
+    }
+
+    /// Runs `body` on the rate-based state (copied first if another connection value shares it);
+    /// nil when there is none.
+    @discardableResult
+    mutating func updateRateBasedSending<Result>(_ body: (RateBasedSendingStorage) -> Result) -> Result? {
+        guard var storage = rateBasedSending else { return nil }
+        rateBasedSending = nil
+        if !isKnownUniquelyReferenced(&storage) {
+            storage = RateBasedSendingStorage(rates: storage.rates, pacer: storage.pacer)
+        }
+        let result = body(storage)
+        rateBasedSending = storage
+        return result
+    }
+
+    /// Transmissions go on the scoreboard with SACK, and for a rate-based controller's samples.
+    var recordsTransmissions: Bool { sackPermitted || rateBasedSending != nil }
+
+    /// What a transmission sent now records of the delivery state.
+    mutating func deliveryRateSnapshot(now: Int64) -> DeliveryRateSnapshot {
+        let flight = flightSize
+        return updateRateBasedSending { $0.rates.snapshot(now: now, flight: flight) } ?? DeliveryRateSnapshot()
+    }
+
+    /// Ends an ACK's processing for a rate-based controller: the estimator's sample goes to it.
+    mutating func sendRateSample(now: Int64, lost: Int, priorInFlight: Int, inFlight: Int) {
+        let mss = maximumSegmentSize
+        let minimumRTT = rack.minimumRTT
+        guard
+            let sample = updateRateBasedSending({
+                $0.rates.sample(
+                    now: now, maximumSegmentSize: mss, minimumRTT: minimumRTT, lost: lost,
+                    priorInFlight: priorInFlight, inFlight: inFlight)
+            })
+        else { return }
+        congestionControl.rateSampled(sample)
+    }
+
+    /// Whether the pacer lets a segment go now (always, without pacing); if not, the pacing timer
+    /// is armed for when it will.
+    mutating func pacingAllowsDeparture(now: Int64) -> Bool {
+        guard rateBasedSending != nil, congestionControl.pacingRate != nil else { return true }
+        return updateRateBasedSending { $0.pacer.mayDepart(now: now) } ?? true
+    }
+
+    /// A segment carrying `bytes` of data left: the pacer charges it.
+    mutating func pacedDeparture(bytes: Int, now: Int64) {
+        guard rateBasedSending != nil, let rate = congestionControl.pacingRate else { return }
+        let mss = maximumSegmentSize
+        updateRateBasedSending { $0.pacer.sent(bytes: bytes, now: now, rate: rate, maximumSegmentSize: mss) }
     }
 }

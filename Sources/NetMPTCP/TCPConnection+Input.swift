@@ -280,7 +280,21 @@ extension TCPConnection {
     private mutating func newlyAcknowledged(
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
+        let priorInFlight = flightSize
+        if rateBasedSending != nil {
+            // Without SACK the scoreboard holds only what the rate samples need.
+            var rates = rateBasedSending?.rates
+            scoreboard.acknowledge(through: ack) { rates?.delivered($0, now: now) }
+            if let rates {
+                updateRateBasedSending { $0.rates = rates }
+            }
+        }
         let (acknowledged, rtt) = takeAcknowledgment(ack, header: header, now: now, &actions)
+        defer {
+            if rateBasedSending != nil {
+                sendRateSample(now: now, lost: 0, priorInFlight: priorInFlight, inFlight: flightSize)
+            }
+        }
         if inFastRecovery {
             if !(ack < recoveryPoint) {
                 inFastRecovery = false

@@ -73,6 +73,10 @@ extension TCPConnection {
             let halfWindow = maximumSendWindow > 0 && length >= maximumSendWindow / 2
             guard halfWindow || (allQueued && (idle || configuration.noDelay)) else { return false }
         }
+        if length > 0, !force, !tailProbe, !pacingAllowsDeparture(now: now) {
+            // Paced: the pacing timer sends it.
+            return false
+        }
         var flags: TCPFlags = .ack
         if length > 0 && length == unsent {
             flags.insert(.psh)
@@ -197,9 +201,10 @@ extension TCPConnection {
             // As many blocks as fit beside the timestamps (RFC 2018 3): three with them, four without.
             options.sackBlocks = sackReporter.blocks(
                 for: outOfOrder, receiveNext: receiveNext, limit: timestampsEnabled ? 3 : 4)
-            if payloadLength > 0 || flags.contains(.fin) {
-                scoreboard.sent(sequence, sequence + payloadLength + (flags.contains(.fin) ? 1 : 0), now: now)
-            }
+        }
+        if recordsTransmissions, payloadLength > 0 || flags.contains(.fin) {
+            let rate = deliveryRateSnapshot(now: now)
+            scoreboard.sent(sequence, sequence + payloadLength + (flags.contains(.fin) ? 1 : 0), now: now, rate: rate)
         }
         let header = TCPHeader(
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence.rawValue,
@@ -208,6 +213,9 @@ extension TCPConnection {
         actions.segments.append(
             TCPOutboundSegment(
                 header: header, sendQueueOffset: sendQueueOffset, payloadLength: payloadLength, ecnCapable: ecnCapable))
+        if payloadLength > 0, rateBasedSending != nil {
+            pacedDeparture(bytes: payloadLength, now: now)
+        }
         noteACKSent()
     }
 

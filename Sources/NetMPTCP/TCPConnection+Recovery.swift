@@ -16,9 +16,16 @@ extension TCPConnection {
         let unacknowledgedBefore = sendUnacknowledged
         let sackedBefore = scoreboard.sackedBytes
         let duplicateSACK = isDuplicateSACK(blocks, ack: ack)
+        // A rate-based controller's sample: the estimator sees every delivery, the flight around it.
+        var rates = rateBasedSending?.rates
+        let priorInFlight = scoreboard.pipe
+        let lostBefore = scoreboard.markedLostBytes
         if advanced {
             var rack = self.rack
-            scoreboard.acknowledge(through: ack) { rack.delivered($0, now: now) }
+            scoreboard.acknowledge(through: ack) { segment in
+                rack.delivered(segment, now: now)
+                rates?.delivered(segment, now: now)
+            }
             self.rack = rack
         }
         var newlySACKed = 0
@@ -28,8 +35,14 @@ extension TCPConnection {
             // Only blocks inside what is outstanding count; anything else is stale or hostile.
             guard ack < left, left < right, !(sendMax < right) else { continue }
             var rack = self.rack
-            newlySACKed += scoreboard.sack(left, right) { rack.delivered($0, now: now) }
+            newlySACKed += scoreboard.sack(left, right) { segment in
+                rack.delivered(segment, now: now)
+                rates?.delivered(segment, now: now)
+            }
             self.rack = rack
+        }
+        if let rates {
+            updateRateBasedSending { $0.rates = rates }
         }
         if duplicateSACK, let first = blocks.first {
             duplicateSACKReceived(first, ack: ack)
@@ -69,6 +82,11 @@ extension TCPConnection {
                 congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
             }
             enterRecoveryIfLost(now: now, delivered: delivered, &actions)
+        }
+        if rateBasedSending != nil {
+            sendRateSample(
+                now: now, lost: scoreboard.markedLostBytes &- lostBefore, priorInFlight: priorInFlight,
+                inFlight: scoreboard.pipe)
         }
         if sendUnacknowledged == sendMax {
             cancel(.retransmission)
@@ -215,11 +233,14 @@ extension TCPConnection {
                 continue
             }
             // In fast recovery what PRR lets go on this ACK; after a timeout, cwnd − pipe.
+            // (A rate-based controller's window governs recovery too: it keeps its own conservation.)
             let budget =
-                inFastRecovery
+                inFastRecovery && !congestionControl.isRateBased
                 ? proportionalRateReduction.sendQuota : congestionControl.congestionWindow - scoreboard.pipe
             // Nothing goes into a closed window: the peer would drop it (zero-window probes persist).
             guard budget >= maximumSegmentSize, sendWindow > 0 else { break }
+            // A paced connection's repairs wait for the pacer too.
+            guard pacingAllowsDeparture(now: now) else { break }
             let segmentsBefore = actions.segments.count
             if let index = scoreboard.firstNeedingRetransmission {
                 retransmitSegment(at: index, now: now, &actions)
@@ -277,7 +298,7 @@ extension TCPConnection {
         }
         guard length > 0 || flags.contains(.fin) else {
             // Nothing of the send queue left in it: count it resent so the sending loop moves on.
-            scoreboard.sent(segment.start, end, now: now)
+            scoreboard.sent(segment.start, end, now: now, rate: deliveryRateSnapshot(now: now))
             return
         }
         emit(

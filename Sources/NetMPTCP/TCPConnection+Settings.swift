@@ -25,6 +25,7 @@ extension TCPConnection {
                 slowStartThreshold: congestionControl.slowStartThreshold, maximumSegmentSize: maximumSegmentSize)
         }
         congestionControl = replacement
+        matchRateBasedSending()
     }
 }
 

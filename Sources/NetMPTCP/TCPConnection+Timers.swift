@@ -31,6 +31,10 @@ extension TCPConnection {
             _ = sendOne(now: now, force: true, &actions)
             armPersistIfStuck(now: now)
         }
+        if expired(.pacing, now) {
+            // The pacer lets the next segment go: output, below, sends it.
+            cancel(.pacing)
+        }
         if expired(.delayedACK, now) {
             cancel(.delayedACK)
             ackNow = true

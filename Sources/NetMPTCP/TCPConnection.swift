@@ -94,6 +94,8 @@ public struct TCPConnection<Payload: TCPPayload> {
     var timedSequence: SequenceNumber?
     var timedSince: Int64 = 0
     public internal(set) var congestionControl: any TCPCongestionControl
+    /// The delivery-rate estimator and pacer of a rate-based controller (nil otherwise).
+    var rateBasedSending: RateBasedSendingStorage?
     /// Whether the congestion window is in use, so that it may grow (RFC 7661).
     public internal(set) var windowValidation: CongestionWindowValidation
     /// ECN state (RFC 3168): negotiated on the handshake; see TCPConnection+ECN.swift.
@@ -192,6 +194,9 @@ public struct TCPConnection<Payload: TCPPayload> {
             ?? configuration.congestionControl.make(
                 maximumSegmentSize: TCPConnection.defaultPeerMSS, hyStart: configuration.hyStart)
         windowValidation = CongestionWindowValidation(start: initialSequenceNumber)
+        if self.congestionControl.isRateBased {
+            rateBasedSending = RateBasedSendingStorage()
+        }
         ecn.reductionEnd = initialSequenceNumber
         quickACKsLeft = configuration.quickACKSegments
         var scale: UInt8 = 0
@@ -217,6 +222,7 @@ public struct TCPConnection<Payload: TCPPayload> {
         switch timer {
         case .keepAlive: return keepAliveDeadline
         case .userTimeout: return userTimeoutDeadline
+        case .pacing: return rateBasedSending?.pacer.deadline
         default: return deadlines[timer]
         }
     }
@@ -233,7 +239,13 @@ public struct TCPConnection<Payload: TCPPayload> {
     }
 
     mutating func arm(_ timer: TCPTimer, at deadline: Int64) { deadlines[timer] = deadline }
-    mutating func cancel(_ timer: TCPTimer) { deadlines[timer] = nil }
+    mutating func cancel(_ timer: TCPTimer) {
+        if timer == .pacing {
+            updateRateBasedSending { $0.pacer.timerDone() }
+        } else {
+            deadlines[timer] = nil
+        }
+    }
     func isArmed(_ timer: TCPTimer) -> Bool { deadlines[timer] != nil }
 
     // MARK: Derived values

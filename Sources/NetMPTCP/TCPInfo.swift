@@ -56,6 +56,13 @@ public struct TCPInfo: Hashable, Sendable {
     public var rackLostSegments = 0
     public var tailLossProbes = 0
     public var spuriousRecoveries = 0
+    /// Bytes per second the congestion control paces at (tcpi_pacing_rate; 0: not paced).
+    public var pacingRate = 0
+    /// BBR's model (Linux's tcp_bbr_info), when the connection uses BBR: bottleneck bandwidth in
+    /// bytes per second, minimum RTT, and its mode.
+    public var bbrBandwidth = 0
+    public var bbrMinimumRTT: Int64 = 0
+    public var bbrMode: BBR.Mode?
 
     public init() {}
 }
@@ -100,6 +107,12 @@ extension TCPConnection {
         info.rackLostSegments = rackLostSegments
         info.tailLossProbes = tailLossProbeCount
         info.spuriousRecoveries = spuriousRecoveryCount
+        info.pacingRate = congestionControl.pacingRate ?? 0
+        if let bbr = congestionControl as? BBR {
+            info.bbrBandwidth = bbr.bottleneckBandwidth
+            info.bbrMinimumRTT = bbr.minimumRTT ?? 0
+            info.bbrMode = bbr.mode
+        }
         return info
     }
 

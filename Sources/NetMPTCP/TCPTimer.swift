@@ -14,6 +14,8 @@ public enum TCPTimer: Int, CaseIterable, Hashable, Sendable {
     case reorderTimeout
     /// The tail loss probe (RFC 8985 7).
     case lossProbe
+    /// A paced connection's next departure (rate-based congestion control); derived from its pacer.
+    case pacing
 }
 
 /// One deadline per stored timer, inline so a connection value carries no array of its own
@@ -40,7 +42,7 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: return Self.value(delayedACK)
             case .finWait2: return Self.value(finWait2)
             case .timeWait: return Self.value(timeWait)
-            case .keepAlive, .userTimeout: return nil
+            case .keepAlive, .userTimeout, .pacing: return nil
             case .reorderTimeout: return Self.value(reorderTimeout)
             case .lossProbe: return Self.value(lossProbe)
             }
@@ -55,7 +57,7 @@ struct TimerDeadlines: Hashable, Sendable {
             case .delayedACK: delayedACK = stored
             case .finWait2: finWait2 = stored
             case .timeWait: timeWait = stored
-            case .keepAlive, .userTimeout: break
+            case .keepAlive, .userTimeout, .pacing: break
             case .reorderTimeout: reorderTimeout = stored
             case .lossProbe: lossProbe = stored
             }

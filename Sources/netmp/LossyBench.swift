@@ -8,6 +8,8 @@ import NetMP
 /// - `tcp.lossy.1pct` (1 % loss): the Mathis bound for Reno at the connection's MSS, the 10 ms
 ///   round trip and the loss, (MSS / RTT) · 1.22 / √p. Target ≥ 2.
 /// - `tcp.lossy.0.1pct` (0.1 % loss): the link rate, 125 MB/s. Target ≥ 0.8.
+/// - `tcp.lossy.1pct.bbr` and `tcp.lossy.0.1pct.bbr`: the same links and references, both stacks
+///   using BBR instead of their default (CUBIC).
 ///
 /// The run is one deterministic pass: its figure repeats to the byte for a seed, so it is not
 /// taken twice. CPU per operation is process CPU µs per MB delivered (the whole simulation, both
@@ -18,17 +20,25 @@ struct LossyRow {
     var name: String
     var loss: Double
     var referenceIsLinkRate: Bool
+    /// nil: the stacks' default.
+    var congestionControl: TCPCongestionAlgorithm?
 
     static let rows = [
         LossyRow(name: "tcp.lossy.1pct", loss: 0.01, referenceIsLinkRate: false),
         LossyRow(name: "tcp.lossy.0.1pct", loss: 0.001, referenceIsLinkRate: true),
+        LossyRow(name: "tcp.lossy.1pct.bbr", loss: 0.01, referenceIsLinkRate: false, congestionControl: .bbr),
+        LossyRow(name: "tcp.lossy.0.1pct.bbr", loss: 0.001, referenceIsLinkRate: true, congestionControl: .bbr),
     ]
 
-    func measure(simulatedSeconds: Double) throws -> BenchResult {
+    /// `outOfOrderSegments`, when given, replaces the stacks' bound on segments held out of order
+    /// (an experiment: the rows run with the default).
+    func measure(simulatedSeconds: Double, outOfOrderSegments: Int? = nil) throws -> BenchResult {
         var parameters = LossyLinkGoodput.Parameters(
             loss: loss, duration: .nanoseconds(Int64(simulatedSeconds * 1e9)), seed: 1)
+        parameters.maximumOutOfOrderSegments = outOfOrderSegments
         parameters.linkBitsPerSecond = 1_000_000_000
         parameters.roundTrip = .milliseconds(10)
+        parameters.congestionControl = congestionControl
         let clock = PassClock()
         let report = try LossyLinkGoodput.run(parameters)
         guard report.firstMismatch == nil else {
@@ -56,7 +66,8 @@ struct LossyRow {
                 + " \(info.sackRecoveries), RTOs \(info.retransmissionTimeouts), TLPs \(info.tailLossProbes);"
                 + " frames lost by the link \(report.link?.lost ?? 0), queue drops \(report.link?.queueDrops ?? 0);"
                 + " models for this path: Reno (Mathis) \(format3(mathis / 1e6)) MB/s, CUBIC (RFC 9438 5.1)"
-                + " \(format3(cubic / 1e6)) MB/s, link \(format3(linkRate / 1e6)) MB/s")
+                + " \(format3(cubic / 1e6)) MB/s, link \(format3(linkRate / 1e6)) MB/s"
+                + (outOfOrderSegments.map { "; receiver's out-of-order bound \($0) segments (not the default)" } ?? ""))
         return BenchResult(
             benchmark: name, unit: "MB/s", netmp: goodput, kernel: reference / 1e6, better: "higher",
             cpuNetmp: cpuPerMegabyte, cpuKernel: nil,

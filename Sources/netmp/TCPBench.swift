@@ -27,6 +27,10 @@ struct TCPBench: ParsableCommand {
     @Option(help: "Simulated seconds each tcp.lossy row measures (the issue's rows: 30), 0.1 to 600.")
     var lossySeconds: Double = 30
 
+    /// An experiment, not the rows' setting.
+    @Option(help: "Segments a tcp.lossy receiver may hold out of order, 16 to 65536 (default: the stack's, 1024).")
+    var lossyOutOfOrderSegments: Int?
+
     @Option(help: "Microseconds between the tcp.syn.flood injector's deliveries of the SYNs due, 10 to 100000.")
     var floodIntervalUs = 1000
 
@@ -34,6 +38,9 @@ struct TCPBench: ParsableCommand {
         if let threads, !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
         guard lossySeconds.isFinite, (0.1...600).contains(lossySeconds) else {
             throw ValidationError("--lossy-seconds must be 0.1...600")
+        }
+        if let segments = lossyOutOfOrderSegments, !(16...65536).contains(segments) {
+            throw ValidationError("--lossy-out-of-order-segments must be 16...65536")
         }
         guard (10...100_000).contains(floodIntervalUs) else {
             throw ValidationError("--flood-interval-us must be 10...100000")
@@ -69,7 +76,7 @@ struct TCPBench: ParsableCommand {
         }
         if selected("tcp.idle.memory") { results.append(try idleMemoryRow(connections: 10_000, kernel: !netmpOnly)) }
         for row in LossyRow.rows where selected(row.name) {
-            results.append(try row.measure(simulatedSeconds: lossySeconds))
+            results.append(try row.measure(simulatedSeconds: lossySeconds, outOfOrderSegments: lossyOutOfOrderSegments))
         }
         if selected(SYNFloodRow.name) {
             results.append(

@@ -322,6 +322,24 @@ final class SimulationTests: XCTestCase {
             configuration: configuration)
     }
 
+    /// BBR both ways, with SACK and without it (then its rate samples come from a scoreboard kept for
+    /// them alone), byte-exact through loss, reordering and duplication, its segments paced by the
+    /// pacing timer.
+    func testBBRWithAndWithoutSACK() {
+        for sack in [true, false] {
+            var configuration = TCPConfiguration()
+            configuration.congestionControl = .bbr
+            configuration.sackPermitted = sack
+            for seed: UInt64 in 41...42 {
+                transfer(
+                    seed: seed, bytes: (2 << 20, 1 << 20),
+                    impairments: Simulation.Impairments(
+                        lossPermille: seed == 41 ? 10 : 50, duplicatePermille: 10, reorderPermille: 20),
+                    configuration: configuration)
+            }
+        }
+    }
+
     func testFivePercentLossWithReorderingAndDuplication() {
         for seed: UInt64 in 11...13 {
             transfer(

@@ -21,13 +21,14 @@ final class TCPSimulatedTransferTests: XCTestCase {
         jitter: .microseconds(500), corruption: 0.01)
 
     func check(
-        seed: UInt64, _ impairments: LinkImpairments, bytes: Int, threaded: Bool, file: StaticString = #filePath,
-        line: UInt = #line
+        seed: UInt64, _ impairments: LinkImpairments, bytes: Int, threaded: Bool,
+        congestionControl: TCPCongestionAlgorithm? = nil, file: StaticString = #filePath, line: UInt = #line
     ) throws -> TCPTransferOutcome {
         let outcome = try tcpTransfer(
             seed: seed, impairments: impairments, bytes: bytes, threaded: threaded,
-            minimumRTO: threaded ? .milliseconds(20) : nil)
-        let replay = "seed \(seed) (\(threaded ? "threaded" : "deterministic"), \(bytes) bytes)"
+            minimumRTO: threaded ? .milliseconds(20) : nil, congestionControl: congestionControl)
+        let algorithm = congestionControl.map { ", \($0)" } ?? ""
+        let replay = "seed \(seed) (\(threaded ? "threaded" : "deterministic"), \(bytes) bytes\(algorithm))"
         XCTAssertTrue(outcome.finished, "transfer did not finish: \(replay)", file: file, line: line)
         XCTAssertEqual(outcome.sent.count, bytes, "not all bytes were written: \(replay)", file: file, line: line)
         XCTAssertEqual(outcome.received, outcome.sent, "stream differs: \(replay)", file: file, line: line)
@@ -106,8 +107,32 @@ final class TCPSimulatedTransferTests: XCTestCase {
         }
     }
 
-    /// The same 64 MiB with protocol threads and the real clock (at 10 % loss its RTOs are real
-    /// time: about a minute and a half here); a sanitizer lane scales it down (NETMP_STRESS_SCALE).
+    /// BBR (paced, rate-based): 16 MiB through 1 % loss with reordering and duplication, then the
+    /// hostile link, deterministic; byte-exact, losses repaired without reducing its model.
+    func testDeterministicBBRThroughLossReorderingAndCorruption() throws {
+        try bounded(600) {
+            let outcome = try check(seed: 51, Self.lossy1, bytes: 16 << 20, threaded: false, congestionControl: .bbr)
+            XCTAssertGreaterThan(outcome.client.retransmittedSegments, 0, "loss must cause retransmissions")
+            XCTAssertGreaterThan(outcome.client.fastRetransmits, 0)
+            print(
+                "16 MiB at 1 % loss, BBR: \(outcome.seconds) simulated s, \(outcome.client.retransmittedSegments) "
+                    + "retransmitted, \(outcome.client.retransmissionTimeouts) RTOs")
+            let hostile = try check(seed: 52, Self.hostile, bytes: 4 << 20, threaded: false, congestionControl: .bbr)
+            XCTAssertGreaterThan(hostile.client.malformedSegments + hostile.server.malformedSegments, 0)
+        }
+    }
+
+    /// BBR in the threaded mode, where its pacing timer is a real callout on a protocol thread.
+    func testThreadedBBRWithOnePercentLoss() throws {
+        try bounded(600) {
+            let outcome = try check(seed: 53, Self.lossy1, bytes: 8 << 20, threaded: true, congestionControl: .bbr)
+            XCTAssertGreaterThan(outcome.client.retransmittedSegments, 0)
+        }
+    }
+
+    /// The hostile link's 64 MiB (as in the deterministic test above) with protocol threads and the
+    /// real clock: at 10 % loss its RTOs are real time, about a minute and a half here; a sanitizer
+    /// lane scales it down (NETMP_STRESS_SCALE).
     func testThreaded64MiBThroughTenPercentLossCorruptionAndHeavyReordering() throws {
         let scale = Double(getenv("NETMP_STRESS_SCALE").flatMap { Double(String(cString: $0)) } ?? 1)
         let mebibytes = Swift.max(8, Int(64 * scale))
