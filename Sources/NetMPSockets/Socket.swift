@@ -21,7 +21,7 @@ package final class Socket: @unchecked Sendable {
     /// A stream socket's listen queues, made by its first listen (most stream sockets never
     /// listen); close installs the shared closed queue when there is none, so a listen that races
     /// the close finds its queue closed.
-    private let listenQueueReference = AtomicLazyReference<ListenQueue>()
+    private let listenQueueReference = OnceReference<ListenQueue>()
     package let nonBlocking = Atomic<Bool>(false)
     /// The protocol's control block: touched only by the owner (or, for a synchronous port,
     /// under the protocol's own locks).
@@ -38,7 +38,7 @@ package final class Socket: @unchecked Sendable {
     /// in its peer's receive buffer), so that close() can end them too.
     /// Made by the first such wait (only local sockets have them); close installs the shared
     /// ended list when there is none, so a wait that races the close ends at once.
-    private let foreignWaitsReference = AtomicLazyReference<ForeignWaits>()
+    private let foreignWaitsReference = OnceReference<ForeignWaits>()
     /// A test hook: runs once, on the caller, just before the next protocol request is sent to
     /// the owner (after the user-side checks), so a test can put a close exactly there.
     @exclusivity(unchecked) package nonisolated(unsafe) var beforeNextRequest: (@Sendable () -> Void)?

@@ -40,7 +40,7 @@ public final class SocketBuffer: @unchecked Sendable {
     package let waiterCount = Atomic<Int>(0)
     /// The owning socket's readiness observers, told after every change: made by the socket's
     /// first poller registration and installed in both its buffers (most sockets never have one).
-    private let observersReference = AtomicLazyReference<ReadinessObservers>()
+    private let observersReference = OnceReference<ReadinessObservers>()
     private let registry: SocketRegistry
 
     private let countsPad = CacheLinePad()
