@@ -110,7 +110,10 @@ package final class InetStack: @unchecked Sendable {
             if let existing = interfaces.firstIndex(where: { $0 === interface }) { return (existing, false) }
             let index = interfaces.count
             interfaces.append(interface)
-            interface.setReceiver { [weak self] frames in self?.receive(frames, interfaceIndex: index) }
+            // Held strongly: a weak reference gave the stack a side table, which sends every
+            // retain and release of it (several per packet) down the runtime's slow path. The
+            // cycle this makes is broken by `detachInterfaces`, which the stack's shutdown runs.
+            interface.setReceiver { [self] frames in receive(frames, interfaceIndex: index) }
             publishLocked()
             return (index, true)
         }
