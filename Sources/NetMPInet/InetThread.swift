@@ -151,7 +151,7 @@ package final class InetThread: @unchecked Sendable {
             spareOutQueue = []
             swap(&batch, &outQueues[index])
             if index < config.interfaces.count { config.interfaces[index].transmit(batch) }
-            batch.removeAll(keepingCapacity: true)
+            batch.clearKeepingCapacity()
             spareOutQueue = batch
         }
     }

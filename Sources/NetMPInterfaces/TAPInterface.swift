@@ -325,7 +325,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
             }
             if !batch.isEmpty {
                 deliverInbound(batch)
-                batch.removeAll(keepingCapacity: true)
+                batch.clearKeepingCapacity()
             }
         }
     }

@@ -408,7 +408,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
                 runEndOfBatch()
             }
         }
-        batch.removeAll(keepingCapacity: true)
+        batch.clearKeepingCapacity()
         runEndOfBatch()
         messagesHandled.add(count, ordering: .relaxed)
         return count

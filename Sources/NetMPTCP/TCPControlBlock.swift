@@ -18,6 +18,12 @@ package final class TCPControlBlock: @unchecked Sendable {
     /// The owner thread's TCP state (changed by connect's migration, before the move is queued).
     @exclusivity(unchecked) var home: TCPThread
     @exclusivity(unchecked) var connection: TCPConnection<ByteSlice>?
+    /// Whether a connection lives here, its case read in place: `connection != nil` copied the
+    /// whole value first (several hundred instructions, on every close).
+    var hasConnection: Bool {
+        if case .some = connection { return true }
+        return false
+    }
     @exclusivity(unchecked) var key: TCPConnectionKey?
     var localAddress = IPv4Address.unspecified
     var localPort: UInt16 = 0

@@ -135,7 +135,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         try checkNotDetached(socket)
         let block = block(socket)
         let (host, port) = try ipv4(address)
-        if block.isBound || block.connection != nil || block.key != nil { throw .invalidArgument }
+        if block.isBound || block.hasConnection || block.key != nil { throw .invalidArgument }
         if !host.isUnspecified && !block.home.inet.isOwnAddress(host) { throw .addressNotAvailable }
         block.localPort = try tables.bind(
             port, address: host, owner: ObjectIdentifier(block),
@@ -316,7 +316,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             block.isBound = false
             tables.unbind(block.localPort, owner: ObjectIdentifier(block))
         }
-        guard block.connection != nil else {
+        guard block.hasConnection else {
             block.hold = nil
             return
         }

@@ -296,8 +296,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         let scatter =
             !block.detached && segments.contains { $0.segmentSize > 0 }
             && inet.transportScatterGather(hop.interfaceIndex)
-        gathered.removeAll(keepingCapacity: true)
-        gatheredCounts.removeAll(keepingCapacity: true)
+        gathered.clearKeepingCapacity()
+        gatheredCounts.clearKeepingCapacity()
         if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
             let buffer = block.socket.sendBuffer
             buffer.lock.lock()
@@ -362,7 +362,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 segmentSize: Int(segment.segmentSize))
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
-        gathered.removeAll(keepingCapacity: true)
+        gathered.clearKeepingCapacity()
     }
 
     /// Sends a large segment as its header in a small chunk followed by `pieces`, the send
