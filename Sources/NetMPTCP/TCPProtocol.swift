@@ -202,7 +202,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             initialSequenceNumber: initialSequenceNumber(for: key, replacing: replaced, now: here.now), routeMTU: mtu)
         connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
         connection.shareConfiguration(through: &here.sharedConfiguration)
-        block.connection = connection
+        block.connection = consume connection
         block.hold = socket
         _ = socket.takeError()
         socket.state.set([.bound, .connecting])
