@@ -44,8 +44,18 @@ package final class IPIdentifiers: @unchecked Sendable {
     /// The next identification for a datagram from `source` to `destination`, sent at `now`
     /// (nanoseconds of the stack's clock).
     func next(source: IPv4Address, destination: IPv4Address, protocol proto: UInt8, now: Int64) -> UInt16 {
-        let hash = SipHash24.hash(
+        next(flowHash: flowHash(source: source, destination: destination, protocol: proto), now: now)
+    }
+
+    /// The keyed hash that picks a flow's counter (and offsets what it returns): a function of
+    /// the three values alone, so a sender may keep it for its next datagram of the same flow.
+    func flowHash(source: IPv4Address, destination: IPv4Address, protocol proto: UInt8) -> UInt64 {
+        SipHash24.hash(
             key0: key0, key1: key1, UInt64(destination.rawValue) << 32 | UInt64(source.rawValue), UInt64(proto))
+    }
+
+    /// The next identification for the flow whose `flowHash` is `hash`.
+    func next(flowHash hash: UInt64, now: Int64) -> UInt16 {
         let bucket = Int(truncatingIfNeeded: hash % UInt64(IPIdentifiers.bucketCount))
         let millisecond = UInt32(truncatingIfNeeded: now / 1_000_000)
         var step: UInt32 = 1

@@ -81,9 +81,9 @@ package final class InetConfiguration: @unchecked Sendable {
     /// Longest prefix first.
     let routes: [Route]
     let settings: InetSettings
-    private let localSet: Set<IPv4Address>
+    private let localSet: AddressSet
     /// The subnet broadcasts of our prefixes on real interfaces (martian sources, never forwarded).
-    let directedBroadcasts: Set<IPv4Address>
+    let directedBroadcasts: AddressSet
 
     init(interfaces: [NetworkInterface], addresses: [InterfaceAddress], routes: [Route], settings: InetSettings) {
         self.interfaces = interfaces
@@ -94,8 +94,8 @@ package final class InetConfiguration: @unchecked Sendable {
         }
         self.routes = all.sorted { $0.destination.length > $1.destination.length }
         self.settings = settings
-        localSet = Set(addresses.map(\.address))
-        directedBroadcasts = Set(
+        localSet = AddressSet(addresses.map(\.address))
+        directedBroadcasts = AddressSet(
             addresses.filter { $0.interfaceIndex != 0 && $0.prefix.length < 31 }.map(\.prefix.broadcastAddress))
     }
 

@@ -113,7 +113,10 @@ package final class InetStack: @unchecked Sendable {
             if let existing = interfaces.firstIndex(where: { $0 === interface }) { return (existing, false) }
             let index = interfaces.count
             interfaces.append(interface)
-            interface.setReceiver { [weak self] frames in self?.receive(frames, interfaceIndex: index) }
+            // Held strongly: a weak reference gave the stack a side table, which sends every
+            // retain and release of it (several per packet) down the runtime's slow path. The
+            // cycle this makes is broken by `detachInterfaces`, which the stack's shutdown runs.
+            interface.setReceiver { [self] frames in receive(frames, interfaceIndex: index) }
             publishLocked()
             return (index, true)
         }
@@ -255,32 +258,57 @@ package final class InetStack: @unchecked Sendable {
     func receive(_ frames: [Frame], interfaceIndex: Int) {
         let count = perThread.count
         if count == 1 {
-            let state = perThread[0]
-            if !state.thread.send({ state.input(frames, interfaceIndex: interfaceIndex) }) {
-                dispatchDrops.add(frames.count, ordering: .relaxed)
-            }
+            post(frames, to: perThread[0], interfaceIndex: interfaceIndex)
             return
         }
-        var batches = [[Frame]](repeating: [], count: count)
+        if frames.count == 1 {
+            post(frames, to: perThread[threadIndex(frame: frames[0])], interfaceIndex: interfaceIndex)
+            return
+        }
+        var batches = [InboundBatch?](repeating: nil, count: count)
         for frame in frames {
-            let bytes = frame.bytes
-            guard bytes.count >= 14 else {
-                batches[0].append(frame)
-                continue
+            let index = threadIndex(frame: frame)
+            if batches[index] == nil {
+                let batch = perThread[index].takeInboundBatch()
+                batch.interfaceIndex = interfaceIndex
+                batches[index] = batch
             }
-            let etherType = UInt16(bytes[12]) << 8 | UInt16(bytes[13])
-            if etherType == 0x0800 {
-                batches[threadIndex(ipPacket: UnsafeRawBufferPointer(rebasing: bytes[14...]))].append(frame)
-            } else {
-                batches[0].append(frame)
-            }
+            batches[index]?.frames.append(frame)
         }
-        for (index, batch) in batches.enumerated() where !batch.isEmpty {
+        for (index, batch) in batches.enumerated() {
+            guard let batch else { continue }
             let state = perThread[index]
-            if !state.thread.send({ state.input(batch, interfaceIndex: interfaceIndex) }) {
-                dispatchDrops.add(batch.count, ordering: .relaxed)
+            let posted = batch.frames.count
+            if !state.thread.post(batch) {
+                state.recycle(batch)
+                dispatchDrops.add(posted, ordering: .relaxed)
             }
         }
+    }
+
+    /// Posts `frames` to `state`'s thread in one of its reusable batches.
+    private func post(_ frames: [Frame], to state: InetThread, interfaceIndex: Int) {
+        let batch = state.takeInboundBatch()
+        if frames.count == 1 {
+            batch.single = frames[0]
+        } else {
+            batch.frames.append(contentsOf: frames)
+        }
+        batch.interfaceIndex = interfaceIndex
+        if !state.thread.post(batch) {
+            state.recycle(batch)
+            dispatchDrops.add(frames.count, ordering: .relaxed)
+        }
+    }
+
+    /// The protocol thread an inbound frame belongs to: an IPv4 packet's by its addresses (and
+    /// ports), anything else the first thread's.
+    private func threadIndex(frame: Frame) -> Int {
+        let bytes = frame.bytes
+        guard bytes.count >= 14 else { return 0 }
+        let etherType = UInt16(bytes[12]) << 8 | UInt16(bytes[13])
+        guard etherType == 0x0800 else { return 0 }
+        return threadIndex(ipPacket: UnsafeRawBufferPointer(rebasing: bytes[14...]))
     }
 
     // MARK: Ports

@@ -2,6 +2,7 @@ import NetMPInterfaces
 import NetMPRuntime
 import NetMPSockets
 import NetMPWire
+import Synchronization
 
 /// A received IPv4 datagram: its header and where its bytes are in a chunk.
 package struct InboundDatagram: @unchecked Sendable {
@@ -60,6 +61,13 @@ package final class InetThread: @unchecked Sendable {
     static let internetworkControl: UInt8 = 0x30
 
     unowned let stack: InetStack
+    /// The stack's identification counters, held here so a datagram's draw does not go through
+    /// the unowned `stack` (a strong retain and release of it per packet).
+    private let identifiers: IPIdentifiers
+    /// The last flow an identification was drawn for, with its hash (`nextIdentification`).
+    @exclusivity(unchecked) private var lastIdentificationFlow = (
+        valid: false, addresses: UInt64(0), proto: UInt8(0), hash: UInt64(0)
+    )
     package let thread: ProtocolThread
     let index: Int
     var config: InetConfiguration
@@ -69,6 +77,11 @@ package final class InetThread: @unchecked Sendable {
     // held across a call that could reach them again.
     @exclusivity(unchecked) package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
     @exclusivity(unchecked) private var outQueues: [[Frame]] = []
+    /// An emptied output queue, swapped in for the one being sent: the queues keep their capacity.
+    @exclusivity(unchecked) private var spareOutQueue: [Frame] = []
+    /// An inbound batch that has run, retained, for the next sender to fill (`InboundBatch`);
+    /// senders are any thread, so it is taken and put back atomically.
+    let spareInbound = Atomic<UnsafeMutableRawPointer?>(nil)
     var reassembly: [FragmentKey: ReassemblyEntry] = [:]
     var reassemblyBytes = 0
     var reassemblySources: [IPv4Address: FragmentSourceUsage] = [:]
@@ -83,7 +96,7 @@ package final class InetThread: @unchecked Sendable {
     var udpBySocket: [ObjectIdentifier: UDPBinding] = [:]
     var pings: [UInt32: PingRequest] = [:]
     /// Transports registered from other targets (TCP), by IP protocol number.
-    var transportHandlers = [(any InetTransportHandler)?](repeating: nil, count: 256)
+    @exclusivity(unchecked) var transportHandlers = [(any InetTransportHandler)?](repeating: nil, count: 256)
     @exclusivity(unchecked) var pendingDeliveries: [PendingDelivery] = []
     @exclusivity(unchecked) var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
@@ -91,10 +104,17 @@ package final class InetThread: @unchecked Sendable {
 
     init(stack: InetStack, thread: ProtocolThread, config: InetConfiguration, seed: UInt64) {
         self.stack = stack
+        identifiers = stack.identifiers
         self.thread = thread
         self.index = thread.index
         self.config = config
         icmpTokens = Double(config.settings.icmpErrorBurst)
+    }
+
+    deinit {
+        if let spare = spareInbound.exchange(nil, ordering: .acquiring) {
+            Unmanaged<InboundBatch>.fromOpaque(spare).release()
+        }
     }
 
     @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
@@ -125,9 +145,14 @@ package final class InetThread: @unchecked Sendable {
     func flush() {
         flushDeliveries()
         for index in outQueues.indices where !outQueues[index].isEmpty {
-            let batch = outQueues[index]
-            outQueues[index] = []
+            // The queue goes out whole and an empty one takes its place (frames a transmit
+            // might queue meanwhile land there); once sent, its buffer is the next spare.
+            var batch = spareOutQueue
+            spareOutQueue = []
+            swap(&batch, &outQueues[index])
             if index < config.interfaces.count { config.interfaces[index].transmit(batch) }
+            batch.clearKeepingCapacity()
+            spareOutQueue = batch
         }
     }
 
@@ -135,6 +160,11 @@ package final class InetThread: @unchecked Sendable {
 
     func input(_ frames: [Frame], interfaceIndex: Int) {
         for frame in frames { inputFrame(frame, interfaceIndex: interfaceIndex) }
+        flushDeliveries()
+    }
+
+    func input(_ frame: Frame, interfaceIndex: Int) {
+        inputFrame(frame, interfaceIndex: interfaceIndex)
         flushDeliveries()
     }
 
@@ -297,8 +327,18 @@ package final class InetThread: @unchecked Sendable {
     // MARK: IPv4 output
 
     /// Per-destination counters (`IPIdentification.swift`): consecutive to one destination.
+    /// The flow hash is kept for the last flow: most datagrams go where the one before went.
     private func nextIdentification(_ hop: NextHop, _ destination: IPv4Address, _ proto: IPProtocol) -> UInt16 {
-        stack.identifiers.next(source: hop.source, destination: destination, protocol: proto.rawValue, now: now)
+        let flow = UInt64(destination.rawValue) << 32 | UInt64(hop.source.rawValue)
+        if !lastIdentificationFlow.valid || lastIdentificationFlow.addresses != flow
+            || lastIdentificationFlow.proto != proto.rawValue
+        {
+            lastIdentificationFlow = (
+                true, flow, proto.rawValue,
+                identifiers.flowHash(source: hop.source, destination: destination, protocol: proto.rawValue)
+            )
+        }
+        return identifiers.next(flowHash: lastIdentificationFlow.hash, now: now)
     }
 
     /// Sends the IP payload at `chunk[payloadStart ..< payloadEnd]` (with at least `headroom`

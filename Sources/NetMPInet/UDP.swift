@@ -355,7 +355,7 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
         guard taken > 0 else { return }
         wakes.publishAll()
         for record in block.scratch { output(record, block: block) }
-        block.scratch.removeAll(keepingCapacity: true)
+        block.scratch.clearKeepingCapacity()
         buffer.observers?.notify()
         // More queued: run again after the messages already waiting (one reference per post).
         if more, !block.outputPending.exchange(true, ordering: .sequentiallyConsistent),
@@ -557,7 +557,7 @@ extension InetThread {
             count(.udpBufferFull, end - index - delivered)
             index = end
         }
-        deliveriesInFlight.removeAll(keepingCapacity: true)
+        deliveriesInFlight.clearKeepingCapacity()
     }
 
     /// An ICMP error about a datagram one of our connected sockets sent.

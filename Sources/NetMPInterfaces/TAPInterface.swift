@@ -376,7 +376,7 @@ public final class TAPInterface: NetworkInterface, @unchecked Sendable {
         let delivered = queue.batch.count
         if delivered > 0 {
             deliverInbound(queue.batch)
-            queue.batch.removeAll(keepingCapacity: true)
+            queue.batch.clearKeepingCapacity()
         }
         return delivered
     }

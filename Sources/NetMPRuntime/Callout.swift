@@ -4,7 +4,10 @@
 /// Arming is O(log n) (a heap push); cancelling is O(1): the heap entry goes stale and is
 /// skipped when it surfaces.
 public final class Callout: @unchecked Sendable {
-    public unowned let thread: ProtocolThread
+    /// Not counted: a callout is used only on its thread (`assertOnThread`), which is alive
+    /// while it runs code; a counted unowned reference cost an atomic increment and decrement on
+    /// every arm and cancel (a connection arms a dozen times).
+    public unowned(unsafe) let thread: ProtocolThread
     private let action: () -> Void
     /// Matches the heap entry that is live; any other entry for this callout is stale. (These
     /// fields are the owner thread's, plain reads and stores: no runtime exclusivity check.)

@@ -16,7 +16,7 @@ public final class ChunkPool: @unchecked Sendable {
 
     private final class SharedList: @unchecked Sendable {
         let lock = NetLock()
-        var chunks: [ByteChunk] = []  // under lock
+        @exclusivity(unchecked) var chunks: [ByteChunk] = []  // under lock
         let limit: Int
         init(limit: Int) {
             self.limit = limit

@@ -9,10 +9,11 @@ package final class ListenQueue: @unchecked Sendable {
     package static let maximumBacklog = 4096
 
     let lock = NetLock(compact: true)
-    private(set) var incomplete = RingQueue<Socket>()
-    private(set) var complete = RingQueue<Socket>()
-    private var backlog = 0
-    private var isClosed = false
+    // Under `lock`: no access outlives the lock, so the runtime exclusivity check is skipped.
+    @exclusivity(unchecked) private(set) var incomplete = RingQueue<Socket>()
+    @exclusivity(unchecked) private(set) var complete = RingQueue<Socket>()
+    @exclusivity(unchecked) private var backlog = 0
+    @exclusivity(unchecked) private var isClosed = false
     /// Complete connections waiting (read without the lock by the accept condition).
     package let completeCount = Atomic<Int>(0)
 

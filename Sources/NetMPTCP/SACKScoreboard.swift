@@ -1,3 +1,4 @@
+import NetMPRuntime
 import NetMPWire
 
 /// The sender's record of what is in flight when SACK was negotiated (RFC 6675 2, RFC 8985 5): one
@@ -132,7 +133,7 @@ struct SACKScoreboard: Sendable {
             if storage.capacity > SACKScoreboard.idleCapacity {
                 storage = []
             } else {
-                storage.removeAll(keepingCapacity: true)
+                storage.clearKeepingCapacity()
             }
             head = 0
         } else if head >= SACKScoreboard.compactionThreshold, head * 2 >= storage.count {

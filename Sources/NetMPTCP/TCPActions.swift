@@ -1,3 +1,4 @@
+import NetMPRuntime
 import NetMPWire
 
 /// A segment the connection wants sent: the full header (options included) and, for data, the bytes
@@ -56,9 +57,9 @@ public struct TCPActions<Payload: TCPPayload> {
 
     /// Forgets the last event's actions, keeping array storage.
     public mutating func clear() {
-        // Most events send or deliver nothing: skip the generic removal when there is none.
-        if !segments.isEmpty { segments.removeAll(keepingCapacity: true) }
-        if !delivered.isEmpty { delivered.removeAll(keepingCapacity: true) }
+        // Most events send or deliver one segment or none: a pop or two, not a range removal.
+        segments.clearKeepingCapacity()
+        delivered.clearKeepingCapacity()
         acknowledgedBytes = 0
         established = false
         endOfStream = false

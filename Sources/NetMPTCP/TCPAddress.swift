@@ -34,4 +34,14 @@ public struct TCPConnectionKey: Hashable, Sendable {
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
     }
+
+    /// Two words into the hasher, not the six the synthesized conformance feeds (each case tag,
+    /// address and port apart): the tables look a key up on every segment.
+    public func hash(into hasher: inout Hasher) {
+        switch (localAddress, remoteAddress) {
+        case (.ipv4(let local), .ipv4(let remote)):
+            hasher.combine(UInt64(local.rawValue) << 32 | UInt64(remote.rawValue))
+            hasher.combine(UInt32(localPort) << 16 | UInt32(remotePort))
+        }
+    }
 }

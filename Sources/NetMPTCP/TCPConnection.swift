@@ -229,11 +229,12 @@ public struct TCPConnection<Payload: TCPPayload> {
 
     /// The earliest armed timer: the integration's one callout for this connection.
     public var nextDeadline: Int64? {
-        var earliest: Int64?
-        for timer in TCPTimer.allCases {
-            if let deadline = deadline(of: timer), earliest.map({ deadline < $0 }) ?? true {
-                earliest = deadline
-            }
+        // The stored timers' minimum in straight-line compares (the loop over `allCases` it
+        // replaces walked an array per event), then the two derived ones.
+        var earliest = deadlines.earliest
+        if let keepAlive = keepAliveDeadline, earliest.map({ keepAlive < $0 }) ?? true { earliest = keepAlive }
+        if let userTimeout = userTimeoutDeadline, earliest.map({ userTimeout < $0 }) ?? true {
+            earliest = userTimeout
         }
         return earliest
     }

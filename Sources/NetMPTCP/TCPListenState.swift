@@ -12,8 +12,8 @@ final class TCPListenState: @unchecked Sendable {
     let address: IPv4Address
     let port: UInt16
     private let lock = NetLock()
-    private var incomplete = RingQueue<TCPControlBlock>(capacity: 4)  // under lock
-    private var isClosed = false  // under lock
+    @exclusivity(unchecked) private var incomplete = RingQueue<TCPControlBlock>(capacity: 4)  // under lock
+    @exclusivity(unchecked) private var isClosed = false  // under lock
 
     init(socket: Socket, block: TCPControlBlock, address: IPv4Address, port: UInt16) {
         self.socket = socket
@@ -22,7 +22,7 @@ final class TCPListenState: @unchecked Sendable {
         self.port = port
     }
 
-    private var backlogValue = 1  // under lock
+    @exclusivity(unchecked) private var backlogValue = 1  // under lock
 
     /// The backlog, as listen(2) set it on the socket's queue (clamped the same way).
     var backlog: Int {

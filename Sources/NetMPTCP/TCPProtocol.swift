@@ -138,7 +138,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         try checkNotDetached(socket)
         let block = block(socket)
         let (host, port) = try ipv4(address)
-        if block.isBound || block.connection != nil || block.key != nil { throw .invalidArgument }
+        if block.isBound || block.hasConnection || block.key != nil { throw .invalidArgument }
         if !host.isUnspecified && !block.home.inet.isOwnAddress(host) { throw .addressNotAvailable }
         block.localPort = try tables.bind(
             port, address: host, owner: ObjectIdentifier(block),
@@ -205,7 +205,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             initialSequenceNumber: initialSequenceNumber(for: key, replacing: replaced, now: here.now), routeMTU: mtu)
         connection.setTimestampOffset(timestampOffset(from: key.localAddress, to: key.remoteAddress))
         connection.shareConfiguration(through: &here.sharedConfiguration)
-        block.connection = connection
+        block.connection = consume connection
         block.hold = socket
         _ = socket.takeError()
         socket.state.set([.bound, .connecting])
@@ -319,7 +319,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             block.isBound = false
             tables.unbind(block.localPort, owner: ObjectIdentifier(block))
         }
-        guard block.connection != nil else {
+        guard block.hasConnection else {
             block.hold = nil
             return
         }

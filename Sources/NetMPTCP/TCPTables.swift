@@ -15,11 +15,11 @@ final class TCPTables: @unchecked Sendable {
     }
 
     private let lock = NetLock()
-    private var bound: [UInt16: [Binding]] = [:]  // under lock
-    private var tuples: Set<TCPConnectionKey> = []  // under lock
-    private var tuplesPerPort: [UInt16: Int] = [:]  // under lock
-    private var listeners: [UInt16: [TCPListenState]] = [:]  // under lock
-    private var selector: EphemeralPortSelector  // under lock
+    @exclusivity(unchecked) private var bound: [UInt16: [Binding]] = [:]  // under lock
+    @exclusivity(unchecked) private var tuples: Set<TCPConnectionKey> = []  // under lock
+    @exclusivity(unchecked) private var tuplesPerPort: [UInt16: Int] = [:]  // under lock
+    @exclusivity(unchecked) private var listeners: [UInt16: [TCPListenState]] = [:]  // under lock
+    @exclusivity(unchecked) private var selector: EphemeralPortSelector  // under lock
 
     init(key: TCPSecretKey) { selector = EphemeralPortSelector(key: key) }
 

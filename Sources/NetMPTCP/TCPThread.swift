@@ -18,6 +18,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         self.inet.transportFlush()
     }
     @exclusivity(unchecked) private var spareActions: [TCPActions<ByteSlice>] = []
+    /// The actions of the outermost event, changed in place (a copy out of `spareActions` and
+    /// back cost more than the rest of an event's bookkeeping), and how deep events nest now.
+    @exclusivity(unchecked) private var outerActions = TCPActions<ByteSlice>()
+    @exclusivity(unchecked) private var eventDepth = 0
     /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
     @exclusivity(unchecked) private var gathered: [ByteSlice] = []
     @exclusivity(unchecked) private var gatheredCounts: [Int] = []
@@ -42,7 +46,27 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock,
         _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
     ) {
-        var actions = spareActions.popLast() ?? TCPActions()
+        // The outermost event uses the thread's own actions in place; one that an event's
+        // actions start (an abort from `apply`) takes a spare, as the outer one is in use.
+        if eventDepth == 0 {
+            eventDepth = 1
+            defer { eventDepth = 0 }
+            event(block, body, actions: &outerActions)
+        } else {
+            eventDepth += 1
+            defer { eventDepth -= 1 }
+            var actions = spareActions.popLast() ?? TCPActions()
+            event(block, body, actions: &actions)
+            spareActions.append(actions)
+        }
+    }
+
+    /// Runs one event with `actions` (empty, and left empty).
+    private func event(
+        _ block: TCPControlBlock,
+        _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void,
+        actions: inout TCPActions<ByteSlice>
+    ) {
         let time = now
         eventCount &+= 1
         let serial = eventCount
@@ -72,10 +96,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             finAcknowledged = connection.finAcknowledged
             deadline = connection.nextDeadline
         }
-        guard ran != nil else {
-            spareActions.append(actions)
-            return
-        }
+        guard ran != nil else { return }
         if closing { block.connection = nil }
         let sendFinished = !block.sendFinishedPublished && (closing || finAcknowledged)
         if sendFinished {
@@ -91,7 +112,6 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
         actions.clear()
-        spareActions.append(actions)
     }
 
     /// Keeps the thread's count of out-of-order bytes after an event changed `connection`'s
@@ -296,8 +316,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         let scatter =
             !block.detached && segments.contains { $0.segmentSize > 0 }
             && inet.transportScatterGather(hop.interfaceIndex)
-        gathered.removeAll(keepingCapacity: true)
-        gatheredCounts.removeAll(keepingCapacity: true)
+        gathered.clearKeepingCapacity()
+        gatheredCounts.clearKeepingCapacity()
         if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
             let buffer = block.socket.sendBuffer
             buffer.lock.lock()
@@ -362,7 +382,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 segmentSize: Int(segment.segmentSize))
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
-        gathered.removeAll(keepingCapacity: true)
+        gathered.clearKeepingCapacity()
     }
 
     /// Sends a large segment as its header in a small chunk followed by `pieces`, the send
@@ -767,7 +787,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Requests run here
 
-    /// A spare collector for an event that does not go through `event` (a child's SYN-ACK).
+    /// A spare collector for an event that does not go through `event` (a child's SYN-ACK),
+    /// given back emptied by `applyBirth` (or the cookie answer) for the next.
     func withActions(_ body: (inout TCPActions<ByteSlice>) -> Void) -> TCPActions<ByteSlice> {
         var actions = spareActions.popLast() ?? TCPActions()
         body(&actions)

@@ -34,6 +34,25 @@ struct TimerDeadlines: Hashable, Sendable {
 
     private static func value(_ stored: Int64) -> Int64? { stored == unarmed ? nil : stored }
 
+    /// The earliest armed stored deadline, or nil when none is armed.
+    var earliest: Int64? {
+        var least = Int64.max
+        var armed = false
+        @inline(__always) func consider(_ stored: Int64) {
+            guard stored != Self.unarmed else { return }
+            armed = true
+            least = Swift.min(least, stored)
+        }
+        consider(retransmission)
+        consider(persist)
+        consider(delayedACK)
+        consider(finWait2)
+        consider(timeWait)
+        consider(reorderTimeout)
+        consider(lossProbe)
+        return armed ? least : nil
+    }
+
     subscript(timer: TCPTimer) -> Int64? {
         get {
             switch timer {

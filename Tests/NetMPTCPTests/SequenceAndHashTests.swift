@@ -36,6 +36,27 @@ final class SequenceAndHashTests: XCTestCase {
         XCTAssertEqual(eight.finalize(), 0x93f5_f579_9a93_2462)
     }
 
+    func testSipHashWordAppendsMatchTheirBytesAtEveryAlignment() {
+        // A 16- or 32-bit append absorbs its bytes (most significant first) in one step: the
+        // digest must be the byte-by-byte one wherever in an 8-byte block the value lands.
+        let key = TCPSecretKey(bytes: 0..<16)
+        for lead in 0..<8 {
+            var words = SipHasher(key: key)
+            var bytes = SipHasher(key: key)
+            words.append(contentsOf: (0..<lead).map { UInt8($0) })
+            bytes.append(contentsOf: (0..<lead).map { UInt8($0) })
+            words.append(UInt32(0xC612_0001))
+            bytes.append(contentsOf: [0xC6, 0x12, 0x00, 0x01])
+            words.append(UInt16(0x9C40))
+            bytes.append(contentsOf: [0x9C, 0x40])
+            words.append(UInt32(0x0A0B_0C0D))
+            bytes.append(contentsOf: [0x0A, 0x0B, 0x0C, 0x0D])
+            words.append(UInt16(0x0050))
+            bytes.append(contentsOf: [0x00, 0x50])
+            XCTAssertEqual(words.finalize(), bytes.finalize(), "after \(lead) leading bytes")
+        }
+    }
+
     func testInitialSequenceNumbersPerRFC6528() {
         let generator = InitialSequenceNumbers(key: TCPSecretKey(bytes: Array(repeating: 7, count: 16)))
         let key = TCPConnectionKey(

@@ -1,0 +1,60 @@
+import NetMPInterfaces
+import NetMPRuntime
+import Synchronization
+
+/// One interface's batch of inbound frames on its way to a protocol thread: an embedded message
+/// the thread keeps for the next batch once it has run, so a batch costs neither a closure
+/// context nor an array (each batch is still its own message: the port's order holds).
+final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
+    unowned let state: InetThread
+    /// A batch of one frame (most are: a loopback segment, a TAP read) holds it here...
+    @exclusivity(unchecked) var single: Frame?
+    /// ...and a larger one here. Filled by the sender before the post, emptied by the owner.
+    @exclusivity(unchecked) var frames: [Frame] = []
+    @exclusivity(unchecked) var interfaceIndex = 0
+
+    init(state: InetThread) { self.state = state }
+
+    func handle() {
+        if let frame = single {
+            single = nil
+            state.input(frame, interfaceIndex: interfaceIndex)
+            InboundBatch.recycleChunk(of: frame)
+        } else {
+            state.input(frames, interfaceIndex: interfaceIndex)
+            while let frame = frames.popLast() { InboundBatch.recycleChunk(of: frame) }
+        }
+        state.recycle(self)
+    }
+
+    /// Gives a frame's chunk back to the pool when input kept nothing of it (a control segment,
+    /// a loopback segment's header chunk, an ACK): without this every such chunk was freed and
+    /// the sender's next one allocated afresh. A chunk input kept (data queued, a fragment
+    /// held) is still referenced and stays where it is.
+    @inline(__always) private static func recycleChunk(of frame: consuming Frame) {
+        var chunk: ByteChunk? = frame.chunk
+        _ = consume frame
+        ChunkPool.shared.recycle(&chunk)
+    }
+}
+
+extension InetThread {
+    /// A batch to fill and post to this thread (from any thread): the spare, or a new one.
+    func takeInboundBatch() -> InboundBatch {
+        if let spare = spareInbound.exchange(nil, ordering: .acquiring) {
+            return Unmanaged<InboundBatch>.fromOpaque(spare).takeRetainedValue()
+        }
+        return InboundBatch(state: self)
+    }
+
+    /// Keeps a batch that has run (or could not be posted; its frames are dropped) as the
+    /// spare, unless there is one already.
+    func recycle(_ batch: InboundBatch) {
+        batch.single = nil
+        if !batch.frames.isEmpty { batch.frames.removeAll(keepingCapacity: true) }
+        let retained = Unmanaged.passRetained(batch).toOpaque()
+        if !spareInbound.compareExchange(expected: nil, desired: retained, ordering: .releasing).exchanged {
+            Unmanaged<InboundBatch>.fromOpaque(retained).release()
+        }
+    }
+}
