@@ -230,12 +230,15 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// The earliest armed timer: the integration's one callout for this connection.
     public var nextDeadline: Int64? {
         // The stored timers' minimum in straight-line compares (the loop over `allCases` it
-        // replaces walked an array per event), then the two derived ones.
+        // replaces walked an array per event), then the three derived ones.
         var earliest = deadlines.earliest
         if let keepAlive = keepAliveDeadline, earliest.map({ keepAlive < $0 }) ?? true { earliest = keepAlive }
         if let userTimeout = userTimeoutDeadline, earliest.map({ userTimeout < $0 }) ?? true {
             earliest = userTimeout
         }
+        if let pacing = rateBasedSending?.pacer.deadline, earliest.map({ pacing < $0 }) ?? true { earliest = pacing }
+        // Debug builds check that no timer is left out (a new one must be added above).
+        assert(earliest == TCPTimer.allCases.compactMap { deadline(of: $0) }.min(), "a timer missing in nextDeadline")
         return earliest
     }
 
