@@ -27,6 +27,16 @@ final class AllocationTests: XCTestCase {
         let thread = ProtocolThread(index: 0, clock: SystemClock(), mode: .dedicated)
         defer { thread.stop() }
         let shared = OwnedBox(0)
+        // A call runs on the caller when the owner is idle (direct dispatch) and is queued when
+        // it is not, which timing decides; the queued path's first use on a thread makes its reply
+        // slot and instantiates its generic types (11 allocations, once). Both paths are warmed
+        // up first, the queued one on a thread that never dispatches.
+        let queuedOnly = ProtocolThread(index: 1, clock: SystemClock(), mode: .dedicated, directDispatch: false)
+        for _ in 0..<100 {
+            _ = try? queuedOnly.call { () throws(NetError) in 1 }
+            _ = try? queuedOnly.call { () throws(NetError) in shared.value += 0 }
+        }
+        queuedOnly.stop()
         for _ in 0..<100 { _ = try? thread.call { () throws(NetError) in 1 } }
         // A request that captures nothing: reply slot, parker and message are all reused.
         var before = netmp_allocations_total()
