@@ -91,16 +91,8 @@ public struct Frame: @unchecked Sendable {
     /// them in place.
     public func contiguous(pool: ChunkPool = .shared) -> Frame {
         guard isGathered else { return self }
-        let total = count
-        let chunk = pool.take(atLeast: total)
-        var offset = chunk.filled
-        let start = offset
-        for piece in [slice] + gathered {
-            (chunk.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
-            offset += piece.count
-        }
-        chunk.filled = offset
-        return Frame(chunk: chunk, start: start, end: offset, segmentSize: segmentSize)
+        let joined = slice.joined(with: gathered, pool: pool)
+        return Frame(chunk: joined.chunk, start: joined.start, end: joined.end, segmentSize: segmentSize)
     }
 
     /// A copy of the bytes, gathered payload included (tests, capture).

@@ -77,4 +77,22 @@ public struct ByteSlice: @unchecked Sendable {
     /// True when this slice's bytes run up to the chunk's fill point, so more can be appended
     /// to the chunk and to this slice together.
     @inline(__always) var endsAtFill: Bool { end == chunk.filled }
+
+    /// This slice followed by `pieces`, copied into one slice of a chunk from `pool` (for a path
+    /// that must read gathered bytes in place; the data paths keep them apart).
+    public func joined(with pieces: [ByteSlice], pool: ChunkPool = .shared) -> ByteSlice {
+        var total = count
+        for piece in pieces { total += piece.count }
+        let target = pool.take(atLeast: total)
+        let first = target.filled
+        var offset = first
+        (target.base + offset).copyMemory(from: chunk.base + start, byteCount: count)
+        offset += count
+        for piece in pieces {
+            (target.base + offset).copyMemory(from: piece.chunk.base + piece.start, byteCount: piece.count)
+            offset += piece.count
+        }
+        target.filled = offset
+        return ByteSlice(chunk: target, start: first, end: offset)
+    }
 }

@@ -589,7 +589,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             return
         }
         // Not for a connection's data path: the usual way, from one contiguous copy.
-        let payload = datagram.isGathered ? TCPThread.contiguous(inChunk, datagram.gathered) : inChunk
+        let payload = datagram.isGathered ? inChunk.joined(with: datagram.gathered) : inChunk
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
@@ -637,21 +637,6 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 sequence = sequence &+ UInt32(truncatingIfNeeded: slice.count)
             }
         }
-    }
-
-    /// `head` followed by `pieces`, copied into one slice.
-    private static func contiguous(_ head: ByteSlice, _ pieces: [ByteSlice]) -> ByteSlice {
-        var total = head.count
-        for piece in pieces { total += piece.count }
-        let chunk = ChunkPool.shared.take(atLeast: total)
-        let start = chunk.filled
-        var offset = start
-        for part in [head] + pieces {
-            (chunk.base + offset).copyMemory(from: part.chunk.base + part.start, byteCount: part.count)
-            offset += part.count
-        }
-        chunk.filled = offset
-        return ByteSlice(chunk: chunk, start: start, end: offset)
     }
 
     /// An ICMP error about a segment we sent: handed to the thread that owns its connection
