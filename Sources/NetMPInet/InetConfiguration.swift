@@ -77,6 +77,8 @@ package struct NextHop {
 /// keeps its own reference, replaced by a message when the configuration changes.
 package final class InetConfiguration: @unchecked Sendable {
     let interfaces: [NetworkInterface]
+    /// What the per-packet paths read of each interface (`LinkFacts`), in `interfaces`' order.
+    let links: [LinkFacts]
     let addresses: [InterfaceAddress]
     /// Longest prefix first.
     let routes: [Route]
@@ -87,6 +89,7 @@ package final class InetConfiguration: @unchecked Sendable {
 
     init(interfaces: [NetworkInterface], addresses: [InterfaceAddress], routes: [Route], settings: InetSettings) {
         self.interfaces = interfaces
+        links = interfaces.map(LinkFacts.init)
         self.addresses = addresses
         var all = routes
         for address in addresses {

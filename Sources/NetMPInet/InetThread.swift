@@ -70,7 +70,12 @@ package final class InetThread: @unchecked Sendable {
     )
     package let thread: ProtocolThread
     let index: Int
-    var config: InetConfiguration
+    var config: InetConfiguration {
+        // A copy of its own: the shared array's buffer would be retained by every thread.
+        didSet { links = config.links.map { $0 } }
+    }
+    /// `config.links` in this thread's own array (read per packet).
+    private(set) var links: [LinkFacts]
     /// The generation of `config` (newer snapshots only replace it).
     var configGeneration: UInt64 = 0
     // The per-packet fields skip the runtime exclusivity check: owner thread only, no access
@@ -108,6 +113,7 @@ package final class InetThread: @unchecked Sendable {
         self.thread = thread
         self.index = thread.index
         self.config = config
+        links = config.links.map { $0 }
         icmpTokens = Double(config.settings.icmpErrorBurst)
     }
 
@@ -119,7 +125,7 @@ package final class InetThread: @unchecked Sendable {
 
     @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
 
-    var now: Int64 { thread.clock.nanoseconds }
+    var now: Int64 { thread.now }
 
     /// The transport checksum of `datagram` need not be verified: its interface skips them,
     /// or vouched for this frame.
@@ -128,8 +134,7 @@ package final class InetThread: @unchecked Sendable {
     }
 
     @inline(__always) func checksumsSkipped(_ interfaceIndex: Int) -> Bool {
-        interfaceIndex < config.interfaces.count
-            && config.interfaces[interfaceIndex].offloads.contains(.checksumsSkipped)
+        interfaceIndex < links.count && links[interfaceIndex].offloads.contains(.checksumsSkipped)
     }
 
     func isLocalDestination(_ address: IPv4Address) -> Bool { config.isLocal(address) || address.isLoopback }
@@ -150,7 +155,7 @@ package final class InetThread: @unchecked Sendable {
             var batch = spareOutQueue
             spareOutQueue = []
             swap(&batch, &outQueues[index])
-            if index < config.interfaces.count { config.interfaces[index].transmit(batch) }
+            if index < links.count { links[index].transmit(batch) }
             batch.clearKeepingCapacity()
             spareOutQueue = batch
         }
@@ -176,8 +181,8 @@ package final class InetThread: @unchecked Sendable {
             return
         }
         count(.framesIn)
-        guard interfaceIndex < config.interfaces.count else { return }
-        let interface = config.interfaces[interfaceIndex]
+        guard interfaceIndex < links.count else { return }
+        let interface = links[interfaceIndex]
         let bytes = frame.bytes
         guard case .success(let ethernet) = EthernetHeader.parse(bytes) else {
             count(.framesRunt)
@@ -207,7 +212,7 @@ package final class InetThread: @unchecked Sendable {
     /// TCP with its slices, so its payload reaches the receive buffer without a copy. False for
     /// anything else, which is then made contiguous and taken the usual way.
     private func inputGathered(_ frame: Frame, interfaceIndex: Int) -> Bool {
-        guard interfaceIndex < config.interfaces.count, checksumsSkipped(interfaceIndex),
+        guard interfaceIndex < links.count, checksumsSkipped(interfaceIndex),
             let handler = transportHandlers[Int(IPProtocol.tcp.rawValue)]
         else { return false }
         let bytes = frame.bytes
@@ -352,11 +357,11 @@ package final class InetThread: @unchecked Sendable {
         destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
         segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
-        guard hop.interfaceIndex < config.interfaces.count, payloadStart >= InetThread.headroom else {
+        guard hop.interfaceIndex < links.count, payloadStart >= InetThread.headroom else {
             count(.ipNoRoute)
             return .networkUnreachable
         }
-        let interface = config.interfaces[hop.interfaceIndex]
+        let interface = links[hop.interfaceIndex]
         var gatheredLength = 0
         if let gathered { for piece in gathered { gatheredLength += piece.count } }
         let whole = InetThread.ipHeaderLength + payloadEnd - payloadStart + gatheredLength
@@ -470,10 +475,10 @@ package final class InetThread: @unchecked Sendable {
 
     /// Writes the link header and queues the frame, resolving the next hop's hardware address.
     func sendFrame(_ unpadded: Frame, etherType: UInt16, hop: NextHop) {
-        guard hop.interfaceIndex < config.interfaces.count, unpadded.count >= InetThread.linkHeaderLength else {
+        guard hop.interfaceIndex < links.count, unpadded.count >= InetThread.linkHeaderLength else {
             return
         }
-        let interface = config.interfaces[hop.interfaceIndex]
+        let interface = links[hop.interfaceIndex]
         let frame = interface.needsAddressResolution ? paddedForEthernet(unpadded) : unpadded
         let header = frame.chunk.base + frame.start
         storeMAC(.zero, at: header)

@@ -97,7 +97,7 @@ extension InetThread {
 
     /// The MTU of interface `index` (0 when there is none).
     package func mtu(ofInterface index: Int) -> Int {
-        index < config.interfaces.count ? config.interfaces[index].mtu : 0
+        index < links.count ? links[index].mtu : 0
     }
 
     package func transportChecksumsSkipped(_ interfaceIndex: Int) -> Bool { checksumsSkipped(interfaceIndex) }
@@ -119,13 +119,13 @@ extension InetThread {
 
     /// Whether interface `index` takes frames whose payload follows as slices (scatter-gather).
     package func transportScatterGather(_ index: Int) -> Bool {
-        index < config.interfaces.count && config.interfaces[index].offloads.contains(.scatterGather)
+        index < links.count && links[index].offloads.contains(.scatterGather)
     }
 
     /// The longest IPv4 datagram one TCP segment may be on interface `index`: its MTU, or more
     /// with TCP segmentation offload (0 when there is no such interface).
     package func largeSegmentLimit(ofInterface index: Int) -> Int {
-        index < config.interfaces.count ? config.interfaces[index].largeSegmentLimit : 0
+        index < links.count ? links[index].largeSegmentLimit : 0
     }
 
     /// The room every outbound packet needs in front of its transport header.

@@ -57,6 +57,8 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     private var receiver: (@Sendable ([Frame]) -> Void)?  // under lock
     private var capture: PcapWriter?  // under lock
     private var captureDirection: CaptureDirection = .both  // under lock
+    /// Whether `capture` is set: the transmit path reads it instead of taking `lock` per batch.
+    private let capturing = Atomic<Bool>(false)
     private let sentFrames = Atomic<Int>(0)
     private let receivedFrames = Atomic<Int>(0)
     private let sentBytes = Atomic<Int>(0)
@@ -109,6 +111,7 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         lock.withLock {
             capture = writer
             captureDirection = direction
+            capturing.store(writer != nil, ordering: .relaxed)
         }
     }
 
@@ -124,6 +127,7 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         for frame in frames { bytes += frame.count }
         sentFrames.add(frames.count, ordering: .relaxed)
         sentBytes.add(bytes, ordering: .relaxed)
+        guard capturing.load(ordering: .relaxed) else { return }
         lock.lock()
         let writer: PcapWriter? = captureDirection == .receive ? nil : capture
         lock.unlock()

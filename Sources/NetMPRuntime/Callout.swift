@@ -41,7 +41,7 @@ public final class Callout: @unchecked Sendable {
 
     /// Arms (or re-arms) the timer `nanoseconds` from now.
     public func arm(after nanoseconds: Int64) {
-        arm(at: thread.clock.nanoseconds &+ Swift.max(0, nanoseconds))
+        arm(at: thread.now &+ Swift.max(0, nanoseconds))
     }
 
     /// Cancels the timer if armed; it will not fire.

@@ -60,6 +60,12 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     public let index: Int
     public let clock: any NetClock
+    /// `clock` is the system's: `now` reads CLOCK_MONOTONIC itself, without the existential
+    /// call that retains the one clock object every thread shares.
+    private let clockIsSystem: Bool
+
+    /// The clock's time: what the per-packet paths read.
+    @inline(__always) public var now: Int64 { clockIsSystem ? SystemClock.monotonicNanoseconds : clock.nanoseconds }
     public let mode: Mode
 
     public var isDriven: Bool { mode == .driven }
@@ -122,6 +128,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     ) {
         self.index = index
         self.clock = clock
+        clockIsSystem = clock is SystemClock
         self.mode = mode
         allowsDirectDispatch = directDispatch && mode == .dedicated
         parker = .allocate(capacity: 1)
@@ -145,6 +152,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     /// True when the calling code runs on this protocol thread.
     public var isCurrent: Bool { netmp_current_context() == contextPointer }
+
+    /// This thread's identity as an integer, for an owner kept in an atomic (compared with
+    /// `currentIdentity`, no reference counting and no lock).
+    package var identity: UInt { UInt(bitPattern: contextPointer) }
+
+    /// The identity of the protocol thread the caller runs as (its own or a dispatcher's), 0 if none.
+    package static var currentIdentity: UInt { UInt(bitPattern: netmp_current_context()) }
 
     /// The protocol thread the caller runs on, if any.
     package static var current: ProtocolThread? {
@@ -370,7 +384,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     // MARK: Running
 
     private func runDueTimers() {
-        let now = clock.nanoseconds
+        let now = self.now
         while let entry = timers.popDue(now: now) {
             entry.callout.fireIfCurrent(entry)
         }

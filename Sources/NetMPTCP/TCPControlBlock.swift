@@ -192,7 +192,7 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
 
     func handle() {
         let held = Unmanaged.passUnretained(block.socket)
-        guard block.port.thread.isCurrent else {
+        guard block.port.isOwnerCurrent else {
             // Queued before connect moved the block: follow it (after the migrating message).
             if !block.port.post(self) { held.release() }
             return

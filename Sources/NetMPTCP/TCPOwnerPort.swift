@@ -1,4 +1,5 @@
 import NetMPRuntime
+import Synchronization
 
 /// A TCP socket's owner: the protocol thread its control block lives on, which changes once when
 /// `connect` moves the block to the thread its 4-tuple hashes to.
@@ -11,17 +12,26 @@ import NetMPRuntime
 package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     let lock = NetLock()
     private var current: ProtocolThread  // under lock
+    /// `current.identity`, written with it under `lock`: what `isOwnerCurrent` reads without it.
+    private let currentIdentity: Atomic<UInt>
 
-    init(_ thread: ProtocolThread) { current = thread }
+    init(_ thread: ProtocolThread) {
+        current = thread
+        currentIdentity = Atomic(thread.identity)
+    }
 
     /// The owner now.
     package var thread: ProtocolThread { lock.withLock { current } }
+
+    /// Whether the caller runs as the owner now (an embedded message's check, once per post).
+    var isOwnerCurrent: Bool { currentIdentity.load(ordering: .acquiring) == ProtocolThread.currentIdentity }
 
     /// Moves ownership to `target`, queueing `message` there as the first thing it sees.
     /// Called on the old owner.
     func migrate(to target: ProtocolThread, _ message: @escaping @Sendable () -> Void) -> Bool {
         lock.lock()
         current = target
+        currentIdentity.store(target.identity, ordering: .releasing)
         let queued = target.sendQueued(message)
         lock.unlock()
         return queued

@@ -446,6 +446,16 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             if highWater - buffer.chain.count >= bytes.count {
                 let n = buffer.chain.appendIntoTailRoom(bytes)
                 if n > 0 { return .sent(finishAppendLocked(block, buffer, n)) }
+                // No room behind the tail (an acknowledged queue gave its chunk back): a small
+                // chunk filled here, a copy as short as the tail's, saves a second lock.
+                if let source = bytes.baseAddress {
+                    let chunk = ChunkPool.shared.take(atLeast: bytes.count)
+                    let start = chunk.filled
+                    (chunk.base + start).copyMemory(from: source, byteCount: bytes.count)
+                    chunk.filled += bytes.count
+                    buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + bytes.count))
+                    return .sent(finishAppendLocked(block, buffer, bytes.count))
+                }
             }
             buffer.lock.unlock()
         }

@@ -73,14 +73,17 @@ case "tcp.rtt":
     let (client, server) = try connectedPair(stack, clock)
     try client.setOption(.noDelay, 1)
     try server.setOption(.noDelay, 1)
-    let one: [UInt8] = [7]
-    for _ in 0..<n {
-        _ = try client.write(one)
-        stack.runUntilIdle()
-        sink &+= try server.read(maxBytes: 1).count
-        _ = try server.write(one)
-        stack.runUntilIdle()
-        sink &+= try client.read(maxBytes: 1).count
+    // The benchmark's calls: a write from the caller's byte and a read into it.
+    var byte: [UInt8] = [7]
+    try byte.withUnsafeMutableBytes { raw in
+        for _ in 0..<n {
+            _ = try client.write(UnsafeRawBufferPointer(raw))
+            stack.runUntilIdle()
+            sink &+= try server.read(into: raw)
+            _ = try server.write(UnsafeRawBufferPointer(raw))
+            stack.runUntilIdle()
+            sink &+= try client.read(into: raw)
+        }
     }
     stack.shutdown()
 case "tcp.bulk":
