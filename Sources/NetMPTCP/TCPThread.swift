@@ -567,11 +567,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     // MARK: Input
 
     package func input(_ datagram: InetTransportDatagram) {
-        guard
-            case .success(let packet) = TCPHeader.parse(
+        let packet: TCPPacket
+        do {
+            packet = try TCPHeader.parseSegment(
                 datagram.payload, source: datagram.source, destination: datagram.destination,
                 verifyChecksum: !datagram.checksumsSkipped)
-        else {
+        } catch {
             statistics.malformed += 1
             return
         }

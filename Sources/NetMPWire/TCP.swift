@@ -62,32 +62,40 @@ public struct TCPHeader: Hashable, Sendable {
         _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
     ) -> Result<TCPPacket, WireError> {
         Result { () throws(WireError) -> TCPPacket in
-            guard bytes.count >= minimumLength else { throw .truncated }
-            let dataOffsetAndReserved = try bytes.networkUInt8(at: 12)
-            let headerLength = Int(dataOffsetAndReserved >> 4) * 4
-            guard headerLength >= minimumLength else { throw .badHeaderLength }
-            guard headerLength <= bytes.count else { throw .truncated }
-            // Segments come from IPv4 datagrams, whose length fits in 16 bits.
-            guard bytes.count <= Int(UInt16.max) else { throw .badLength }
-            if verifyChecksum {
-                let pseudoHeader = InternetChecksum.pseudoHeaderSum(
-                    source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
-                guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
-            }
-            let options = TCPOptions.parseOptions(
-                try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
-            let header = TCPHeader(
-                sourcePort: try bytes.networkUInt16(at: 0),
-                destinationPort: try bytes.networkUInt16(at: 2),
-                sequenceNumber: try bytes.networkUInt32(at: 4),
-                acknowledgmentNumber: try bytes.networkUInt32(at: 8),
-                flags: TCPFlags(rawValue: try bytes.networkUInt8(at: 13)),
-                window: try bytes.networkUInt16(at: 14),
-                checksum: try bytes.networkUInt16(at: 16),
-                urgentPointer: try bytes.networkUInt16(at: 18),
-                options: options)
-            return TCPPacket(header: header, headerLength: headerLength, payloadRange: headerLength..<bytes.count)
+            try parseSegment(bytes, source: source, destination: destination, verifyChecksum: verifyChecksum)
         }
+    }
+
+    /// As `parse`, throwing: the input path's form (a `Result` of this large value cost two more
+    /// copies of it a segment).
+    public static func parseSegment(
+        _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
+    ) throws(WireError) -> TCPPacket {
+        guard bytes.count >= minimumLength else { throw .truncated }
+        let dataOffsetAndReserved = try bytes.networkUInt8(at: 12)
+        let headerLength = Int(dataOffsetAndReserved >> 4) * 4
+        guard headerLength >= minimumLength else { throw .badHeaderLength }
+        guard headerLength <= bytes.count else { throw .truncated }
+        // Segments come from IPv4 datagrams, whose length fits in 16 bits.
+        guard bytes.count <= Int(UInt16.max) else { throw .badLength }
+        if verifyChecksum {
+            let pseudoHeader = InternetChecksum.pseudoHeaderSum(
+                source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
+            guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
+        }
+        let options = TCPOptions.parseOptions(
+            try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
+        let header = TCPHeader(
+            sourcePort: try bytes.networkUInt16(at: 0),
+            destinationPort: try bytes.networkUInt16(at: 2),
+            sequenceNumber: try bytes.networkUInt32(at: 4),
+            acknowledgmentNumber: try bytes.networkUInt32(at: 8),
+            flags: TCPFlags(rawValue: try bytes.networkUInt8(at: 13)),
+            window: try bytes.networkUInt16(at: 14),
+            checksum: try bytes.networkUInt16(at: 16),
+            urgentPointer: try bytes.networkUInt16(at: 18),
+            options: options)
+        return TCPPacket(header: header, headerLength: headerLength, payloadRange: headerLength..<bytes.count)
     }
 
     /// Parses a segment held in an array.
