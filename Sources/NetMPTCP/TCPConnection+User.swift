@@ -54,16 +54,31 @@ extension TCPConnection {
         }
     }
 
-    /// The application read `count` bytes: the window reopens, and is advertised at once when it grew
-    /// by at least two segments or half the buffer.
+    /// The application read `count` bytes: the window reopens, and is advertised at once when that
+    /// matters to the sender (`windowUpdateStep`); otherwise the next ACK carries it.
     public mutating func received(count: Int, now: Int64, into actions: inout TCPActions<Payload>) {
         unreadCount = Swift.max(0, unreadCount - Swift.max(0, count))
         guard state.isSynchronized, state != .timeWait else { return }
-        let threshold = Swift.min(2 * localMaximumSegmentSize, configuration.receiveBufferSize / 2)
-        if windowIncrease >= threshold {
+        if windowIncrease >= windowUpdateStep {
             ackNow = true
             output(now: now, &actions)
         }
+    }
+
+    /// How far the window's right edge must move for a window update of its own: two segments (or
+    /// half a small buffer), and at least the window still advertised, so the update at least
+    /// doubles what the sender may send (Linux's rule in tcp_cleanup_rbuf). A sender with a wide
+    /// window open keeps sending, and the ACKs its data draws carry the reopened window; a closed or
+    /// small window is reopened by the reader at once.
+    package var windowUpdateStep: Int {
+        let least = Swift.min(2 * localMaximumSegmentSize, configuration.receiveBufferSize / 2)
+        return Swift.max(least, Swift.max(0, receiveAdvertised - receiveNext))
+    }
+
+    /// Bytes the application may read, beyond those reported, before a window update is due: what a
+    /// reader counts before it tells the owner (at least 1).
+    package var readsBeforeWindowUpdate: Int {
+        Swift.max(1, windowUpdateStep - windowIncrease)
     }
 
     /// shutdown(SHUT_WR): a FIN after the queued data; reading continues.
