@@ -39,9 +39,9 @@ final class TCPWindowUpdateTests: XCTestCase {
         return (sender, receiver, b)
     }
 
-    /// 48 KiB sent into a 64 KiB buffer leaves 16 KiB of window: read in 1 KiB pieces, the first
-    /// update comes after 16 KiB (not every 2 MSS), the next after the 32 KiB then advertised.
-    func testSmallReadsFromALargeBufferSendOneUpdatePerDoubling() throws {
+    /// 48 KiB sent into a 64 KiB buffer leaves 16 KiB of window: read in 1 KiB pieces, an update
+    /// comes after every 16 KiB (the window left, then a quarter of the buffer), not every 2 MSS.
+    func testSmallReadsFromALargeBufferSendAnUpdatePerQuarterBuffer() throws {
         let network = SimulatedNetwork(seed: 41)
         defer { network.shutdown() }
         let (sender, receiver, b) = try connectedPair(network)
@@ -67,9 +67,8 @@ final class TCPWindowUpdateTests: XCTestCase {
             sent = now
         }
         XCTAssertEqual(received, stream)
-        // 16 KiB read doubles the 16 KiB left; then 32 KiB are advertised, and reading them all
-        // doubles that.
-        XCTAssertEqual(updates, [16, 48])
+        // 16 KiB read doubles the 16 KiB left; then each quarter of the buffer read is worth one.
+        XCTAssertEqual(updates, [16, 32, 48])
     }
 
     /// A window the sender filled reopens as soon as 2 MSS are read (the update is due at once,
