@@ -62,7 +62,9 @@ package final class TCPControlBlock: @unchecked Sendable {
     let unsentAppended = Atomic<Int>(0)
     /// Bytes the user read that the connection has not been told of.
     let unreportedReads = Atomic<Int>(0)
-    /// Window opening that is worth a *rcvd* message (2 MSS or half the buffer).
+    /// Reads (beyond those reported) worth a *rcvd* message: set by the owner after each event to
+    /// what would make a window update (`TCPConnection.readsBeforeWindowUpdate`); before the
+    /// connection exists, 2 MSS or half the buffer.
     let windowUpdateThreshold = Atomic<Int>(2 * 1460)
     let outputPending = Atomic<Bool>(false)
     let receivedPending = Atomic<Bool>(false)

@@ -495,7 +495,9 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         guard count > 0 else { return }
         let block = block(socket)
         let total = block.unreportedReads.add(count, ordering: .sequentiallyConsistent).newValue
-        if total >= block.windowUpdateThreshold.load(ordering: .relaxed) {
+        // Sequentially consistent against the owner's store of a new threshold and its check of
+        // the reads after it (`TCPThread.publishWindowUpdateThreshold`).
+        if total >= block.windowUpdateThreshold.load(ordering: .sequentiallyConsistent) {
             block.postOnce(block.receivedMessage, pending: block.receivedPending, queued: true)
         }
     }

@@ -74,6 +74,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var record: TCPTimeWait?
         var finAcknowledged = false
         var deadline: Int64?
+        var readsBeforeWindowUpdate = 1
         // The connection is changed where it lives (a copy in and out costs more than the event):
         // the body is the state machine alone, and what runs after it sees the new value.
         let ran: Void? = block.connection?.update { connection in
@@ -95,6 +96,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             }
             finAcknowledged = connection.finAcknowledged
             deadline = connection.nextDeadline
+            readsBeforeWindowUpdate = connection.readsBeforeWindowUpdate
         }
         guard ran != nil else { return }
         if closing { block.connection = nil }
@@ -107,11 +109,23 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
         if !closing {
+            publishWindowUpdateThreshold(block, readsBeforeWindowUpdate)
             block.connection?.update { autoSizeSendBuffer(block, $0) }
             // An event `apply` ran (an abort) may have changed the connection: then it is read again.
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
         actions.clear()
+    }
+
+    /// Tells the block's readers how much to read before a *rcvd* message is worth sending. A
+    /// reader that added its reads before it saw the new threshold did not post: checked here after
+    /// the store (both sequentially consistent), so a due window update is never left waiting.
+    private func publishWindowUpdateThreshold(_ block: TCPControlBlock, _ threshold: Int) {
+        guard block.windowUpdateThreshold.load(ordering: .relaxed) != threshold else { return }
+        block.windowUpdateThreshold.store(threshold, ordering: .sequentiallyConsistent)
+        if block.unreportedReads.load(ordering: .sequentiallyConsistent) >= threshold {
+            block.postOnce(block.receivedMessage, pending: block.receivedPending, queued: true)
+        }
     }
 
     /// Keeps the thread's count of out-of-order bytes after an event changed `connection`'s

@@ -69,12 +69,18 @@ struct TAPBench: ParsableCommand {
         var results: [BenchResult] = []
         func add(_ name: String, _ kind: RowKind, _ body: @escaping (TAPBenchPath, Int) throws -> Pass) throws {
             guard selected(name) else { return }
+            let traffic = TAPTraffic()
             let legs = [
-                Leg(name: "netmp") { try body(.tap(stack, lab), $0) },
+                Leg(name: "netmp") { operations in
+                    let before = tap.statistics
+                    defer { traffic.add(tap.statistics, since: before, operations: operations) }
+                    return try body(.tap(stack, lab), operations)
+                },
                 Leg(name: "kernel.block") { try body(.veth(lab, spinning: false), $0) },
                 Leg(name: "kernel.spin") { try body(.veth(lab, spinning: true), $0) },
             ]
             results.append(try measureRow(name, kind, legs: legs, seconds: options.seconds, row: results.count))
+            benchNotes.append(traffic.note(name))
         }
         let gigabytes = Double(bulkMessageSize) / 1e9
         try add("tap.bulk.to-netmp", .throughput(unit: "GB/s", scale: gigabytes, probe: 64)) {
@@ -93,6 +99,27 @@ struct TAPBench: ParsableCommand {
                     + " \(stats.retransmittedSegments) segments retransmitted; `kernel` is the kernel over a veth"
                     + " pair; cpu/op is process CPU (both ends, this process) per 64 KiB message or round trip")
         }
+    }
+}
+
+/// The TAP device's frames in and out over a row's NetMP passes, per operation: with large
+/// receive and send each frame is one write, or one read that found something (busy polling
+/// makes more that find nothing).
+private final class TAPTraffic {
+    private var received = 0
+    private var sent = 0
+    private var operations = 0
+
+    func add(_ now: InterfaceStatistics, since before: InterfaceStatistics, operations count: Int) {
+        received += now.framesReceived - before.framesReceived
+        sent += now.framesSent - before.framesSent
+        operations += count
+    }
+
+    func note(_ row: String) -> String {
+        let per = Double(Swift.max(1, operations))
+        return "\(row): netmp TAP frames per op: in \(format3(Double(received) / per)), out"
+            + " \(format3(Double(sent) / per)) (\(operations) ops)"
     }
 }
 

@@ -275,6 +275,51 @@ final class TransferTests: XCTestCase {
         XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 16001)])
     }
 
+    /// A read earns a window update of its own only when it opens at least the smaller of the window
+    /// still advertised and a quarter of the buffer (and 2 MSS); until then the ACKs the sender's
+    /// data draws carry the reopened window. Reading a large buffer in small pieces so sends no
+    /// update per piece.
+    func testWindowUpdateWaitsForTheAdvertisedWindowOrAQuarterOfTheBuffer() {
+        var configuration = plainConfiguration()
+        configuration.receiveBufferSize = 20_000
+        configuration.quickACKSegments = 0
+        var harness = ConnectionTests.established(configuration)
+        for index in 0..<15 {
+            harness.receive(peer(.ack, 5001 + UInt32(index) * 1000, 1001), payload: Array(repeating: 1, count: 1000))
+        }
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 20001)], "every third segment is more than 2 MSS")
+        XCTAssertEqual(harness.actions.segments.first?.header.window, 5000)
+        // 15000 unread: 5000 of the window left (a quarter of the buffer), so 5000 must be read.
+        XCTAssertEqual(harness.connection.windowUpdateStep, 5000)
+        XCTAssertEqual(harness.connection.readsBeforeWindowUpdate, 5000)
+        // 4000 read in pieces of 1000: more than 2 MSS, but no update (the old rule sent one at 3000).
+        for read in 1...4 {
+            harness.run { $0.received(count: 1000, now: $1, into: &$2) }
+            XCTAssertEqual(harness.sent, [], "no window update after \(read * 1000) bytes read")
+            XCTAssertEqual(harness.connection.readsBeforeWindowUpdate, 5000 - read * 1000)
+        }
+        // The fifth piece doubles the window: the update goes at once.
+        harness.run { $0.received(count: 1000, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 20001)])
+        XCTAssertEqual(harness.actions.segments.first?.header.window, 10000)
+        // 10000 advertised now: a quarter of the buffer (5000) is the step.
+        XCTAssertEqual(harness.connection.windowUpdateStep, 5000)
+        harness.run { $0.received(count: 4000, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [])
+        harness.run { $0.received(count: 1000, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 20001)])
+        XCTAssertEqual(harness.actions.segments.first?.header.window, 15000)
+        // Reads that earn no update of their own still show in the next ACK the sender's data draws.
+        harness.run { $0.received(count: 4000, now: $1, into: &$2) }
+        XCTAssertEqual(harness.sent, [])
+        harness.receive(peer(.ack, 20001, 1001), payload: Array(repeating: 1, count: 1460))
+        harness.receive(peer(.ack, 21461, 1001), payload: Array(repeating: 1, count: 1460))
+        XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 22921)])
+        // 20000 − (1000 + 2920) free: the edge moves from 35001 to 39001 (more than an MSS).
+        XCTAssertEqual(harness.actions.segments.first?.header.window, 16080)
+        XCTAssertEqual(harness.connection.readsBeforeWindowUpdate, 5000)
+    }
+
     func testReceiverSillyWindowAvoidanceAndProbesOfAClosedWindow() {
         var configuration = plainConfiguration()
         configuration.receiveBufferSize = 8000
