@@ -157,10 +157,7 @@ extension LocalDomain {
     /// dropping the lock, tells observers.
     @inline(__always) private func finishAppendLocked(_ buffer: SocketBuffer, _ n: Int) -> Int {
         buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
-        var wakes = WakeList()
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
+        buffer.unlockWakingSatisfied()
         buffer.observers?.notify()
         return n
     }
@@ -240,10 +237,7 @@ extension LocalDomain {
         buffer.records.append(consume record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
         buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
-        var wakes = WakeList()
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
+        buffer.unlockWakingSatisfied()
         buffer.observers?.notify()
         return .sent(bytes.count)
     }

@@ -11,7 +11,7 @@ public struct BufferChain: @unchecked Sendable {
 
     /// A chain holding a copy of `bytes`.
     public init(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared, headroom: Int = 0) {
-        append(copying: bytes, pool: pool, headroom: headroom)
+        appendInNewChunks(copying: bytes, from: 0, pool: pool, headroom: headroom)
     }
 
     public init(_ bytes: [UInt8], pool: ChunkPool = .shared) {
@@ -56,7 +56,14 @@ public struct BufferChain: @unchecked Sendable {
 
     /// Appends a copy of `bytes`, filling the tail chunk's room first, then new chunks.
     public mutating func append(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared, headroom: Int = 0) {
-        var offset = appendIntoTailRoom(bytes)
+        appendInNewChunks(copying: bytes, from: appendIntoTailRoom(bytes), pool: pool, headroom: headroom)
+    }
+
+    /// Appends a copy of `bytes[first...]` in new chunks (a new chain skips the tail's room).
+    private mutating func appendInNewChunks(
+        copying bytes: UnsafeRawBufferPointer, from first: Int, pool: ChunkPool, headroom: Int
+    ) {
+        var offset = first
         while offset < bytes.count {
             let remaining = bytes.count - offset
             let chunk = pool.take(
@@ -114,6 +121,13 @@ public struct BufferChain: @unchecked Sendable {
                 remaining = 0
             }
         }
+    }
+
+    /// Empties the chain, giving its chunks back to `pool` (those nobody else references): for
+    /// the chain's last user, such as a datagram just read.
+    public mutating func recycleAll(to pool: ChunkPool = .shared) {
+        while let slice = slices.popFirst() { pool.recycle(slice) }
+        count = 0
     }
 
     /// Drops `n` bytes from the back (all if fewer).

@@ -145,6 +145,21 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(pool.take(atLeast: 100_000).capacity, 100_000, "oversized requests get their own chunk")
     }
 
+    func testRecycleAllEmptiesTheChainAndReturnsOnlyUnsharedChunks() {
+        let pool = ChunkPool()
+        let bytes = [UInt8](repeating: 9, count: 1000)
+        var chain = bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) }
+        let shared = bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) }
+        chain.append(shared)
+        chain.append(bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) })
+        XCTAssertEqual(chain.sliceCount, 3)
+        chain.recycleAll(to: pool)
+        XCTAssertTrue(chain.isEmpty)
+        XCTAssertEqual(chain.sliceCount, 0)
+        XCTAssertEqual(pool.cachedCount, 2, "the chunk another chain still holds is not recycled")
+        XCTAssertEqual(shared.bytes, bytes)
+    }
+
     func testTrimFrontReturnsTheChunksItConsumesToThePool() {
         let pool = ChunkPool()
         let bytes = [UInt8](repeating: 9, count: 1000)
