@@ -224,7 +224,7 @@ extension LocalDomain {
             .mustWait(buffer, PeerRoom.condition(peer: peer(), bytes: Swift.max(charge, buffer.sendLowWater)))
         }
         if buffer.room < charge { return roomInPeer() }
-        let record = DatagramRecord(data: BufferChain(copying: bytes), source: block.sourceAddress)
+        let record = DatagramRecord(data: BufferChain(copyingIntoSharedPool: bytes), source: block.sourceAddress)
         buffer.lock.lock()
         if peerState.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()

@@ -14,6 +14,12 @@ public struct BufferChain: @unchecked Sendable {
         appendInNewChunks(copying: bytes, from: 0, pool: pool, headroom: headroom)
     }
 
+    /// A chain holding a copy of `bytes` in chunks of the shared pool, reached here rather than
+    /// passed by the caller (which retains and releases it around the call).
+    public init(copyingIntoSharedPool bytes: UnsafeRawBufferPointer) {
+        appendInNewChunks(copying: bytes, from: 0, pool: ChunkPool.shared, headroom: 0)
+    }
+
     public init(_ bytes: [UInt8], pool: ChunkPool = .shared) {
         bytes.withUnsafeBytes { append(copying: $0, pool: pool) }
     }
@@ -125,8 +131,15 @@ public struct BufferChain: @unchecked Sendable {
 
     /// Empties the chain, giving its chunks back to `pool` (those nobody else references): for
     /// the chain's last user, such as a datagram just read.
-    public mutating func recycleAll(to pool: ChunkPool = .shared) {
+    public mutating func recycleAll(to pool: ChunkPool) {
         while let slice = slices.popFirst() { pool.recycle(slice) }
+        count = 0
+    }
+
+    /// `recycleAll(to: .shared)`, the shared pool reached here rather than passed by the caller
+    /// (which retains and releases it around the call).
+    public mutating func recycleAll() {
+        while let slice = slices.popFirst() { ChunkPool.shared.recycle(slice) }
         count = 0
     }
 

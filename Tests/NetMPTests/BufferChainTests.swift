@@ -160,6 +160,20 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(shared.bytes, bytes)
     }
 
+    func testAChainCopiedIntoTheSharedPoolHoldsTheBytesAndGoesBackToIt() {
+        let bytes = [UInt8]((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        var chain = bytes.withUnsafeBytes { BufferChain(copyingIntoSharedPool: $0) }
+        XCTAssertEqual(chain.count, bytes.count)
+        XCTAssertEqual(chain.bytes, bytes)
+        let cached = ChunkPool.shared.cachedCount
+        let chunks = chain.sliceCount
+        chain.recycleAll()
+        XCTAssertTrue(chain.isEmpty)
+        XCTAssertEqual(ChunkPool.shared.cachedCount, cached + chunks, "its chunks went back to the shared pool")
+        XCTAssertEqual(bytes.withUnsafeBytes { BufferChain(copyingIntoSharedPool: $0) }.count, 3000)
+        XCTAssertTrue(BufferChain(copyingIntoSharedPool: UnsafeRawBufferPointer(start: nil, count: 0)).isEmpty)
+    }
+
     func testTrimFrontReturnsTheChunksItConsumesToThePool() {
         let pool = ChunkPool()
         let bytes = [UInt8](repeating: 9, count: 1000)

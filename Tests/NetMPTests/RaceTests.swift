@@ -193,8 +193,8 @@ final class RaceTests: StackTestCase {
 
     /// A datagram sender reads its peer's link without a lock while another thread reconnects
     /// it back and forth: every datagram lands, once, in one of the two receivers (and the
-    /// links replaced under the sender are freed only after it lets go: ThreadSanitizer and
-    /// the allocator check that).
+    /// links replaced under the sender are freed only after it lets go; run under
+    /// ThreadSanitizer too).
     func testDatagramSendsRacingReconnectsLandOnceEach() throws {
         try bounded(60) {
             let count = scaled(4_000)
