@@ -87,7 +87,7 @@ package final class LocalControlBlock: @unchecked Sendable {
 
     /// The address this socket's datagrams carry as their source (no lock: the name is set once
     /// and `inheritedName` before the socket is visible).
-    var sourceAddress: SocketAddress {
+    @inline(__always) var sourceAddress: SocketAddress {
         if let address = bound.withLoaded({ $0.address }) { return address }
         return inheritedName.map(SocketAddress.local) ?? .unnamed
     }
