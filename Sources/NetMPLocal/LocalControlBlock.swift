@@ -13,8 +13,9 @@ package final class LocalControlBlock: @unchecked Sendable {
     /// The peer's address, saved when the connection was made (under lock), so that it can be
     /// reported after the peer has gone (the seed's accept-address race).
     @exclusivity(unchecked) private var savedPeerAddress: SocketAddress?
-    /// The bound name (under the domain lock for writes; read under `lock`).
-    @exclusivity(unchecked) private var name: String?
+    /// The bound name and the source address it makes, set once (under the domain lock) and
+    /// read without a lock: a socket binds at most once.
+    private let bound = OnceReference<BoundName>()
     /// For an accepted child: the listener's name, reported as its local address.
     @exclusivity(unchecked) var inheritedName: String?  // set once, before the child is visible
     /// The payload size of this socket's last datagram: what "writable" promises room for.
@@ -29,7 +30,11 @@ package final class LocalControlBlock: @unchecked Sendable {
 
     /// A stream peer's receive buffer and state, kept from the moment the two are linked: a
     /// writer appends and a reader tells the writer's pollers of room without taking `lock`.
-    let streamPeer = OnceReference<StreamPeerLink>()
+    let streamPeer = OnceReference<PeerLink>()
+
+    /// A datagram socket's connected peer (its receive buffer and state), published whenever
+    /// `peer` changes, so that a send reaches it without taking `lock`.
+    let datagramPeer = PublishedPeerLink()
 
     /// The coalesced *rcvd* message (used when protocol threads own local sockets).
     let receivedNotice: ReceivedNotice
@@ -66,6 +71,7 @@ package final class LocalControlBlock: @unchecked Sendable {
         lock.withLock {
             peerSocket = peer
             if peer != nil { savedPeerAddress = address }
+            if socket.type == .datagram { datagramPeer.replace(with: peer.map(PeerLink.init)) }
         }
     }
 
@@ -74,20 +80,26 @@ package final class LocalControlBlock: @unchecked Sendable {
 
     var peerAddress: SocketAddress? { lock.withLock { savedPeerAddress } }
 
-    var boundName: String? { lock.withLock { name } }
+    var boundName: String? { bound.load()?.name }
 
-    func setBoundName(_ value: String?) { lock.withLock { name = value } }
+    /// Records the bound name (under the domain lock, once: `bind` refuses a second name).
+    func setBoundName(_ value: String) { _ = bound.storeIfNil(BoundName(value)) }
 
-    /// The address this socket's datagrams carry as their source.
-    var sourceAddress: SocketAddress { lock.withLock { sourceAddressLocked } }
-
-    private var sourceAddressLocked: SocketAddress {
-        name.map(SocketAddress.local) ?? inheritedName.map(SocketAddress.local) ?? .unnamed
+    /// The address this socket's datagrams carry as their source (no lock: the name is set once
+    /// and `inheritedName` before the socket is visible).
+    @inline(__always) var sourceAddress: SocketAddress {
+        if let address = bound.withLoaded({ $0.address }) { return address }
+        return inheritedName.map(SocketAddress.local) ?? .unnamed
     }
+}
 
-    /// The peer and the source address together, in one trip through the lock (the datagram
-    /// send path needs both).
-    var peerAndSource: (peer: Socket?, source: SocketAddress) {
-        lock.withLock { (peerSocket, sourceAddressLocked) }
+/// A bound name and the source address it gives the socket's datagrams (made once, at bind).
+final class BoundName: Sendable {
+    let name: String
+    let address: SocketAddress
+
+    init(_ name: String) {
+        self.name = name
+        address = .local(name)
     }
 }

@@ -134,7 +134,7 @@ extension LocalDomain {
             // The peer is linked, and its address saved, before the child can be seen on the
             // complete queue.
             childBlock.setPeer(socket, address: block.sourceAddress)
-            _ = childBlock.streamPeer.storeIfNil(StreamPeerLink(socket))
+            _ = childBlock.streamPeer.storeIfNil(PeerLink(socket))
             child.state.set(.connected)
             block.setPeer(child, address: .local(name))
             socket.state.set(.connected)
@@ -146,7 +146,7 @@ extension LocalDomain {
                 child.state.set(.noFileReference)
                 throw .connectionRefused
             }
-            _ = block.streamPeer.storeIfNil(StreamPeerLink(child))
+            _ = block.streamPeer.storeIfNil(PeerLink(child))
             return target
         }
         listener?.receiveBuffer.wake()
@@ -161,8 +161,8 @@ extension LocalDomain {
             } else {
                 block(first).setPeer(second, address: .unnamed)
                 block(second).setPeer(first, address: .unnamed)
-                _ = block(first).streamPeer.storeIfNil(StreamPeerLink(second))
-                _ = block(second).streamPeer.storeIfNil(StreamPeerLink(first))
+                _ = block(first).streamPeer.storeIfNil(PeerLink(second))
+                _ = block(second).streamPeer.storeIfNil(PeerLink(first))
             }
             first.state.set(.connected)
             second.state.set(.connected)

@@ -123,7 +123,7 @@ extension LocalDomain {
     }
 
     /// Copies `bytes` (or what fits) into the tail room of `link`'s buffer, under its lock.
-    @inline(__always) private func appendIntoTailRoom(of link: StreamPeerLink, _ bytes: UnsafeRawBufferPointer)
+    @inline(__always) private func appendIntoTailRoom(of link: PeerLink, _ bytes: UnsafeRawBufferPointer)
         -> TailAppend
     {
         let buffer = link.receiveBuffer
@@ -157,10 +157,7 @@ extension LocalDomain {
     /// dropping the lock, tells observers.
     @inline(__always) private func finishAppendLocked(_ buffer: SocketBuffer, _ n: Int) -> Int {
         buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
-        var wakes = WakeList()
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
+        buffer.unlockWakingSatisfied()
         buffer.observers?.notify()
         return n
     }
@@ -169,50 +166,69 @@ extension LocalDomain {
         let setting = socket.sendBuffer.lowWaterSetting.load(ordering: .relaxed)
         let lowWater = setting > 0 ? setting : peer.receiveBuffer.sendLowWater
         let limit = Swift.max(1, peer.receiveBuffer.highWater.load(ordering: .relaxed))
-        return PeerRoom.condition(peer: peer, bytes: Swift.min(remaining, lowWater, limit))
+        let link = block(socket).streamPeer.load() ?? PeerLink(peer)
+        return PeerRoom.condition(peer: link, bytes: Swift.min(remaining, lowWater, limit))
     }
 
     private func sendDatagram(_ socket: Socket, _ bytes: UnsafeRawBufferPointer, to address: SocketAddress?)
         throws(NetError) -> SendProgress
     {
         let block = block(socket)
-        let (connectedPeer, source) = block.peerAndSource
-        let target: Socket
         if let address {
             let name = try LocalNamespace.validName(address)
-            if connectedPeer != nil { throw .alreadyConnected }
+            if block.datagramPeer.isLinked { throw .alreadyConnected }
             guard let found = lock.withLock({ namespace.socket(named: name) }), found.type == .datagram else {
                 throw .connectionRefused
             }
-            target = found
-        } else {
-            guard let connectedPeer else { throw .destinationRequired }
-            target = connectedPeer
+            if socket.state.contains(.cantSendMore) { throw .brokenPipe }
+            if found.state.contains(.noFileReference) { throw .connectionRefused }
+            return try deliverDatagram(
+                socket, block, bytes, into: found.receiveBuffer, peerState: found.state, peer: { PeerLink(found) })
         }
-        if socket.state.contains(.cantSendMore) { throw .brokenPipe }
-        if target.state.contains(.noFileReference) {
+        // The connected peer, through the link published at connect: no control-block lock.
+        var peerGone = false
+        do {
+            return try block.datagramPeer.withCurrent { (link) throws(NetError) -> SendProgress in
+                guard let link else { throw .destinationRequired }
+                if socket.state.contains(.cantSendMore) { throw .brokenPipe }
+                if link.state.contains(.noFileReference) {
+                    peerGone = true
+                    throw .connectionRefused
+                }
+                return try deliverDatagram(
+                    socket, block, bytes, into: link.receiveBuffer, peerState: link.state, peer: { link })
+            }
+        } catch {
             // The connected peer is gone: forget it, as Linux does, so the socket can be reused.
-            if address == nil { try? disconnect(socket) }
-            throw .connectionRefused
+            // (After the link is let go: the disconnect replaces it.)
+            if peerGone { try? disconnect(socket) }
+            throw error
         }
-        if target.state.contains(.cantReceiveMore) { throw .brokenPipe }
-        let buffer = target.receiveBuffer
+    }
+
+    /// Queues a copy of `bytes` as one datagram in `buffer`, the receive buffer of the socket
+    /// whose state is `peerState` (`peer` makes its link, for a sender that must wait). The
+    /// caller has checked that the sender may send and the peer is open.
+    @inline(__always) private func deliverDatagram(
+        _ socket: Socket, _ block: LocalControlBlock, _ bytes: UnsafeRawBufferPointer, into buffer: SocketBuffer,
+        peerState: AtomicSocketState, peer: () -> PeerLink
+    ) throws(NetError) -> SendProgress {
+        if peerState.contains(.cantReceiveMore) { throw .brokenPipe }
         let highWater = buffer.highWater.load(ordering: .relaxed)
         let charge = DatagramRecord.charge(forPayload: bytes.count)
         if charge > highWater { throw .messageTooLong }
         block.lastDatagramSize.store(bytes.count, ordering: .relaxed)
         // A blocked sender waits for a quarter of the buffer (or its datagram, if larger), so a
-        // full receiver does not wake it once per datagram it takes. (Made only when needed:
-        // the condition holds the peer, one more retain and release per datagram.)
+        // full receiver does not wake it once per datagram it takes.
         func roomInPeer() -> SendProgress {
-            .mustWait(buffer, PeerRoom.condition(peer: target, bytes: Swift.max(charge, buffer.sendLowWater)))
+            .mustWait(buffer, PeerRoom.condition(peer: peer(), bytes: Swift.max(charge, buffer.sendLowWater)))
         }
         if buffer.room < charge { return roomInPeer() }
-        let record = DatagramRecord(data: BufferChain(copying: bytes), source: source)
+        let record = DatagramRecord(data: BufferChain(copyingIntoSharedPool: bytes), source: block.sourceAddress)
         buffer.lock.lock()
-        if target.state.containsAny([.cantReceiveMore, .noFileReference]) {
+        if peerState.containsAny([.cantReceiveMore, .noFileReference]) {
             buffer.lock.unlock()
-            throw target.state.contains(.noFileReference) ? .connectionRefused : .brokenPipe
+            throw peerState.contains(.noFileReference) ? .connectionRefused : .brokenPipe
         }
         guard highWater - buffer.byteCount.load(ordering: .relaxed) >= charge else {
             buffer.lock.unlock()
@@ -221,10 +237,7 @@ extension LocalDomain {
         buffer.records.append(consume record)
         buffer.recordCount.add(1, ordering: .sequentiallyConsistent)
         buffer.byteCount.add(charge, ordering: .sequentiallyConsistent)
-        var wakes = WakeList()
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
+        buffer.unlockWakingSatisfied()
         buffer.observers?.notify()
         return .sent(bytes.count)
     }

@@ -11,7 +11,13 @@ public struct BufferChain: @unchecked Sendable {
 
     /// A chain holding a copy of `bytes`.
     public init(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared, headroom: Int = 0) {
-        append(copying: bytes, pool: pool, headroom: headroom)
+        appendInNewChunks(copying: bytes, from: 0, pool: pool, headroom: headroom)
+    }
+
+    /// A chain holding a copy of `bytes` in chunks of the shared pool, reached here rather than
+    /// passed by the caller (which retains and releases it around the call).
+    public init(copyingIntoSharedPool bytes: UnsafeRawBufferPointer) {
+        appendInNewChunks(copying: bytes, from: 0, pool: ChunkPool.shared, headroom: 0)
     }
 
     public init(_ bytes: [UInt8], pool: ChunkPool = .shared) {
@@ -56,7 +62,14 @@ public struct BufferChain: @unchecked Sendable {
 
     /// Appends a copy of `bytes`, filling the tail chunk's room first, then new chunks.
     public mutating func append(copying bytes: UnsafeRawBufferPointer, pool: ChunkPool = .shared, headroom: Int = 0) {
-        var offset = appendIntoTailRoom(bytes)
+        appendInNewChunks(copying: bytes, from: appendIntoTailRoom(bytes), pool: pool, headroom: headroom)
+    }
+
+    /// Appends a copy of `bytes[first...]` in new chunks (a new chain skips the tail's room).
+    private mutating func appendInNewChunks(
+        copying bytes: UnsafeRawBufferPointer, from first: Int, pool: ChunkPool, headroom: Int
+    ) {
+        var offset = first
         while offset < bytes.count {
             let remaining = bytes.count - offset
             let chunk = pool.take(
@@ -114,6 +127,20 @@ public struct BufferChain: @unchecked Sendable {
                 remaining = 0
             }
         }
+    }
+
+    /// Empties the chain, giving its chunks back to `pool` (those nobody else references): for
+    /// the chain's last user, such as a datagram just read.
+    public mutating func recycleAll(to pool: ChunkPool) {
+        while let slice = slices.popFirst() { pool.recycle(slice) }
+        count = 0
+    }
+
+    /// `recycleAll(to: .shared)`, the shared pool reached here rather than passed by the caller
+    /// (which retains and releases it around the call).
+    public mutating func recycleAll() {
+        while let slice = slices.popFirst() { ChunkPool.shared.recycle(slice) }
+        count = 0
     }
 
     /// Drops `n` bytes from the back (all if fewer).

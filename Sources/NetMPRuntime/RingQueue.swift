@@ -76,7 +76,7 @@ public struct RingQueue<Element> {
             return
         }
         if count == capacity || isInline { grow(to: count + 1) }
-        storage[physical(count)] = element
+        storage[physical(count)].fill(with: element)
         count += 1
     }
 
@@ -185,5 +185,20 @@ public struct RingQueue<Element> {
         }
         for index in kept..<total { storage[physical(index)] = nil }
         count = kept
+    }
+}
+
+extension Optional {
+    /// Stores `value` in what is normally an empty slot: the old value is consumed and matched,
+    /// so storing over nil destroys nothing (an assignment destroys the old value first, for
+    /// some types through their value witnesses even when it is nil).
+    @inlinable @inline(__always) mutating func fill(with value: consuming Wrapped) {
+        switch consume self {
+        case .none:
+            self = .some(value)
+        case .some(let old):
+            self = .some(value)
+            _ = consume old
+        }
     }
 }

@@ -199,14 +199,11 @@ extension Socket {
         if var record = buffer.records.popFirst() {
             buffer.recordCount.subtract(1, ordering: .sequentiallyConsistent)
             buffer.byteCount.subtract(record.charge, ordering: .sequentiallyConsistent)
-            var wakes = WakeList()
-            buffer.collectSatisfiedLocked(into: &wakes)
-            buffer.lock.unlock()
+            buffer.unlockWakingSatisfied()
             let (output, n) = copyOut(record.data)
             let length = record.data.count
             // The record is the chunks' last user now: they go back to the pool.
-            record.data.trimFront(length)
-            wakes.publishAll()
+            record.data.recycleAll()
             proto.received(self, count: length)
             let receipt = DatagramReceipt(count: n, source: record.source, flags: length > n ? .truncated : [])
             return (output, receipt)

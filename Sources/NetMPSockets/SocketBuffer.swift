@@ -11,7 +11,7 @@ public final class SocketBuffer: @unchecked Sendable {
     /// The largest size a buffer may be set to.
     public static let maximumSize = 64 << 20
 
-    package let lock = NetLock()
+    @usableFromInline package let lock = NetLock()
     /// Stream bytes (under `lock`).
     @exclusivity(unchecked) @usableFromInline package var storedChain = BufferChain()
     /// The stream bytes (under `lock`), through accessors compiled here: a client module
@@ -23,7 +23,7 @@ public final class SocketBuffer: @unchecked Sendable {
     }
     /// Datagrams (under `lock`), on datagram sockets only: a stream socket's buffer carries no
     /// room for them (their queue is a hundred bytes even when empty).
-    let datagrams: DatagramQueue?
+    @usableFromInline let datagrams: DatagramQueue?
     /// Bytes held, stream or datagram (written under `lock`).
     package let byteCount = Atomic<Int>(0)
     /// Datagrams held (written under `lock`).
@@ -37,7 +37,8 @@ public final class SocketBuffer: @unchecked Sendable {
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds; 0 waits forever.
     package let timeout = Atomic<Int64>(0)
     @exclusivity(unchecked) private var waiters: [SocketWaiter] = []  // under lock
-    package let waiterCount = Atomic<Int>(0)
+    /// The waiters registered (changed under `lock` only, so exact while it is held).
+    @usableFromInline package let waiterCount = Atomic<Int>(0)
     /// The owning socket's readiness observers, told after every change: made by the socket's
     /// first poller registration and installed in both its buffers (most sockets never have one).
     private let observersReference = OnceReference<ReadinessObservers>()
@@ -64,7 +65,7 @@ public final class SocketBuffer: @unchecked Sendable {
     deinit { registry.liveBuffers.subtract(1, ordering: .relaxed) }
 
     /// The datagrams held (under `lock`); always empty on a stream socket, which never adds one.
-    package var records: RingQueue<DatagramRecord> {
+    @inlinable package var records: RingQueue<DatagramRecord> {
         @inline(__always) _read {
             if let datagrams { yield datagrams.records } else { yield DatagramQueue.none }
         }
@@ -128,6 +129,24 @@ public final class SocketBuffer: @unchecked Sendable {
         }
     }
 
+    /// With `lock` held, after a change: drops the lock, then completes the waiters whose
+    /// condition now holds. Inlined for the common case of nobody waiting (read under the lock,
+    /// the count is exact): then it is the unlock alone.
+    @inlinable @inline(__always) package func unlockWakingSatisfied() {
+        if waiterCount.load(ordering: .relaxed) == 0 {
+            lock.unlock()
+        } else {
+            unlockWakingSatisfiedWaiters()
+        }
+    }
+
+    @usableFromInline func unlockWakingSatisfiedWaiters() {
+        var wakes = WakeList()
+        collectSatisfiedLocked(into: &wakes)
+        lock.unlock()
+        wakes.publishAll()
+    }
+
     /// Re-checks the waiters after a change made outside the lock (a state bit, an error, a
     /// queue), and tells readiness observers. Cheap when nobody waits.
     package func wake() {
@@ -165,9 +184,11 @@ public final class SocketBuffer: @unchecked Sendable {
 }
 
 /// A datagram socket buffer's queue of datagrams, with room for a few reserved.
-final class DatagramQueue {
-    @exclusivity(unchecked) var records = RingQueue<DatagramRecord>(capacity: 8)
+@usableFromInline final class DatagramQueue {
+    @exclusivity(unchecked) @usableFromInline var records = RingQueue<DatagramRecord>(capacity: 8)
 
     /// What a stream socket's buffer reads as its datagrams: empty, never written.
-    nonisolated(unsafe) static let none = RingQueue<DatagramRecord>()
+    @usableFromInline nonisolated(unsafe) static let none = RingQueue<DatagramRecord>()
+
+    init() {}
 }

@@ -57,6 +57,36 @@ final class AllocationTests: XCTestCase {
         XCTAssertEqual(madeWithCaptures, 1000, "calls allocated beyond their closure")
     }
 
+    /// The local datagram benchmark's calls: a connected sender reaches its peer through the
+    /// published link, the record and its chunk come from the pool and go back to it.
+    func testLocalDatagramsAllocateNothingOnceWarm() throws {
+        let stack = NetworkStack(.init(threadCount: 1))
+        defer { stack.shutdown() }
+        let (sender, receiver) = try stack.socketPair(.datagram)
+        let payload = [UInt8](repeating: 7, count: 1024)
+        var destination = [UInt8](repeating: 0, count: 2048)
+        var received = 0
+        var made = 0
+        try payload.withUnsafeBytes { message in
+            try destination.withUnsafeMutableBytes { buffer in
+                // Warm: the thread's chunk cache, the receive queue's storage.
+                for _ in 0..<100 {
+                    try sender.write(message)
+                    received += try receiver.read(into: buffer)
+                }
+                let before = netmp_allocations_this_thread()
+                for _ in 0..<1000 {
+                    try sender.write(message)
+                    received += try receiver.read(into: buffer)
+                }
+                made = netmp_allocations_this_thread() - before
+            }
+        }
+        XCTAssertEqual(received, 1100 * payload.count)
+        XCTAssertEqual(destination[..<payload.count].filter { $0 != 7 }.count, 0)
+        XCTAssertEqual(made, 0, "local datagrams allocated once warm")
+    }
+
     func testSleepingBlockingWaitsReuseTheirWaiters() throws {
         // No spinning and no yields: every read that finds nothing posts its waiter and sleeps,
         // so the waits themselves (not a spin that catches the partner) are what is counted.

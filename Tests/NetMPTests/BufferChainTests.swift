@@ -1,3 +1,4 @@
+import Synchronization
 import XCTest
 
 @testable import NetMP
@@ -145,6 +146,35 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(pool.take(atLeast: 100_000).capacity, 100_000, "oversized requests get their own chunk")
     }
 
+    func testRecycleAllEmptiesTheChainAndReturnsOnlyUnsharedChunks() {
+        let pool = ChunkPool()
+        let bytes = [UInt8](repeating: 9, count: 1000)
+        var chain = bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) }
+        let shared = bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) }
+        chain.append(shared)
+        chain.append(bytes.withUnsafeBytes { BufferChain(copying: $0, pool: pool) })
+        XCTAssertEqual(chain.sliceCount, 3)
+        chain.recycleAll(to: pool)
+        XCTAssertTrue(chain.isEmpty)
+        XCTAssertEqual(chain.sliceCount, 0)
+        XCTAssertEqual(pool.cachedCount, 2, "the chunk another chain still holds is not recycled")
+        XCTAssertEqual(shared.bytes, bytes)
+    }
+
+    func testAChainCopiedIntoTheSharedPoolHoldsTheBytesAndGoesBackToIt() {
+        let bytes = [UInt8]((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        var chain = bytes.withUnsafeBytes { BufferChain(copyingIntoSharedPool: $0) }
+        XCTAssertEqual(chain.count, bytes.count)
+        XCTAssertEqual(chain.bytes, bytes)
+        let cached = ChunkPool.shared.cachedCount
+        let chunks = chain.sliceCount
+        chain.recycleAll()
+        XCTAssertTrue(chain.isEmpty)
+        XCTAssertEqual(ChunkPool.shared.cachedCount, cached + chunks, "its chunks went back to the shared pool")
+        XCTAssertEqual(bytes.withUnsafeBytes { BufferChain(copyingIntoSharedPool: $0) }.count, 3000)
+        XCTAssertTrue(BufferChain(copyingIntoSharedPool: UnsafeRawBufferPointer(start: nil, count: 0)).isEmpty)
+    }
+
     func testTrimFrontReturnsTheChunksItConsumesToThePool() {
         let pool = ChunkPool()
         let bytes = [UInt8](repeating: 9, count: 1000)
@@ -229,5 +259,36 @@ final class BufferChainTests: XCTestCase {
         XCTAssertEqual(single.popLast(), 6)
         single.reserve(3)
         XCTAssertGreaterThanOrEqual(single.capacity, 3)
+    }
+
+    /// Elements that count their deinits: a ring of references neither leaks nor frees twice
+    /// as it appends into emptied slots, wraps and grows (`Optional.fill(with:)`).
+    func testRingQueueOfReferencesFreesEachElementOnce() {
+        final class Counted {
+            static let freed = Atomic<Int>(0)
+            let value: Int
+            init(_ value: Int) { self.value = value }
+            deinit { Counted.freed.add(1, ordering: .relaxed) }
+        }
+        do {
+            var ring = RingQueue<Counted>(capacity: 4)
+            var popped: [Int] = []
+            for round in 0..<50 {
+                for index in 0..<(round % 7) { ring.append(Counted(round * 10 + index)) }
+                for _ in 0..<(round % 5) { if let element = ring.popFirst() { popped.append(element.value) } }
+            }
+            XCTAssertEqual(popped, popped.sorted(), "first in, first out")
+            XCTAssertEqual(Counted.freed.load(ordering: .relaxed), popped.count, "popped elements are freed once")
+            XCTAssertEqual(ring.count + popped.count, (0..<50).reduce(0) { $0 + $1 % 7 })
+        }
+        XCTAssertEqual(
+            Counted.freed.load(ordering: .relaxed), (0..<50).reduce(0) { $0 + $1 % 7 }, "the rest with the ring")
+        var slot: Counted? = nil
+        slot.fill(with: Counted(1))
+        XCTAssertEqual(slot?.value, 1)
+        let before = Counted.freed.load(ordering: .relaxed)
+        slot.fill(with: Counted(2))
+        XCTAssertEqual(slot?.value, 2)
+        XCTAssertEqual(Counted.freed.load(ordering: .relaxed), before + 1, "a value filled over is freed")
     }
 }

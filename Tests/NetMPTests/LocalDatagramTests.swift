@@ -82,6 +82,54 @@ final class LocalDatagramTests: StackTestCase {
         }
     }
 
+    /// A connected sender reaches its peer through a link published at connect: every change
+    /// of peer (reconnect, the peer's close, disconnect) and a later bind must show in the next
+    /// send, exactly as when the peer was looked up under the lock on every send.
+    func testAConnectedSenderFollowsEveryChangeOfItsPeer() throws {
+        try bounded {
+            let first = try stack.socket(.local, .datagram)
+            try first.bind(to: .local("/follow/first"))
+            let second = try stack.socket(.local, .datagram)
+            try second.bind(to: .local("/follow/second"))
+            first.isNonBlocking = true
+            second.isNonBlocking = true
+            let client = try stack.socket(.local, .datagram)
+            try client.connect(to: .local("/follow/first"))
+            try client.write([1])
+            XCTAssertEqual(try first.receive(maxBytes: 8).bytes, [1])
+            // Reconnected: the next datagram goes to the new peer only.
+            try client.connect(to: .local("/follow/second"))
+            try client.write([2])
+            XCTAssertEqual(try second.receive(maxBytes: 8).bytes, [2])
+            assertThrows(.wouldBlock) { () throws(NetError) in try first.receive(maxBytes: 8) }
+            // Bound after the connect: later datagrams carry the name.
+            try client.bind(to: .local("/follow/client"))
+            try client.write([3])
+            let named = try second.receive(maxBytes: 8)
+            XCTAssertEqual(named.bytes, [3])
+            XCTAssertEqual(named.source, .local("/follow/client"))
+            // The peer closed: refused once, and the association is gone after that.
+            second.close()
+            assertThrows(.connectionRefused) { () throws(NetError) in try client.write([4]) }
+            assertThrows(.destinationRequired) { () throws(NetError) in try client.write([5]) }
+            XCTAssertThrowsError(try client.peerAddress())
+            try client.send([6], to: .local("/follow/first"))
+            XCTAssertEqual(try first.receive(maxBytes: 8).bytes, [6])
+            // Connected again, then disconnected: nothing reaches the old peer.
+            try client.connect(to: .local("/follow/first"))
+            try client.write([7])
+            XCTAssertEqual(try first.receive(maxBytes: 8).bytes, [7])
+            try client.disconnect()
+            assertThrows(.destinationRequired) { () throws(NetError) in try client.write([8]) }
+            assertThrows(.wouldBlock) { () throws(NetError) in try first.receive(maxBytes: 8) }
+            // The client itself closed.
+            try client.connect(to: .local("/follow/first"))
+            client.close()
+            assertThrows(.badDescriptor) { () throws(NetError) in try client.write([9]) }
+            assertThrows(.wouldBlock) { () throws(NetError) in try first.receive(maxBytes: 8) }
+        }
+    }
+
     func testFullReceiverHoldsSendersBackUntilItDrains() throws {
         try bounded {
             let (a, b) = try stack.socketPair(.datagram)

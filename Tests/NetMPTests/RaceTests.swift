@@ -191,6 +191,49 @@ final class RaceTests: StackTestCase {
         }
     }
 
+    /// A datagram sender reads its peer's link without a lock while another thread reconnects
+    /// it back and forth: every datagram lands, once, in one of the two receivers (and the
+    /// links replaced under the sender are freed only after it lets go; run under
+    /// ThreadSanitizer too).
+    func testDatagramSendsRacingReconnectsLandOnceEach() throws {
+        try bounded(60) {
+            let count = scaled(4_000)
+            let receivers = try ["/race/dg-a", "/race/dg-b"].map { name throws(NetError) -> NetSocket in
+                let receiver = try stack.socket(.local, .datagram)
+                try receiver.bind(to: .local(name))
+                try receiver.setOption(.receiveBufferSize, count * DatagramRecord.charge(forPayload: 2))
+                receiver.isNonBlocking = true
+                return receiver
+            }
+            let sender = try stack.socket(.local, .datagram)
+            try sender.connect(to: .local("/race/dg-a"))
+            let reconnects = scaled(2_000)
+            let reconnector = inBackground { () -> NetError? in
+                for index in 0..<reconnects {
+                    do throws(NetError) {
+                        try sender.connect(to: .local(index % 2 == 0 ? "/race/dg-b" : "/race/dg-a"))
+                    } catch {
+                        return error
+                    }
+                }
+                return nil
+            }
+            for index in 0..<count {
+                try sender.write([UInt8(truncatingIfNeeded: index), UInt8(truncatingIfNeeded: index >> 8)])
+            }
+            XCTAssertNil(reconnector())
+            var seen = [Int](repeating: 0, count: count)
+            for receiver in receivers {
+                while let datagram = try? receiver.receive(maxBytes: 8) {
+                    XCTAssertEqual(datagram.bytes.count, 2)
+                    let index = Int(datagram.bytes[0]) | Int(datagram.bytes[1]) << 8
+                    if index < count { seen[index] += 1 }
+                }
+            }
+            XCTAssertEqual(seen.filter { $0 != 1 }.count, 0, "every datagram arrives exactly once")
+        }
+    }
+
     // MARK: A close that lands between a request's user-side checks and its run on the owner
 
     func testConnectRacingItsOwnCloseFailsAndLinksNothing() throws {
