@@ -11,8 +11,8 @@ enum ExitStatus {
     static let networkFailure: Int32 = 1
     /// Bad arguments (ArgumentParser's validation errors use this too).
     static let usage: Int32 = 64
-    /// The TAP device (or TCP, in a build without it) is unavailable: absent, busy, or not a
-    /// multi-queue TAP.
+    /// The TAP device is unavailable (absent, busy, or not a multi-queue TAP), or the stack does
+    /// not support the protocol asked for.
     static let unavailable: Int32 = 69
     /// Anything else that went wrong inside NetMP.
     static let software: Int32 = 70
@@ -48,7 +48,6 @@ struct CommandFailure: Error, CustomStringConvertible {
         if error == .invalidArgument && what.hasPrefix("open") {
             message += " (the device exists but is not a multi-queue TAP device)"
         }
-        if error == .protocolNotSupported { message += " (TCP sockets are not in this build yet)" }
         return CommandFailure(message: message, status: status)
     }
 }

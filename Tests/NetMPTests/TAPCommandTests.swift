@@ -153,21 +153,4 @@ final class TAPCommandTests: XCTestCase {
         XCTAssertTrue(listener.waitForExit(timeout: .seconds(10)), "nc --listen --udp did not end after its wait")
         XCTAssertEqual(listener.process.terminationStatus, 0)
     }
-
-    /// In a build without TCP, asking for a TCP service says so and exits 69 (unavailable).
-    func testServeRefusesTCPServicesWhileTCPIsMissing() throws {
-        let probe = NetworkStack(NetworkStack.Configuration(threadCount: 1))
-        defer { probe.shutdown() }
-        if let socket = try? probe.socket(.inet, .stream) {
-            socket.close()
-            throw XCTSkip("TCP is in this build: serve runs its TCP services (TAPTCPInteropTests)")
-        }
-        let namespace = try TAPNamespace.make(for: self)
-        let netmp = try TAPCommandTests.netmpExecutable()
-        let result = try namespace.run(
-            [netmp, "serve", "--tap", namespace.device, "--address", "198.18.0.2/24", "--echo", "7"],
-            timeout: .seconds(30))
-        XCTAssertEqual(result.status, 69, result.output + result.errors)
-        XCTAssertTrue(result.errors.contains("TCP sockets are not in this build yet"), result.errors)
-    }
 }
