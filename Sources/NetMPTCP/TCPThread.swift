@@ -236,12 +236,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             }
         }
         if let reason = actions.dropped { statistics.drops[reason] &+= 1 }
-        // The reader first: a waiting reader's wake-up is a request's critical path (a ping-pong's
-        // answer), the send queue's trim is not. The trim still precedes transmit, whose
-        // segments name send-queue offsets counted after it.
-        if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
         block.bytesAcknowledged &+= actions.acknowledgedBytes
         if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
+        if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
         if !actions.segments.isEmpty { transmit(actions.segments, block) }
         if actions.established { established(block) }
         if actions.endOfStream {
