@@ -105,7 +105,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             block.sendFinishedPublished = true
             block.sendFinished.store(true, ordering: .sequentiallyConsistent)
         }
-        apply(&actions, to: block, timeWait: record)
+        // Data that neither ends the stream nor comes with an error or a close reaches the reader
+        // last: its reader (a ping-pong's) answers at once, and an answer that finds this thread
+        // still holding the owner's run token is queued behind the rest of this event instead of
+        // running on its own CPU beside it.
+        let deliverLast = !closing && !actions.endOfStream && actions.error == nil && !actions.delivered.isEmpty
+        apply(&actions, to: block, timeWait: record, deliver: !deliverLast)
         // A lingering close waits on the send buffer (closing wakes it in `finish`).
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
         if !closing {
@@ -114,6 +119,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // An event `apply` ran (an abort) may have changed the connection: then it is read again.
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
+        if deliverLast { deliver(actions.delivered, block) }
         actions.clear()
     }
 
@@ -224,7 +230,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Applying actions
 
-    private func apply(_ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?) {
+    private func apply(
+        _ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?, deliver: Bool = true
+    ) {
         let socket = block.socket
         if let challenge = actions.challengeACK {
             // Sent last, and only while the stack's budget lasts (RFC 5961 7).
@@ -238,7 +246,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         if let reason = actions.dropped { statistics.drops[reason] &+= 1 }
         block.bytesAcknowledged &+= actions.acknowledgedBytes
         if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
-        if !actions.delivered.isEmpty { deliver(actions.delivered, block) }
+        if deliver, !actions.delivered.isEmpty { self.deliver(actions.delivered, block) }
         if !actions.segments.isEmpty { transmit(actions.segments, block) }
         if actions.established { established(block) }
         if actions.endOfStream {
