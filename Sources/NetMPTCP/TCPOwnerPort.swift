@@ -56,9 +56,8 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
         return queued
     }
 
-    /// Queues `message` on the current owner without running it on the caller (a window
-    /// update: on no request's critical path, and dispatched it would have the reader run the
-    /// writer's output in series with its own reads).
+    /// Queues `message` on the current owner without running it on the caller (the owner's own
+    /// post of a window update a reader missed: a protocol thread never dispatches).
     @discardableResult
     package func postQueued(_ message: any EmbeddedMessage) -> Bool {
         lock.lock()

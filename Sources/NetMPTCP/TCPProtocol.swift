@@ -498,7 +498,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         // Sequentially consistent against the owner's store of a new threshold and its check of
         // the reads after it (`TCPThread.publishWindowUpdateThreshold`).
         if total >= block.windowUpdateThreshold.load(ordering: .sequentiallyConsistent) {
-            block.postOnce(block.receivedMessage, pending: block.receivedPending, queued: true)
+            // Run by the reader itself when the owner is idle (direct dispatch): a window-limited
+            // sender waits for this update, and a queued one waited for the owner's wake-up
+            // (tap.bulk.to-netmp 1.7-2.0 GB/s queued, 2.3-2.4 dispatched; loopback bulk no slower).
+            block.postOnce(block.receivedMessage, pending: block.receivedPending)
         }
     }
 
