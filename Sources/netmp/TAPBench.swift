@@ -66,6 +66,14 @@ struct TAPBench: ParsableCommand {
             tap.close()
         }
         try stack.addAddress("198.18.0.2/24", to: tap)
+        do {
+            let (near, far) = try connection(.veth(lab, spinning: false), kernelConnects: false, noDelay: false)
+            defer {
+                near.close()
+                far.close()
+            }
+            netmpBufferSize = try kernelReceiveWindow(sender: near, receiver: far, path: "the veth pair")
+        }
         var results: [BenchResult] = []
         func add(_ name: String, _ kind: RowKind, _ body: @escaping (TAPBenchPath, Int) throws -> Pass) throws {
             guard selected(name) else { return }

@@ -53,6 +53,17 @@ struct TCPBench: ParsableCommand {
         options.applySpinSettings()
         let stack = NetworkStack(.init(threadCount: threads ?? OSThread.cpuCount))
         defer { stack.shutdown() }
+        do {
+            let listener = try BenchListener(.kernel(spinning: false))
+            defer { listener.close() }
+            let sender = try listener.connect(noDelay: false)
+            let receiver = try listener.accept(noDelay: false)
+            defer {
+                sender.close()
+                receiver.close()
+            }
+            netmpBufferSize = try kernelReceiveWindow(sender: sender, receiver: receiver, path: "loopback")
+        }
         var results: [BenchResult] = []
         func add(_ name: String, _ kind: RowKind, _ body: @escaping (TCPBenchSide, Int) throws -> Pass) throws {
             guard selected(name) else { return }
@@ -105,8 +116,53 @@ enum TCPBenchSide {
     case kernel(spinning: Bool)
 }
 
-/// NetMP's buffer sizes, which the kernel's sockets are given too.
+/// The buffer size the kernel's sockets are given (SO_SNDBUF, SO_RCVBUF).
 let benchBufferSize = 256 << 10
+
+/// NetMP's buffer sizes: the window the kernel's receiver advertises on the benchmark's path with
+/// `benchBufferSize` asked, measured at start (`kernelReceiveWindow`). Linux doubles the size
+/// asked (its bookkeeping is charged to the buffer) and, with 64 KiB segments, advertises most of
+/// the doubled size; NetMP's buffer counts payload, so the same number asked gave NetMP about half
+/// the kernel's window. Never below `benchBufferSize`.
+nonisolated(unsafe) var netmpBufferSize = benchBufferSize
+
+/// The largest window the kernel's receiver advertises (TCP_INFO's `tcpi_rcv_ssthresh`) once
+/// 64 MiB went from `sender` to `receiver`, two connected kernel sockets with the benchmark's
+/// buffers; at least `benchBufferSize`. Notes what it found.
+func kernelReceiveWindow(sender: BenchSocket, receiver: BenchSocket, path: String) throws -> Int {
+    let messages = (64 << 20) / bulkMessageSize
+    let failed = Atomic<Bool>(false)
+    let writer = OSThread.start(name: "bench-window") {
+        let block = [UInt8](repeating: 0x5A, count: bulkMessageSize)
+        block.withUnsafeBytes { raw in
+            for _ in 0..<messages where (try? sender.write(raw)) == nil {
+                failed.store(true, ordering: .relaxed)
+                return
+            }
+        }
+    }
+    var block = [UInt8](repeating: 0, count: bulkMessageSize)
+    let received = block.withUnsafeMutableBytes { raw -> Int in
+        var count = 0
+        while count < messages, (try? receiver.readFully(into: raw)) == true { count += 1 }
+        return count
+    }
+    writer.join()
+    guard received == messages, !failed.load(ordering: .relaxed) else {
+        throw BenchFailure(description: "measuring the kernel's window: the transfer ended early")
+    }
+    var info = tcp_info()
+    var length = socklen_t(MemoryLayout<tcp_info>.size)
+    guard getsockopt(receiver.fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else {
+        throw BenchFailure(description: "TCP_INFO: errno \(errno)")
+    }
+    let window = max(benchBufferSize, Int(info.tcpi_rcv_ssthresh))
+    let note =
+        "netmp buffers: \(window) bytes, the window the kernel's receiver advertises on \(path) with"
+        + " SO_RCVBUF \(benchBufferSize) asked (tcpi_rcv_ssthresh)"
+    if !benchNotes.contains(note) { benchNotes.append(note) }
+    return window
+}
 
 final class BenchSocket: @unchecked Sendable {
     let netmp: NetSocket?
@@ -265,8 +321,8 @@ func setBuffers(_ fd: Int32) {
 /// kernel's do not once SO_SNDBUF/SO_RCVBUF are set), so neither side has more room than the
 /// other. A listener's connections inherit them.
 func setBuffers(_ socket: NetSocket) throws {
-    try socket.setOption(.sendBufferSize, benchBufferSize)
-    try socket.setOption(.receiveBufferSize, benchBufferSize)
+    try socket.setOption(.sendBufferSize, netmpBufferSize)
+    try socket.setOption(.receiveBufferSize, netmpBufferSize)
 }
 
 private func loopbackAddress(port: UInt16) -> sockaddr_in {
