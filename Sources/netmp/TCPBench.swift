@@ -53,16 +53,8 @@ struct TCPBench: ParsableCommand {
         options.applySpinSettings()
         let stack = NetworkStack(.init(threadCount: threads ?? OSThread.cpuCount))
         defer { stack.shutdown() }
-        do {
-            let listener = try BenchListener(.kernel(spinning: false))
-            defer { listener.close() }
-            let sender = try listener.connect(noDelay: false)
-            let receiver = try listener.accept(noDelay: false)
-            defer {
-                sender.close()
-                receiver.close()
-            }
-            netmpBufferSize = try kernelReceiveWindow(sender: sender, receiver: receiver, path: "loopback")
+        netmpBufferSize = try withConnectedPair(.kernel(spinning: false), noDelay: false) {
+            try kernelReceiveWindow(sender: $0, receiver: $1, path: "loopback")
         }
         var results: [BenchResult] = []
         func add(_ name: String, _ kind: RowKind, _ body: @escaping (TCPBenchSide, Int) throws -> Pass) throws {
@@ -398,15 +390,22 @@ private func bulk(_ side: TCPBenchSide, connections: Int, messages: Int) throws 
 
 /// One byte there and back on a no-delay connection, `roundTrips` times.
 private func pingPong(_ side: TCPBenchSide, roundTrips count: Int) throws -> Pass {
+    try withConnectedPair(side, noDelay: true) { try measureRoundTrips(pinger: $0, echoer: $1, count: count) }
+}
+
+/// Runs `body` with a connected client and server on `side`, closed after it.
+private func withConnectedPair<T>(
+    _ side: TCPBenchSide, noDelay: Bool, _ body: (BenchSocket, BenchSocket) throws -> T
+) throws -> T {
     let listener = try BenchListener(side)
     defer { listener.close() }
-    let client = try listener.connect(noDelay: true)
-    let server = try listener.accept(noDelay: true)
+    let client = try listener.connect(noDelay: noDelay)
+    let server = try listener.accept(noDelay: noDelay)
     defer {
         client.close()
         server.close()
     }
-    return try measureRoundTrips(pinger: client, echoer: server, count: count)
+    return try body(client, server)
 }
 
 /// `count` one-byte round trips: `pinger` sends and waits for the byte `echoer` sends back
