@@ -38,6 +38,9 @@ struct TAPBench: ParsableCommand {
     @Option(help: "Run only the benchmarks whose name contains this text.")
     var only: String?
 
+    @Flag(help: "Measure NetMP only (for profiling).")
+    var netmpOnly = false
+
     func validate() throws {
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
     }
@@ -78,15 +81,17 @@ struct TAPBench: ParsableCommand {
         func add(_ name: String, _ kind: RowKind, _ body: @escaping (TAPBenchPath, Int) throws -> Pass) throws {
             guard selected(name) else { return }
             let traffic = TAPTraffic()
-            let legs = [
+            var legs = [
                 Leg(name: "netmp") { operations in
                     let before = tap.statistics
                     defer { traffic.add(tap.statistics, since: before, operations: operations) }
                     return try body(.tap(stack, lab), operations)
-                },
-                Leg(name: "kernel.block") { try body(.veth(lab, spinning: false), $0) },
-                Leg(name: "kernel.spin") { try body(.veth(lab, spinning: true), $0) },
+                }
             ]
+            if !netmpOnly {
+                legs.append(Leg(name: "kernel.block") { try body(.veth(lab, spinning: false), $0) })
+                legs.append(Leg(name: "kernel.spin") { try body(.veth(lab, spinning: true), $0) })
+            }
             results.append(try measureRow(name, kind, legs: legs, seconds: options.seconds, row: results.count))
             benchNotes.append(traffic.note(name))
         }
