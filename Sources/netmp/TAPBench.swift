@@ -41,6 +41,9 @@ struct TAPBench: ParsableCommand {
     @Flag(help: "Measure NetMP only (for profiling).")
     var netmpOnly = false
 
+    @Option(help: "Congestion control of the kernel's TCP sockets (TCP_CONGESTION).")
+    var kernelCongestionControl = "cubic"
+
     func validate() throws {
         if !(1...64).contains(threads) { throw ValidationError("--threads must be 1...64") }
     }
@@ -53,6 +56,7 @@ struct TAPBench: ParsableCommand {
             return
         }
         options.applySpinSettings()
+        netmp.kernelCongestionControl = kernelCongestionControl
         let lab = try BenchLab()
         defer { lab.remove() }
         let tap: TAPInterface

@@ -24,6 +24,9 @@ struct TCPBench: ParsableCommand {
     @Flag(help: "Measure NetMP only (for profiling).")
     var netmpOnly = false
 
+    @Option(help: "Congestion control of the kernel's TCP sockets (TCP_CONGESTION).")
+    var kernelCongestionControl = "cubic"
+
     @Option(help: "Simulated seconds each tcp.lossy row measures (the issue's rows: 30), 0.1 to 600.")
     var lossySeconds: Double = 30
 
@@ -51,6 +54,7 @@ struct TCPBench: ParsableCommand {
 
     func run() throws {
         options.applySpinSettings()
+        netmp.kernelCongestionControl = kernelCongestionControl
         let stack = NetworkStack(.init(threadCount: threads ?? OSThread.cpuCount))
         defer { stack.shutdown() }
         netmpBufferSize = try withConnectedPair(.kernel(spinning: false), noDelay: false) {
@@ -307,6 +311,24 @@ private final class BenchListener: @unchecked Sendable {
 
 func setBuffers(_ fd: Int32) {
     applyBufferSizes(BufferSizes(send: benchBufferSize, receive: benchBufferSize), to: fd, label: "tcp")
+    setKernelCongestionControl(fd)
+}
+
+/// The congestion control every kernel TCP socket of the benchmarks uses (`--kernel-congestion-control`).
+nonisolated(unsafe) var kernelCongestionControl = "cubic"
+
+/// TCP_CONGESTION on a kernel socket: the machine's default is a sysctl (this VM's is BBR, whose
+/// pacing held the kernel's own veth and loopback transfers to a fraction of what CUBIC moves).
+/// Notes what was asked and what the socket got.
+func setKernelCongestionControl(_ fd: Int32) {
+    let asked = kernelCongestionControl
+    _ = asked.withCString { setsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, $0, socklen_t(strlen($0))) }
+    var name = [CChar](repeating: 0, count: 32)
+    var length = socklen_t(name.count)
+    _ = getsockopt(fd, Int32(IPPROTO_TCP), TCP_CONGESTION, &name, &length)
+    let got = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let note = "kernel congestion control: asked \(asked), got \(got)"
+    if !benchNotes.contains(note) { benchNotes.append(note) }
 }
 
 /// NetMP's side gets the same fixed sizes: set by the user, its buffers do not auto-tune (as the
