@@ -364,30 +364,10 @@ private func oneWay(_ path: TAPBenchPath, towardsNetMP: Bool, messages: Int) thr
         far.close()
     }
     let (sender, receiver) = towardsNetMP ? (far, near) : (near, far)
-    let failed = Atomic<Bool>(false)
     let clock = PassClock()
-    let writer = OSThread.start(name: "bench-tap-writer") {
-        pinIfAsked(1)
-        let block = [UInt8](repeating: 0x5A, count: bulkMessageSize)
-        block.withUnsafeBytes { raw in
-            for _ in 0..<messages where (try? sender.write(raw)) == nil {
-                failed.store(true, ordering: .relaxed)
-                return
-            }
-        }
+    return try sendMessages(from: sender, to: receiver, count: messages, writer: "bench-tap-writer") {
+        clock.stop(operations: $0)
     }
-    var block = [UInt8](repeating: 0, count: bulkMessageSize)
-    let received = block.withUnsafeMutableBytes { raw -> Int in
-        var count = 0
-        while count < messages, (try? receiver.readFully(into: raw)) == true { count += 1 }
-        return count
-    }
-    let pass = clock.stop(operations: received)
-    writer.join()
-    guard received == messages, !failed.load(ordering: .relaxed) else {
-        throw BenchFailure(description: "transfer ended after \(received) of \(messages) messages")
-    }
-    return pass
 }
 
 /// One byte there and back, `count` times, on a no-delay connection: the kernel socket (or A)

@@ -122,13 +122,16 @@ let benchBufferSize = 256 << 10
 /// the kernel's window. Never below `benchBufferSize`.
 nonisolated(unsafe) var netmpBufferSize = benchBufferSize
 
-/// The largest window the kernel's receiver advertises (TCP_INFO's `tcpi_rcv_ssthresh`) once
-/// 64 MiB went from `sender` to `receiver`, two connected kernel sockets with the benchmark's
-/// buffers; at least `benchBufferSize`. Notes what it found.
-func kernelReceiveWindow(sender: BenchSocket, receiver: BenchSocket, path: String) throws -> Int {
-    let messages = (64 << 20) / bulkMessageSize
+/// Sends `messages` messages of `bulkMessageSize` bytes from `sender`, on a thread of its own
+/// named `name`, to `receiver`, read on the caller's; `finish` gets how many arrived whole before
+/// the writer is joined (a pass stops its clock there). Throws unless all arrived.
+func sendMessages<T>(
+    from sender: BenchSocket, to receiver: BenchSocket, count messages: Int, writer name: String,
+    finish: (Int) -> T
+) throws -> T {
     let failed = Atomic<Bool>(false)
-    let writer = OSThread.start(name: "bench-window") {
+    let writer = OSThread.start(name: name) {
+        pinIfAsked(1)
         let block = [UInt8](repeating: 0x5A, count: bulkMessageSize)
         block.withUnsafeBytes { raw in
             for _ in 0..<messages where (try? sender.write(raw)) == nil {
@@ -143,10 +146,19 @@ func kernelReceiveWindow(sender: BenchSocket, receiver: BenchSocket, path: Strin
         while count < messages, (try? receiver.readFully(into: raw)) == true { count += 1 }
         return count
     }
+    let result = finish(received)
     writer.join()
     guard received == messages, !failed.load(ordering: .relaxed) else {
-        throw BenchFailure(description: "measuring the kernel's window: the transfer ended early")
+        throw BenchFailure(description: "transfer ended after \(received) of \(messages) messages")
     }
+    return result
+}
+
+/// The largest window the kernel's receiver advertises (TCP_INFO's `tcpi_rcv_ssthresh`) once
+/// 64 MiB went from `sender` to `receiver`, two connected kernel sockets with the benchmark's
+/// buffers; at least `benchBufferSize`. Notes what it found.
+func kernelReceiveWindow(sender: BenchSocket, receiver: BenchSocket, path: String) throws -> Int {
+    try sendMessages(from: sender, to: receiver, count: (64 << 20) / bulkMessageSize, writer: "bench-window") { _ in }
     var info = tcp_info()
     var length = socklen_t(MemoryLayout<tcp_info>.size)
     guard getsockopt(receiver.fd, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else {
