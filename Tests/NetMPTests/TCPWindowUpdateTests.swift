@@ -83,9 +83,13 @@ final class TCPWindowUpdateTests: XCTestCase {
         }
         let stream = (0..<(80 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
         var written = 0
-        while written < stream.count, let n = try? stream[written...].withUnsafeBytes({ try sender.write($0) }) {
-            written += n
+        /// Writes until the sender's buffer is full or the stream is out.
+        func writeMore() {
+            while written < stream.count, let n = try? stream[written...].withUnsafeBytes({ try sender.write($0) }) {
+                written += n
+            }
         }
+        writeMore()
         network.run(for: .milliseconds(200))
         // Full, but for a tail shorter than an MSS that the sender's silly-window avoidance holds.
         XCTAssertGreaterThan(receiver.core.receiveBuffer.byteCount.load(ordering: .relaxed), (64 << 10) - 1460)
@@ -99,18 +103,12 @@ final class TCPWindowUpdateTests: XCTestCase {
         XCTAssertTrue(network.run(until: { b.tcpStatistics().segmentsSent > before }, limit: .microseconds(500)))
         XCTAssertEqual(b.tcpStatistics().segmentsSent, before + 1, "3072 bytes reopen the window")
         // The rest of the stream follows.
-        while written < stream.count, let n = try? stream[written...].withUnsafeBytes({ try sender.write($0) }) {
-            written += n
-        }
+        writeMore()
         XCTAssertTrue(
             network.run(
                 until: {
                     if let more = try? receiver.read(maxBytes: 64 << 10) { received += more }
-                    while written < stream.count,
-                        let n = try? stream[written...].withUnsafeBytes({ try sender.write($0) })
-                    {
-                        written += n
-                    }
+                    writeMore()
                     return received.count == stream.count
                 }, limit: .seconds(10)))
         XCTAssertEqual(received, stream)
