@@ -6,7 +6,9 @@ import Synchronization
 /// the thread keeps for the next batch once it has run, so a batch costs neither a closure
 /// context nor an array (each batch is still its own message: the port's order holds).
 final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
-    unowned let state: InetThread
+    /// Unchecked: the state keeps its batches, so it outlives each (a checked reference cost an
+    /// atomic on the state's header per batch, a line every dispatching thread shares).
+    unowned(unsafe) let state: InetThread
     /// A batch of one frame (most are: a loopback segment, a TAP read) holds it here...
     @exclusivity(unchecked) var single: Frame?
     /// ...and a larger one here. Filled by the sender before the post, emptied by the owner.
@@ -34,7 +36,7 @@ final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
     @inline(__always) private static func recycleChunk(of frame: consuming Frame) {
         var chunk: ByteChunk? = frame.chunk
         _ = consume frame
-        ChunkPool.shared.recycle(&chunk)
+        ChunkPool.withShared { $0.recycle(&chunk) }
     }
 }
 

@@ -125,7 +125,9 @@ package final class InetThread: @unchecked Sendable {
 
     @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
 
-    var now: Int64 { thread.now }
+    /// The turn's time (`ProtocolThread.turnTime`): what this layer times (identifiers per
+    /// millisecond, reassembly and neighbour timeouts) runs on milliseconds or more.
+    var now: Int64 { thread.turnTime }
 
     /// The transport checksum of `datagram` need not be verified: its interface skips them,
     /// or vouched for this frame.

@@ -70,6 +70,12 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     public var isDriven: Bool { mode == .driven }
 
+    /// The clock as this turn began (when its due timers ran), for per-packet times that can be
+    /// a batch's length old: each read of the system clock cost more than the rest of a small
+    /// event's bookkeeping. Exact (`now`) in the driven mode, whose tests step the clock between
+    /// calls. Only for code running as this thread.
+    package var turnTime: Int64 { mode == .driven ? now : turnStart }
+
     // The port: written by every sender.
     private let portLock = NetLock()
     @exclusivity(unchecked) private var incoming = ContiguousArray<PortMessage>()  // under portLock
@@ -97,7 +103,16 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     @exclusivity(unchecked) private var batch = ContiguousArray<PortMessage>()
     @exclusivity(unchecked) package var timers = TimerHeap()
     @exclusivity(unchecked) private var timerSequence: UInt64 = 0
-    @exclusivity(unchecked) private var endOfBatchHooks: [() -> Void] = []
+    /// The clock as the current turn's timers were run (each batch, each direct dispatch).
+    @exclusivity(unchecked) private var turnStart: Int64 = 0
+    /// The end-of-batch hooks as plain function and context pointers, in memory of their own: a
+    /// closure called from an array cost a retain and a release of the array and of the
+    /// closure's context, objects that every thread dispatching here shares. Replaced only by
+    /// `addEndOfBatchHook` (at set-up, never from a hook).
+    @exclusivity(unchecked) private var endOfBatchHooks = UnsafeMutableBufferPointer<EndOfBatchHook>(
+        start: nil, count: 0)
+    /// What keeps the closures given to `addEndOfBatchHook` alive.
+    @exclusivity(unchecked) private var endOfBatchClosures: [EndOfBatchClosure] = []
     private var drivenDepth = 0
 
     /// How long this thread spins on its empty port before parking, in nanoseconds (adapted per
@@ -146,7 +161,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         }
     }
 
-    deinit { parker.deallocate() }
+    deinit {
+        parker.deallocate()
+        endOfBatchHooks.deallocate()
+    }
 
     private var contextPointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
@@ -177,8 +195,25 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     /// Registers work to run after each batch of messages (on this thread).
     public func addEndOfBatchHook(_ hook: @escaping () -> Void) {
+        let closure = EndOfBatchClosure(hook)
+        endOfBatchClosures.append(closure)
+        addEndOfBatchHook(context: Unmanaged.passUnretained(closure).toOpaque()) { context in
+            guard let context else { return }
+            Unmanaged<EndOfBatchClosure>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.run() }
+        }
+    }
+
+    /// Registers `function`, called with `context` after each batch (on this thread), for a
+    /// caller that keeps `context` alive as long as this thread runs.
+    package func addEndOfBatchHook(
+        context: UnsafeMutableRawPointer, _ function: @escaping @convention(c) (UnsafeMutableRawPointer?) -> Void
+    ) {
         assertOnThread()
-        endOfBatchHooks.append(hook)
+        let grown = UnsafeMutableBufferPointer<EndOfBatchHook>.allocate(capacity: endOfBatchHooks.count + 1)
+        let count = grown.initialize(fromContentsOf: endOfBatchHooks)
+        grown.initializeElement(at: count, to: EndOfBatchHook(function: function, context: context))
+        endOfBatchHooks.deallocate()
+        endOfBatchHooks = grown
     }
 
     // MARK: Sending
@@ -385,6 +420,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     private func runDueTimers() {
         let now = self.now
+        turnStart = now
         while let entry = timers.popDue(now: now) {
             entry.callout.fireIfCurrent(entry)
         }
@@ -432,8 +468,9 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         for index in batch.indices {
             // Take the message out of the batch so that what it holds (a socket reference, a
             // continuation) is released as soon as it has run.
-            let message = batch[index]
-            batch[index] = .closure(ProtocolThread.nothing)
+            // Swapped out, not copied: a copy retained what it holds, and the store released it.
+            var message = PortMessage.closure(ProtocolThread.nothing)
+            swap(&message, &batch[index])
             message.run()
             sinceBatchEnd += 1
             if sinceBatchEnd == ProtocolThread.batchLimit {
@@ -448,7 +485,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     }
 
     private func runEndOfBatch() {
-        for hook in endOfBatchHooks { hook() }
+        for index in endOfBatchHooks.indices { endOfBatchHooks[index].function(endOfBatchHooks[index].context) }
     }
 
     private func runLoop() {
@@ -581,4 +618,16 @@ private final class DrivenCallOutcome: @unchecked Sendable {
     var failure: NetError?
 
     init(_ destination: UnsafeMutableRawPointer) { self.destination = destination }
+}
+
+/// An end-of-batch hook: a C function and its context, called without reference counting.
+private struct EndOfBatchHook {
+    let function: @convention(c) (UnsafeMutableRawPointer?) -> Void
+    let context: UnsafeMutableRawPointer
+}
+
+/// A closure given to `addEndOfBatchHook`, kept by its thread.
+private final class EndOfBatchClosure {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }
