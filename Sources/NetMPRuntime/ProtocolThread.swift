@@ -101,6 +101,13 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     // Owner-thread state. Per-packet fields skip the runtime exclusivity check (as SocketBuffer's
     // do): one thread touches them and no access to one outlives the call that makes it.
     @exclusivity(unchecked) private var batch = ContiguousArray<PortMessage>()
+    /// Messages posted to this thread by code already running as it (a loopback segment's
+    /// frames, flushed at the end of a batch): they run once the current batch has
+    /// (`runOwnPosts`), without the port's lock, a clock read or another round of the
+    /// dispatcher's hand-back. Dedicated mode only: the driven mode keeps the one queue whose
+    /// order its deterministic tests replay.
+    @exclusivity(unchecked) private var ownPosts = ContiguousArray<PortMessage>()
+    @exclusivity(unchecked) private var ownBatch = ContiguousArray<PortMessage>()
     @exclusivity(unchecked) package var timers = TimerHeap()
     @exclusivity(unchecked) private var timerSequence: UInt64 = 0
     /// The clock as the current turn's timers were run (each batch, each direct dispatch).
@@ -266,6 +273,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// Posts an embedded message (no allocation).
     @discardableResult
     public func post(_ message: any EmbeddedMessage) -> Bool {
+        if mode == .dedicated && isCurrent {
+            ownPosts.append(.embedded(message))
+            return true
+        }
         if mayDispatchPost() && beginDirectDispatch() {
             message.handle()
             endDirectDispatch()
@@ -314,6 +325,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// the parked owner only if work is left or a timer is now due before its park deadline.
     package func endDirectDispatch() {
         runEndOfBatch()
+        _ = runOwnPosts()
         var rounds = 0
         var mustWake = false
         while true {
@@ -448,7 +460,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         hasWork.store(false, ordering: .relaxed)
         portLock.unlock()
         runDueTimers()
-        let count = runBatch()
+        // What the timers posted to this thread, when no batch ran to take it.
+        let count = runBatch() + runOwnPosts()
         let earliest = timers.nextDeadline() ?? Int64.max
         portLock.lock()
         tokenHeld = false
@@ -481,8 +494,41 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         batch.clearKeepingCapacity()
         runEndOfBatch()
         messagesHandled.add(count, ordering: .relaxed)
-        return count
+        return count + runOwnPosts()
     }
+
+    /// Runs the messages this thread posted to itself (`ownPosts`), and what those post in turn,
+    /// each round followed by the end-of-batch hooks. After `ownPostRounds` rounds the rest goes
+    /// to the port, behind other senders' messages. Returns how many ran.
+    private func runOwnPosts() -> Int {
+        var ran = 0
+        var rounds = 0
+        while !ownPosts.isEmpty {
+            if rounds == ProtocolThread.ownPostRounds {
+                portLock.lock()
+                while !ownPosts.isEmpty { incoming.append(ownPosts.removeFirst()) }
+                if !isDispatching { hasWork.store(true, ordering: .relaxed) }
+                portLock.unlock()
+                break
+            }
+            swap(&ownPosts, &ownBatch)
+            for index in ownBatch.indices {
+                var message = PortMessage.closure(ProtocolThread.nothing)
+                swap(&message, &ownBatch[index])
+                message.run()
+            }
+            ran += ownBatch.count
+            ownBatch.clearKeepingCapacity()
+            runEndOfBatch()
+            rounds += 1
+        }
+        if ran > 0 { messagesHandled.add(ran, ordering: .relaxed) }
+        return ran
+    }
+
+    /// Rounds of a thread's posts to itself run at once (a loopback segment and its answer take
+    /// one each).
+    static let ownPostRounds = 8
 
     private func runEndOfBatch() {
         for index in endOfBatchHooks.indices { endOfBatchHooks[index].function(endOfBatchHooks[index].context) }
