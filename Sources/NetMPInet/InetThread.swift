@@ -184,7 +184,10 @@ package final class InetThread: @unchecked Sendable {
         guard interfaceIndex < links.count else { return }
         let interface = links[interfaceIndex]
         let bytes = frame.bytes
-        guard case .success(let ethernet) = EthernetHeader.parse(bytes) else {
+        let ethernet: EthernetFrame
+        do {
+            ethernet = try EthernetHeader.parseHeader(bytes)
+        } catch {
             count(.framesRunt)
             return
         }
@@ -254,12 +257,13 @@ package final class InetThread: @unchecked Sendable {
     ) {
         count(.ipIn)
         let packet: IPv4Packet
-        switch IPv4Header.parse(region, verifyChecksum: !checksumsSkipped(interfaceIndex)) {
-        case .success(let parsed): packet = parsed
-        case .failure(.badChecksum):
+        do {
+            packet = try IPv4Header.parseHeader(
+                region, verifyChecksum: !checksumsSkipped(interfaceIndex), allowTruncatedPayload: false)
+        } catch .badChecksum {
             count(.ipBadChecksum)
             return
-        case .failure:
+        } catch {
             count(.ipMalformed)
             return
         }
