@@ -11,7 +11,7 @@ import NetMPWire
 package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     unowned let tcp: TCPProtocol
     unowned let inet: InetThread
-    @exclusivity(unchecked) var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    @exclusivity(unchecked) var connections = TCPConnectionTable<TCPControlBlock>()
     @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
         self.expireTimeWaits()
