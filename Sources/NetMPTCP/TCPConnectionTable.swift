@@ -26,14 +26,14 @@ struct TCPConnectionTable<Value: AnyObject> {
     private var slots: ContiguousArray<Slot> = []
     /// 64 less log2 of the slot count: the hash's top bits are the home slot.
     private var shift = 64
-    private let keys: (UInt64, UInt64, UInt64, UInt64)
+    private let hashKeys: (UInt64, UInt64, UInt64, UInt64)
     /// Entries held.
     private(set) var count = 0
 
     /// A table whose hash keys come from `generator` (the system's random source unless a test
     /// needs to pick them).
     init<Generator: RandomNumberGenerator>(using generator: inout Generator) {
-        keys = (generator.next(), generator.next(), generator.next(), generator.next())
+        hashKeys = (generator.next(), generator.next(), generator.next(), generator.next())
     }
 
     init() {
@@ -51,6 +51,16 @@ struct TCPConnectionTable<Value: AnyObject> {
             if let value = slot.value { values.append(value) }
         }
         return values
+    }
+
+    /// The entries' keys, in no particular order.
+    var keys: [TCPConnectionKey] {
+        var keys: [TCPConnectionKey] = []
+        keys.reserveCapacity(count)
+        for slot in slots where slot.value != nil {
+            keys.append(slot.key)
+        }
+        return keys
     }
 
     subscript(key: TCPConnectionKey) -> Value? {
@@ -85,7 +95,8 @@ struct TCPConnectionTable<Value: AnyObject> {
         case (.ipv4(let local), .ipv4(let remote)):
             let ports = UInt64(key.localPort) << 16 | UInt64(key.remotePort)
             let hash =
-                keys.0 &+ keys.1 &* UInt64(local.rawValue) &+ keys.2 &* UInt64(remote.rawValue) &+ keys.3 &* ports
+                hashKeys.0 &+ hashKeys.1 &* UInt64(local.rawValue) &+ hashKeys.2 &* UInt64(remote.rawValue)
+                &+ hashKeys.3 &* ports
             // `shift` is 64 only while there are no slots, when no probe starts.
             return Int(truncatingIfNeeded: hash >> UInt64(shift & 63))
         }

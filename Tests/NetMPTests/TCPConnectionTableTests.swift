@@ -48,8 +48,9 @@ final class TCPConnectionTableTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(
-            table.values.map(\.serial).sorted(), model.values.map(\.serial).sorted())
+        XCTAssertEqual(table.values.map(\.serial).sorted(), model.values.map(\.serial).sorted())
+        XCTAssertEqual(Set(table.keys), Set(model.keys))
+        XCTAssertEqual(table.keys.count, model.count)
     }
 
     func testRandomOperationsMatchADictionary() {
