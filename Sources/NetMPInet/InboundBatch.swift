@@ -16,6 +16,8 @@ final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
     init(state: InetThread) { self.state = state }
 
     func handle() {
+        // One strong reference for the whole batch: each read of an unowned one takes its own.
+        let state = self.state
         if let frame = single {
             single = nil
             state.input(frame, interfaceIndex: interfaceIndex)
