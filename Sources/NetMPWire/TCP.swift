@@ -86,8 +86,20 @@ public struct TCPHeader: Hashable, Sendable {
                 source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
             guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
         }
-        let options = TCPOptions.parseOptions(
-            try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
+        // Options as nearly every segment of a connection carries them (NOP, NOP, timestamps) are
+        // read here, without the general parser's call and its copy of the whole set back.
+        let options: TCPOptions
+        if headerLength == minimumLength {
+            options = TCPOptions()
+        } else if headerLength == minimumLength + 12, try bytes.networkUInt32(at: minimumLength) == 0x0101_080A {
+            options = TCPOptions(
+                timestamps: TCPTimestamps(
+                    value: try bytes.networkUInt32(at: minimumLength + 4),
+                    echoReply: try bytes.networkUInt32(at: minimumLength + 8)))
+        } else {
+            options = TCPOptions.parseOptions(
+                try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
+        }
         let header = TCPHeader(
             sourcePort: try bytes.networkUInt16(at: 0),
             destinationPort: try bytes.networkUInt16(at: 2),
