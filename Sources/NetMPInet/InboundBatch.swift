@@ -12,19 +12,21 @@ final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
     /// ...and a larger one here. Filled by the sender before the post, emptied by the owner.
     @exclusivity(unchecked) var frames: [Frame] = []
     @exclusivity(unchecked) var interfaceIndex = 0
+    /// The pool the frames' chunks go back to, held here so a batch reads no global for it.
+    private let pool = ChunkPool.shared
 
     init(state: InetThread) { self.state = state }
 
     func handle() {
         // One strong reference for the whole batch: each read of an unowned one takes its own.
         let state = self.state
-        if let frame = single {
-            single = nil
+        // Taken out, not copied and cleared: no retain and release of its chunk.
+        if let frame = single.take() {
             state.input(frame, interfaceIndex: interfaceIndex)
-            InboundBatch.recycleChunk(of: frame)
+            recycleChunk(of: frame)
         } else {
             state.input(frames, interfaceIndex: interfaceIndex)
-            while let frame = frames.popLast() { InboundBatch.recycleChunk(of: frame) }
+            while let frame = frames.popLast() { recycleChunk(of: frame) }
         }
         state.recycle(self)
     }
@@ -33,10 +35,10 @@ final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
     /// a loopback segment's header chunk, an ACK): without this every such chunk was freed and
     /// the sender's next one allocated afresh. A chunk input kept (data queued, a fragment
     /// held) is still referenced and stays where it is.
-    @inline(__always) private static func recycleChunk(of frame: consuming Frame) {
+    @inline(__always) private func recycleChunk(of frame: consuming Frame) {
         var chunk: ByteChunk? = frame.chunk
         _ = consume frame
-        ChunkPool.shared.recycle(&chunk)
+        pool.recycle(&chunk)
     }
 }
 
