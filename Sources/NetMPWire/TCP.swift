@@ -71,6 +71,7 @@ public struct TCPHeader: Hashable, Sendable {
 
     /// As `parse`, throwing: the input path's form (a `Result` of this large value cost two more
     /// copies of it a segment).
+    @inlinable
     public static func parseSegment(
         _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
     ) throws(WireError) -> TCPPacket {

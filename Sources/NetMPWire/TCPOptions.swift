@@ -223,6 +223,7 @@ public struct TCPOptions: Hashable, Sendable {
     }
 
     /// Parses `bytes`; raw option ranges are offset by `base` (the area's position in the segment).
+    @usableFromInline
     static func parseOptions(_ bytes: UnsafeRawBufferPointer, base: Int = 0) -> TCPOptions {
         var options = TCPOptions()
         var offset = 0
