@@ -41,6 +41,7 @@ public struct EthernetHeader: Hashable, Sendable {
     }
 
     /// As `parse`, throwing: the input path's form (no `Result` to build and take apart a frame).
+    @inlinable
     package static func parseHeader(_ frame: UnsafeRawBufferPointer) throws(WireError) -> EthernetFrame {
         guard frame.count >= length else { throw .truncated }
         let header = EthernetHeader(
