@@ -64,7 +64,7 @@ struct TCPConnectionTable<Value: AnyObject> {
     }
 
     subscript(key: TCPConnectionKey) -> Value? {
-        get {
+        @inline(__always) get {
             guard count > 0 else { return nil }
             let mask = slots.count - 1
             var index = home(of: key)
