@@ -344,7 +344,7 @@ extension TCPConnection {
 
     /// SND.UNA moves to `ack`: the RTT sample, the send queue's front, the timeout's backoff. Returns
     /// the bytes (SYN and FIN included) newly acknowledged and the RTT sample, if any.
-    mutating func takeAcknowledgment(
+    @inline(__always) mutating func takeAcknowledgment(
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) -> (bytes: Int, rtt: Int64?) {
         let acknowledged = ack - sendUnacknowledged
