@@ -471,7 +471,7 @@ extension TCPConnection {
 
     /// Delayed ACK (RFC 9293 3.8.6.3, RFC 5681 4.2): at once during quick-ACK start-up or when a hole
     /// was filled, after every second full segment, otherwise within the delayed-ACK bound.
-    private mutating func scheduleACK(forBytes count: Int, quick: Bool, now: Int64) {
+    @inline(__always) private mutating func scheduleACK(forBytes count: Int, quick: Bool, now: Int64) {
         bytesSinceACK += count
         if quick || quickACKsLeft > 0 {
             quickACKsLeft = Swift.max(0, quickACKsLeft - 1)
