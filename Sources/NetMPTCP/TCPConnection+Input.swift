@@ -407,7 +407,7 @@ extension TCPConnection {
         }
     }
 
-    private mutating func receiveData(
+    @inline(__always) private mutating func receiveData(
         _ payload: Payload, at sequence: SequenceNumber, fin: Bool, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
         guard sequence == receiveNext else {
