@@ -81,7 +81,7 @@ extension TCPConnection {
 
     /// Bytes the application may read, beyond those reported, before a window update is due: what a
     /// reader counts before it tells the owner (at least 1).
-    package var readsBeforeWindowUpdate: Int {
+    @inline(__always) package var readsBeforeWindowUpdate: Int {
         Swift.max(1, windowUpdateStep - windowIncrease)
     }
 
