@@ -13,7 +13,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Unchecked: the protocol holds this thread and the stack, and so the stack's `InetThread`;
     /// each checked access cost an atomic on its header, a line every dispatching thread shares.
     unowned(unsafe) let inet: InetThread
-    @exclusivity(unchecked) var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    @exclusivity(unchecked) var connections = TCPConnectionTable<TCPControlBlock>()
     @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
         self.expireTimeWaits()
@@ -611,21 +611,25 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         statistics.segmentsReceived += 1
         let header = packet.header
         if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
-        let inChunk = ByteSlice(
-            chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
-            end: datagram.payloadStart + packet.payloadRange.upperBound)
         if datagram.isBroadcast { return }
         let key = TCPConnectionKey(
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
-        if datagram.isGathered, inChunk.count == 0, let block = connections[key] {
-            block.segmentsIn &+= 1
-            statistics.gatheredSegmentsReceived += 1
-            receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
-            return
+        let start = datagram.payloadStart + packet.payloadRange.lowerBound
+        let end = datagram.payloadStart + packet.payloadRange.upperBound
+        let payload: ByteSlice
+        if datagram.isGathered {
+            if start == end, let block = connections[key] {
+                block.segmentsIn &+= 1
+                statistics.gatheredSegmentsReceived += 1
+                receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
+                return
+            }
+            // Not for a connection's data path: the usual way, from one contiguous copy.
+            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end).joined(with: datagram.gathered)
+        } else {
+            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end)
         }
-        // Not for a connection's data path: the usual way, from one contiguous copy.
-        let payload = datagram.isGathered ? inChunk.joined(with: datagram.gathered) : inChunk
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
