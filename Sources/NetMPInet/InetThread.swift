@@ -69,6 +69,9 @@ package final class InetThread: @unchecked Sendable {
         valid: false, addresses: UInt64(0), proto: UInt8(0), hash: UInt64(0)
     )
     package let thread: ProtocolThread
+    /// `thread` unretained, for the per-packet reads of its time (`thread` holds it): a retain
+    /// was an atomic on a header every CPU that dispatches here writes.
+    private let threadReference: Unmanaged<ProtocolThread>
     let index: Int
     var config: InetConfiguration {
         // A copy of its own: the shared array's buffer would be retained by every thread.
@@ -115,6 +118,7 @@ package final class InetThread: @unchecked Sendable {
         self.stack = stack
         identifiers = stack.identifiers
         self.thread = thread
+        threadReference = Unmanaged.passUnretained(thread)
         self.index = thread.index
         self.config = config
         links = config.links.map { $0 }
@@ -134,7 +138,7 @@ package final class InetThread: @unchecked Sendable {
 
     /// The turn's time (`ProtocolThread.turnTime`): what this layer times (identifiers per
     /// millisecond, reassembly and neighbour timeouts) runs on milliseconds or more.
-    var now: Int64 { thread.turnTime }
+    var now: Int64 { threadReference._withUnsafeGuaranteedRef { $0.turnTime } }
 
     /// The transport checksum of `datagram` need not be verified: its interface skips them,
     /// or vouched for this frame.

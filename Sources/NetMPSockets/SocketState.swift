@@ -4,28 +4,31 @@ import NetMPRuntime
 ///
 /// The protocol side sets most bits; the user side may set `cantReceiveMore`, `cantSendMore`
 /// and `noFileReference` atomically and then tell the owner thread with a *checkstate* message.
+///
+/// The bits are inlinable constants, not stored statics: every read and write tests some, and a
+/// stored static read from another module is a call to its lazy global's accessor.
 public struct SocketState: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    public static let connected = SocketState(rawValue: 1 << 0)
-    public static let connecting = SocketState(rawValue: 1 << 1)
-    public static let disconnecting = SocketState(rawValue: 1 << 2)
+    @inlinable public static var connected: SocketState { SocketState(rawValue: 1 << 0) }
+    @inlinable public static var connecting: SocketState { SocketState(rawValue: 1 << 1) }
+    @inlinable public static var disconnecting: SocketState { SocketState(rawValue: 1 << 2) }
     /// Was connected and is no longer (so writes fail with brokenPipe, not notConnected).
-    public static let disconnected = SocketState(rawValue: 1 << 3)
-    public static let cantSendMore = SocketState(rawValue: 1 << 4)
-    public static let cantReceiveMore = SocketState(rawValue: 1 << 5)
+    @inlinable public static var disconnected: SocketState { SocketState(rawValue: 1 << 3) }
+    @inlinable public static var cantSendMore: SocketState { SocketState(rawValue: 1 << 4) }
+    @inlinable public static var cantReceiveMore: SocketState { SocketState(rawValue: 1 << 5) }
     /// The user closed the socket: no file reference is left.
-    public static let noFileReference = SocketState(rawValue: 1 << 6)
+    @inlinable public static var noFileReference: SocketState { SocketState(rawValue: 1 << 6) }
     /// A child on its listen socket's incomplete queue (SS_INCOMP).
-    public static let inIncompleteQueue = SocketState(rawValue: 1 << 7)
+    @inlinable public static var inIncompleteQueue: SocketState { SocketState(rawValue: 1 << 7) }
     /// A child on its listen socket's complete queue (SS_COMP).
-    public static let inCompleteQueue = SocketState(rawValue: 1 << 8)
-    public static let listening = SocketState(rawValue: 1 << 9)
-    public static let bound = SocketState(rawValue: 1 << 10)
+    @inlinable public static var inCompleteQueue: SocketState { SocketState(rawValue: 1 << 8) }
+    @inlinable public static var listening: SocketState { SocketState(rawValue: 1 << 9) }
+    @inlinable public static var bound: SocketState { SocketState(rawValue: 1 << 10) }
 
     /// True when any of `members` is set.
-    @inline(__always) public func containsAny(_ members: SocketState) -> Bool { !isDisjoint(with: members) }
+    @inlinable public func containsAny(_ members: SocketState) -> Bool { !isDisjoint(with: members) }
 }
 
 /// How a socket is shut down (shutdown(2)'s `how`).
@@ -52,14 +55,14 @@ public enum SocketDomain: Sendable, Hashable {
 /// Flags of one read or write (the MSG_* flags).
 public struct MessageFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Look at the data without removing it (MSG_PEEK).
-    public static let peek = MessageFlags(rawValue: 1 << 0)
+    @inlinable public static var peek: MessageFlags { MessageFlags(rawValue: 1 << 0) }
     /// Do not wait, whatever the socket's mode (MSG_DONTWAIT).
-    public static let dontWait = MessageFlags(rawValue: 1 << 1)
+    @inlinable public static var dontWait: MessageFlags { MessageFlags(rawValue: 1 << 1) }
     /// Wait until the whole request is satisfied (MSG_WAITALL).
-    public static let waitAll = MessageFlags(rawValue: 1 << 2)
+    @inlinable public static var waitAll: MessageFlags { MessageFlags(rawValue: 1 << 2) }
     /// Reported on receive: the datagram was longer than the buffer (MSG_TRUNC).
-    public static let truncated = MessageFlags(rawValue: 1 << 3)
+    @inlinable public static var truncated: MessageFlags { MessageFlags(rawValue: 1 << 3) }
 }

@@ -109,6 +109,12 @@ package final class TCPControlBlock: @unchecked Sendable {
         received = Unmanaged.passUnretained(receivedMessage)
     }
 
+    /// `socket` as a guaranteed reference: reading the unowned(unsafe) field into a strong one
+    /// retains it.
+    @inline(__always) func withSocket<Result>(_ body: (Socket) -> Result) -> Result {
+        Unmanaged.passUnretained(socket)._withUnsafeGuaranteedRef(body)
+    }
+
     @inline(__always) func withReceiveBuffer<Result>(_ body: (SocketBuffer) -> Result) -> Result {
         receiveBufferReference._withUnsafeGuaranteedRef(body)
     }

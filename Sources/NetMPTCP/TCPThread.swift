@@ -315,7 +315,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var total = 0
         for index in payloads.indices { total += payloads[index].count }
         block.bytesReceived &+= total
-        if block.detached || block.socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
+        if block.detached || block.withSocket({ $0.state.containsAny([.cantReceiveMore, .noFileReference]) }) {
             // Nobody will read them: they count as read at once (the window stays open).
             block.unreportedReads.add(total, ordering: .sequentiallyConsistent)
             return
