@@ -32,6 +32,11 @@ extension TCPConnection {
         now: Int64, force: Bool, budget: Int? = nil, tailProbe: Bool = false, _ actions: inout TCPActions<Payload>
     ) -> Bool {
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
+        // Nothing queued past SND.NXT and no FIN to send: nothing can go, whatever the windows say
+        // (the common call, after the last segment went). Ends before reading the windows.
+        if unsent == 0 && !(finQueued && sendNext == sendQueueEnd) {
+            return false
+        }
         let congestionWindow = congestionControl.congestionWindow
         // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
         // more segment out.
