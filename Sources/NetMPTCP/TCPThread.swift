@@ -367,7 +367,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 cursor = end
                 continue
             }
-            let headerLength = segments[index].header.encodedLength
+            // One copy of the header for both calls below (an array element read for each call
+            // was copied for each: the array could change under an opaque call).
+            let header = segments[index].header
+            let headerLength = header.encodedLength
             let length = segments[index].payloadLength
             let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
             let payloadStart = headroom + headerLength
@@ -393,7 +396,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             let large = segmentSize > 0
             let region = mutableRegion(chunk, headroom, headerLength + length)
             guard
-                (try? segments[index].header.emit(
+                (try? header.emit(
                     into: region, payloadLength: length, source: hop.source, destination: block.remoteAddress,
                     computeChecksum: !skip && !large)) != nil
             else { continue }
@@ -405,7 +408,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                     length: UInt16(truncatingIfNeeded: headerLength + length))
                 region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
             }
-            if segments[index].header.flags.contains(.rst) { statistics.resetsSent += 1 }
+            if header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
             block.segmentsOut &+= 1
             inet.transportOutput(
