@@ -323,6 +323,7 @@ public struct TCPOptions: Hashable, Sendable {
     /// Writes the options at `base`, which the caller has checked holds `encodedLength` bytes, and
     /// returns that length. Every option takes whole 32-bit words (NOP padding included), so each
     /// word is stored at once, big-endian: the bytes are those of one option byte at a time.
+    @inline(__always)
     func store(at base: UnsafeMutableRawPointer) -> Int {
         var offset = 0
         @inline(__always) func word(_ value: UInt32) {
