@@ -11,7 +11,7 @@ extension TCPConnection {
             if sackPermitted {
                 sendWithScoreboard(now: now, &actions)
             } else {
-                while sendOne(now: now, force: false, &actions) {}
+                while hasSomethingToSend, sendOne(now: now, force: false, &actions) {}
             }
             noteCongestionWindowUse()
             armPersistIfStuck(now: now)
@@ -31,12 +31,8 @@ extension TCPConnection {
     mutating func sendOne(
         now: Int64, force: Bool, budget: Int? = nil, tailProbe: Bool = false, _ actions: inout TCPActions<Payload>
     ) -> Bool {
+        guard hasSomethingToSend else { return false }
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
-        // Nothing queued past SND.NXT and no FIN to send: nothing can go, whatever the windows say
-        // (the common call, after the last segment went). Ends before reading the windows.
-        if unsent == 0 && !(finQueued && sendNext == sendQueueEnd) {
-            return false
-        }
         let congestionWindow = congestionControl.congestionWindow
         // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
         // more segment out.
@@ -122,6 +118,13 @@ extension TCPConnection {
             cancel(.persist)
         }
         return true
+    }
+
+    /// Bytes queued past SND.NXT, or the FIN still to send: without either `sendOne` sends nothing,
+    /// whatever the windows say. Checked first (and by the send loops before they call it), as it is
+    /// the usual answer after the last segment went.
+    @inline(__always) var hasSomethingToSend: Bool {
+        sendQueueEnd - sendNext > 0 || (finQueued && sendNext == sendQueueEnd)
     }
 
     /// Payload bytes one segment of new data may carry: one MSS, or, when the route's interface
