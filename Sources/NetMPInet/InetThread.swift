@@ -353,9 +353,10 @@ package final class InetThread: @unchecked Sendable {
     /// `segmentSize` (its payload per segment on the wire) goes whole, as one large frame, to an
     /// interface with TCP segmentation offload that takes that long a datagram. `gathered` slices
     /// follow the payload in the chunk (scatter-gather, for an interface that takes them).
+    /// `chunk` is consumed, so that the frame made of it takes over the caller's reference.
     @discardableResult
     func outputIP(
-        chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
+        chunk: consuming ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
         destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
         segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
@@ -384,6 +385,7 @@ package final class InetThread: @unchecked Sendable {
                 offset += piece.count
             }
             copy.filled = offset
+            withExtendedLifetime(chunk) {}  // Owned here: kept until its bytes were copied.
             return outputIP(
                 chunk: copy, payloadStart: InetThread.headroom, payloadEnd: offset, protocol: proto, hop: hop,
                 destination: destination, ttl: ttl, dontFragment: dontFragment, dscp: dscp, ecn: ecn,
@@ -424,7 +426,11 @@ package final class InetThread: @unchecked Sendable {
         }
         header.dontFragment = false
         let payload = UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadLength)
-        return fragment(header, payload: payload, baseOffset: 0, moreAfter: false, hop: hop, mtu: interface.mtu)
+        let outcome = fragment(
+            header, payload: payload, baseOffset: 0, moreAfter: false, hop: hop, mtu: interface.mtu)
+        // The fragments were copied out of `chunk`, which this function owns: kept until they were.
+        withExtendedLifetime(chunk) {}
+        return outcome
     }
 
     /// Sends `payload` as fragments of `template`, starting at byte `baseOffset` of the original.
