@@ -9,7 +9,10 @@ extension TCPConnection {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             if sackPermitted {
-                sendWithScoreboard(now: now, &actions)
+                // With nothing to send and nothing to repair its loop would not start.
+                if hasSomethingToSend || inFastRecovery || scoreboard.lostBytes > 0 {
+                    sendWithScoreboard(now: now, &actions)
+                }
             } else {
                 while hasSomethingToSend, sendOne(now: now, force: false, &actions) {}
             }
