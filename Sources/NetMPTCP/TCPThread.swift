@@ -372,7 +372,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             let header = segments[index].header
             let headerLength = header.encodedLength
             let length = segments[index].payloadLength
-            let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
+            let chunk = takeSharedChunk(atLeast: headerLength + length, headroom: headroom)
             let payloadStart = headroom + headerLength
             if length > 0 {
                 var copied = 0
@@ -429,7 +429,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     ) {
         let headroom = InetThread.transportHeadroom
         let headerLength = segment.header.encodedLength
-        let chunk = ChunkPool.shared.take(atLeast: headerLength, headroom: headroom)
+        let chunk = takeSharedChunk(atLeast: headerLength, headroom: headroom)
         chunk.filled = headroom + headerLength
         let region = mutableRegion(chunk, headroom, headerLength)
         guard
@@ -482,7 +482,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         guard let hop = inet.transportRoute(to: destination, from: source) else { return }
         let headroom = InetThread.transportHeadroom
         let length = header.encodedLength
-        let chunk = ChunkPool.shared.take(atLeast: length, headroom: headroom)
+        let chunk = takeSharedChunk(atLeast: length, headroom: headroom)
         chunk.filled = headroom + length
         guard
             (try? header.emit(
@@ -831,4 +831,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 extension TCPConnection {
     /// Runs `body` on this value in place (through optional chaining on its owner's property).
     fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
+}
+
+/// A chunk from the shared pool, which lives as long as the process: the pool is borrowed for the
+/// call without the retain and release a plain `ChunkPool.shared.take` costs (one each per segment).
+@inline(__always)
+private func takeSharedChunk(atLeast size: Int, headroom: Int) -> ByteChunk {
+    Unmanaged.passUnretained(ChunkPool.shared)._withUnsafeGuaranteedRef { $0.take(atLeast: size, headroom: headroom) }
 }
