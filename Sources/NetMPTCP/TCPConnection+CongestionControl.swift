@@ -4,6 +4,7 @@
 extension TCPConnection {
     /// After output sent what it could: record the flight, and whether the congestion window (rather
     /// than the peer's window, Nagle or a lack of data) held data back.
+    @inline(__always)
     mutating func noteCongestionWindowUse() {
         let flight = flightSize
         windowValidation.sent(flight: flight)

@@ -157,6 +157,7 @@ extension TCPConnection {
         timedSequence = nil
     }
 
+    @inline(__always)
     mutating func armPersistIfStuck(now: Int64) {
         let unsent = sendQueueEnd - sendNext > 0
         guard unsent, !isArmed(.retransmission), !isArmed(.persist),
