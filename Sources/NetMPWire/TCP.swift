@@ -54,7 +54,8 @@ public struct TCPHeader: Hashable, Sendable {
     }
 
     /// The header length `emit` writes: 20 bytes plus the encoded options.
-    public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
+    /// (Inlinable: the sender sizes each segment's chunk with it.)
+    @inlinable public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
 
     /// Parses a segment that fills `bytes` (the IPv4 payload) sent from `source` to `destination`.
     ///

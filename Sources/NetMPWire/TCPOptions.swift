@@ -274,7 +274,7 @@ public struct TCPOptions: Hashable, Sendable {
     }
 
     /// Bytes taken by everything but SACK blocks.
-    private var fixedLength: Int {
+    @usableFromInline var fixedLength: Int {
         var length = 0
         if maximumSegmentSize != nil {
             length += 4
@@ -292,7 +292,7 @@ public struct TCPOptions: Hashable, Sendable {
 
     /// SACK blocks that fit after `fixed` bytes of other options: the first ones, which RFC 2018
     /// says are the most recent, so clamping drops the oldest news.
-    private func emittedSACKBlockCount(after fixed: Int) -> Int {
+    @usableFromInline func emittedSACKBlockCount(after fixed: Int) -> Int {
         let room = TCPOptions.maximumLength - fixed - 4
         return room < 8 ? 0 : Swift.min(sackBlocks.count, room / 8)
     }
@@ -301,7 +301,7 @@ public struct TCPOptions: Hashable, Sendable {
 
     /// Bytes `emit` writes: each option aligned with NOPs the way Linux lays them out, a multiple of 4,
     /// never more than 40.
-    public var encodedLength: Int {
+    @inlinable public var encodedLength: Int {
         let fixed = fixedLength
         let blocks = emittedSACKBlockCount(after: fixed)
         return fixed + (blocks > 0 ? 4 + 8 * blocks : 0)
