@@ -5,19 +5,22 @@ import Synchronization
 /// What an interface does in place of the stack (offloads).
 public struct InterfaceOffloads: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    // The options are inlinable constants: a `static let` read from another module is a call to
+    // its accessor, on every datagram sent and received.
 
     /// Checksums are neither computed on output (UDP sends 0, "none") nor verified on input, as
     /// Linux does on loopback. Only for links that cannot corrupt.
-    public static let checksumsSkipped = InterfaceOffloads(rawValue: 1 << 0)
+    @inlinable public static var checksumsSkipped: InterfaceOffloads { InterfaceOffloads(rawValue: 1 << 0) }
     /// TCP segmentation offload: the interface takes TCP/IPv4 segments larger than its MTU, up
     /// to `NetworkInterface.largeSegmentLimit` (frames with a `segmentSize`), and cuts them into
     /// segments of that size, has its peer cut them (TAP: GSO through the virtio-net header), or
     /// delivers them whole (loopback, as Linux's lo with its 64 KiB MTU).
-    public static let tcpSegmentation = InterfaceOffloads(rawValue: 1 << 1)
+    @inlinable public static var tcpSegmentation: InterfaceOffloads { InterfaceOffloads(rawValue: 1 << 1) }
     /// Scatter-gather: the interface takes frames whose payload follows the headers as slices
     /// of the sender's buffers (`Frame.gathered`), so a segment's data is not copied to be sent.
-    public static let scatterGather = InterfaceOffloads(rawValue: 1 << 2)
+    @inlinable public static var scatterGather: InterfaceOffloads { InterfaceOffloads(rawValue: 1 << 2) }
 }
 
 /// Which frames a capture records.
