@@ -2,16 +2,19 @@
 public struct IPProtocol: RawRepresentable, Hashable, Sendable {
     public var rawValue: UInt8
 
+    @inlinable
     public init(rawValue: UInt8) {
         self.rawValue = rawValue
     }
 
+    // Inlinable constants: a `static let` read from another module calls its accessor, and the
+    // IPv4 layer compares datagrams against these one by one.
     /// 1.
-    public static let icmp = IPProtocol(rawValue: 1)
+    @inlinable public static var icmp: IPProtocol { IPProtocol(rawValue: 1) }
     /// 6.
-    public static let tcp = IPProtocol(rawValue: 6)
+    @inlinable public static var tcp: IPProtocol { IPProtocol(rawValue: 6) }
     /// 17.
-    public static let udp = IPProtocol(rawValue: 17)
+    @inlinable public static var udp: IPProtocol { IPProtocol(rawValue: 17) }
 }
 
 /// An IPv4 header (RFC 791). Options are validated and skipped on parse (their length is in
