@@ -151,6 +151,15 @@ static __thread int streaming_posts;
 int netmp_streaming_posts(void) { return streaming_posts; }
 void netmp_set_streaming_posts(int value) { streaming_posts = value; }
 
+static _Atomic uint32_t next_thread_stripe;
+static __thread uint32_t thread_stripe_plus_one;
+uint32_t netmp_thread_stripe(void) {
+    if (thread_stripe_plus_one == 0) {
+        thread_stripe_plus_one = atomic_fetch_add_explicit(&next_thread_stripe, 1, memory_order_relaxed) + 1;
+    }
+    return thread_stripe_plus_one - 1;
+}
+
 int64_t netmp_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -61,7 +61,12 @@ package final class InetStack: @unchecked Sendable {
         }
         for state in perThread {
             _ = try? state.thread.call { () throws(NetError) in
-                state.thread.addEndOfBatchHook { [unowned state] in state.flush() }
+                // Unretained: this stack (which holds the state) outlives every batch the thread
+                // runs; a counted reference cost atomics on objects every dispatching thread shares.
+                state.thread.addEndOfBatchHook(context: Unmanaged.passUnretained(state).toOpaque()) { context in
+                    guard let context else { return }
+                    Unmanaged<InetThread>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.flush() }
+                }
             }
         }
         addInterface(loopback)

@@ -80,7 +80,11 @@ package final class InetThread: @unchecked Sendable {
     var configGeneration: UInt64 = 0
     // The per-packet fields skip the runtime exclusivity check: owner thread only, no access
     // held across a call that could reach them again.
-    @exclusivity(unchecked) package var counters = [Int](repeating: 0, count: InetCounter.allCases.count)
+    /// The counters, by `InetCounter`, in storage of their own: an increment is one add, where an
+    /// array held here checked its buffer was unique on every one (several a packet).
+    private let counterStorage: UnsafeMutableBufferPointer<Int>
+    /// A copy of the counters (read on the owner thread).
+    package var counters: [Int] { Array(counterStorage) }
     @exclusivity(unchecked) private var outQueues: [[Frame]] = []
     /// An emptied output queue, swapped in for the one being sent: the queues keep their capacity.
     @exclusivity(unchecked) private var spareOutQueue: [Frame] = []
@@ -115,17 +119,22 @@ package final class InetThread: @unchecked Sendable {
         self.config = config
         links = config.links.map { $0 }
         icmpTokens = Double(config.settings.icmpErrorBurst)
+        counterStorage = .allocate(capacity: InetCounter.allCases.count)
+        counterStorage.initialize(repeating: 0)
     }
 
     deinit {
+        counterStorage.deallocate()
         if let spare = spareInbound.exchange(nil, ordering: .acquiring) {
             Unmanaged<InboundBatch>.fromOpaque(spare).release()
         }
     }
 
-    @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counters[counter.rawValue] &+= n }
+    @inline(__always) func count(_ counter: InetCounter, _ n: Int = 1) { counterStorage[counter.rawValue] &+= n }
 
-    var now: Int64 { thread.now }
+    /// The turn's time (`ProtocolThread.turnTime`): what this layer times (identifiers per
+    /// millisecond, reassembly and neighbour timeouts) runs on milliseconds or more.
+    var now: Int64 { thread.turnTime }
 
     /// The transport checksum of `datagram` need not be verified: its interface skips them,
     /// or vouched for this frame.
@@ -186,7 +195,10 @@ package final class InetThread: @unchecked Sendable {
         guard interfaceIndex < links.count else { return }
         let interface = links[interfaceIndex]
         let bytes = frame.bytes
-        guard case .success(let ethernet) = EthernetHeader.parse(bytes) else {
+        let ethernet: EthernetFrame
+        do {
+            ethernet = try EthernetHeader.parseHeader(bytes)
+        } catch {
             count(.framesRunt)
             return
         }
@@ -256,12 +268,13 @@ package final class InetThread: @unchecked Sendable {
     ) {
         count(.ipIn)
         let packet: IPv4Packet
-        switch IPv4Header.parse(region, verifyChecksum: !checksumsSkipped(interfaceIndex)) {
-        case .success(let parsed): packet = parsed
-        case .failure(.badChecksum):
+        do {
+            packet = try IPv4Header.parseHeader(
+                region, verifyChecksum: !checksumsSkipped(interfaceIndex), allowTruncatedPayload: false)
+        } catch .badChecksum {
             count(.ipBadChecksum)
             return
-        case .failure:
+        } catch {
             count(.ipMalformed)
             return
         }

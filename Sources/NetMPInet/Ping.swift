@@ -84,7 +84,8 @@ extension InetThread {
         let key = request.key
         pings[key]?.complete(.failure(.cancelled))
         pings[key] = request
-        request.sentAt = now
+        // The clock itself, not the turn's time: a loopback echo can come back in the same turn.
+        request.sentAt = thread.now
         let timer = Callout(on: thread) { [unowned self, weak request] in
             guard let request, self.pings[key] === request else { return }
             self.pings[key] = nil
@@ -111,7 +112,7 @@ extension InetThread {
         guard let request = pings[key], request.destination == source || request.destination.isBroadcast else { return }
         pings[key] = nil
         request.timer?.cancel()
-        request.complete(.success(.nanoseconds(now - request.sentAt)))
+        request.complete(.success(.nanoseconds(thread.now - request.sentAt)))
     }
 
     func pingFailed(identifier: UInt16, sequence: UInt16, message: ICMPMessage, from source: IPv4Address) {

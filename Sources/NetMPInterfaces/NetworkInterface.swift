@@ -7,9 +7,6 @@ public struct InterfaceOffloads: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    // The options are inlinable constants: a `static let` read from another module is a call to
-    // its accessor, on every datagram sent and received.
-
     /// Checksums are neither computed on output (UDP sends 0, "none") nor verified on input, as
     /// Linux does on loopback. Only for links that cannot corrupt.
     @inlinable public static var checksumsSkipped: InterfaceOffloads { InterfaceOffloads(rawValue: 1 << 0) }
@@ -57,15 +54,33 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     public static let largestOffloadedDatagram = 65521
 
     private let lock = NetLock()
-    private var receiver: (@Sendable ([Frame]) -> Void)?  // under lock
     private var capture: PcapWriter?  // under lock
     private var captureDirection: CaptureDirection = .both  // under lock
-    /// Whether `capture` is set: the transmit path reads it instead of taking `lock` per batch.
+    /// Whether `capture` is set: the per-batch paths read it instead of taking `lock`.
     private let capturing = Atomic<Bool>(false)
-    private let sentFrames = Atomic<Int>(0)
-    private let receivedFrames = Atomic<Int>(0)
-    private let sentBytes = Atomic<Int>(0)
-    private let receivedBytes = Atomic<Int>(0)
+    /// The installed receiver (a `ReceiverBox`'s address, or 0), read per batch without a lock
+    /// or a retain: a lock and a retained closure were atomics on lines every thread that
+    /// receives here shares. `receiverBox` holds it.
+    private let receiverBits = Atomic<UInt>(0)
+    private var receiverBox: ReceiverBox?  // under lock
+    /// Deliveries running now, counted per OS thread (`StripedCounters`, each thread's count
+    /// on a line of its own): a replaced receiver is released once each count was seen at zero.
+    private let deliveriesRunning = StripedCounters(width: 1)
+    /// Frames and bytes sent and received, per OS thread (`Counter`): the interface is shared by
+    /// every thread that sends or receives on it.
+    private let counters = StripedCounters(width: 4)
+
+    private enum Counter {
+        static let framesSent = 0
+        static let bytesSent = 1
+        static let framesReceived = 2
+        static let bytesReceived = 3
+    }
+
+    private final class ReceiverBox: Sendable {
+        let receive: @Sendable ([Frame]) -> Void
+        init(_ receive: @escaping @Sendable ([Frame]) -> Void) { self.receive = receive }
+    }
 
     public init(
         name: String, mtu: Int, hardwareAddress: MACAddress, offloads: InterfaceOffloads, needsAddressResolution: Bool
@@ -105,8 +120,19 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
     open func endBusyPoll(blocking: Bool) {}
 
     /// Installs (or removes) the consumer of inbound batches.
+    /// Not from inside a receiver (it waits for the deliveries running now to end).
     public func setReceiver(_ receiver: (@Sendable ([Frame]) -> Void)?) {
-        lock.withLock { self.receiver = receiver }
+        let box = receiver.map { ReceiverBox($0) }
+        let replaced: ReceiverBox? = lock.withLock {
+            let replaced = receiverBox
+            receiverBox = box
+            let bits = box.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
+            receiverBits.store(bits, ordering: .sequentiallyConsistent)
+            return replaced
+        }
+        // A delivery that read the old address before the store may still be calling it.
+        if replaced != nil { deliveriesRunning.waitForZero(0) }
+        withExtendedLifetime(replaced) {}
     }
 
     /// Records frames to `writer` (nil stops).
@@ -120,16 +146,17 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
 
     public var statistics: InterfaceStatistics {
         InterfaceStatistics(
-            framesSent: sentFrames.load(ordering: .relaxed), framesReceived: receivedFrames.load(ordering: .relaxed),
-            bytesSent: sentBytes.load(ordering: .relaxed), bytesReceived: receivedBytes.load(ordering: .relaxed))
+            framesSent: counters.sum(Counter.framesSent), framesReceived: counters.sum(Counter.framesReceived),
+            bytesSent: counters.sum(Counter.bytesSent), bytesReceived: counters.sum(Counter.bytesReceived))
     }
 
     /// Subclasses call this for what they send.
     public func noteTransmitted(_ frames: [Frame]) {
         var bytes = 0
         for frame in frames { bytes += frame.count }
-        sentFrames.add(frames.count, ordering: .relaxed)
-        sentBytes.add(bytes, ordering: .relaxed)
+        let stripe = StripedCounters.currentStripe
+        counters.add(frames.count, to: Counter.framesSent, stripe: stripe)
+        counters.add(bytes, to: Counter.bytesSent, stripe: stripe)
         guard capturing.load(ordering: .relaxed) else { return }
         lock.lock()
         let writer: PcapWriter? = captureDirection == .receive ? nil : capture
@@ -151,14 +178,22 @@ open class NetworkInterface: @unchecked Sendable, CustomStringConvertible {
         guard !frames.isEmpty else { return }
         var bytes = 0
         for frame in frames { bytes += frame.count }
-        receivedFrames.add(frames.count, ordering: .relaxed)
-        receivedBytes.add(bytes, ordering: .relaxed)
-        lock.lock()
-        let writer: PcapWriter? = captureDirection == .transmit || !recording ? nil : capture
-        let receiver = self.receiver
-        lock.unlock()
-        if let writer { for frame in frames { writer.write(frame.bytes) } }
-        receiver?(frames)
+        let stripe = StripedCounters.currentStripe
+        counters.add(frames.count, to: Counter.framesReceived, stripe: stripe)
+        counters.add(bytes, to: Counter.bytesReceived, stripe: stripe)
+        if recording && capturing.load(ordering: .relaxed) {
+            lock.lock()
+            let writer: PcapWriter? = captureDirection == .transmit ? nil : capture
+            lock.unlock()
+            if let writer { for frame in frames { writer.write(frame.bytes) } }
+        }
+        // Counted in before the address is read (both sequentially consistent), so a
+        // `setReceiver` that replaced it waits for this call to end before releasing it.
+        deliveriesRunning.addOrdered(1, to: 0, stripe: stripe)
+        if let box = UnsafeRawPointer(bitPattern: receiverBits.load(ordering: .sequentiallyConsistent)) {
+            Unmanaged<ReceiverBox>.fromOpaque(box)._withUnsafeGuaranteedRef { $0.receive(frames) }
+        }
+        deliveriesRunning.addOrdered(-1, to: 0, stripe: stripe)
     }
 }
 

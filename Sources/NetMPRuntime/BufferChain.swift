@@ -31,10 +31,12 @@ public struct BufferChain: @unchecked Sendable {
     // MARK: Adding
 
     /// Appends a slice without copying.
-    public mutating func append(_ slice: ByteSlice) {
-        guard slice.count > 0 else { return }
+    /// Appends `slice` (taken over: a caller's last use moves it in, with no retain).
+    public mutating func append(_ slice: consuming ByteSlice) {
+        let length = slice.count
+        guard length > 0 else { return }
         slices.append(slice)
-        count += slice.count
+        count += length
     }
 
     /// Appends another chain without copying.
@@ -112,7 +114,12 @@ public struct BufferChain: @unchecked Sendable {
     // MARK: Removing
 
     /// Drops `n` bytes from the front (all if fewer), trimming the head in place.
-    public mutating func trimFront(_ n: Int, pool: ChunkPool? = .shared) {
+    public mutating func trimFront(_ n: Int) {
+        ChunkPool.withShared { trimFront(n, pool: $0) }
+    }
+
+    /// Drops `n` bytes from the front, giving emptied chunks to `pool` (nil: to nobody).
+    public mutating func trimFront(_ n: Int, pool: ChunkPool?) {
         var remaining = Swift.min(Swift.max(0, n), count)
         // Only the head's length is kept across the pop: a copy of the slice would hold its
         // chunk, and the pool recycles only chunks nobody else references.
@@ -139,7 +146,9 @@ public struct BufferChain: @unchecked Sendable {
     /// `recycleAll(to: .shared)`, the shared pool reached here rather than passed by the caller
     /// (which retains and releases it around the call).
     public mutating func recycleAll() {
-        while let slice = slices.popFirst() { ChunkPool.shared.recycle(slice) }
+        ChunkPool.withShared { pool in
+            while let slice = slices.popFirst() { pool.recycle(slice) }
+        }
         count = 0
     }
 

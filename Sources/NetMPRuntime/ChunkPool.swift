@@ -13,6 +13,14 @@ public final class ChunkPool: @unchecked Sendable {
     static let threadLimits = [32, 8, 4]
 
     public static let shared = ChunkPool()
+    /// `shared` without reference counting (it lives as long as the process): a retain per use
+    /// was an atomic on a header that every thread writes.
+    @usableFromInline static let sharedUnretained = Unmanaged.passUnretained(shared)
+
+    /// Runs `body` with the shared pool, not retained.
+    @inlinable @inline(__always) public static func withShared<Result>(_ body: (ChunkPool) -> Result) -> Result {
+        sharedUnretained._withUnsafeGuaranteedRef(body)
+    }
 
     private final class SharedList: @unchecked Sendable {
         let lock = NetLock()
@@ -82,9 +90,21 @@ public final class ChunkPool: @unchecked Sendable {
 
     public init() {}
 
+    /// The classes as constants (`sizeClasses`' values): the per-chunk paths read no global array.
     @inline(__always) private static func classIndex(forAtLeast size: Int) -> Int? {
-        for (index, classSize) in sizeClasses.enumerated() where size <= classSize { return index }
+        if size <= 2048 { return 0 }
+        if size <= 16384 { return 1 }
+        if size <= 65536 { return 2 }
         return nil
+    }
+
+    @inline(__always) private static func classIndex(ofCapacity capacity: Int) -> Int? {
+        switch capacity {
+        case 2048: return 0
+        case 16384: return 1
+        case 65536: return 2
+        default: return nil
+        }
     }
 
     /// A chunk of at least `size` bytes with `headroom` bytes reserved in front (filled is set
@@ -93,11 +113,8 @@ public final class ChunkPool: @unchecked Sendable {
         let needed = size + headroom
         let chunk: ByteChunk
         if let index = ChunkPool.classIndex(forAtLeast: needed) {
-            let cache = caches.value
-            if let cached = cache.pop(index) {
-                chunk = cached
-            } else {
-                chunk = refill(cache, index) ?? ByteChunk(capacity: ChunkPool.sizeClasses[index])
+            chunk = caches.withValue { cache in
+                cache.pop(index) ?? refill(cache, index) ?? ByteChunk(capacity: ChunkPool.sizeClasses[index])
             }
         } else {
             chunk = ByteChunk(capacity: needed)
@@ -124,14 +141,15 @@ public final class ChunkPool: @unchecked Sendable {
         guard var owned = chunk else { return }
         chunk = nil
         guard isKnownUniquelyReferenced(&owned),
-            let index = ChunkPool.sizeClasses.firstIndex(of: owned.capacity)
+            let index = ChunkPool.classIndex(ofCapacity: owned.capacity)
         else { return }
         owned.filled = 0
         if owned.trailing != nil { owned.trailing = nil }
-        let cache = caches.value
-        if !cache.push(owned, index) {
-            spill(cache, index)
-            _ = cache.push(owned, index)
+        caches.withValue { cache in
+            if !cache.push(owned, index) {
+                spill(cache, index)
+                _ = cache.push(owned, index)
+            }
         }
     }
 

@@ -70,6 +70,12 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     public var isDriven: Bool { mode == .driven }
 
+    /// The clock as this turn began (when its due timers ran), for per-packet times that can be
+    /// a batch's length old: each read of the system clock cost more than the rest of a small
+    /// event's bookkeeping. Exact (`now`) in the driven mode, whose tests step the clock between
+    /// calls. Only for code running as this thread.
+    package var turnTime: Int64 { mode == .driven ? now : turnStart }
+
     // The port: written by every sender.
     private let portLock = NetLock()
     @exclusivity(unchecked) private var incoming = ContiguousArray<PortMessage>()  // under portLock
@@ -95,9 +101,25 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     // Owner-thread state. Per-packet fields skip the runtime exclusivity check (as SocketBuffer's
     // do): one thread touches them and no access to one outlives the call that makes it.
     @exclusivity(unchecked) private var batch = ContiguousArray<PortMessage>()
+    /// Messages posted to this thread by code already running as it (a loopback segment's
+    /// frames, flushed at the end of a batch): they run once the current batch has
+    /// (`runOwnPosts`), without the port's lock, a clock read or another round of the
+    /// dispatcher's hand-back. Dedicated mode only: the driven mode keeps the one queue whose
+    /// order its deterministic tests replay.
+    @exclusivity(unchecked) private var ownPosts = ContiguousArray<PortMessage>()
+    @exclusivity(unchecked) private var ownBatch = ContiguousArray<PortMessage>()
     @exclusivity(unchecked) package var timers = TimerHeap()
     @exclusivity(unchecked) private var timerSequence: UInt64 = 0
-    @exclusivity(unchecked) private var endOfBatchHooks: [() -> Void] = []
+    /// The clock as the current turn's timers were run (each batch, each direct dispatch).
+    @exclusivity(unchecked) private var turnStart: Int64 = 0
+    /// The end-of-batch hooks as plain function and context pointers, in memory of their own: a
+    /// closure called from an array cost a retain and a release of the array and of the
+    /// closure's context, objects that every thread dispatching here shares. Replaced only by
+    /// `addEndOfBatchHook` (at set-up, never from a hook).
+    @exclusivity(unchecked) private var endOfBatchHooks = UnsafeMutableBufferPointer<EndOfBatchHook>(
+        start: nil, count: 0)
+    /// What keeps the closures given to `addEndOfBatchHook` alive.
+    @exclusivity(unchecked) private var endOfBatchClosures: [EndOfBatchClosure] = []
     private var drivenDepth = 0
 
     /// How long this thread spins on its empty port before parking, in nanoseconds (adapted per
@@ -146,7 +168,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         }
     }
 
-    deinit { parker.deallocate() }
+    deinit {
+        parker.deallocate()
+        endOfBatchHooks.deallocate()
+    }
 
     private var contextPointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
@@ -177,8 +202,25 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     /// Registers work to run after each batch of messages (on this thread).
     public func addEndOfBatchHook(_ hook: @escaping () -> Void) {
+        let closure = EndOfBatchClosure(hook)
+        endOfBatchClosures.append(closure)
+        addEndOfBatchHook(context: Unmanaged.passUnretained(closure).toOpaque()) { context in
+            guard let context else { return }
+            Unmanaged<EndOfBatchClosure>.fromOpaque(context)._withUnsafeGuaranteedRef { $0.run() }
+        }
+    }
+
+    /// Registers `function`, called with `context` after each batch (on this thread), for a
+    /// caller that keeps `context` alive as long as this thread runs.
+    package func addEndOfBatchHook(
+        context: UnsafeMutableRawPointer, _ function: @escaping @convention(c) (UnsafeMutableRawPointer?) -> Void
+    ) {
         assertOnThread()
-        endOfBatchHooks.append(hook)
+        let grown = UnsafeMutableBufferPointer<EndOfBatchHook>.allocate(capacity: endOfBatchHooks.count + 1)
+        let count = grown.initialize(fromContentsOf: endOfBatchHooks)
+        grown.initializeElement(at: count, to: EndOfBatchHook(function: function, context: context))
+        endOfBatchHooks.deallocate()
+        endOfBatchHooks = grown
     }
 
     // MARK: Sending
@@ -231,6 +273,10 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// Posts an embedded message (no allocation).
     @discardableResult
     public func post(_ message: any EmbeddedMessage) -> Bool {
+        if mode == .dedicated && isCurrent {
+            ownPosts.append(.embedded(message))
+            return true
+        }
         if mayDispatchPost() && beginDirectDispatch() {
             message.handle()
             endDirectDispatch()
@@ -279,6 +325,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     /// the parked owner only if work is left or a timer is now due before its park deadline.
     package func endDirectDispatch() {
         runEndOfBatch()
+        _ = runOwnPosts()
         var rounds = 0
         var mustWake = false
         while true {
@@ -385,6 +432,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     private func runDueTimers() {
         let now = self.now
+        turnStart = now
         while let entry = timers.popDue(now: now) {
             entry.callout.fireIfCurrent(entry)
         }
@@ -412,7 +460,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         hasWork.store(false, ordering: .relaxed)
         portLock.unlock()
         runDueTimers()
-        let count = runBatch()
+        // What the timers posted to this thread, when no batch ran to take it.
+        let count = runBatch() + runOwnPosts()
         let earliest = timers.nextDeadline() ?? Int64.max
         portLock.lock()
         tokenHeld = false
@@ -432,8 +481,9 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         for index in batch.indices {
             // Take the message out of the batch so that what it holds (a socket reference, a
             // continuation) is released as soon as it has run.
-            let message = batch[index]
-            batch[index] = .closure(ProtocolThread.nothing)
+            // Swapped out, not copied: a copy retained what it holds, and the store released it.
+            var message = PortMessage.closure(ProtocolThread.nothing)
+            swap(&message, &batch[index])
             message.run()
             sinceBatchEnd += 1
             if sinceBatchEnd == ProtocolThread.batchLimit {
@@ -444,11 +494,44 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         batch.clearKeepingCapacity()
         runEndOfBatch()
         messagesHandled.add(count, ordering: .relaxed)
-        return count
+        return count + runOwnPosts()
     }
 
+    /// Runs the messages this thread posted to itself (`ownPosts`), and what those post in turn,
+    /// each round followed by the end-of-batch hooks. After `ownPostRounds` rounds the rest goes
+    /// to the port, behind other senders' messages. Returns how many ran.
+    private func runOwnPosts() -> Int {
+        var ran = 0
+        var rounds = 0
+        while !ownPosts.isEmpty {
+            if rounds == ProtocolThread.ownPostRounds {
+                portLock.lock()
+                while !ownPosts.isEmpty { incoming.append(ownPosts.removeFirst()) }
+                if !isDispatching { hasWork.store(true, ordering: .relaxed) }
+                portLock.unlock()
+                break
+            }
+            swap(&ownPosts, &ownBatch)
+            for index in ownBatch.indices {
+                var message = PortMessage.closure(ProtocolThread.nothing)
+                swap(&message, &ownBatch[index])
+                message.run()
+            }
+            ran += ownBatch.count
+            ownBatch.clearKeepingCapacity()
+            runEndOfBatch()
+            rounds += 1
+        }
+        if ran > 0 { messagesHandled.add(ran, ordering: .relaxed) }
+        return ran
+    }
+
+    /// Rounds of a thread's posts to itself run at once (a loopback segment and its answer take
+    /// one each).
+    static let ownPostRounds = 8
+
     private func runEndOfBatch() {
-        for hook in endOfBatchHooks { hook() }
+        for index in endOfBatchHooks.indices { endOfBatchHooks[index].function(endOfBatchHooks[index].context) }
     }
 
     private func runLoop() {
@@ -581,4 +664,16 @@ private final class DrivenCallOutcome: @unchecked Sendable {
     var failure: NetError?
 
     init(_ destination: UnsafeMutableRawPointer) { self.destination = destination }
+}
+
+/// An end-of-batch hook: a C function and its context, called without reference counting.
+private struct EndOfBatchHook {
+    let function: @convention(c) (UnsafeMutableRawPointer?) -> Void
+    let context: UnsafeMutableRawPointer
+}
+
+/// A closure given to `addEndOfBatchHook`, kept by its thread.
+private final class EndOfBatchClosure {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }

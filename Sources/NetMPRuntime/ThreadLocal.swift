@@ -23,6 +23,14 @@ package final class ThreadLocal<Value: AnyObject>: @unchecked Sendable {
     /// lifetime, as statics do).
     deinit { pthread_key_delete(key) }
 
+    /// Runs `body` with the calling thread's object, not retained (the thread's key holds it).
+    @inline(__always) package func withValue<Result>(_ body: (Value) -> Result) -> Result {
+        if let pointer = pthread_getspecific(key) {
+            return Unmanaged<Value>.fromOpaque(pointer)._withUnsafeGuaranteedRef(body)
+        }
+        return body(value)
+    }
+
     /// The calling thread's object.
     @inline(__always) package var value: Value {
         if let pointer = pthread_getspecific(key) {

@@ -49,7 +49,15 @@ extension Socket {
         // A thread that reads answers or requests, it does not stream: its next post may run
         // as the owner (a reply that came before the read waited counts as well).
         ProtocolThread.callerWaited()
-        let buffer = receiveBuffer
+        // The buffer passed as an argument is borrowed from this socket; a local copy of it
+        // was a retain and a release per read.
+        return try attemptStreamReceive(from: receiveBuffer, into: destination, flags: flags, copied: &copied)
+    }
+
+    private func attemptStreamReceive(
+        from buffer: SocketBuffer, into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags,
+        copied: inout Int
+    ) throws(NetError) -> Blocked? {
         let peek = flags.contains(.peek)
         let waitAll = flags.contains(.waitAll) && !peek
         while true {
@@ -158,7 +166,13 @@ extension Socket {
                 let slice = (slots + index).move()
                 (out + offset).copyMemory(from: slice.chunk.base + slice.start, byteCount: slice.count)
                 offset += slice.count
-                if recycling { ChunkPool.shared.recycle(slice) }
+                if recycling {
+                    // Moved into the pool: a closure capturing the slice would hold the chunk
+                    // too, and the pool takes only chunks nobody else references.
+                    var chunk: ByteChunk? = slice.chunk
+                    _ = consume slice
+                    ChunkPool.withShared { $0.recycle(&chunk) }
+                }
             }
             return total
         }

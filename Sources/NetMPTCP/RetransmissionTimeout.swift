@@ -18,7 +18,7 @@ public struct RetransmissionTimeout: Hashable, Sendable {
     }
 
     /// Takes an RTT sample (2.2 and 2.3) and recomputes the timeout, ending any backoff.
-    public mutating func sample(_ rtt: Int64) {
+    @inline(__always) public mutating func sample(_ rtt: Int64) {
         let measured = Swift.max(0, rtt)
         if let srtt = smoothedRTT {
             let delta = srtt > measured ? srtt - measured : measured - srtt

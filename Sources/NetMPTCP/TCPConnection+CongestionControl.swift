@@ -26,7 +26,7 @@ extension TCPConnection {
     }
 
     /// The sample for an ACK of `bytes` outside recovery; `rtt` is what the ACK measured, if anything.
-    func acknowledgmentSample(bytes: Int, rtt: Int64?, now: Int64) -> TCPAcknowledgmentSample {
+    @inline(__always) func acknowledgmentSample(bytes: Int, rtt: Int64?, now: Int64) -> TCPAcknowledgmentSample {
         TCPAcknowledgmentSample(
             bytes: bytes, maximumSegmentSize: maximumSegmentSize, now: now, acknowledgment: sendUnacknowledged,
             sendMax: sendMax, rtt: rtt, smoothedRTT: retransmissionTimeout.smoothedRTT,

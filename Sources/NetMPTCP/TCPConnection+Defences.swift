@@ -9,7 +9,7 @@ extension TCPConnection {
 
     /// PAWS, then RFC 5961's RST (3.2) and SYN (4.2) rules for a segment in a synchronized state;
     /// false when the segment was dropped or ended the connection.
-    mutating func screen(
+    @inline(__always) mutating func screen(
         _ header: TCPHeader, payloadLength: Int, now: Int64, _ actions: inout TCPActions<Payload>
     ) -> Bool {
         let flags = header.flags

@@ -127,7 +127,6 @@ extension TCPConnection {
 
         // 1. Sequence number check.
         let arrivedWithData = payload.count > 0
-        var payload = payload
         var syn = flags.contains(.syn)
         var fin = flags.contains(.fin)
         let length = payload.count + (syn ? 1 : 0) + (fin ? 1 : 0)
@@ -161,7 +160,10 @@ extension TCPConnection {
             recentTimestamp = timestamps.value
             recentTimestampTime = now
         }
-        // Trim to the window: bytes before RCV.NXT were delivered already, bytes past its end not offered.
+        // Trim to the window: bytes before RCV.NXT were delivered already, bytes past its end not
+        // offered. Counted first and cut once at the end, so an untrimmed payload (nearly all) is
+        // passed on as it came, without a copy of its own.
+        var dropped = 0
         if sequence < receiveNext {
             var duplicate = receiveNext - sequence
             if syn {
@@ -176,17 +178,36 @@ extension TCPConnection {
                     sackReporter.duplicateReceived(start, start + Swift.min(duplicate, payload.count))
                 }
             }
-            payload = payload.droppingFirst(duplicate)
+            dropped = Swift.max(0, duplicate)
             sequence = receiveNext
         }
         let room = windowEnd - sequence
-        if payload.count > room {
-            payload = payload.keepingFirst(Swift.max(0, room))
+        var kept: Int?
+        if payload.count - Swift.min(dropped, payload.count) > room {
+            kept = Swift.max(0, room)
             fin = false
             ackNow = true
         }
+        if dropped > 0 || kept != nil {
+            var trimmed = payload.droppingFirst(dropped)
+            if let kept {
+                trimmed = trimmed.keepingFirst(kept)
+            }
+            accept(
+                header, payload: trimmed, at: sequence, fin: fin, arrivedWithData: arrivedWithData, now: now, &actions)
+        } else {
+            accept(
+                header, payload: payload, at: sequence, fin: fin, arrivedWithData: arrivedWithData, now: now, &actions)
+        }
+    }
 
+    /// The steps after the sequence check, for a segment trimmed to the window: ACK, data, FIN.
+    private mutating func accept(
+        _ header: TCPHeader, payload: Payload, at sequence: SequenceNumber, fin: Bool, arrivedWithData: Bool,
+        now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
         // 2. RST and 4. SYN were screened above. 5. ACK.
+        let flags = header.flags
         guard flags.contains(.ack) else { return }
         guard
             processACK(
@@ -323,7 +344,7 @@ extension TCPConnection {
 
     /// SND.UNA moves to `ack`: the RTT sample, the send queue's front, the timeout's backoff. Returns
     /// the bytes (SYN and FIN included) newly acknowledged and the RTT sample, if any.
-    mutating func takeAcknowledgment(
+    @inline(__always) mutating func takeAcknowledgment(
         _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
     ) -> (bytes: Int, rtt: Int64?) {
         let acknowledged = ack - sendUnacknowledged
@@ -386,7 +407,7 @@ extension TCPConnection {
         }
     }
 
-    private mutating func receiveData(
+    @inline(__always) private mutating func receiveData(
         _ payload: Payload, at sequence: SequenceNumber, fin: Bool, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
         guard sequence == receiveNext else {
@@ -450,7 +471,7 @@ extension TCPConnection {
 
     /// Delayed ACK (RFC 9293 3.8.6.3, RFC 5681 4.2): at once during quick-ACK start-up or when a hole
     /// was filled, after every second full segment, otherwise within the delayed-ACK bound.
-    private mutating func scheduleACK(forBytes count: Int, quick: Bool, now: Int64) {
+    @inline(__always) private mutating func scheduleACK(forBytes count: Int, quick: Bool, now: Int64) {
         bytesSinceACK += count
         if quick || quickACKsLeft > 0 {
             quickACKsLeft = Swift.max(0, quickACKsLeft - 1)

@@ -73,7 +73,7 @@ extension TCPConnection {
     /// that left still waits for the update when the window is a few large segments, as over TAP
     /// with 64 KiB segments into a 256 KiB buffer, where Linux's rule alone cost a fifth of the
     /// throughput.)
-    package var windowUpdateStep: Int {
+    @inline(__always) package var windowUpdateStep: Int {
         let least = Swift.min(2 * localMaximumSegmentSize, configuration.receiveBufferSize / 2)
         let advertised = Swift.max(0, receiveAdvertised - receiveNext)
         return Swift.max(least, Swift.min(advertised, configuration.receiveBufferSize / 4))
@@ -81,7 +81,7 @@ extension TCPConnection {
 
     /// Bytes the application may read, beyond those reported, before a window update is due: what a
     /// reader counts before it tells the owner (at least 1).
-    package var readsBeforeWindowUpdate: Int {
+    @inline(__always) package var readsBeforeWindowUpdate: Int {
         Swift.max(1, windowUpdateStep - windowIncrease)
     }
 

@@ -10,13 +10,28 @@ package final class TCPControlBlock: @unchecked Sendable {
     unowned(unsafe) let socket: Socket
     unowned let tcp: TCPProtocol
     let port: TCPOwnerPort
+    /// The socket's buffers, reached without a retain through `withReceiveBuffer` and
+    /// `withSendBuffer` on the per-segment paths: they live as long as `socket`. A retained
+    /// reference cost an atomic on a header that the reader's CPU and the sender's both write.
+    private let receiveBufferReference: Unmanaged<SocketBuffer>
+    private let sendBufferReference: Unmanaged<SocketBuffer>
 
     // MARK: Owner-thread state
     // (Unchecked exclusivity: only the owner touches these, and `connection` is changed in place
     // by the state machine alone, so no access overlaps another.)
 
     /// The owner thread's TCP state (changed by connect's migration, before the move is queued).
-    @exclusivity(unchecked) var home: TCPThread
+    var home: TCPThread {
+        get { homeReference.takeUnretainedValue() }
+        set { homeReference = Unmanaged.passUnretained(newValue) }
+    }
+    /// `home` unretained: the protocol holds every thread for as long as its blocks exist, and a
+    /// retain per message was an atomic on a header every CPU dispatching to that thread writes.
+    @exclusivity(unchecked) private var homeReference: Unmanaged<TCPThread>
+
+    @inline(__always) func withHome<Result>(_ body: (TCPThread) -> Result) -> Result {
+        homeReference._withUnsafeGuaranteedRef(body)
+    }
     @exclusivity(unchecked) var connection: TCPConnection<ByteSlice>?
     /// Whether a connection lives here, found by an in-place access: `connection != nil` (or a
     /// match on its case) copied the whole value first, several hundred instructions a close.
@@ -74,14 +89,32 @@ package final class TCPControlBlock: @unchecked Sendable {
     package let options = TCPSocketOptions()
     private(set) var outputMessage: TCPBlockMessage?
     private(set) var receivedMessage: TCPBlockMessage?
+    /// The two messages as posted, unretained (the block holds them): loading one to post it
+    /// cost a retain and a release per write and per window update.
+    private(set) var output: Unmanaged<TCPBlockMessage>?
+    private(set) var received: Unmanaged<TCPBlockMessage>?
 
     init(socket: Socket, tcp: TCPProtocol, port: TCPOwnerPort, home: TCPThread) {
         self.socket = socket
         self.tcp = tcp
         self.port = port
-        self.home = home
-        outputMessage = TCPBlockMessage(block: self, kind: .output)
-        receivedMessage = TCPBlockMessage(block: self, kind: .received)
+        homeReference = Unmanaged.passUnretained(home)
+        receiveBufferReference = Unmanaged.passUnretained(socket.receiveBuffer)
+        sendBufferReference = Unmanaged.passUnretained(socket.sendBuffer)
+        let outputMessage = TCPBlockMessage(block: self, kind: .output)
+        let receivedMessage = TCPBlockMessage(block: self, kind: .received)
+        self.outputMessage = outputMessage
+        self.receivedMessage = receivedMessage
+        output = Unmanaged.passUnretained(outputMessage)
+        received = Unmanaged.passUnretained(receivedMessage)
+    }
+
+    @inline(__always) func withReceiveBuffer<Result>(_ body: (SocketBuffer) -> Result) -> Result {
+        receiveBufferReference._withUnsafeGuaranteedRef(body)
+    }
+
+    @inline(__always) func withSendBuffer<Result>(_ body: (SocketBuffer) -> Result) -> Result {
+        sendBufferReference._withUnsafeGuaranteedRef(body)
     }
 
     func publishNames() {
@@ -98,10 +131,12 @@ package final class TCPControlBlock: @unchecked Sendable {
 
     /// Posts `message` to the owner holding one reference on the socket for it, unless
     /// `pending` says it is queued already (the coalesced embedded messages).
-    func postOnce(_ message: TCPBlockMessage?, pending: borrowing Atomic<Bool>, queued: Bool = false) {
+    func postOnce(_ message: Unmanaged<TCPBlockMessage>?, pending: borrowing Atomic<Bool>, queued: Bool = false) {
         guard let message, !pending.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        // Run here as the owner, the caller's own reference keeps the socket: no hold to take.
+        if !queued && message._withUnsafeGuaranteedRef({ port.dispatch($0) }) { return }
         let held = Unmanaged.passUnretained(socket).retain()
-        if !(queued ? port.postQueued(message) : port.post(message)) {
+        if !port.postQueued(message.takeUnretainedValue()) {
             pending.store(false, ordering: .sequentiallyConsistent)
             held.release()
         }
@@ -184,14 +219,18 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
         case output, received
     }
 
-    unowned(unsafe) let block: TCPControlBlock
+    /// Unretained: the block holds its messages (a retain per post was atomics on its header).
+    private let blockReference: Unmanaged<TCPControlBlock>
     let kind: Kind
 
     init(block: TCPControlBlock, kind: Kind) {
-        self.block = block
+        blockReference = Unmanaged.passUnretained(block)
         self.kind = kind
     }
 
+    var block: TCPControlBlock { blockReference.takeUnretainedValue() }
+
+    /// Run from the owner's queue: drops the hold `postOnce` took on the socket.
     func handle() {
         let held = Unmanaged.passUnretained(block.socket)
         guard block.port.isOwnerCurrent else {
@@ -199,15 +238,22 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
             if !block.port.post(self) { held.release() }
             return
         }
-        switch kind {
-        case .output:
-            block.outputPending.store(false, ordering: .sequentiallyConsistent)
-        case .received:
-            // Re-armed before it runs: a read after this point posts again.
-            block.receivedPending.store(false, ordering: .sequentiallyConsistent)
-        }
-        block.home.userDataChanged(block)
+        run()
         held.release()
+    }
+
+    /// Runs as the owner (queued, or dispatched by the caller, who keeps the socket alive).
+    func run() {
+        blockReference._withUnsafeGuaranteedRef { block in
+            switch kind {
+            case .output:
+                block.outputPending.store(false, ordering: .sequentiallyConsistent)
+            case .received:
+                // Re-armed before it runs: a read after this point posts again.
+                block.receivedPending.store(false, ordering: .sequentiallyConsistent)
+            }
+            block.withHome { $0.userDataChanged(block) }
+        }
     }
 }
 

@@ -14,10 +14,13 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     private var current: ProtocolThread  // under lock
     /// `current.identity`, written with it under `lock`: what `isOwnerCurrent` reads without it.
     private let currentIdentity: Atomic<UInt>
+    /// A stack's threads share one mode, so a move never changes it (read per socket wait).
+    package let isDriven: Bool
 
     init(_ thread: ProtocolThread) {
         current = thread
         currentIdentity = Atomic(thread.identity)
+        isDriven = thread.isDriven
     }
 
     /// The owner now.
@@ -81,6 +84,21 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
         return queued
     }
 
+    /// Runs `message` on the caller as the owner if the owner is idle (direct dispatch), else
+    /// returns false having run nothing. The owner is used unretained: `current` holds it, and
+    /// only the owner moves it, which cannot happen while the caller holds its run token (a
+    /// retain here was an atomic on a header every thread that sends to this owner shares).
+    func dispatch(_ message: TCPBlockMessage) -> Bool {
+        lock.lock()
+        let target = Unmanaged.passUnretained(current)
+        let dispatching = target._withUnsafeGuaranteedRef { $0.mayDispatchPost() && $0.beginDirectDispatch() }
+        lock.unlock()
+        guard dispatching else { return false }
+        message.run()
+        target._withUnsafeGuaranteedRef { $0.endDirectDispatch() }
+        return true
+    }
+
     package func call<T: Sendable>(_ body: @escaping @Sendable () throws(NetError) -> T) throws(NetError) -> T {
         while true {
             let target = thread
@@ -104,8 +122,6 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
             if let result { return result }
         }
     }
-
-    package var isDriven: Bool { thread.isDriven }
 
     package func runUntilIdle() { thread.runUntilIdle() }
 }

@@ -439,7 +439,13 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         }
         if bytes.isEmpty { return .sent(0) }
         let block = block(socket)
-        let buffer = socket.sendBuffer
+        return block.withSendBuffer { buffer in send(bytes, block, buffer) }
+    }
+
+    /// `send`'s work once the socket may send: `buffer` is the send buffer, unretained.
+    @inline(__always) private func send(
+        _ bytes: UnsafeRawBufferPointer, _ block: TCPControlBlock, _ buffer: SocketBuffer
+    ) -> SendProgress {
         let highWater = buffer.highWater.load(ordering: .relaxed)
         if bytes.count <= TCPProtocol.tailCopyLimit {
             buffer.lock.lock()
@@ -449,7 +455,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                 // No room behind the tail (an acknowledged queue gave its chunk back): a small
                 // chunk filled here, a copy as short as the tail's, saves a second lock.
                 if let source = bytes.baseAddress {
-                    let chunk = ChunkPool.shared.take(atLeast: bytes.count)
+                    let chunk = ChunkPool.withShared { $0.take(atLeast: bytes.count) }
                     let start = chunk.filled
                     (chunk.base + start).copyMemory(from: source, byteCount: bytes.count)
                     chunk.filled += bytes.count
@@ -463,7 +469,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         if estimate <= 0 { return .mustWait(buffer, .sendRoom(bytes: Swift.min(buffer.sendLowWater, bytes.count))) }
         guard let source = bytes.baseAddress else { return .sent(0) }
         // Copied before the lock is taken; one chunk per call.
-        let chunk = ChunkPool.shared.take(atLeast: Swift.min(estimate, TCPProtocol.largestChunk))
+        let chunk = ChunkPool.withShared { $0.take(atLeast: Swift.min(estimate, TCPProtocol.largestChunk)) }
         let length = Swift.min(estimate, chunk.room)
         let start = chunk.filled
         (chunk.base + start).copyMemory(from: source, byteCount: length)
@@ -487,7 +493,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
         buffer.lock.unlock()
         block.unsentAppended.add(n, ordering: .sequentiallyConsistent)
-        block.postOnce(block.outputMessage, pending: block.outputPending)
+        block.postOnce(block.output, pending: block.outputPending)
         return n
     }
 
@@ -501,7 +507,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             // Run by the reader itself when the owner is idle (direct dispatch): a window-limited
             // sender waits for this update, and a queued one waited for the owner's wake-up
             // (tap.bulk.to-netmp 1.7-2.0 GB/s queued, 2.3-2.4 dispatched; loopback bulk no slower).
-            block.postOnce(block.receivedMessage, pending: block.receivedPending)
+            block.postOnce(block.received, pending: block.receivedPending)
         }
     }
 

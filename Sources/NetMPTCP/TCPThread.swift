@@ -10,8 +10,10 @@ import NetMPWire
 /// the owner's alone and skip the runtime exclusivity check (several accesses per packet).
 package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     unowned let tcp: TCPProtocol
-    unowned let inet: InetThread
-    @exclusivity(unchecked) var connections: [TCPConnectionKey: TCPControlBlock] = [:]
+    /// Unchecked: the protocol holds this thread and the stack, and so the stack's `InetThread`;
+    /// each checked access cost an atomic on its header, a line every dispatching thread shares.
+    unowned(unsafe) let inet: InetThread
+    @exclusivity(unchecked) var connections = TCPConnectionTable<TCPControlBlock>()
     @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
         self.expireTimeWaits()
@@ -37,6 +39,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     }
 
     var thread: ProtocolThread { inet.thread }
+    /// The turn's time (`ProtocolThread.turnTime`): RTT samples and timers come out at most a
+    /// batch's length (microseconds) off, the delayed ACK and the retransmission timer run on
+    /// milliseconds.
     var now: Int64 { inet.nanoseconds }
 
     // MARK: Events
@@ -119,7 +124,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // An event `apply` ran (an abort) may have changed the connection: then it is read again.
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
-        if deliverLast { deliver(actions.delivered, block) }
+        if deliverLast { deliver(&actions.delivered, block) }
         actions.clear()
     }
 
@@ -130,7 +135,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         guard block.windowUpdateThreshold.load(ordering: .relaxed) != threshold else { return }
         block.windowUpdateThreshold.store(threshold, ordering: .sequentiallyConsistent)
         if block.unreportedReads.load(ordering: .sequentiallyConsistent) >= threshold {
-            block.postOnce(block.receivedMessage, pending: block.receivedPending, queued: true)
+            block.postOnce(block.received, pending: block.receivedPending, queued: true)
         }
     }
 
@@ -182,16 +187,17 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
     private func autoSizeSendBuffer(_ block: TCPControlBlock, _ connection: TCPConnection<ByteSlice>) {
         guard connection.configuration.bufferAutoTuning else { return }
-        let buffer = block.socket.sendBuffer
-        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
-            let size = TCPBufferAutoTuning.sendBufferSize(
-                congestionWindow: connection.congestionControl.congestionWindow,
-                current: buffer.highWater.load(ordering: .relaxed),
-                limit: connection.configuration.maximumSendBufferSize)
-        else { return }
-        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
-        // Writers waiting for room may fit now.
-        buffer.wake()
+        block.withSendBuffer { buffer in
+            guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+                let size = TCPBufferAutoTuning.sendBufferSize(
+                    congestionWindow: connection.congestionControl.congestionWindow,
+                    current: buffer.highWater.load(ordering: .relaxed),
+                    limit: connection.configuration.maximumSendBufferSize)
+            else { return }
+            buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+            // Writers waiting for room may fit now.
+            buffer.wake()
+        }
     }
 
     /// Arms the connection's callout lazily: one armed earlier than `deadline`, or no longer
@@ -233,7 +239,6 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     private func apply(
         _ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?, deliver: Bool = true
     ) {
-        let socket = block.socket
         if let challenge = actions.challengeACK {
             // Sent last, and only while the stack's budget lasts (RFC 5961 7).
             if tcp.challengeACKs.allow(now: now) {
@@ -246,12 +251,12 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         if let reason = actions.dropped { statistics.drops[reason] &+= 1 }
         block.bytesAcknowledged &+= actions.acknowledgedBytes
         if actions.acknowledgedBytes > 0 { dropAcknowledged(actions.acknowledgedBytes, block) }
-        if deliver, !actions.delivered.isEmpty { self.deliver(actions.delivered, block) }
+        if deliver, !actions.delivered.isEmpty { self.deliver(&actions.delivered, block) }
         if !actions.segments.isEmpty { transmit(actions.segments, block) }
         if actions.established { established(block) }
         if actions.endOfStream {
-            socket.state.set(.cantReceiveMore)
-            socket.receiveBuffer.wake()
+            block.socket.state.set(.cantReceiveMore)
+            block.withReceiveBuffer { $0.wake() }
         }
         if let error = actions.error {
             statistics.errors += 1
@@ -261,7 +266,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // What ICMP said (counted as `icmpErrors` where it arrived).
             case .hostUnreachable, .networkUnreachable: break
             }
-            socket.setError(TCPThread.socketError(error))
+            block.socket.setError(TCPThread.socketError(error))
         }
         if actions.enteredTimeWait, let key = block.key, let timeWait {
             timeWaits[key] = timeWait
@@ -289,39 +294,47 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             block.detachedQueue.trimFront(count)
             return
         }
-        let buffer = block.socket.sendBuffer
-        var wakes = WakeList()
-        buffer.lock.lock()
-        buffer.chain.trimFront(count)
-        // An emptied queue's grown storage is freed once the lock is dropped.
-        let idleStorage = buffer.chain.isEmpty ? buffer.chain.takeIdleStorage() : nil
-        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        withExtendedLifetime(idleStorage) {}
-        wakes.publishAll()
-        buffer.observers?.notify()
+        block.withSendBuffer { buffer in
+            var wakes = WakeList()
+            buffer.lock.lock()
+            buffer.chain.trimFront(count)
+            // An emptied queue's grown storage is freed once the lock is dropped.
+            let idleStorage = buffer.chain.isEmpty ? buffer.chain.takeIdleStorage() : nil
+            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            buffer.collectSatisfiedLocked(into: &wakes)
+            buffer.lock.unlock()
+            withExtendedLifetime(idleStorage) {}
+            wakes.publishAll()
+            buffer.observers?.notify()
+        }
     }
 
-    private func deliver(_ payloads: [ByteSlice], _ block: TCPControlBlock) {
-        let socket = block.socket
+    /// Appends `payloads` to the receive buffer; the array is left empty (its slices moved,
+    /// not copied: a copy retained each chunk, and the clear after released it again).
+    private func deliver(_ payloads: inout [ByteSlice], _ block: TCPControlBlock) {
         var total = 0
-        for payload in payloads { total += payload.count }
+        for index in payloads.indices { total += payloads[index].count }
         block.bytesReceived &+= total
-        if block.detached || socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
+        if block.detached || block.socket.state.containsAny([.cantReceiveMore, .noFileReference]) {
             // Nobody will read them: they count as read at once (the window stays open).
             block.unreportedReads.add(total, ordering: .sequentiallyConsistent)
             return
         }
-        let buffer = socket.receiveBuffer
-        var wakes = WakeList()
-        buffer.lock.lock()
-        for payload in payloads where payload.count > 0 { buffer.chain.append(payload) }
-        buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
-        buffer.collectSatisfiedLocked(into: &wakes)
-        buffer.lock.unlock()
-        wakes.publishAll()
-        buffer.observers?.notify()
+        block.withReceiveBuffer { buffer in
+            var wakes = WakeList()
+            buffer.lock.lock()
+            if payloads.count == 1 {
+                let payload = payloads.removeLast()
+                if payload.count > 0 { buffer.chain.append(payload) }
+            } else {
+                for payload in payloads where payload.count > 0 { buffer.chain.append(payload) }
+            }
+            buffer.byteCount.store(buffer.chain.count, ordering: .sequentiallyConsistent)
+            buffer.collectSatisfiedLocked(into: &wakes)
+            buffer.lock.unlock()
+            wakes.publishAll()
+            buffer.observers?.notify()
+        }
         statistics.bytesReceived &+= total
     }
 
@@ -615,21 +628,25 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         statistics.segmentsReceived += 1
         let header = packet.header
         if header.flags.contains(.rst) { statistics.resetsReceived += 1 }
-        let inChunk = ByteSlice(
-            chunk: datagram.chunk, start: datagram.payloadStart + packet.payloadRange.lowerBound,
-            end: datagram.payloadStart + packet.payloadRange.upperBound)
         if datagram.isBroadcast { return }
         let key = TCPConnectionKey(
             localAddress: .ipv4(datagram.destination), localPort: header.destinationPort,
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
-        if datagram.isGathered, inChunk.count == 0, let block = connections[key] {
-            block.segmentsIn &+= 1
-            statistics.gatheredSegmentsReceived += 1
-            receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
-            return
+        let start = datagram.payloadStart + packet.payloadRange.lowerBound
+        let end = datagram.payloadStart + packet.payloadRange.upperBound
+        let payload: ByteSlice
+        if datagram.isGathered {
+            if start == end, let block = connections[key] {
+                block.segmentsIn &+= 1
+                statistics.gatheredSegmentsReceived += 1
+                receiveGathered(header, datagram.gathered, ecn: datagram.ecn, block)
+                return
+            }
+            // Not for a connection's data path: the usual way, from one contiguous copy.
+            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end).joined(with: datagram.gathered)
+        } else {
+            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end)
         }
-        // Not for a connection's data path: the usual way, from one contiguous copy.
-        let payload = datagram.isGathered ? inChunk.joined(with: datagram.gathered) : inChunk
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint

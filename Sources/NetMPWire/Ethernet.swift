@@ -2,18 +2,19 @@
 public struct EtherType: RawRepresentable, Hashable, Sendable {
     public var rawValue: UInt16
 
-    public init(rawValue: UInt16) {
+    @inlinable public init(rawValue: UInt16) {
         self.rawValue = rawValue
     }
 
+    // Inlinable constants rather than stored statics, which cost a call from other modules.
     /// 0x0800.
-    public static let ipv4 = EtherType(rawValue: 0x0800)
+    @inlinable public static var ipv4: EtherType { EtherType(rawValue: 0x0800) }
     /// 0x0806.
-    public static let arp = EtherType(rawValue: 0x0806)
+    @inlinable public static var arp: EtherType { EtherType(rawValue: 0x0806) }
     /// 0x86DD.
-    public static let ipv6 = EtherType(rawValue: 0x86DD)
+    @inlinable public static var ipv6: EtherType { EtherType(rawValue: 0x86DD) }
     /// 0x8100, an 802.1Q VLAN tag (not decoded here).
-    public static let vlan = EtherType(rawValue: 0x8100)
+    @inlinable public static var vlan: EtherType { EtherType(rawValue: 0x8100) }
 }
 
 /// An Ethernet II header: destination, source, EtherType (14 bytes, no FCS, no VLAN tag).
@@ -36,15 +37,19 @@ public struct EthernetHeader: Hashable, Sendable {
     ///
     /// Values below 0x0600 are 802.3 lengths, not EtherTypes, and are refused as `.unsupported`.
     public static func parse(_ frame: UnsafeRawBufferPointer) -> Result<EthernetFrame, WireError> {
-        Result { () throws(WireError) -> EthernetFrame in
-            guard frame.count >= length else { throw .truncated }
-            let header = EthernetHeader(
-                destination: try MACAddress.read(from: frame, at: 0),
-                source: try MACAddress.read(from: frame, at: 6),
-                etherType: EtherType(rawValue: try frame.networkUInt16(at: 12)))
-            guard header.etherType.rawValue >= 0x0600 else { throw .unsupported }
-            return EthernetFrame(header: header, headerLength: length, payloadRange: length..<frame.count)
-        }
+        Result { () throws(WireError) -> EthernetFrame in try parseHeader(frame) }
+    }
+
+    /// As `parse`, throwing: the input path's form (no `Result` to build and take apart a frame).
+    @inlinable
+    package static func parseHeader(_ frame: UnsafeRawBufferPointer) throws(WireError) -> EthernetFrame {
+        guard frame.count >= length else { throw .truncated }
+        let header = EthernetHeader(
+            destination: try MACAddress.read(from: frame, at: 0),
+            source: try MACAddress.read(from: frame, at: 6),
+            etherType: EtherType(rawValue: try frame.networkUInt16(at: 12)))
+        guard header.etherType.rawValue >= 0x0600 else { throw .unsupported }
+        return EthernetFrame(header: header, headerLength: length, payloadRange: length..<frame.count)
     }
 
     /// Parses a frame held in an array (tests, tools).

@@ -2,13 +2,11 @@
 public struct IPProtocol: RawRepresentable, Hashable, Sendable {
     public var rawValue: UInt8
 
-    @inlinable
-    public init(rawValue: UInt8) {
+    @inlinable public init(rawValue: UInt8) {
         self.rawValue = rawValue
     }
 
-    // Inlinable constants: a `static let` read from another module calls its accessor, and the
-    // IPv4 layer compares datagrams against these one by one.
+    // Inlinable constants rather than stored statics, which cost a call from other modules.
     /// 1.
     @inlinable public static var icmp: IPProtocol { IPProtocol(rawValue: 1) }
     /// 6.

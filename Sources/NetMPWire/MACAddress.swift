@@ -77,6 +77,7 @@ public struct MACAddress: Hashable, Comparable, Sendable, LosslessStringConverti
     }
 
     /// Reads six octets at `offset`.
+    @usableFromInline
     static func read(from bytes: UnsafeRawBufferPointer, at offset: Int) throws(WireError) -> MACAddress {
         let high = try bytes.networkUInt16(at: offset)
         let low = try bytes.networkUInt32(at: offset + 2)

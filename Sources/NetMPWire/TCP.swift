@@ -1,14 +1,14 @@
 /// The TCP control bits (RFC 793, RFC 3168 for ECE/CWR).
+///
+/// The flags are inlinable constants, not stored statics: every segment tests several, and a
+/// stored static read from another module is a call to its addressor (and a once-check) each time.
 public struct TCPFlags: OptionSet, Hashable, Sendable {
     public var rawValue: UInt8
 
-    @inlinable
-    public init(rawValue: UInt8) {
+    @inlinable public init(rawValue: UInt8) {
         self.rawValue = rawValue
     }
 
-    // Constants the compiler folds where they are used: a `static let` read from another module
-    // is a call to its lazy initialiser's accessor, several per segment.
     @inlinable public static var fin: TCPFlags { TCPFlags(rawValue: 0x01) }
     @inlinable public static var syn: TCPFlags { TCPFlags(rawValue: 0x02) }
     @inlinable public static var rst: TCPFlags { TCPFlags(rawValue: 0x04) }
@@ -72,6 +72,7 @@ public struct TCPHeader: Hashable, Sendable {
 
     /// As `parse`, throwing: the input path's form (a `Result` of this large value cost two more
     /// copies of it a segment).
+    @inlinable
     public static func parseSegment(
         _ bytes: UnsafeRawBufferPointer, source: IPv4Address, destination: IPv4Address, verifyChecksum: Bool = true
     ) throws(WireError) -> TCPPacket {
@@ -87,8 +88,20 @@ public struct TCPHeader: Hashable, Sendable {
                 source: source, destination: destination, protocol: .tcp, length: UInt16(bytes.count))
             guard InternetChecksum.verify(bytes, initial: pseudoHeader) else { throw .badChecksum }
         }
-        let options = TCPOptions.parseOptions(
-            try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
+        // Options as nearly every segment of a connection carries them (NOP, NOP, timestamps) are
+        // read here, without the general parser's call and its copy of the whole set back.
+        let options: TCPOptions
+        if headerLength == minimumLength {
+            options = TCPOptions()
+        } else if headerLength == minimumLength + 12, try bytes.networkUInt32(at: minimumLength) == 0x0101_080A {
+            options = TCPOptions(
+                timestamps: TCPTimestamps(
+                    value: try bytes.networkUInt32(at: minimumLength + 4),
+                    echoReply: try bytes.networkUInt32(at: minimumLength + 8)))
+        } else {
+            options = TCPOptions.parseOptions(
+                try bytes.networkSlice(minimumLength..<headerLength), base: minimumLength)
+        }
         let header = TCPHeader(
             sourcePort: try bytes.networkUInt16(at: 0),
             destinationPort: try bytes.networkUInt16(at: 2),

@@ -18,7 +18,10 @@ public struct SACKBlocks: RandomAccessCollection, Hashable, Sendable {
     private var second = SACKBlock(left: 0, right: 0)
     private var third = SACKBlock(left: 0, right: 0)
     private var fourth = SACKBlock(left: 0, right: 0)
-    public private(set) var count = 0
+    /// One byte, not an `Int`: with `TCPRawOptions`' it keeps a `TCPHeader` small enough that the
+    /// copies a segment's header goes through are a few moves, not calls to memcpy.
+    private var storedCount: UInt8 = 0
+    public var count: Int { Int(storedCount) }
 
     /// No blocks.
     public init() {}
@@ -54,7 +57,7 @@ public struct SACKBlocks: RandomAccessCollection, Hashable, Sendable {
         case 3: fourth = block
         default: return false
         }
-        count += 1
+        storedCount += 1
         return true
     }
 
@@ -87,11 +90,23 @@ public struct TCPTimestamps: Hashable, Sendable {
 /// and body, counted in the buffer handed to the parser (the segment for `TCPHeader.parse`).
 public struct TCPRawOption: Hashable, Sendable {
     public var kind: UInt8
-    public var range: Range<Int>
+    /// The range's bounds in 16 bits (a segment is at most 65,535 bytes; larger bounds are clamped
+    /// to that), which keeps the four a header holds in 24 bytes rather than 96.
+    private var start: UInt16
+    private var end: UInt16
+
+    public var range: Range<Int> {
+        get { Int(start)..<Int(end) }
+        set {
+            start = UInt16(clamping: newValue.lowerBound)
+            end = UInt16(clamping: newValue.upperBound)
+        }
+    }
 
     public init(kind: UInt8, range: Range<Int>) {
         self.kind = kind
-        self.range = range
+        start = UInt16(clamping: range.lowerBound)
+        end = UInt16(clamping: range.upperBound)
     }
 }
 
@@ -103,7 +118,9 @@ public struct TCPRawOptions: RandomAccessCollection, Hashable, Sendable {
     private var second = TCPRawOption(kind: 0, range: 0..<0)
     private var third = TCPRawOption(kind: 0, range: 0..<0)
     private var fourth = TCPRawOption(kind: 0, range: 0..<0)
-    public private(set) var count = 0
+    /// One byte, as `SACKBlocks`' count.
+    private var storedCount: UInt8 = 0
+    public var count: Int { Int(storedCount) }
 
     public init() {}
 
@@ -131,7 +148,7 @@ public struct TCPRawOptions: RandomAccessCollection, Hashable, Sendable {
         case 3: fourth = option
         default: return false
         }
-        count += 1
+        storedCount += 1
         return true
     }
 
@@ -206,6 +223,7 @@ public struct TCPOptions: Hashable, Sendable {
     }
 
     /// Parses `bytes`; raw option ranges are offset by `base` (the area's position in the segment).
+    @usableFromInline
     static func parseOptions(_ bytes: UnsafeRawBufferPointer, base: Int = 0) -> TCPOptions {
         var options = TCPOptions()
         var offset = 0

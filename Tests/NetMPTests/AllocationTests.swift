@@ -87,6 +87,64 @@ final class AllocationTests: XCTestCase {
         XCTAssertEqual(made, 0, "local datagrams allocated once warm")
     }
 
+    /// The TCP round trip's calls over loopback (the benchmark's), in the driven mode: the
+    /// segments' chunks, the queued bytes' chunks and the messages are all reused, and a read
+    /// gives the chunk it emptied back to the pool.
+    func testTCPRoundTripsAllocateNothingOnceWarm() throws {
+        let clock = ManualClock(startingAt: 1)
+        let stack = NetworkStack(.init(threadCount: 1, clock: clock, mode: .driven))
+        defer { stack.shutdown() }
+        let (client, server) = try connectedPair(stack)
+        try client.setOption(.noDelay, 1)
+        try server.setOption(.noDelay, 1)
+        var byte: [UInt8] = [7]
+        var received = 0
+        // Warm: the thread's chunk cache, the queues' and the actions' storage.
+        received += try tcpRoundTrips(100, client, server, stack, &byte)
+        let before = netmp_allocations_total()
+        received += try tcpRoundTrips(1000, client, server, stack, &byte)
+        let made = netmp_allocations_total() - before
+        XCTAssertEqual(received, 2200)
+        XCTAssertEqual(byte, [7])
+        XCTAssertEqual(made, 0, "TCP round trips allocated once warm")
+    }
+
+    /// A connected client and the server's end, non-blocking, over loopback (the driven mode).
+    private func connectedPair(_ stack: NetworkStack) throws(NetError) -> (NetSocket, NetSocket) {
+        let listener = try stack.socket(.inet, .stream)
+        try listener.bind(to: .ipv4(IPv4Address(127, 0, 0, 1), port: 7000))
+        try listener.listen(backlog: 4)
+        let client = try stack.socket(.inet, .stream)
+        client.isNonBlocking = true
+        do {
+            try client.connect(to: .ipv4(IPv4Address(127, 0, 0, 1), port: 7000))
+        } catch .inProgress {}
+        stack.runUntilIdle()
+        let server = try listener.accept()
+        listener.close()
+        server.isNonBlocking = true
+        return (client, server)
+    }
+
+    /// `count` one-byte round trips, the benchmark's calls: a write from the caller's byte and a
+    /// read into it. Returns the bytes read.
+    private func tcpRoundTrips(
+        _ count: Int, _ client: NetSocket, _ server: NetSocket, _ stack: NetworkStack, _ byte: inout [UInt8]
+    ) throws -> Int {
+        try byte.withUnsafeMutableBytes { raw in
+            var received = 0
+            for _ in 0..<count {
+                _ = try client.write(UnsafeRawBufferPointer(raw))
+                stack.runUntilIdle()
+                received += try server.read(into: raw)
+                _ = try server.write(UnsafeRawBufferPointer(raw))
+                stack.runUntilIdle()
+                received += try client.read(into: raw)
+            }
+            return received
+        }
+    }
+
     func testSleepingBlockingWaitsReuseTheirWaiters() throws {
         // No spinning and no yields: every read that finds nothing posts its waiter and sleeps,
         // so the waits themselves (not a spin that catches the partner) are what is counted.

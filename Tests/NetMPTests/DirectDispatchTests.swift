@@ -21,6 +21,41 @@ final class DirectDispatchTests: XCTestCase {
         return thread
     }
 
+    /// What code running as the owner posts to its own thread (a loopback frame's batch) runs
+    /// before the token goes back, on the same OS thread, ahead of what was queued on the port
+    /// meanwhile (it never goes through the port): the frames a dispatcher's own segment made
+    /// are its own request's follow-up.
+    func testPostsToItselfRunBeforeTheTokenGoesBack() {
+        bounded {
+            let thread = parkedThread()
+            defer { thread.stop() }
+            let caller = pthread_self()
+            let order = LockedValue<[Int]>([])
+            let onCaller = LockedValue<[Bool]>([])
+            func message(_ value: Int, queueing: RecordingMessage? = nil, then: RecordingMessage? = nil)
+                -> RecordingMessage
+            {
+                RecordingMessage(
+                    thread: thread, order: order, onCaller: onCaller, caller: caller, value: value, queueing: queueing,
+                    then: then)
+            }
+            // The first queues 9 on the port, then posts 2 to its own thread: 2 runs first.
+            let first = message(1, queueing: message(9), then: message(2))
+            let wakeupsBefore = thread.parkWakeups.load(ordering: .relaxed)
+            XCTAssertTrue(thread.post(first))
+            XCTAssertEqual(order.withLock { $0 }, [1, 2, 9])
+            XCTAssertEqual(onCaller.withLock { $0 }, [true, true, true])
+            XCTAssertEqual(thread.directDispatches.load(ordering: .relaxed), 1)
+            XCTAssertEqual(thread.messagesHandled.load(ordering: .relaxed), 3)
+            XCTAssertEqual(thread.parkWakeups.load(ordering: .relaxed), wakeupsBefore, "the owner was woken")
+            // On the owner's own thread too: queued from here, both run in its turn, in order.
+            XCTAssertTrue(thread.postQueued(message(3, queueing: message(5), then: message(4))))
+            while order.withLock({ $0.count }) < 6 { sched_yield() }
+            XCTAssertEqual(order.withLock { $0 }, [1, 2, 9, 3, 4, 5])
+            XCTAssertEqual(onCaller.withLock { $0 }, [true, true, true, false, false, false])
+        }
+    }
+
     /// A thread posting back to back is streaming: its first post runs on it, the next goes to
     /// the owner, which runs it beside the poster; once it has waited it may dispatch again.
     func testAStreamingPosterIsQueuedUntilItWaits() throws {
@@ -257,5 +292,37 @@ final class TCPDirectDispatchTests: StackTestCase {
             client.close()
             server.close()
         }
+    }
+}
+
+/// Records that it ran (and where), queues `queueing` on its thread's port, then posts `then`
+/// to the thread.
+private final class RecordingMessage: EmbeddedMessage, @unchecked Sendable {
+    let thread: ProtocolThread
+    let order: LockedValue<[Int]>
+    let onCaller: LockedValue<[Bool]>
+    let caller: pthread_t
+    let value: Int
+    let queueing: RecordingMessage?
+    let then: RecordingMessage?
+
+    init(
+        thread: ProtocolThread, order: LockedValue<[Int]>, onCaller: LockedValue<[Bool]>, caller: pthread_t,
+        value: Int, queueing: RecordingMessage?, then: RecordingMessage?
+    ) {
+        self.thread = thread
+        self.order = order
+        self.onCaller = onCaller
+        self.caller = caller
+        self.value = value
+        self.queueing = queueing
+        self.then = then
+    }
+
+    func handle() {
+        order.withLock { $0.append(value) }
+        onCaller.withLock { $0.append(pthread_equal(pthread_self(), caller) != 0) }
+        if let queueing { XCTAssertTrue(thread.postQueued(queueing)) }
+        if let then { XCTAssertTrue(thread.post(then)) }
     }
 }

@@ -210,6 +210,24 @@ final class TCPOptionsTests: XCTestCase {
         XCTAssertEqual(TCPOptions.parse(four.bytes()).success, four)
     }
 
+    /// A header stays small enough that the copies a segment's goes through are moves, not calls
+    /// to memcpy (at 192 bytes they were); unknown options' bounds past 16 bits are clamped.
+    func testHeaderStaysCompactAndRawOptionBoundsAreClamped() {
+        XCTAssertLessThanOrEqual(MemoryLayout<TCPHeader>.size, 104)
+        XCTAssertLessThanOrEqual(MemoryLayout<TCPPacket>.size, 128)
+        var option = TCPRawOption(kind: 30, range: 24..<30)
+        XCTAssertEqual(option.range, 24..<30)
+        option.range = 70_000..<80_000
+        XCTAssertEqual(option.range, 65_535..<65_535)
+        XCTAssertEqual(TCPRawOption(kind: 30, range: -5..<3).range, 0..<3)
+        var raw = TCPRawOptions()
+        for kind in UInt8(30)..<35 {
+            _ = raw.append(TCPRawOption(kind: kind, range: Int(kind)..<Int(kind) + 2))
+        }
+        XCTAssertEqual(raw.count, 4)
+        XCTAssertEqual(raw.map(\.kind), [30, 31, 32, 33])
+    }
+
     func testEmitPaddingAndSACKClamp() throws {
         XCTAssertEqual(TCPOptions(windowScale: 14).bytes(), [1, 3, 3, 14])
         XCTAssertEqual(TCPOptions(sackPermitted: true).bytes(), [1, 1, 4, 2])

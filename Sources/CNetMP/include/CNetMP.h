@@ -68,6 +68,23 @@ void netmp_set_current_context(void *context);
 int netmp_streaming_posts(void);
 void netmp_set_streaming_posts(int value);
 
+/// A small number for the calling OS thread, given on its first call in the order threads ask
+/// (a thread-local word): which stripe of a `StripedCounters` the thread adds to.
+uint32_t netmp_thread_stripe(void);
+
+/// Relaxed atomic add and load on a plain 64-bit word (a `StripedCounters` cell), inlined.
+static inline void netmp_counter_add(int64_t *counter, int64_t value) {
+    __atomic_fetch_add(counter, value, __ATOMIC_RELAXED);
+}
+static inline int64_t netmp_counter_load(const int64_t *counter) { return __atomic_load_n(counter, __ATOMIC_RELAXED); }
+/// Sequentially consistent add and load (a `StripedCounters` used as a count of readers).
+static inline void netmp_counter_add_ordered(int64_t *counter, int64_t value) {
+    __atomic_fetch_add(counter, value, __ATOMIC_SEQ_CST);
+}
+static inline int64_t netmp_counter_load_ordered(const int64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_SEQ_CST);
+}
+
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 int64_t netmp_monotonic_ns(void);
 
