@@ -154,7 +154,9 @@ package final class InetThread: @unchecked Sendable {
 
     // MARK: Output queue
 
-    func enqueue(_ frame: Frame, interfaceIndex: Int) {
+    /// `frame` is consumed: a sender that built it for this hands its reference on to the queue
+    /// (a borrowed frame took a retain here and a release in the caller).
+    func enqueue(_ frame: consuming Frame, interfaceIndex: Int) {
         while outQueues.count <= interfaceIndex { outQueues.append([]) }
         outQueues[interfaceIndex].append(frame)
     }
@@ -368,9 +370,10 @@ package final class InetThread: @unchecked Sendable {
     /// `segmentSize` (its payload per segment on the wire) goes whole, as one large frame, to an
     /// interface with TCP segmentation offload that takes that long a datagram. `gathered` slices
     /// follow the payload in the chunk (scatter-gather, for an interface that takes them).
+    /// `chunk` is consumed, so that the frame made of it takes over the caller's reference.
     @discardableResult
     func outputIP(
-        chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
+        chunk: consuming ByteChunk, payloadStart: Int, payloadEnd: Int, protocol proto: IPProtocol, hop: NextHop,
         destination: IPv4Address, ttl: UInt8? = nil, dontFragment: Bool = false, dscp: UInt8 = 0, ecn: UInt8 = 0,
         segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
@@ -399,6 +402,7 @@ package final class InetThread: @unchecked Sendable {
                 offset += piece.count
             }
             copy.filled = offset
+            withExtendedLifetime(chunk) {}  // Owned here: kept until its bytes were copied.
             return outputIP(
                 chunk: copy, payloadStart: InetThread.headroom, payloadEnd: offset, protocol: proto, hop: hop,
                 destination: destination, ttl: ttl, dontFragment: dontFragment, dscp: dscp, ecn: ecn,
@@ -439,7 +443,11 @@ package final class InetThread: @unchecked Sendable {
         }
         header.dontFragment = false
         let payload = UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadLength)
-        return fragment(header, payload: payload, baseOffset: 0, moreAfter: false, hop: hop, mtu: interface.mtu)
+        let outcome = fragment(
+            header, payload: payload, baseOffset: 0, moreAfter: false, hop: hop, mtu: interface.mtu)
+        // The fragments were copied out of `chunk`, which this function owns: kept until they were.
+        withExtendedLifetime(chunk) {}
+        return outcome
     }
 
     /// Sends `payload` as fragments of `template`, starting at byte `baseOffset` of the original.
@@ -491,20 +499,22 @@ package final class InetThread: @unchecked Sendable {
     }
 
     /// Writes the link header and queues the frame, resolving the next hop's hardware address.
-    func sendFrame(_ unpadded: Frame, etherType: UInt16, hop: NextHop) {
+    func sendFrame(_ unpadded: consuming Frame, etherType: UInt16, hop: NextHop) {
         guard hop.interfaceIndex < links.count, unpadded.count >= InetThread.linkHeaderLength else {
             return
         }
         let interface = links[hop.interfaceIndex]
-        let frame = interface.needsAddressResolution ? paddedForEthernet(unpadded) : unpadded
+        guard interface.needsAddressResolution else {
+            // No neighbour to find and no minimum length: the frame goes as built, its reference
+            // handed on to the queue (`unpadded` is consumed).
+            storeLinkHeader(of: unpadded, destination: .zero, interface: interface, etherType: etherType)
+            enqueue(unpadded, interfaceIndex: hop.interfaceIndex)
+            return
+        }
+        let frame = paddedForEthernet(unpadded)
+        storeLinkHeader(of: frame, destination: .zero, interface: interface, etherType: etherType)
         let header = frame.chunk.base + frame.start
-        storeMAC(.zero, at: header)
-        storeMAC(interface.hardwareAddress, at: header + 6)
-        header.storeBytes(of: UInt8(etherType >> 8), toByteOffset: 12, as: UInt8.self)
-        header.storeBytes(of: UInt8(etherType & 0xFF), toByteOffset: 13, as: UInt8.self)
-        if !interface.needsAddressResolution {
-            enqueue(frame, interfaceIndex: hop.interfaceIndex)
-        } else if hop.isBroadcast || hop.nextHop.isBroadcast {
+        if hop.isBroadcast || hop.nextHop.isBroadcast {
             storeMAC(.broadcast, at: header)
             enqueue(frame, interfaceIndex: hop.interfaceIndex)
         } else if hop.nextHop.isMulticast {
@@ -513,6 +523,19 @@ package final class InetThread: @unchecked Sendable {
         } else {
             arpOutput(frame, key: ARPKey(interfaceIndex: hop.interfaceIndex, address: hop.nextHop))
         }
+    }
+
+    /// Writes the Ethernet header at the start of `frame`: `destination`, the interface's own
+    /// address, `etherType`.
+    @inline(__always)
+    private func storeLinkHeader(
+        of frame: borrowing Frame, destination: MACAddress, interface: LinkFacts, etherType: UInt16
+    ) {
+        let header = frame.chunk.base + frame.start
+        storeMAC(destination, at: header)
+        storeMAC(interface.hardwareAddress, at: header + 6)
+        header.storeBytes(of: UInt8(etherType >> 8), toByteOffset: 12, as: UInt8.self)
+        header.storeBytes(of: UInt8(etherType & 0xFF), toByteOffset: 13, as: UInt8.self)
     }
 
     // MARK: Forwarding

@@ -106,10 +106,11 @@ extension InetThread {
     /// `InetThread.headroom` bytes before it) from `hop.source` to `destination`, with `ecn` in the
     /// IP header's ECN field (the transport decides ECT, RFC 3168 6.1.5). A large TCP segment
     /// names its `segmentSize` (payload bytes per segment on the wire; `outputIP`); `gathered`
-    /// slices follow the payload without a copy (scatter-gather).
+    /// slices follow the payload without a copy (scatter-gather). `chunk` is consumed: a caller
+    /// that took it for this datagram hands its reference on to the frame.
     @discardableResult
     package func transportOutput(
-        chunk: ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
+        chunk: consuming ByteChunk, payloadStart: Int, payloadEnd: Int, protocol number: UInt8, hop: NextHop,
         destination: IPv4Address, ecn: UInt8 = 0, segmentSize: Int = 0, gathered: [ByteSlice]? = nil
     ) -> NetError? {
         outputIP(

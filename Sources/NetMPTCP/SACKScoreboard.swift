@@ -77,7 +77,9 @@ struct SACKScoreboard: Sendable {
         guard start < end else { return }
         transmissions += 1
         let number = transmissions
-        var index = firstIndex(endingAfter: start)
+        let tail = isEmpty ? start : storage[storage.count - 1].end
+        // New data past every entry (the usual send) overlaps none: no search for entries to mark.
+        var index = tail <= start ? storage.count : firstIndex(endingAfter: start)
         while index < storage.count, storage[index].start < end {
             modify(index) { segment in
                 if segment.lost {
@@ -90,7 +92,6 @@ struct SACKScoreboard: Sendable {
             }
             index += 1
         }
-        let tail = isEmpty ? start : storage[storage.count - 1].end
         guard tail < end else { return }
         if count >= SACKScoreboard.capacity {
             // Bounded: the new bytes join the last entry and take its later time.

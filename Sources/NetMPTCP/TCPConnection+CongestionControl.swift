@@ -4,16 +4,21 @@
 extension TCPConnection {
     /// After output sent what it could: record the flight, and whether the congestion window (rather
     /// than the peer's window, Nagle or a lack of data) held data back.
+    @inline(__always)
     mutating func noteCongestionWindowUse() {
-        windowValidation.sent(flight: flightSize)
+        let flight = flightSize
+        windowValidation.sent(flight: flight)
         let unsent = sendQueueEnd - sendNext
-        let window = congestionControl.congestionWindow
-        if unsent <= 0, rateBasedSending != nil, flightSize < window, scoreboard.lostBytes == 0 {
+        guard unsent > 0 else {
             // Nothing left to send and room to send it: rate samples now measure the application.
-            let flight = flightSize
-            updateRateBasedSending { $0.rates.applicationLimited(flight: flight) }
+            // (The congestion window is read only where it decides something.)
+            if rateBasedSending != nil, scoreboard.lostBytes == 0, flight < congestionControl.congestionWindow {
+                updateRateBasedSending { $0.rates.applicationLimited(flight: flight) }
+            }
+            return
         }
-        guard unsent > 0, window <= sendWindow else { return }
+        let window = congestionControl.congestionWindow
+        guard window <= sendWindow else { return }
         let usable = (sendUnacknowledged + window) - sendNext
         if usable < Swift.min(unsent, maximumSegmentSize) {
             windowValidation.stoppedByCongestionWindow()

@@ -57,6 +57,7 @@ extension TCPConnection {
     /// Adds ECE (while echoing) and CWR (first new data after a reduction) to a non-SYN segment at
     /// `sequence`; true when it goes ECT(0): new data inside the peer's window, never a
     /// retransmission, a bare ACK or a window probe (section 6.1.5).
+    @inline(__always)
     mutating func markECN(_ flags: inout TCPFlags, sequence: SequenceNumber, payloadLength: Int) -> Bool {
         guard ecn.negotiated else { return false }
         if ecn.echoing {

@@ -7,6 +7,7 @@ extension TCPConnection {
     /// When the next keep-alive probe is due (or, after `keepAliveCount` unanswered ones, when the
     /// connection is dropped); nil while keep-alive is off, data is outstanding (the retransmission
     /// and persist timers watch the peer then) or the state has no use for it.
+    @inline(__always)
     var keepAliveDeadline: Int64? {
         guard configuration.keepAlive, sendMax == sendUnacknowledged, !(sendNext < sendQueueEnd) else {
             return nil
@@ -25,6 +26,7 @@ extension TCPConnection {
 
     /// When the oldest unacknowledged data will have waited the user timeout; nil without one or
     /// with nothing outstanding.
+    @inline(__always)
     var userTimeoutDeadline: Int64? {
         guard configuration.userTimeout > 0, sendMax != sendUnacknowledged else { return nil }
         switch state {

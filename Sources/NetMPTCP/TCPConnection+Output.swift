@@ -9,9 +9,12 @@ extension TCPConnection {
         switch state {
         case .established, .closeWait, .finWait1, .closing, .lastAck:
             if sackPermitted {
-                sendWithScoreboard(now: now, &actions)
+                // With nothing to send and nothing to repair its loop would not start.
+                if hasSomethingToSend || inFastRecovery || scoreboard.lostBytes > 0 {
+                    sendWithScoreboard(now: now, &actions)
+                }
             } else {
-                while sendOne(now: now, force: false, &actions) {}
+                while hasSomethingToSend, sendOne(now: now, force: false, &actions) {}
             }
             noteCongestionWindowUse()
             armPersistIfStuck(now: now)
@@ -31,6 +34,7 @@ extension TCPConnection {
     mutating func sendOne(
         now: Int64, force: Bool, budget: Int? = nil, tailProbe: Bool = false, _ actions: inout TCPActions<Payload>
     ) -> Bool {
+        guard hasSomethingToSend else { return false }
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
         let congestionWindow = congestionControl.congestionWindow
         // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
@@ -119,6 +123,13 @@ extension TCPConnection {
         return true
     }
 
+    /// Bytes queued past SND.NXT, or the FIN still to send: without either `sendOne` sends nothing,
+    /// whatever the windows say. Checked first (and by the send loops before they call it), as it is
+    /// the usual answer after the last segment went.
+    @inline(__always) var hasSomethingToSend: Bool {
+        sendQueueEnd - sendNext > 0 || (finQueued && sendNext == sendQueueEnd)
+    }
+
     /// Payload bytes one segment of new data may carry: one MSS, or, when the route's interface
     /// has segmentation offload, as many whole MSS as fit its longest datagram beside the largest
     /// IPv4 and TCP headers.
@@ -146,6 +157,7 @@ extension TCPConnection {
         timedSequence = nil
     }
 
+    @inline(__always)
     mutating func armPersistIfStuck(now: Int64) {
         let unsent = sendQueueEnd - sendNext > 0
         guard unsent, !isArmed(.retransmission), !isArmed(.persist),

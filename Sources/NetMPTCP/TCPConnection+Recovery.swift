@@ -227,7 +227,7 @@ extension TCPConnection {
         let before = sendMax
         while true {
             guard inFastRecovery || scoreboard.lostBytes > 0 else {
-                if !sendOne(now: now, force: false, &actions) {
+                if !hasSomethingToSend || !sendOne(now: now, force: false, &actions) {
                     break
                 }
                 continue

@@ -346,39 +346,52 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// slices themselves.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
         guard let hop = block.hop else { return }
+        // One strong reference for the whole call (each use of the unowned field takes its own).
+        let inet = self.inet
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
-        let scatter =
-            !block.detached && segments.contains { $0.segmentSize > 0 }
-            && inet.transportScatterGather(hop.interfaceIndex)
+        // Both facts in one pass over the fields (not two closures over whole segments).
+        var anyLarge = false
+        var anyPayload = false
+        for index in segments.indices {
+            anyLarge = anyLarge || segments[index].segmentSize > 0
+            anyPayload = anyPayload || segments[index].payloadLength > 0
+        }
+        let scatter = !block.detached && anyLarge && inet.transportScatterGather(hop.interfaceIndex)
         gathered.clearKeepingCapacity()
         gatheredCounts.clearKeepingCapacity()
-        if !block.detached, segments.contains(where: { $0.payloadLength > 0 }) {
+        if !block.detached, anyPayload {
             let buffer = block.socket.sendBuffer
             buffer.lock.lock()
-            for segment in segments {
+            for index in segments.indices {
                 gatheredCounts.append(
-                    gather(from: buffer.chain, offset: segment.sendQueueOffset, length: segment.payloadLength))
+                    gather(
+                        from: buffer, offset: segments[index].sendQueueOffset, length: segments[index].payloadLength))
             }
             buffer.lock.unlock()
         }
         var cursor = 0
-        for (index, segment) in segments.enumerated() {
-            if scatter, segment.segmentSize > 0, index < gatheredCounts.count, gatheredCounts[index] > 0 {
+        for index in segments.indices {
+            let segmentSize = segments[index].segmentSize
+            if scatter, segmentSize > 0, index < gatheredCounts.count, gatheredCounts[index] > 0 {
                 let end = cursor + gatheredCounts[index]
-                transmitGathered(segment, pieces: Array(gathered[cursor..<end]), hop: hop, block: block, skip: skip)
+                transmitGathered(
+                    segments[index], pieces: Array(gathered[cursor..<end]), hop: hop, block: block, skip: skip)
                 cursor = end
                 continue
             }
-            let headerLength = segment.header.encodedLength
-            let length = segment.payloadLength
-            let chunk = ChunkPool.shared.take(atLeast: headerLength + length, headroom: headroom)
+            // One copy of the header for both calls below (an array element read for each call
+            // was copied for each: the array could change under an opaque call).
+            let header = segments[index].header
+            let headerLength = header.encodedLength
+            let length = segments[index].payloadLength
+            let chunk = takeSharedChunk(atLeast: headerLength + length, headroom: headroom)
             let payloadStart = headroom + headerLength
             if length > 0 {
                 var copied = 0
                 if block.detached {
                     copied = block.detachedQueue.copyOut(
-                        from: segment.sendQueueOffset, into: mutableRegion(chunk, payloadStart, length))
+                        from: segments[index].sendQueueOffset, into: mutableRegion(chunk, payloadStart, length))
                 } else if index < gatheredCounts.count {
                     let end = cursor + gatheredCounts[index]
                     while cursor < end {
@@ -393,10 +406,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 guard copied == length else { continue }
             }
             chunk.filled = payloadStart + length
-            let large = segment.segmentSize > 0
+            let large = segmentSize > 0
             let region = mutableRegion(chunk, headroom, headerLength + length)
             guard
-                (try? segment.header.emit(
+                (try? header.emit(
                     into: region, payloadLength: length, source: hop.source, destination: block.remoteAddress,
                     computeChecksum: !skip && !large)) != nil
             else { continue }
@@ -408,13 +421,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                     length: UInt16(truncatingIfNeeded: headerLength + length))
                 region.storeBytes(of: sum.bigEndian, toByteOffset: 16, as: UInt16.self)
             }
-            if segment.header.flags.contains(.rst) { statistics.resetsSent += 1 }
+            if header.flags.contains(.rst) { statistics.resetsSent += 1 }
             statistics.segmentsSent += 1
             block.segmentsOut &+= 1
             inet.transportOutput(
                 chunk: chunk, payloadStart: headroom, payloadEnd: payloadStart + length, protocol: 6, hop: hop,
-                destination: block.remoteAddress, ecn: segment.ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
-                segmentSize: Int(segment.segmentSize))
+                destination: block.remoteAddress,
+                ecn: segments[index].ecnCapable ? TCPExplicitCongestion.ect0Codepoint : 0,
+                segmentSize: Int(segmentSize))
         }
         // Drop the references now, so the chunks can go back to the pool once acknowledged.
         gathered.clearKeepingCapacity()
@@ -428,7 +442,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     ) {
         let headroom = InetThread.transportHeadroom
         let headerLength = segment.header.encodedLength
-        let chunk = ChunkPool.shared.take(atLeast: headerLength, headroom: headroom)
+        let chunk = takeSharedChunk(atLeast: headerLength, headroom: headroom)
         chunk.filled = headroom + headerLength
         let region = mutableRegion(chunk, headroom, headerLength)
         guard
@@ -450,19 +464,22 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             segmentSize: Int(segment.segmentSize), gathered: pieces)
     }
 
-    /// Appends to `gathered` the pieces of `chain` covering `length` bytes from `offset`; returns
-    /// how many pieces (none when the chain is shorter).
-    private func gather(from chain: BufferChain, offset: Int, length: Int) -> Int {
-        guard length > 0, offset >= 0, offset + length <= chain.count else { return 0 }
+    /// Appends to `gathered` the pieces of `buffer`'s chain covering `length` bytes from `offset`;
+    /// returns how many pieces (none when the chain is shorter). The caller holds the buffer's
+    /// lock; the chain is read where it lies (passing it as a value copied it, a retain and a
+    /// release of its storage).
+    private func gather(from buffer: SocketBuffer, offset: Int, length: Int) -> Int {
+        guard length > 0, offset >= 0, offset + length <= buffer.chain.count else { return 0 }
         var skip = offset
         var wanted = length
         var pieces = 0
-        for index in 0..<chain.slices.count where wanted > 0 {
-            var slice = chain.slices[index]
-            if skip >= slice.count {
-                skip -= slice.count
+        for index in 0..<buffer.chain.slices.count where wanted > 0 {
+            let count = buffer.chain.slices[index].count
+            if skip >= count {
+                skip -= count
                 continue
             }
+            var slice = buffer.chain.slices[index]
             slice.start += skip
             skip = 0
             slice.end = slice.start + Swift.min(slice.count, wanted)
@@ -478,7 +495,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         guard let hop = inet.transportRoute(to: destination, from: source) else { return }
         let headroom = InetThread.transportHeadroom
         let length = header.encodedLength
-        let chunk = ChunkPool.shared.take(atLeast: length, headroom: headroom)
+        let chunk = takeSharedChunk(atLeast: length, headroom: headroom)
         chunk.filled = headroom + length
         guard
             (try? header.emit(
@@ -831,4 +848,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 extension TCPConnection {
     /// Runs `body` on this value in place (through optional chaining on its owner's property).
     fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
+}
+
+/// A chunk from the shared pool, which lives as long as the process: the pool is borrowed for the
+/// call without the retain and release a plain `ChunkPool.shared.take` costs (one each per segment).
+@inline(__always)
+private func takeSharedChunk(atLeast size: Int, headroom: Int) -> ByteChunk {
+    Unmanaged.passUnretained(ChunkPool.shared)._withUnsafeGuaranteedRef { $0.take(atLeast: size, headroom: headroom) }
 }

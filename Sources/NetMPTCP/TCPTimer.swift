@@ -34,8 +34,9 @@ struct TimerDeadlines: Hashable, Sendable {
 
     private static func value(_ stored: Int64) -> Int64? { stored == unarmed ? nil : stored }
 
-    /// The earliest armed stored deadline, or nil when none is armed.
-    var earliest: Int64? {
+    /// The earliest armed stored deadline, or nil when none is armed (inlined into
+    /// `nextDeadline`, read after every event).
+    @inline(__always) var earliest: Int64? {
         var least = Int64.max
         var armed = false
         @inline(__always) func consider(_ stored: Int64) {

@@ -133,19 +133,23 @@ public struct IPv4Header: Hashable, Sendable {
         let length = IPv4Header.minimumLength
         guard buffer.count >= length else { throw .bufferTooSmall }
         guard dscp < 64, ecn < 4, fragmentOffset < 0x2000, Int(totalLength) >= length else { throw .badLength }
-        try buffer.storeNetwork(UInt8(0x45), at: 0)
-        try buffer.storeNetwork(dscp << 2 | ecn, at: 1)
-        try buffer.storeNetwork(totalLength, at: 2)
-        try buffer.storeNetwork(identification, at: 4)
-        let flags: UInt16 = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0)
-        try buffer.storeNetwork(flags | fragmentOffset, at: 6)
-        try buffer.storeNetwork(timeToLive, at: 8)
-        try buffer.storeNetwork(self.protocol.rawValue, at: 9)
-        try buffer.storeNetwork(UInt16(0), at: 10)
-        try source.write(to: buffer, at: 12)
-        try destination.write(to: buffer, at: 16)
-        let headerBytes = UnsafeRawBufferPointer(try buffer.networkSlice(0..<length))
-        try buffer.storeNetwork(InternetChecksum.checksum(headerBytes), at: 10)
+        guard let base = buffer.baseAddress else { throw .bufferTooSmall }
+        // The five 32-bit words of the header, stored big-endian inside the 20 bytes checked
+        // above; their sum folded to 16 bits is the sum of its 16-bit fields (2^16 ≡ 1 modulo
+        // 0xFFFF), so the checksum needs no second pass over the bytes.
+        let flags: UInt32 = (dontFragment ? 0x4000 : 0) | (moreFragments ? 0x2000 : 0)
+        let versionAndLength: UInt32 = 0x45 << 24 | UInt32(dscp << 2 | ecn) << 16 | UInt32(totalLength)
+        let fragment = UInt32(identification) << 16 | flags | UInt32(fragmentOffset)
+        let ttlAndProtocol = UInt32(timeToLive) << 24 | UInt32(self.protocol.rawValue) << 16
+        let sum =
+            UInt64(versionAndLength) + UInt64(fragment) + UInt64(ttlAndProtocol) + UInt64(source.rawValue)
+            + UInt64(destination.rawValue)
+        let checksum = ~InternetChecksum.fold(sum)
+        base.storeBytes(of: versionAndLength.bigEndian, toByteOffset: 0, as: UInt32.self)
+        base.storeBytes(of: fragment.bigEndian, toByteOffset: 4, as: UInt32.self)
+        base.storeBytes(of: (ttlAndProtocol | UInt32(checksum)).bigEndian, toByteOffset: 8, as: UInt32.self)
+        base.storeBytes(of: source.rawValue.bigEndian, toByteOffset: 12, as: UInt32.self)
+        base.storeBytes(of: destination.rawValue.bigEndian, toByteOffset: 16, as: UInt32.self)
         return length
     }
 

@@ -4,6 +4,7 @@ public struct MACAddress: Hashable, Comparable, Sendable, LosslessStringConverti
     public let rawValue: UInt64
 
     /// Wraps the low 48 bits of `rawValue`; higher bits are dropped.
+    @inlinable
     public init(rawValue: UInt64) {
         self.rawValue = rawValue & 0xFFFF_FFFF_FFFF
     }
@@ -37,9 +38,11 @@ public struct MACAddress: Hashable, Comparable, Sendable, LosslessStringConverti
     }
 
     /// ff:ff:ff:ff:ff:ff.
-    public static let broadcast = MACAddress(rawValue: 0xFFFF_FFFF_FFFF)
-    /// 00:00:00:00:00:00, the "unknown" target hardware address of an ARP request.
-    public static let zero = MACAddress(rawValue: 0)
+    @inlinable public static var broadcast: MACAddress { MACAddress(rawValue: 0xFFFF_FFFF_FFFF) }
+    /// 00:00:00:00:00:00, the "unknown" target hardware address of an ARP request. (Both are
+    /// inlinable constants: a `static let` read from another module calls its accessor, and the
+    /// sender writes one into every frame.)
+    @inlinable public static var zero: MACAddress { MACAddress(rawValue: 0) }
 
     /// The six octets in transmission order.
     public var octets: [UInt8] {

@@ -54,7 +54,8 @@ public struct TCPHeader: Hashable, Sendable {
     }
 
     /// The header length `emit` writes: 20 bytes plus the encoded options.
-    public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
+    /// (Inlinable: the sender sizes each segment's chunk with it.)
+    @inlinable public var encodedLength: Int { TCPHeader.minimumLength + options.encodedLength }
 
     /// Parses a segment that fills `bytes` (the IPv4 payload) sent from `source` to `destination`.
     ///
@@ -137,22 +138,24 @@ public struct TCPHeader: Hashable, Sendable {
         let headerLength = TCPHeader.minimumLength + optionsLength
         guard payloadLength >= 0, payloadLength <= Int(UInt16.max) - headerLength else { throw .badLength }
         let segmentLength = headerLength + payloadLength
-        guard buffer.count >= segmentLength else { throw .bufferTooSmall }
-        try buffer.storeNetwork(sourcePort, at: 0)
-        try buffer.storeNetwork(destinationPort, at: 2)
-        try buffer.storeNetwork(sequenceNumber, at: 4)
-        try buffer.storeNetwork(acknowledgmentNumber, at: 8)
-        try buffer.storeNetwork(UInt8(headerLength / 4) << 4, at: 12)
-        try buffer.storeNetwork(flags.rawValue, at: 13)
-        try buffer.storeNetwork(window, at: 14)
-        try buffer.storeNetwork(UInt16(0), at: 16)
-        try buffer.storeNetwork(urgentPointer, at: 18)
-        try options.emit(into: try buffer.networkSlice(TCPHeader.minimumLength..<headerLength))
+        guard buffer.count >= segmentLength, let base = buffer.baseAddress else { throw .bufferTooSmall }
+        // Everything below lies inside the `segmentLength` bytes just checked: stored directly, a
+        // 32-bit word at a time (the checksum field zero until it is computed).
+        @inline(__always) func word(_ value: UInt32, at offset: Int) {
+            base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
+        }
+        word(UInt32(sourcePort) << 16 | UInt32(destinationPort), at: 0)
+        word(sequenceNumber, at: 4)
+        word(acknowledgmentNumber, at: 8)
+        word(UInt32(headerLength / 4) << 28 | UInt32(flags.rawValue) << 16 | UInt32(window), at: 12)
+        word(UInt32(urgentPointer), at: 16)
+        _ = options.store(at: base + TCPHeader.minimumLength)
         guard computeChecksum else { return headerLength }
         let pseudoHeader = InternetChecksum.pseudoHeaderSum(
             source: source, destination: destination, protocol: .tcp, length: UInt16(segmentLength))
-        let segment = UnsafeRawBufferPointer(try buffer.networkSlice(0..<segmentLength))
-        try buffer.storeNetwork(InternetChecksum.checksum(segment, initial: pseudoHeader), at: 16)
+        let segment = UnsafeRawBufferPointer(start: base, count: segmentLength)
+        let checksum = InternetChecksum.checksum(segment, initial: pseudoHeader)
+        base.storeBytes(of: checksum.bigEndian, toByteOffset: 16, as: UInt16.self)
         return headerLength
     }
 

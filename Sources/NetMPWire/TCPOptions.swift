@@ -292,7 +292,7 @@ public struct TCPOptions: Hashable, Sendable {
     }
 
     /// Bytes taken by everything but SACK blocks.
-    private var fixedLength: Int {
+    @usableFromInline var fixedLength: Int {
         var length = 0
         if maximumSegmentSize != nil {
             length += 4
@@ -308,18 +308,21 @@ public struct TCPOptions: Hashable, Sendable {
         return length
     }
 
-    /// SACK blocks that fit after the other options: the first ones, which RFC 2018 says are the most
-    /// recent, so clamping drops the oldest news.
-    private var emittedSACKBlockCount: Int {
-        let room = TCPOptions.maximumLength - fixedLength - 4
+    /// SACK blocks that fit after `fixed` bytes of other options: the first ones, which RFC 2018
+    /// says are the most recent, so clamping drops the oldest news.
+    @usableFromInline func emittedSACKBlockCount(after fixed: Int) -> Int {
+        let room = TCPOptions.maximumLength - fixed - 4
         return room < 8 ? 0 : Swift.min(sackBlocks.count, room / 8)
     }
 
+    private var emittedSACKBlockCount: Int { emittedSACKBlockCount(after: fixedLength) }
+
     /// Bytes `emit` writes: each option aligned with NOPs the way Linux lays them out, a multiple of 4,
     /// never more than 40.
-    public var encodedLength: Int {
-        let blocks = emittedSACKBlockCount
-        return fixedLength + (blocks > 0 ? 4 + 8 * blocks : 0)
+    @inlinable public var encodedLength: Int {
+        let fixed = fixedLength
+        let blocks = emittedSACKBlockCount(after: fixed)
+        return fixed + (blocks > 0 ? 4 + 8 * blocks : 0)
     }
 
     /// Writes the options at the start of `buffer` in Linux's order (MSS, SACK-permitted +
@@ -331,52 +334,45 @@ public struct TCPOptions: Hashable, Sendable {
         let length = encodedLength
         guard length <= TCPOptions.maximumLength else { throw .badOption }
         guard buffer.count >= length else { throw .bufferTooSmall }
+        guard length > 0, let base = buffer.baseAddress else { return 0 }
+        return store(at: base)
+    }
+
+    /// Writes the options at `base`, which the caller has checked holds `encodedLength` bytes, and
+    /// returns that length. Every option takes whole 32-bit words (NOP padding included), so each
+    /// word is stored at once, big-endian: the bytes are those of one option byte at a time.
+    @inline(__always)
+    func store(at base: UnsafeMutableRawPointer) -> Int {
         var offset = 0
-        func put(_ byte: UInt8) throws(WireError) {
-            try buffer.storeNetwork(byte, at: offset)
-            offset += 1
+        @inline(__always) func word(_ value: UInt32) {
+            base.storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
+            offset += 4
         }
+        let nop = UInt32(Kind.noOperation)
         if let maximumSegmentSize {
-            try put(Kind.maximumSegmentSize)
-            try put(4)
-            try buffer.storeNetwork(maximumSegmentSize, at: offset)
-            offset += 2
+            word(UInt32(Kind.maximumSegmentSize) << 24 | 4 << 16 | UInt32(maximumSegmentSize))
         }
         if let timestamps {
-            if sackPermitted {
-                try put(Kind.sackPermitted)
-                try put(2)
-            } else {
-                try put(Kind.noOperation)
-                try put(Kind.noOperation)
-            }
-            try put(Kind.timestamps)
-            try put(10)
-            try buffer.storeNetwork(timestamps.value, at: offset)
-            try buffer.storeNetwork(timestamps.echoReply, at: offset + 4)
-            offset += 8
+            // SACK-permitted in place of the two NOPs before the timestamps.
+            let lead = sackPermitted ? UInt32(Kind.sackPermitted) << 8 | 2 : nop << 8 | nop
+            word(lead << 16 | UInt32(Kind.timestamps) << 8 | 10)
+            word(timestamps.value)
+            word(timestamps.echoReply)
         } else if sackPermitted {
-            try put(Kind.noOperation)
-            try put(Kind.noOperation)
-            try put(Kind.sackPermitted)
-            try put(2)
+            word(nop << 24 | nop << 16 | UInt32(Kind.sackPermitted) << 8 | 2)
         }
         if let windowScale {
-            try put(Kind.noOperation)
-            try put(Kind.windowScale)
-            try put(3)
-            try put(Swift.min(windowScale, TCPOptions.maximumWindowScale))
+            word(
+                nop << 24 | UInt32(Kind.windowScale) << 16 | 3 << 8
+                    | UInt32(Swift.min(windowScale, TCPOptions.maximumWindowScale)))
         }
-        let blockCount = emittedSACKBlockCount
+        let blockCount = emittedSACKBlockCount(after: offset)
         if blockCount > 0 {
-            try put(Kind.noOperation)
-            try put(Kind.noOperation)
-            try put(Kind.sack)
-            try put(UInt8(2 + 8 * blockCount))
-            for block in sackBlocks.prefix(blockCount) {
-                try buffer.storeNetwork(block.left, at: offset)
-                try buffer.storeNetwork(block.right, at: offset + 4)
-                offset += 8
+            word(nop << 24 | nop << 16 | UInt32(Kind.sack) << 8 | UInt32(2 + 8 * blockCount))
+            for index in 0..<blockCount {
+                let block = sackBlocks[index]
+                word(block.left)
+                word(block.right)
             }
         }
         return offset
