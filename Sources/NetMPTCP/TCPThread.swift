@@ -850,9 +850,9 @@ extension TCPConnection {
     fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
 }
 
-/// A chunk from the shared pool, which lives as long as the process: the pool is borrowed for the
-/// call without the retain and release a plain `ChunkPool.shared.take` costs (one each per segment).
+/// A chunk from the shared pool, borrowed for the call (`ChunkPool.withShared`): a plain
+/// `ChunkPool.shared.take` retained and released the pool, one each per segment.
 @inline(__always)
 private func takeSharedChunk(atLeast size: Int, headroom: Int) -> ByteChunk {
-    Unmanaged.passUnretained(ChunkPool.shared)._withUnsafeGuaranteedRef { $0.take(atLeast: size, headroom: headroom) }
+    ChunkPool.withShared { $0.take(atLeast: size, headroom: headroom) }
 }
