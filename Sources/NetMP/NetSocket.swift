@@ -50,7 +50,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
 
     /// accept(2): the next connection, waiting for one unless non-blocking.
     public func accept() throws(NetError) -> NetSocket {
-        let deadline = core.callDeadline(core.receiveBuffer)
+        let deadline = core.receiveCallDeadline
         while true {
             try core.checkOpen()
             switch try core.attemptAccept() {
@@ -69,7 +69,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func connect(to address: SocketAddress) throws(NetError) {
         guard let blocked = try core.startConnect(to: address) else { return }
         guard core.mayWait([]) else { throw .inProgress }
-        try core.wait(for: blocked.condition, on: blocked.buffer, deadline: core.callDeadline(core.sendBuffer))
+        try core.wait(for: blocked.condition, on: blocked.buffer, deadline: core.sendCallDeadline)
         try core.finishConnect()
     }
 
@@ -105,7 +105,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func read(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags = []) throws(NetError) -> Int {
         try core.checkOpen()
         if core.type == .datagram { return try receiveDatagram(into: buffer, flags: flags).count }
-        let deadline = callDeadline(core.receiveBuffer)
+        let deadline = core.receiveCallDeadline
         var copied = 0
         while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
             guard core.mayWait(flags) else {
@@ -129,7 +129,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         guard maxBytes >= 0 else { throw .invalidArgument }
         try core.checkOpen()
         if core.type == .datagram { return try receive(maxBytes: maxBytes, flags: flags).bytes }
-        let deadline = callDeadline(core.receiveBuffer)
+        let deadline = core.receiveCallDeadline
         var result: [UInt8] = []
         while result.count < maxBytes {
             if let blocked = core.streamReadBlocked(flags: flags, want: maxBytes - result.count) {
@@ -187,7 +187,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     private func receiveDatagram(into buffer: UnsafeMutableRawBufferPointer, flags: MessageFlags) throws(NetError)
         -> DatagramReceipt
     {
-        let deadline = callDeadline(core.receiveBuffer)
+        let deadline = core.receiveCallDeadline
         while true {
             if let receipt = try core.attemptDatagramReceive(into: buffer, flags: flags) { return receipt }
             guard core.mayWait(flags) else { throw .wouldBlock }
@@ -207,7 +207,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
             let bytes = try read(maxBytes: maxBytes, flags: flags)
             return (bytes, (try? core.peerAddress()) ?? .unnamed, [])
         }
-        let deadline = callDeadline(core.receiveBuffer)
+        let deadline = core.receiveCallDeadline
         while true {
             if let taken = try core.attemptDatagramReceive(upTo: maxBytes, flags: flags) {
                 return (taken.output, taken.receipt.source, taken.receipt.flags)
@@ -241,7 +241,7 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         throws(NetError) -> Int
     {
         try core.checkOpen()
-        let deadline = callDeadline(core.sendBuffer)
+        let deadline = core.sendCallDeadline
         var sent = 0
         while let blocked = try core.attemptSend(bytes, to: address, sent: &sent) {
             guard core.mayWait(flags) else {
@@ -264,14 +264,5 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
     public func send(_ bytes: [UInt8], to address: SocketAddress?, flags: MessageFlags = []) throws(NetError) -> Int {
         try bytes.withUnsafeBytes { raw in Result { () throws(NetError) in try send(raw, to: address, flags: flags) } }
             .get()
-    }
-}
-
-/// The data path's per-call deadline with its common case inlined here (`Socket`'s members are
-/// not inlined across modules: it was a call of thirty-odd instructions, twice per datagram).
-extension NetSocket {
-    /// `Socket.callDeadline`: 0 (none) without the call when the buffer has no timeout.
-    @inline(__always) fileprivate func callDeadline(_ buffer: SocketBuffer) -> Int64 {
-        buffer.timeout.load(ordering: .relaxed) > 0 ? core.callDeadline(buffer) : 0
     }
 }

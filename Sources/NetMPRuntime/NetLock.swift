@@ -2,9 +2,10 @@ import CNetMP
 
 /// A short lock for socket buffers, queues and control blocks.
 ///
-/// It is a pthread mutex (adaptive: it spins briefly before sleeping) rather than the standard
-/// library's `Mutex`, because ThreadSanitizer understands pthread mutexes and reports false races
-/// on data guarded by `Mutex` under contention.
+/// A futex word in C (`netmp_mutex`: a compare-and-swap to lock and an exchange to unlock when
+/// uncontended; a brief spin, then the kernel) rather than the standard library's `Mutex`,
+/// because under ThreadSanitizer it is a pthread mutex, which TSan understands, where it
+/// reports false races on data guarded by `Mutex` under contention.
 ///
 /// Public only so that code in NetMP's other modules can inline and specialise it (Swift does
 /// not inline members of `package` types across modules); its members are `package`, not API.

@@ -153,6 +153,16 @@ package final class Socket: @unchecked Sendable {
 
     /// The deadline of a call that waits on `buffer`: its SO_RCVTIMEO / SO_SNDTIMEO from now,
     /// or 0 (none). Taken once per call, so the timeout bounds the whole call, not each wait.
+    /// `callDeadline(sendBuffer)` and `callDeadline(receiveBuffer)`, for callers in other
+    /// modules, which retained the buffer to pass it.
+    package var sendCallDeadline: Int64 {
+        sendBuffer.timeout.load(ordering: .relaxed) > 0 ? callDeadline(sendBuffer) : 0
+    }
+
+    package var receiveCallDeadline: Int64 {
+        receiveBuffer.timeout.load(ordering: .relaxed) > 0 ? callDeadline(receiveBuffer) : 0
+    }
+
     package func callDeadline(_ buffer: SocketBuffer) -> Int64 {
         let timeout = buffer.timeout.load(ordering: .relaxed)
         return timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0

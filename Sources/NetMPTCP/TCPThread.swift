@@ -13,6 +13,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Unchecked: the protocol holds this thread and the stack, and so the stack's `InetThread`;
     /// each checked access cost an atomic on its header, a line every dispatching thread shares.
     unowned(unsafe) let inet: InetThread
+    /// `inet` as a guaranteed reference for the per-event reads (a strong copy of the unowned
+    /// field is a retain).
+    private let inetReference: Unmanaged<InetThread>
     @exclusivity(unchecked) var connections = TCPConnectionTable<TCPControlBlock>()
     @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
@@ -36,13 +39,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     init(tcp: TCPProtocol, inet: InetThread) {
         self.tcp = tcp
         self.inet = inet
+        inetReference = Unmanaged.passUnretained(inet)
     }
 
     var thread: ProtocolThread { inet.thread }
     /// The turn's time (`ProtocolThread.turnTime`): RTT samples and timers come out at most a
     /// batch's length (microseconds) off, the delayed ACK and the retransmission timer run on
     /// milliseconds.
-    var now: Int64 { inet.nanoseconds }
+    var now: Int64 { inetReference._withUnsafeGuaranteedRef { $0.nanoseconds } }
 
     // MARK: Events
 

@@ -88,7 +88,9 @@ static inline int64_t netmp_counter_load_ordered(const int64_t *counter) {
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 int64_t netmp_monotonic_ns(void);
 
-/// A pthread mutex (adaptive where available): a lock ThreadSanitizer understands.
+/// A short lock: a futex word (a compare-and-swap to lock and an exchange to unlock when
+/// uncontended; a brief spin, then the kernel, when not); under ThreadSanitizer a pthread
+/// mutex, which TSan models exactly.
 typedef struct netmp_mutex netmp_mutex;
 netmp_mutex *netmp_mutex_create(void);
 /// The same in a block of its own size rather than a cache line: for locks that are many and
