@@ -9,7 +9,6 @@ final class InboundBatch: EmbeddedMessage, @unchecked Sendable {
     /// Unretained: the state keeps its batches, so it outlives each (a counted reference cost
     /// an atomic on the state's header per batch, a line every dispatching thread shares).
     private let stateReference: Unmanaged<InetThread>
-    var state: InetThread { stateReference.takeUnretainedValue() }
     /// A batch of one frame (most are: a loopback segment, a TAP read) holds it here...
     @exclusivity(unchecked) var single: Frame?
     /// ...and a larger one here. Filled by the sender before the post, emptied by the owner.

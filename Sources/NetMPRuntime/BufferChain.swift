@@ -30,8 +30,8 @@ public struct BufferChain: @unchecked Sendable {
 
     // MARK: Adding
 
-    /// Appends a slice without copying.
-    /// Appends `slice` (taken over: a caller's last use moves it in, with no retain).
+    /// Appends a slice without copying its bytes (taken over: a caller's last use of it moves it
+    /// in, with no retain).
     public mutating func append(_ slice: consuming ByteSlice) {
         let length = slice.count
         guard length > 0 else { return }

@@ -506,7 +506,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         while !ownPosts.isEmpty {
             if rounds == ProtocolThread.ownPostRounds {
                 portLock.lock()
-                while !ownPosts.isEmpty { incoming.append(ownPosts.removeFirst()) }
+                incoming.append(contentsOf: ownPosts)
+                ownPosts.removeAll(keepingCapacity: true)
                 if !isDispatching { hasWork.store(true, ordering: .relaxed) }
                 portLock.unlock()
                 break

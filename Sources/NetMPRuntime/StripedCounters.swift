@@ -9,13 +9,11 @@ package final class StripedCounters: @unchecked Sendable {
     /// 128 bytes a stripe: a cache line, and the neighbour the adjacent-line prefetcher pulls.
     @inlinable static var wordsPerStripe: Int { 16 }
 
-    /// How many counters each stripe holds.
-    package let width: Int
     @usableFromInline let storage: UnsafeMutablePointer<Int64>
 
+    /// Counters 0 ..< `width` in each stripe.
     package init(width: Int) {
         precondition(width > 0 && width <= StripedCounters.wordsPerStripe, "1 to 16 counters")
-        self.width = width
         let words = StripedCounters.stripeCount * StripedCounters.wordsPerStripe
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: words * MemoryLayout<Int64>.stride,

@@ -151,18 +151,13 @@ package final class Socket: @unchecked Sendable {
     /// would stall every socket it owns (and could wait on itself).
     package static var mayBlockCallingThread: Bool { ProtocolThread.current == nil }
 
-    /// The deadline of a call that waits on `buffer`: its SO_RCVTIMEO / SO_SNDTIMEO from now,
-    /// or 0 (none). Taken once per call, so the timeout bounds the whole call, not each wait.
     /// `callDeadline(sendBuffer)` and `callDeadline(receiveBuffer)`, for callers in other
     /// modules, which retained the buffer to pass it.
-    package var sendCallDeadline: Int64 {
-        sendBuffer.timeout.load(ordering: .relaxed) > 0 ? callDeadline(sendBuffer) : 0
-    }
+    package var sendCallDeadline: Int64 { callDeadline(sendBuffer) }
+    package var receiveCallDeadline: Int64 { callDeadline(receiveBuffer) }
 
-    package var receiveCallDeadline: Int64 {
-        receiveBuffer.timeout.load(ordering: .relaxed) > 0 ? callDeadline(receiveBuffer) : 0
-    }
-
+    /// The deadline of a call that waits on `buffer`: its SO_RCVTIMEO / SO_SNDTIMEO from now,
+    /// or 0 (none). Taken once per call, so the timeout bounds the whole call, not each wait.
     package func callDeadline(_ buffer: SocketBuffer) -> Int64 {
         let timeout = buffer.timeout.load(ordering: .relaxed)
         return timeout > 0 ? MonotonicTime.deadline(after: timeout) : 0

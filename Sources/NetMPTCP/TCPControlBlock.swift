@@ -135,8 +135,9 @@ package final class TCPControlBlock: @unchecked Sendable {
         socket.receiveBuffer.lock.withLock { storedNames }
     }
 
-    /// Posts `message` to the owner holding one reference on the socket for it, unless
-    /// `pending` says it is queued already (the coalesced embedded messages).
+    /// Posts `message` to the owner unless `pending` says it is queued already (the coalesced
+    /// embedded messages): run here as the owner when it is idle (not when `queued`), else
+    /// queued holding one reference on the socket for it.
     func postOnce(_ message: Unmanaged<TCPBlockMessage>?, pending: borrowing Atomic<Bool>, queued: Bool = false) {
         guard let message, !pending.exchange(true, ordering: .sequentiallyConsistent) else { return }
         // Run here as the owner, the caller's own reference keeps the socket: no hold to take.
@@ -219,7 +220,7 @@ package final class TCPSocketOptions: Sendable {
 }
 
 /// A control block's embedded *output* or *rcvd* message: posting it allocates nothing, and each
-/// post holds one reference on the socket, dropped when it has run.
+/// queued post holds one reference on the socket, dropped when it has run.
 final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
     enum Kind {
         case output, received

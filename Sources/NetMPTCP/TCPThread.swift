@@ -313,8 +313,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         }
     }
 
-    /// Appends `payloads` to the receive buffer; the array is left empty (its slices moved,
-    /// not copied: a copy retained each chunk, and the clear after released it again).
+    /// Appends `payloads` to the receive buffer. A lone payload (most events) is moved out of the
+    /// array, not copied: a copy retained its chunk, and the actions' clear released it again.
     private func deliver(_ payloads: inout [ByteSlice], _ block: TCPControlBlock) {
         var total = 0
         for index in payloads.indices { total += payloads[index].count }
@@ -349,9 +349,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// interface with scatter-gather is not copied: its frame carries the header, then the queued
     /// slices themselves.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock) {
+        inetReference._withUnsafeGuaranteedRef { transmit(segments, block, inet: $0) }
+    }
+
+    /// `transmit` with `inet` borrowed for the call: a strong copy of the unowned field was a
+    /// retain on the state's header, which every CPU that dispatches here writes.
+    private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock, inet: InetThread) {
         guard let hop = block.hop else { return }
-        // One strong reference for the whole call (each use of the unowned field takes its own).
-        let inet = self.inet
         let headroom = InetThread.transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
         // Both facts in one pass over the fields (not two closures over whole segments).
