@@ -10,6 +10,9 @@ package final class InetStack: @unchecked Sendable {
     let threads: [ProtocolThread]
     /// perThread[i] belongs to threads[i]; fixed after init.
     @exclusivity(unchecked) package private(set) var perThread: [InetThread] = []
+    /// `perThread` unretained, for the per-frame dispatch: an element read from the array was a
+    /// retain and a release of a state every CPU that runs as its owner writes.
+    @exclusivity(unchecked) private var perThreadUnretained: [Unmanaged<InetThread>] = []
     package let loopback: LoopbackInterface
     let seed: UInt64
 
@@ -59,6 +62,7 @@ package final class InetStack: @unchecked Sendable {
         perThread = threads.map { thread in
             InetThread(stack: self, thread: thread, config: current, seed: seed &+ UInt64(thread.index))
         }
+        perThreadUnretained = perThread.map { Unmanaged.passUnretained($0) }
         for state in perThread {
             _ = try? state.thread.call { () throws(NetError) in
                 // Unretained: this stack (which holds the state) outlives every batch the thread
@@ -262,12 +266,9 @@ package final class InetStack: @unchecked Sendable {
     /// per thread per batch. ARP goes to thread 0 (the neighbour table is shared).
     func receive(_ frames: [Frame], interfaceIndex: Int) {
         let count = perThread.count
-        if count == 1 {
-            post(frames, to: perThread[0], interfaceIndex: interfaceIndex)
-            return
-        }
-        if frames.count == 1 {
-            post(frames, to: perThread[threadIndex(frame: frames[0])], interfaceIndex: interfaceIndex)
+        if count == 1 || frames.count == 1 {
+            let index = count == 1 ? 0 : threadIndex(frame: frames[0])
+            perThreadUnretained[index]._withUnsafeGuaranteedRef { post(frames, to: $0, interfaceIndex: interfaceIndex) }
             return
         }
         var batches = [InboundBatch?](repeating: nil, count: count)

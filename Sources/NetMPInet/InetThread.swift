@@ -109,6 +109,8 @@ package final class InetThread: @unchecked Sendable {
     var pings: [UInt32: PingRequest] = [:]
     /// Transports registered from other targets (TCP), by IP protocol number.
     @exclusivity(unchecked) var transportHandlers = [(any InetTransportHandler)?](repeating: nil, count: 256)
+    /// `transportHandlers` unretained, for the per-datagram input.
+    @exclusivity(unchecked) var transportInputs = [TransportHandlerReference?](repeating: nil, count: 256)
     @exclusivity(unchecked) var pendingDeliveries: [PendingDelivery] = []
     @exclusivity(unchecked) var deliveriesInFlight: [PendingDelivery] = []
     private var icmpTokens: Double
@@ -231,7 +233,7 @@ package final class InetThread: @unchecked Sendable {
     /// anything else, which is then made contiguous and taken the usual way.
     private func inputGathered(_ frame: Frame, interfaceIndex: Int) -> Bool {
         guard interfaceIndex < links.count, checksumsSkipped(interfaceIndex),
-            let handler = transportHandlers[Int(IPProtocol.tcp.rawValue)]
+            let handler = transportInputs[Int(IPProtocol.tcp.rawValue)]
         else { return false }
         let bytes = frame.bytes
         guard bytes.count >= InetThread.linkHeaderLength + InetThread.ipHeaderLength, bytes[12] == 0x08,
@@ -339,7 +341,7 @@ package final class InetThread: @unchecked Sendable {
         case .icmp: icmpInput(datagram)
         case .udp: udpInput(datagram)
         default:
-            if let handler = transportHandlers[Int(datagram.header.protocol.rawValue)] {
+            if let handler = transportInputs[Int(datagram.header.protocol.rawValue)] {
                 transportInput(datagram, handler: handler)
                 return
             }

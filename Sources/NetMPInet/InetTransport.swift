@@ -36,6 +36,30 @@ extension ICMPMessage {
     }
 }
 
+/// A registered handler reached without a retain: its dynamic type and its address, the object
+/// kept alive by `InetThread.transportHandlers`. A handler read from that array was retained and
+/// released per datagram, atomics on the header of an object every CPU that runs as this
+/// thread's owner touches.
+struct TransportHandlerReference {
+    private let handlerType: any InetTransportHandler.Type
+    private let object: Unmanaged<AnyObject>
+
+    init(_ handler: any InetTransportHandler) {
+        handlerType = Swift.type(of: handler)
+        object = Unmanaged.passUnretained(handler as AnyObject)
+    }
+
+    @inline(__always) func input(_ datagram: InetTransportDatagram) {
+        TransportHandlerReference.input(handlerType, object, datagram)
+    }
+
+    private static func input<Handler: InetTransportHandler>(
+        _: Handler.Type, _ object: Unmanaged<AnyObject>, _ datagram: InetTransportDatagram
+    ) {
+        Unmanaged<Handler>.fromOpaque(object.toOpaque())._withUnsafeGuaranteedRef { $0.input(datagram) }
+    }
+}
+
 extension InetTransportHandler {
     package func controlInput(_ message: ICMPMessage, quote: ICMPQuotedDatagram, transport: UnsafeRawBufferPointer) {}
 }
@@ -71,7 +95,11 @@ extension InetStack {
         protocol number: UInt8, _ make: @escaping @Sendable (InetThread) -> any InetTransportHandler
     ) {
         for state in perThread {
-            let install: @Sendable () -> Void = { state.transportHandlers[Int(number)] = make(state) }
+            let install: @Sendable () -> Void = {
+                let handler = make(state)
+                state.transportHandlers[Int(number)] = handler
+                state.transportInputs[Int(number)] = TransportHandlerReference(handler)
+            }
             if state.thread.isCurrent {
                 install()
             } else {
@@ -132,7 +160,7 @@ extension InetThread {
     /// The room every outbound packet needs in front of its transport header.
     package static var transportHeadroom: Int { headroom }
 
-    func transportInput(_ datagram: InboundDatagram, handler: any InetTransportHandler) {
+    func transportInput(_ datagram: InboundDatagram, handler: TransportHandlerReference) {
         handler.input(
             InetTransportDatagram(
                 source: datagram.header.source, destination: datagram.header.destination, chunk: datagram.chunk,

@@ -114,6 +114,7 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
 
     /// A thread waiting on one of these sockets polls the stack's devices while it spins.
     package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
+    package var mayBusyPoll: Bool { !inet.devicePolling.isEmpty }
 
     package init(inet: InetStack) { self.inet = inet }
 

@@ -127,7 +127,8 @@ public struct BufferChain: @unchecked Sendable {
             if headCount <= remaining {
                 remaining -= headCount
                 count -= headCount
-                if let slice = slices.popFirst(), let pool { pool.recycle(slice) }
+                // `pool?.` on the borrowed argument: binding it with `if let` was a retain.
+                if let slice = slices.popFirst() { pool?.recycle(slice) }
             } else {
                 _ = slices.withFirst { $0.start += remaining }
                 count -= remaining

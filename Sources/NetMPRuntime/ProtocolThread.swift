@@ -127,10 +127,18 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     private var idleSpinBudget = SpinPolicy.protocolThreadSpinNanoseconds
 
     /// Messages handled so far, and times the thread woke from a park (for statistics).
+    /// Written only by the holder of the run token (`count`), read by anyone.
     public let messagesHandled = Atomic<Int>(0)
     public let parkWakeups = Atomic<Int>(0)
     /// Messages a user thread ran itself as the owner (direct dispatch).
     public let directDispatches = Atomic<Int>(0)
+
+    /// Adds `n` to a counter only the run token's holder writes: a load and a store, not a
+    /// locked add (the token's hand-over, under `portLock`, orders one holder's writes before
+    /// the next holder's).
+    @inline(__always) private static func count(_ n: Int, on counter: borrowing Atomic<Int>) {
+        counter.store(counter.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+    }
 
     private let ownerPad = CacheLinePad()
     /// How long a thread waiting for this thread's reply spins first (adapted per wait by the
@@ -314,8 +322,8 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         isDispatching = true
         portLock.unlock()
         netmp_set_current_context(contextPointer)
-        directDispatches.add(1, ordering: .relaxed)
-        messagesHandled.add(1, ordering: .relaxed)
+        ProtocolThread.count(1, on: directDispatches)
+        ProtocolThread.count(1, on: messagesHandled)
         // The timers due by now run first, as at the start of the owner's own turn.
         runDueTimers()
         return true
@@ -493,7 +501,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
         }
         batch.clearKeepingCapacity()
         runEndOfBatch()
-        messagesHandled.add(count, ordering: .relaxed)
+        ProtocolThread.count(count, on: messagesHandled)
         return count + runOwnPosts()
     }
 
@@ -523,7 +531,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             runEndOfBatch()
             rounds += 1
         }
-        if ran > 0 { messagesHandled.add(ran, ordering: .relaxed) }
+        if ran > 0 { ProtocolThread.count(ran, on: messagesHandled) }
         return ran
     }
 

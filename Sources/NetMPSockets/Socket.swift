@@ -29,6 +29,13 @@ package final class Socket: @unchecked Sendable {
         get { storedControlBlock }
         set { storedControlBlock = newValue }
     }
+    /// The control block without a retain, for a caller that holds the socket: a block is set
+    /// before the socket is shared and never replaced, so the socket keeps it alive (a retain
+    /// here was an atomic on the block's header, which its owner thread writes).
+    package var unretainedControlBlock: Unmanaged<AnyObject>? {
+        guard let block = storedControlBlock else { return nil }
+        return Unmanaged.passUnretained(block)
+    }
     /// Reached only through `controlBlock`, whose accessors are compiled here: another module
     /// touching a class's stored property checks exclusivity at run time (the attribute does not
     /// reach it), which cost more than the rest of a protocol's lookup of its block.
@@ -181,16 +188,16 @@ package final class Socket: @unchecked Sendable {
             // Never spin past the call's deadline (SO_RCVTIMEO / SO_SNDTIMEO).
             let spin = deadline > 0 ? Swift.min(budget, deadline &- start) : budget
             let ended: SpinOutcome?
-            if let devices = proto.busyPolling {
+            if proto.mayBusyPoll, let devices = proto.busyPolling {
                 // Each check that finds nothing reads the devices once; what they deliver may be
                 // this wait's answer, so the condition is checked again after a delivery.
                 let begun = devices.beginBusyPoll()
-                ended = buffer.waitBriefly(spinning: spin) {
+                ended = buffer.waitBriefly(spinning: spin, from: start) {
                     isSatisfied(condition) || (devices.busyPoll() && isSatisfied(condition))
                 }
                 devices.endBusyPoll(blocking: ended == nil, begun: begun)
             } else {
-                ended = buffer.waitBriefly(spinning: spin) { isSatisfied(condition) }
+                ended = buffer.waitBriefly(spinning: spin, from: start) { isSatisfied(condition) }
             }
             if let ended {
                 let next = SpinCalibration.adaptedBudget(budget, after: ended, within: calibration.waiterBounds)

@@ -51,6 +51,9 @@ package protocol SocketProtocol: AnyObject, Sendable {
     /// The devices a thread waiting on one of this protocol's sockets polls while it spins
     /// (nil: none, the waiter only watches its socket).
     var busyPolling: (any BusyPolling)? { get }
+    /// Whether `busyPolling` has devices: read by every socket wait before it spins, without
+    /// the retain of the shared poller that fetching it costs.
+    var mayBusyPoll: Bool { get }
 }
 
 extension SocketProtocol {
@@ -58,4 +61,5 @@ extension SocketProtocol {
     package var runsUnderItsOwnLocks: Bool { false }
     package var acceptRunsOnOwner: Bool { true }
     package var busyPolling: (any BusyPolling)? { nil }
+    package var mayBusyPoll: Bool { false }
 }

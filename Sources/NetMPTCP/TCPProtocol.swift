@@ -20,6 +20,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     /// A thread waiting on one of these sockets polls the stack's devices while it spins.
     package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
+    package var mayBusyPoll: Bool { !inet.devicePolling.isEmpty }
     let tables: TCPTables
     let sequenceNumbers: InitialSequenceNumbers
     package private(set) var threads: [TCPThread] = []
@@ -72,6 +73,13 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     @inline(__always) func block(_ socket: Socket) -> TCPControlBlock {
         guard let block = socket.controlBlock else { preconditionFailure("TCP socket without control block") }
         return unsafeDowncast(block, to: TCPControlBlock.self)
+    }
+
+    /// `body` with the socket's control block, unretained: the caller's socket keeps it (see
+    /// `Socket.unretainedControlBlock`). For the per-write and per-read paths.
+    @inline(__always) func withBlock<R>(_ socket: Socket, _ body: (TCPControlBlock) -> R) -> R {
+        guard let block = socket.unretainedControlBlock else { preconditionFailure("TCP socket without control block") }
+        return block._withUnsafeGuaranteedRef { body(unsafeDowncast($0, to: TCPControlBlock.self)) }
     }
 
     package func makeSocket(registry: SocketRegistry) throws(NetError) -> Socket {
@@ -438,8 +446,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             throw state.contains(.disconnected) ? .brokenPipe : .notConnected
         }
         if bytes.isEmpty { return .sent(0) }
-        let block = block(socket)
-        return block.withSendBuffer { buffer in send(bytes, block, buffer) }
+        return withBlock(socket) { block in block.withSendBuffer { buffer in send(bytes, block, buffer) } }
     }
 
     /// `send`'s work once the socket may send: `buffer` is the send buffer, unretained.
@@ -459,7 +466,8 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
                     let start = chunk.filled
                     (chunk.base + start).copyMemory(from: source, byteCount: bytes.count)
                     chunk.filled += bytes.count
-                    buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + bytes.count))
+                    // Consumed into the slice: a copy was a retain and a release.
+                    buffer.chain.append(ByteSlice(chunk: consume chunk, start: start, end: start + bytes.count))
                     return .sent(finishAppendLocked(block, buffer, bytes.count))
                 }
             }
@@ -481,7 +489,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
             return .mustWait(buffer, .sendRoom(bytes: Swift.min(buffer.sendLowWater, bytes.count)))
         }
         let n = Swift.min(room, length)
-        buffer.chain.append(ByteSlice(chunk: chunk, start: start, end: start + n))
+        buffer.chain.append(ByteSlice(chunk: consume chunk, start: start, end: start + n))
         return .sent(finishAppendLocked(block, buffer, n))
     }
 
@@ -499,7 +507,10 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
 
     package func received(_ socket: Socket, count: Int) {
         guard count > 0 else { return }
-        let block = block(socket)
+        withBlock(socket) { block in received(count, block) }
+    }
+
+    @inline(__always) private func received(_ count: Int, _ block: TCPControlBlock) {
         let total = block.unreportedReads.add(count, ordering: .sequentiallyConsistent).newValue
         // Sequentially consistent against the owner's store of a new threshold and its check of
         // the reads after it (`TCPThread.publishWindowUpdateThreshold`).

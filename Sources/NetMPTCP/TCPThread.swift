@@ -166,8 +166,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// The user appended bytes or read some (the embedded *output* and *rcvd* messages): the
     /// reads are reported first, so the window the output advertises is current.
     func userDataChanged(_ block: TCPControlBlock) {
+        // Taken before the event, so that its body captures a count, not the block (a capture
+        // was a retain of the block per message). A write after this posts the message again.
+        let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
         event(block) { connection, time, actions in
-            let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
             if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
         }
     }
@@ -177,15 +179,19 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock, _ connection: inout TCPConnection<ByteSlice>, read: Int, now: Int64
     ) {
         guard connection.configuration.bufferAutoTuning else { return }
-        let buffer = block.socket.receiveBuffer
-        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
-            let size = block.autoTuning.receiveBufferSize(
-                afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
-                current: buffer.highWater.load(ordering: .relaxed),
-                limit: connection.configuration.maximumReceiveBufferSize)
-        else { return }
-        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
-        connection.configuration.receiveBufferSize = size
+        // The buffer unretained (`withReceiveBuffer`): a retain was an atomic on the header of
+        // the buffer the reader locks.
+        let size: Int? = block.withReceiveBuffer { buffer in
+            guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+                let size = block.autoTuning.receiveBufferSize(
+                    afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
+                    current: buffer.highWater.load(ordering: .relaxed),
+                    limit: connection.configuration.maximumReceiveBufferSize)
+            else { return nil }
+            buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+            return size
+        }
+        if let size { connection.configuration.receiveBufferSize = size }
     }
 
     /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
