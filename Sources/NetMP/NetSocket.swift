@@ -107,13 +107,13 @@ public final class NetSocket: Sendable, Hashable, CustomStringConvertible {
         if core.type == .datagram { return try receiveDatagram(into: buffer, flags: flags).count }
         let deadline = core.receiveCallDeadline
         var copied = 0
-        while let blocked = try core.attemptStreamReceive(into: buffer, flags: flags, copied: &copied) {
+        while let condition = try core.attemptStreamRead(into: buffer, flags: flags, copied: &copied) {
             guard core.mayWait(flags) else {
                 if copied > 0 { return copied }
                 throw .wouldBlock
             }
             do {
-                try core.wait(for: blocked.condition, on: blocked.buffer, deadline: deadline)
+                try core.waitToRead(for: condition, deadline: deadline)
             } catch {
                 if copied > 0 { return copied }
                 throw error

@@ -301,8 +301,9 @@ package final class InetStack: @unchecked Sendable {
             batch.frames.append(contentsOf: frames)
         }
         batch.interfaceIndex = interfaceIndex
-        if !state.thread.post(batch) {
-            state.recycle(batch)
+        // The batch's reference goes with it (one that cannot be posted is dropped: a stopped
+        // thread's next batch is made afresh).
+        if !state.thread.post(consuming: consume batch) {
             dispatchDrops.add(frames.count, ordering: .relaxed)
         }
     }

@@ -69,7 +69,10 @@ extension InetTransportHandler {
 package struct InetTransportDatagram {
     package var source: IPv4Address
     package var destination: IPv4Address
-    package var chunk: ByteChunk
+    /// Unowned: a transport datagram lives only for its handler's `input` call, while the frame
+    /// or datagram it was made from holds the chunk (a counted copy was a retain and a release
+    /// per segment). What the handler keeps it takes as a `ByteSlice`, which counts.
+    package unowned(unsafe) var chunk: ByteChunk
     package var payloadStart: Int
     package var payloadEnd: Int
     /// The interface skipped checksums (loopback or an offload): do not verify them.
@@ -85,6 +88,22 @@ package struct InetTransportDatagram {
 
     @inline(__always) package var payload: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: chunk.base + payloadStart, count: payloadEnd - payloadStart)
+    }
+
+    /// `chunk` is borrowed from the caller, which holds it for the datagram's life.
+    @inline(__always) package init(
+        source: IPv4Address, destination: IPv4Address, chunk: __shared ByteChunk, payloadStart: Int, payloadEnd: Int,
+        checksumsSkipped: Bool, isBroadcast: Bool, ecn: UInt8 = 0, isGathered: Bool = false
+    ) {
+        self.source = source
+        self.destination = destination
+        self.chunk = chunk
+        self.payloadStart = payloadStart
+        self.payloadEnd = payloadEnd
+        self.checksumsSkipped = checksumsSkipped
+        self.isBroadcast = isBroadcast
+        self.ecn = ecn
+        self.isGathered = isGathered
     }
 }
 

@@ -111,12 +111,17 @@ package final class UDPProtocol: SocketProtocol, @unchecked Sendable {
     static let headroom = InetThread.headroom + UDPHeader.length
 
     let inet: InetStack
+    /// `inet.devicePolling` unretained (the stack keeps it): asked by every socket wait.
+    private let devicePollingReference: Unmanaged<DevicePolling>
 
     /// A thread waiting on one of these sockets polls the stack's devices while it spins.
     package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
-    package var mayBusyPoll: Bool { !inet.devicePolling.isEmpty }
+    package var mayBusyPoll: Bool { devicePollingReference._withUnsafeGuaranteedRef { !$0.isEmpty } }
 
-    package init(inet: InetStack) { self.inet = inet }
+    package init(inet: InetStack) {
+        self.inet = inet
+        devicePollingReference = Unmanaged.passUnretained(inet.devicePolling)
+    }
 
     @inline(__always) private func block(_ socket: Socket) -> UDPControlBlock {
         guard let block = socket.controlBlock else { preconditionFailure("UDP socket without control block") }

@@ -127,8 +127,9 @@ public struct BufferChain: @unchecked Sendable {
             if headCount <= remaining {
                 remaining -= headCount
                 count -= headCount
-                // `pool?.` on the borrowed argument: binding it with `if let` was a retain.
-                if let slice = slices.popFirst() { pool?.recycle(slice) }
+                // `pool?.` on the borrowed argument: binding it with `if let` was a retain. The
+                // slice is consumed, or its copy would keep the chunk from being recycled.
+                if let slice = slices.popFirst() { pool?.recycle(consume slice) }
             } else {
                 _ = slices.withFirst { $0.start += remaining }
                 count -= remaining

@@ -34,21 +34,25 @@ public final class ChunkPool: @unchecked Sendable {
     }
 
     /// One thread's free chunks, per class; released (chunks freed) when the thread exits.
-    /// Fixed stacks of retained references: no array bookkeeping on the hot path.
+    /// Fixed stacks of references moved in and out: no array bookkeeping on the hot path, and
+    /// no retain and release per push (a chunk's reference passes from the caller to its slot).
     private final class ThreadCache {
-        private let slots: UnsafeMutablePointer<Unmanaged<ByteChunk>>
+        private let slots: UnsafeMutablePointer<ByteChunk?>
         /// (Unchecked exclusivity: one thread, and each access is a plain read or store.)
         @exclusivity(unchecked) private var counts = (0, 0, 0)
         private static let starts = [
             0, ChunkPool.threadLimits[0], ChunkPool.threadLimits[0] + ChunkPool.threadLimits[1],
         ]
 
+        private static let capacity = ChunkPool.threadLimits.reduce(0, +)
+
         init() {
-            slots = .allocate(capacity: ChunkPool.threadLimits.reduce(0, +))
+            slots = .allocate(capacity: ThreadCache.capacity)
+            slots.initialize(repeating: nil, count: ThreadCache.capacity)
         }
 
         deinit {
-            for index in ChunkPool.threadLimits.indices { while pop(index) != nil {} }
+            slots.deinitialize(count: ThreadCache.capacity)
             slots.deallocate()
         }
 
@@ -72,14 +76,15 @@ public final class ChunkPool: @unchecked Sendable {
             let count = count(index)
             guard count > 0 else { return nil }
             setCount(index, count - 1)
-            return slots[ThreadCache.starts[index] + count - 1].takeRetainedValue()
+            return slots[ThreadCache.starts[index] + count - 1].take()
         }
 
-        /// Pushes if there is room; false when full.
-        @inline(__always) func push(_ chunk: ByteChunk, _ index: Int) -> Bool {
+        /// Pushes if there is room (taking `chunk`'s reference, which is left nil); false when
+        /// full (`chunk` untouched).
+        @inline(__always) func push(_ chunk: inout ByteChunk?, _ index: Int) -> Bool {
             let count = count(index)
             guard count < ChunkPool.threadLimits[index] else { return false }
-            slots[ThreadCache.starts[index] + count] = Unmanaged.passRetained(chunk)
+            swap(&slots[ThreadCache.starts[index] + count], &chunk)
             setCount(index, count + 1)
             return true
         }
@@ -130,27 +135,32 @@ public final class ChunkPool: @unchecked Sendable {
         defer { list.lock.unlock() }
         guard let taken = list.chunks.popLast() else { return nil }
         for _ in 0..<ChunkPool.threadLimits[index] / 2 {
-            guard let chunk = list.chunks.popLast() else { break }
-            _ = cache.push(chunk, index)
+            var chunk = list.chunks.popLast()
+            if chunk == nil { break }
+            _ = cache.push(&chunk, index)
         }
         return taken
     }
 
     /// Returns a chunk nobody else references.
     public func recycle(_ chunk: inout ByteChunk?) {
-        guard var owned = chunk else { return }
-        chunk = nil
-        guard isKnownUniquelyReferenced(&owned),
-            let index = ChunkPool.classIndex(ofCapacity: owned.capacity)
-        else { return }
-        owned.filled = 0
-        if owned.trailing != nil { owned.trailing = nil }
+        // Checked in place: a local copy of the reference was a retain and a release.
+        guard isKnownUniquelyReferenced(&chunk), let capacity = chunk?.capacity,
+            let index = ChunkPool.classIndex(ofCapacity: capacity)
+        else {
+            chunk = nil
+            return
+        }
+        chunk?.filled = 0
+        if chunk?.trailing != nil { chunk?.trailing = nil }
         caches.withValue { cache in
-            if !cache.push(owned, index) {
+            if !cache.push(&chunk, index) {
                 spill(cache, index)
-                _ = cache.push(owned, index)
+                _ = cache.push(&chunk, index)
             }
         }
+        // Only a cache that kept nothing after a spill leaves it (then it is freed here).
+        chunk = nil
     }
 
     /// Moves half of a full thread cache to the shared stack (dropping what it cannot keep).

@@ -234,7 +234,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
     // MARK: Sending
 
     @discardableResult
-    private func enqueue(_ message: PortMessage) -> Bool {
+    private func enqueue(_ message: consuming PortMessage) -> Bool {
         portLock.lock()
         if isStopped {
             portLock.unlock()
@@ -280,9 +280,14 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
 
     /// Posts an embedded message (no allocation).
     @discardableResult
-    public func post(_ message: any EmbeddedMessage) -> Bool {
+    public func post(_ message: any EmbeddedMessage) -> Bool { post(consuming: message) }
+
+    /// `post`, taking the caller's reference: queued, the message moves into the queue (a
+    /// borrowed one was retained there and released by the caller).
+    @discardableResult
+    package func post(consuming message: consuming any EmbeddedMessage) -> Bool {
         if mode == .dedicated && isCurrent {
-            ownPosts.append(.embedded(message))
+            ownPosts.append(.embedded(consume message))
             return true
         }
         if mayDispatchPost() && beginDirectDispatch() {
@@ -290,7 +295,7 @@ public final class ProtocolThread: MessagePort, @unchecked Sendable {
             endDirectDispatch()
             return true
         }
-        return enqueue(.embedded(message))
+        return enqueue(.embedded(consume message))
     }
 
     /// Queues `message` without running it on the caller's thread (for a caller that holds a

@@ -51,13 +51,32 @@ extension Socket {
         ProtocolThread.callerWaited()
         // The buffer passed as an argument is borrowed from this socket; a local copy of it
         // was a retain and a release per read.
+        guard
+            let condition = try attemptStreamReceive(
+                from: receiveBuffer, into: destination, flags: flags, copied: &copied)
+        else { return nil }
+        return Blocked(buffer: receiveBuffer, condition: condition)
+    }
+
+    /// `wait(for:on:deadline:)` on `receiveBuffer`, passed from here without a retain.
+    package func waitToRead(for condition: WaitCondition, deadline: Int64) throws(NetError) {
+        try wait(for: condition, on: receiveBuffer, deadline: deadline)
+    }
+
+    /// `attemptStreamReceive`, answering only what to wait for: the wait is on
+    /// `receiveBuffer` (a `Blocked` holding it was a retain and a release of the buffer per
+    /// read that waits, on the line the writer's deliveries write).
+    package func attemptStreamRead(
+        into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags, copied: inout Int
+    ) throws(NetError) -> WaitCondition? {
+        ProtocolThread.callerWaited()
         return try attemptStreamReceive(from: receiveBuffer, into: destination, flags: flags, copied: &copied)
     }
 
     private func attemptStreamReceive(
         from buffer: SocketBuffer, into destination: UnsafeMutableRawBufferPointer, flags: MessageFlags,
         copied: inout Int
-    ) throws(NetError) -> Blocked? {
+    ) throws(NetError) -> WaitCondition? {
         let peek = flags.contains(.peek)
         let waitAll = flags.contains(.waitAll) && !peek
         while true {
@@ -93,7 +112,7 @@ extension Socket {
             if now.contains(.noFileReference) { throw .badDescriptor }
             if now.contains(.cantReceiveMore) { return nil }
             if !now.containsAny([.connected, .connecting, .disconnected]) { throw .notConnected }
-            return Blocked(buffer: buffer, condition: .readable(minimum: needed))
+            return .readable(minimum: needed)
         }
     }
 

@@ -17,10 +17,12 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
     static let largestRouteMTU = 65520
 
     let inet: InetStack
+    /// `inet.devicePolling` unretained (the stack keeps it): asked by every socket wait.
+    private let devicePollingReference: Unmanaged<DevicePolling>
 
     /// A thread waiting on one of these sockets polls the stack's devices while it spins.
     package var busyPolling: (any BusyPolling)? { inet.devicePolling.isEmpty ? nil : inet.devicePolling }
-    package var mayBusyPoll: Bool { !inet.devicePolling.isEmpty }
+    package var mayBusyPoll: Bool { devicePollingReference._withUnsafeGuaranteedRef { !$0.isEmpty } }
     let tables: TCPTables
     let sequenceNumbers: InitialSequenceNumbers
     package private(set) var threads: [TCPThread] = []
@@ -48,6 +50,7 @@ package final class TCPProtocol: SocketProtocol, @unchecked Sendable {
         let portKey = key()
         let sequenceKey = key()
         self.inet = inet
+        devicePollingReference = Unmanaged.passUnretained(inet.devicePolling)
         tables = TCPTables(key: portKey)
         sequenceNumbers = InitialSequenceNumbers(key: sequenceKey)
         var initial = TCPConfiguration()
