@@ -85,8 +85,12 @@ extension Socket {
             let needed = streamReadNeed(want: want, waitAll: waitAll)
             let now = state.value
             let ending = now.contains(.cantReceiveMore) || hasError
-            buffer.lock.lock()
-            let available = buffer.chain.count
+            // An empty buffer is seen without its lock (the count is written under it with the
+            // bytes): a read that will wait takes no lock, whose line the writer is about to
+            // take. Bytes that land just after this are what the wait then finds.
+            let mayHold = buffer.byteCount.load(ordering: .sequentiallyConsistent) > 0
+            if mayHold { buffer.lock.lock() }
+            let available = mayHold ? buffer.chain.count : 0
             if available > 0 && (waitAll || available >= needed || ending || copied > 0) {
                 let target = UnsafeMutableRawBufferPointer(rebasing: destination[copied...])
                 if peek {
@@ -100,7 +104,7 @@ extension Socket {
                 if copied == destination.count || (drained && !waitAll) { return nil }
                 continue
             }
-            buffer.lock.unlock()
+            if mayHold { buffer.lock.unlock() }
             if copied > 0 && !waitAll { return nil }
             if let error = takeError() {
                 if copied > 0 {

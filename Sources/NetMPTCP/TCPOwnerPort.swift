@@ -14,12 +14,16 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     private var current: ProtocolThread  // under lock
     /// `current.identity`, written with it under `lock`: what `isOwnerCurrent` reads without it.
     private let currentIdentity: Atomic<UInt>
+    /// `current`'s address, unretained, written with it under `lock`: what `dispatch` reads
+    /// without the lock (the stack keeps every thread, so an old owner's address stays valid).
+    private let currentAddress: Atomic<UInt>
     /// A stack's threads share one mode, so a move never changes it (read per socket wait).
     package let isDriven: Bool
 
     init(_ thread: ProtocolThread) {
         current = thread
         currentIdentity = Atomic(thread.identity)
+        currentAddress = Atomic(UInt(bitPattern: Unmanaged.passUnretained(thread).toOpaque()))
         isDriven = thread.isDriven
     }
 
@@ -35,6 +39,7 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
         lock.lock()
         current = target
         currentIdentity.store(target.identity, ordering: .releasing)
+        currentAddress.store(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()), ordering: .releasing)
         let queued = target.sendQueued(message)
         lock.unlock()
         return queued
@@ -85,15 +90,22 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     }
 
     /// Runs `message` on the caller as the owner if the owner is idle (direct dispatch), else
-    /// returns false having run nothing. The owner is used unretained: `current` holds it, and
-    /// only the owner moves it, which cannot happen while the caller holds its run token (a
-    /// retain here was an atomic on a header every thread that sends to this owner shares).
+    /// returns false having run nothing. The owner is read without `lock` and unretained (a
+    /// retain was an atomic on a header every thread that sends to this owner shares, the lock
+    /// two more): once the caller holds a thread's run token, the block cannot move off it (only
+    /// its owner moves it), so the owner read again then is the owner for the whole run.
     func dispatch(_ message: TCPBlockMessage) -> Bool {
-        lock.lock()
-        let target = Unmanaged.passUnretained(current)
-        let dispatching = target._withUnsafeGuaranteedRef { $0.mayDispatchPost() && $0.beginDirectDispatch() }
-        lock.unlock()
-        guard dispatching else { return false }
+        let address = currentAddress.load(ordering: .acquiring)
+        guard let pointer = UnsafeRawPointer(bitPattern: address) else { return false }
+        let target = Unmanaged<ProtocolThread>.fromOpaque(pointer)
+        guard target._withUnsafeGuaranteedRef({ $0.mayDispatchPost() && $0.beginDirectDispatch() }) else {
+            return false
+        }
+        // Moved before the token was taken: the request goes to the new owner's queue.
+        guard currentAddress.load(ordering: .acquiring) == address else {
+            target._withUnsafeGuaranteedRef { $0.endDirectDispatch() }
+            return false
+        }
         message.run()
         target._withUnsafeGuaranteedRef { $0.endDirectDispatch() }
         return true
