@@ -24,12 +24,6 @@ public final class SocketBuffer: @unchecked Sendable {
     /// Datagrams (under `lock`), on datagram sockets only: a stream socket's buffer carries no
     /// room for them (their queue is a hundred bytes even when empty).
     @usableFromInline let datagrams: DatagramQueue?
-    /// Bytes held, stream or datagram (written under `lock`).
-    package let byteCount = Atomic<Int>(0)
-    /// Datagrams held (written under `lock`).
-    package let recordCount = Atomic<Int>(0)
-    /// The size limit (SO_RCVBUF / SO_SNDBUF).
-    package let highWater: Atomic<Int>
     /// The user set the size (SO_RCVBUF / SO_SNDBUF): auto-tuning leaves it alone, as Linux does.
     package let sizeSetByUser = Atomic<Bool>(false)
     /// The low water mark; 0 means automatic (1 byte to read, a quarter of the buffer to write).
@@ -43,6 +37,17 @@ public final class SocketBuffer: @unchecked Sendable {
     /// first poller registration and installed in both its buffers (most sockets never have one).
     private let observersReference = OnceReference<ReadinessObservers>()
     private let registry: SocketRegistry
+
+    /// The counts a waiter spins on, on a line of their own: the holder of `lock` rewrites the
+    /// chain's fields above several times per append or removal, and a spinning reader that
+    /// polled the line they share moved it away between each of those writes.
+    private let chainPad = CacheLinePad()
+    /// Bytes held, stream or datagram (written under `lock`).
+    package let byteCount = Atomic<Int>(0)
+    /// Datagrams held (written under `lock`).
+    package let recordCount = Atomic<Int>(0)
+    /// The size limit (SO_RCVBUF / SO_SNDBUF).
+    package let highWater: Atomic<Int>
 
     private let countsPad = CacheLinePad()
     /// How long the next waiter here spins before sleeping, in nanoseconds (adapted after each
