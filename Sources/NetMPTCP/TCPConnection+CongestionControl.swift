@@ -12,12 +12,12 @@ extension TCPConnection {
         guard unsent > 0 else {
             // Nothing left to send and room to send it: rate samples now measure the application.
             // (The congestion window is read only where it decides something.)
-            if rateBasedSending != nil, scoreboard.lostBytes == 0, flight < congestionControl.congestionWindow {
+            if rateBasedSending != nil, scoreboard.lostBytes == 0, flight < congestionWindow {
                 updateRateBasedSending { $0.rates.applicationLimited(flight: flight) }
             }
             return
         }
-        let window = congestionControl.congestionWindow
+        let window = congestionWindow
         guard window <= sendWindow else { return }
         let usable = (sendUnacknowledged + window) - sendNext
         if usable < Swift.min(unsent, maximumSegmentSize) {
@@ -30,7 +30,7 @@ extension TCPConnection {
         TCPAcknowledgmentSample(
             bytes: bytes, maximumSegmentSize: maximumSegmentSize, now: now, acknowledgment: sendUnacknowledged,
             sendMax: sendMax, rtt: rtt, smoothedRTT: retransmissionTimeout.smoothedRTT,
-            windowValidated: windowValidation.isValidated(congestionWindow: congestionControl.congestionWindow))
+            windowValidated: windowValidation.isValidated(congestionWindow: congestionWindow))
     }
 
     // MARK: Delivery-rate samples and pacing (rate-based controllers only)

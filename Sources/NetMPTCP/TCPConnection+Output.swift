@@ -36,7 +36,6 @@ extension TCPConnection {
     ) -> Bool {
         guard hasSomethingToSend else { return false }
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
-        let congestionWindow = congestionControl.congestionWindow
         // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
         // more segment out.
         let limitedTransmit =
