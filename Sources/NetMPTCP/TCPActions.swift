@@ -49,7 +49,12 @@ public struct TCPActions<Payload: TCPPayload> {
     /// The connection reached CLOSED: free the control block.
     public var closed = false
     /// An RFC 5961 challenge ACK the connection wants sent, last, if the stack's rate limit allows.
-    public var challengeACK: TCPOutboundSegment?
+    public var challengeACK: TCPOutboundSegment? {
+        didSet { hasChallengeACK = challengeACK != nil }
+    }
+    /// Whether `challengeACK` holds a segment. Every event asks (and every `clear` resets it);
+    /// asking the optional itself called a value witness on a copy of the whole segment.
+    public private(set) var hasChallengeACK = false
     /// Why the segment of this event was dropped, if it was.
     public var dropped: TCPDropReason?
 
@@ -66,7 +71,7 @@ public struct TCPActions<Payload: TCPPayload> {
         error = nil
         enteredTimeWait = false
         closed = false
-        challengeACK = nil
+        if hasChallengeACK { challengeACK = nil }
         dropped = nil
     }
 

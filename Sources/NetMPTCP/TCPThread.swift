@@ -243,7 +243,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     private func apply(
         _ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?, deliver: Bool = true
     ) {
-        if let challenge = actions.challengeACK {
+        if actions.hasChallengeACK, let challenge = actions.challengeACK {
             // Sent last, and only while the stack's budget lasts (RFC 5961 7).
             if tcp.challengeACKs.allow(now: now) {
                 actions.segments.append(challenge)
