@@ -208,7 +208,7 @@ extension TCPConnection {
         let window = advertiseWindow()
         var flags = flags
         let ecnCapable = markECN(&flags, sequence: sequence, payloadLength: payloadLength)
-        if sackPermitted {
+        if sackPermitted, sackReporter.hasBlocks(for: outOfOrder) {
             // As many blocks as fit beside the timestamps (RFC 2018 3): three with them, four without.
             options.sackBlocks = sackReporter.blocks(
                 for: outOfOrder, receiveNext: receiveNext, limit: timestampsEnabled ? 3 : 4)
