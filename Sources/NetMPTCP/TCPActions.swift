@@ -60,7 +60,8 @@ public struct TCPActions<Payload: TCPPayload> {
 
     public init() {}
 
-    /// Forgets the last event's actions, keeping array storage.
+    /// Forgets the last event's actions, keeping array storage (inlined: it ends every event).
+    @inline(__always)
     public mutating func clear() {
         // Most events send or deliver one segment or none: a pop or two, not a range removal.
         segments.clearKeepingCapacity()

@@ -212,13 +212,19 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// needed, stays as it is, and when it fires the connection's own deadline decides
     /// (`calloutFired`). Most events only move the deadline later (an ACK restarts the
     /// retransmission timer, data restarts the delayed ACK), so this spares a heap push and a
-    /// stale entry per event.
+    /// stale entry per event. (Inlined into `event`; the first arming is out of line.)
+    @inline(__always)
     private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
         guard let deadline else { return }
         if let callout = block.callout {
             callout.arm(notAfter: deadline)
             return
         }
+        armFirstCallout(block, deadline: deadline)
+    }
+
+    /// Makes the block's callout, on its first deadline, and arms it.
+    private func armFirstCallout(_ block: TCPControlBlock, deadline: Int64) {
         // The callout names its connection by tuple, not by a reference: a weak one would give
         // every block a side table, and so a slower retain and release on every packet.
         guard let key = block.key else { return }
@@ -244,6 +250,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Applying actions
 
+    /// Applies one event's actions in the order the core asks (inlined into `event`, which runs
+    /// it once per event).
+    @inline(__always)
     private func apply(
         _ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?, deliver: Bool = true
     ) {
