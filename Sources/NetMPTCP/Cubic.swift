@@ -45,7 +45,7 @@ public struct Cubic: TCPCongestionControl, Hashable {
     public var smoothedRTT: Int64 { state.value.smoothedRTT }
     public var hyStart: HyStartPlusPlus? { state.value.hyStart }
 
-    public var congestionWindow: Int { state.value.recoveryWindow ?? Cubic.bytes(window) }
+    @inline(__always) public var congestionWindow: Int { state.value.recoveryWindow ?? Cubic.bytes(window) }
 
     /// Whether this connection has made state of its own (a box on the heap), for memory reports.
     package var ownsState: Bool { !state.isShared }

@@ -38,13 +38,20 @@ struct SACKReporter: Sendable {
         self = SACKReporter()
     }
 
+    /// Whether an ACK now carries any block: the usual answer, no (nothing out of order, no
+    /// duplicate), is then had without the call that builds them.
+    @inline(__always)
+    func hasBlocks<Payload>(for queue: OutOfOrderQueue<Payload>) -> Bool {
+        !queue.entries.isEmpty || duplicate != nil
+    }
+
     /// The blocks for an ACK: the D-SACK first, then the block holding each recent arrival, most
     /// recent first, then the remaining blocks in sequence order, at most `limit` and no repeats.
     func blocks<Payload>(
         for queue: OutOfOrderQueue<Payload>, receiveNext: SequenceNumber, limit: Int
     ) -> SACKBlocks {
         var blocks = SACKBlocks()
-        guard !queue.entries.isEmpty || duplicate != nil else { return blocks }
+        guard hasBlocks(for: queue) else { return blocks }
         if let duplicate, limit > 0 {
             blocks.append(duplicate)
         }

@@ -102,10 +102,11 @@ struct SACKScoreboard: Sendable {
                 last.rate = rate
             }
         } else {
-            storage.append(
-                Segment(
-                    start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate))
-            account(storage[storage.count - 1], sign: 1)
+            let entry = Segment(
+                start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate)
+            storage.append(entry)
+            // What `account` adds for a new entry: neither SACKed nor lost, it is in flight.
+            pipe += entry.length
         }
     }
 

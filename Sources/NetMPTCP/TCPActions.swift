@@ -49,13 +49,19 @@ public struct TCPActions<Payload: TCPPayload> {
     /// The connection reached CLOSED: free the control block.
     public var closed = false
     /// An RFC 5961 challenge ACK the connection wants sent, last, if the stack's rate limit allows.
-    public var challengeACK: TCPOutboundSegment?
+    public var challengeACK: TCPOutboundSegment? {
+        didSet { hasChallengeACK = challengeACK != nil }
+    }
+    /// Whether `challengeACK` holds a segment. Every event asks (and every `clear` resets it);
+    /// asking the optional itself called a value witness on a copy of the whole segment.
+    public private(set) var hasChallengeACK = false
     /// Why the segment of this event was dropped, if it was.
     public var dropped: TCPDropReason?
 
     public init() {}
 
-    /// Forgets the last event's actions, keeping array storage.
+    /// Forgets the last event's actions, keeping array storage (inlined: it ends every event).
+    @inline(__always)
     public mutating func clear() {
         // Most events send or deliver one segment or none: a pop or two, not a range removal.
         segments.clearKeepingCapacity()
@@ -66,7 +72,7 @@ public struct TCPActions<Payload: TCPPayload> {
         error = nil
         enteredTimeWait = false
         closed = false
-        challengeACK = nil
+        if hasChallengeACK { challengeACK = nil }
         dropped = nil
     }
 

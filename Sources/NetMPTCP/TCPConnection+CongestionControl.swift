@@ -12,12 +12,12 @@ extension TCPConnection {
         guard unsent > 0 else {
             // Nothing left to send and room to send it: rate samples now measure the application.
             // (The congestion window is read only where it decides something.)
-            if rateBasedSending != nil, scoreboard.lostBytes == 0, flight < congestionControl.congestionWindow {
+            if rateBasedSending != nil, scoreboard.lostBytes == 0, flight < congestionWindow {
                 updateRateBasedSending { $0.rates.applicationLimited(flight: flight) }
             }
             return
         }
-        let window = congestionControl.congestionWindow
+        let window = congestionWindow
         guard window <= sendWindow else { return }
         let usable = (sendUnacknowledged + window) - sendNext
         if usable < Swift.min(unsent, maximumSegmentSize) {
@@ -30,7 +30,7 @@ extension TCPConnection {
         TCPAcknowledgmentSample(
             bytes: bytes, maximumSegmentSize: maximumSegmentSize, now: now, acknowledgment: sendUnacknowledged,
             sendMax: sendMax, rtt: rtt, smoothedRTT: retransmissionTimeout.smoothedRTT,
-            windowValidated: windowValidation.isValidated(congestionWindow: congestionControl.congestionWindow))
+            windowValidated: windowValidation.isValidated(congestionWindow: congestionWindow))
     }
 
     // MARK: Delivery-rate samples and pacing (rate-based controllers only)
@@ -64,8 +64,14 @@ extension TCPConnection {
     /// Transmissions go on the scoreboard with SACK, and for a rate-based controller's samples.
     var recordsTransmissions: Bool { sackPermitted || rateBasedSending != nil }
 
-    /// What a transmission sent now records of the delivery state.
+    /// What a transmission sent now records of the delivery state (nothing without a rate-based
+    /// controller: that test is inlined, as most connections send without one).
+    @inline(__always)
     mutating func deliveryRateSnapshot(now: Int64) -> DeliveryRateSnapshot {
+        rateBasedSending == nil ? DeliveryRateSnapshot() : estimatorSnapshot(now: now)
+    }
+
+    private mutating func estimatorSnapshot(now: Int64) -> DeliveryRateSnapshot {
         let flight = flightSize
         return updateRateBasedSending { $0.rates.snapshot(now: now, flight: flight) } ?? DeliveryRateSnapshot()
     }
@@ -85,9 +91,14 @@ extension TCPConnection {
     }
 
     /// Whether the pacer lets a segment go now (always, without pacing); if not, the pacing timer
-    /// is armed for when it will.
+    /// is armed for when it will. Without a rate-based controller the answer is inlined.
+    @inline(__always)
     mutating func pacingAllowsDeparture(now: Int64) -> Bool {
-        guard rateBasedSending != nil, congestionControl.pacingRate != nil else { return true }
+        rateBasedSending == nil || pacerAllowsDeparture(now: now)
+    }
+
+    private mutating func pacerAllowsDeparture(now: Int64) -> Bool {
+        guard congestionControl.pacingRate != nil else { return true }
         return updateRateBasedSending { $0.pacer.mayDepart(now: now) } ?? true
     }
 

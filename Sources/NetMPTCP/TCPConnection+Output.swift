@@ -36,7 +36,6 @@ extension TCPConnection {
     ) -> Bool {
         guard hasSomethingToSend else { return false }
         let unsent = Swift.max(0, sendQueueEnd - sendNext)
-        let congestionWindow = congestionControl.congestionWindow
         // Limited transmit (RFC 3042, SACK connections): each of the first two duplicate ACKs lets one
         // more segment out.
         let limitedTransmit =
@@ -209,7 +208,7 @@ extension TCPConnection {
         let window = advertiseWindow()
         var flags = flags
         let ecnCapable = markECN(&flags, sequence: sequence, payloadLength: payloadLength)
-        if sackPermitted {
+        if sackPermitted, sackReporter.hasBlocks(for: outOfOrder) {
             // As many blocks as fit beside the timestamps (RFC 2018 3): three with them, four without.
             options.sackBlocks = sackReporter.blocks(
                 for: outOfOrder, receiveNext: receiveNext, limit: timestampsEnabled ? 3 : 4)

@@ -93,7 +93,14 @@ public struct TCPConnection<Payload: TCPPayload> {
     /// The segment being timed by Karn's rule: its start and when it was first sent.
     var timedSequence: SequenceNumber?
     var timedSince: Int64 = 0
-    public internal(set) var congestionControl: any TCPCongestionControl
+    public internal(set) var congestionControl: any TCPCongestionControl {
+        // Every change (an ACK, a loss, a timeout, an undo, a switch of algorithm) goes through
+        // here, in place: the copy below never lags the controller.
+        didSet { congestionWindow = congestionControl.congestionWindow }
+    }
+    /// `congestionControl.congestionWindow` as of the controller's last change. The send path
+    /// reads the window several times a segment; through the existential each read was a call.
+    public private(set) var congestionWindow: Int
     /// The delivery-rate estimator and pacer of a rate-based controller (nil otherwise).
     var rateBasedSending: RateBasedSendingStorage?
     /// Whether the congestion window is in use, so that it may grow (RFC 7661).
@@ -193,6 +200,7 @@ public struct TCPConnection<Payload: TCPPayload> {
             congestionControl
             ?? configuration.congestionControl.make(
                 maximumSegmentSize: TCPConnection.defaultPeerMSS, hyStart: configuration.hyStart)
+        congestionWindow = self.congestionControl.congestionWindow
         windowValidation = CongestionWindowValidation(start: initialSequenceNumber)
         if self.congestionControl.isRateBased {
             rateBasedSending = RateBasedSendingStorage()

@@ -16,6 +16,11 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// `inet` as a guaranteed reference for the per-event reads (a strong copy of the unowned
     /// field is a retain).
     private let inetReference: Unmanaged<InetThread>
+    /// The shared chunk pool, not retained (it lives as long as the process): reading
+    /// `ChunkPool.shared` each segment ran its lazy initialiser's check, and retained it.
+    private let chunkPool = Unmanaged.passUnretained(ChunkPool.shared)
+    /// Room to leave before a segment for the IP and link headers (a constant of the stack).
+    private let transportHeadroom = InetThread.transportHeadroom
     @exclusivity(unchecked) var connections = TCPConnectionTable<TCPControlBlock>()
     @exclusivity(unchecked) var timeWaits: [TCPConnectionKey: TCPTimeWait] = [:]
     lazy var timeWaitCallout = Callout(on: inet.thread) { [unowned self] in
@@ -27,9 +32,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// back cost more than the rest of an event's bookkeeping), and how deep events nest now.
     @exclusivity(unchecked) private var outerActions = TCPActions<ByteSlice>()
     @exclusivity(unchecked) private var eventDepth = 0
-    /// Send-queue pieces referenced under the buffer lock, and how many each segment has.
+    /// Send-queue pieces referenced under the buffer lock, each segment's in turn.
     @exclusivity(unchecked) private var gathered: [ByteSlice] = []
-    @exclusivity(unchecked) private var gatheredCounts: [Int] = []
     @exclusivity(unchecked) var statistics = TCPStatistics()
     /// Events run so far: tells `event` whether what it applied ran another.
     @exclusivity(unchecked) private var eventCount = 0
@@ -214,13 +218,19 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// needed, stays as it is, and when it fires the connection's own deadline decides
     /// (`calloutFired`). Most events only move the deadline later (an ACK restarts the
     /// retransmission timer, data restarts the delayed ACK), so this spares a heap push and a
-    /// stale entry per event.
+    /// stale entry per event. (Inlined into `event`; the first arming is out of line.)
+    @inline(__always)
     private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
         guard let deadline else { return }
         if let callout = block.callout {
             callout.arm(notAfter: deadline)
             return
         }
+        armFirstCallout(block, deadline: deadline)
+    }
+
+    /// Makes the block's callout, on its first deadline, and arms it.
+    private func armFirstCallout(_ block: TCPControlBlock, deadline: Int64) {
         // The callout names its connection by tuple, not by a reference: a weak one would give
         // every block a side table, and so a slower retain and release on every packet.
         guard let key = block.key else { return }
@@ -246,10 +256,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Applying actions
 
+    /// Applies one event's actions in the order the core asks (inlined into `event`, which runs
+    /// it once per event).
+    @inline(__always)
     private func apply(
         _ actions: inout TCPActions<ByteSlice>, to block: TCPControlBlock, timeWait: TCPTimeWait?, deliver: Bool = true
     ) {
-        if let challenge = actions.challengeACK {
+        if actions.hasChallengeACK, let challenge = actions.challengeACK {
             // Sent last, and only while the stack's budget lasts (RFC 5961 7).
             if tcp.challengeACKs.allow(now: now) {
                 actions.segments.append(challenge)
@@ -362,7 +375,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// retain on the state's header, which every CPU that dispatches here writes.
     private func transmit(_ segments: [TCPOutboundSegment], _ block: TCPControlBlock, inet: InetThread) {
         guard let hop = block.hop else { return }
-        let headroom = InetThread.transportHeadroom
+        let headroom = transportHeadroom
         let skip = inet.transportChecksumsSkipped(hop.interfaceIndex)
         // Both facts in one pass over the fields (not two closures over whole segments).
         var anyLarge = false
@@ -372,23 +385,29 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             anyPayload = anyPayload || segments[index].payloadLength > 0
         }
         let scatter = !block.detached && anyLarge && inet.transportScatterGather(hop.interfaceIndex)
-        gathered.clearKeepingCapacity()
-        gatheredCounts.clearKeepingCapacity()
+        // `gathered` is empty here: every pass empties it at its end.
+        // The send queue's length when its pieces were gathered: which segments got theirs
+        // follows from it (`TCPThread.covers`), so no count per segment is kept.
+        var queued = 0
         if !block.detached, anyPayload {
-            let buffer = block.socket.sendBuffer
-            buffer.lock.lock()
-            for index in segments.indices {
-                gatheredCounts.append(
-                    gather(
-                        from: buffer, offset: segments[index].sendQueueOffset, length: segments[index].payloadLength))
+            block.withSendBuffer { buffer in
+                buffer.lock.lock()
+                queued = buffer.chain.count
+                for index in segments.indices {
+                    gather(from: buffer, offset: segments[index].sendQueueOffset, length: segments[index].payloadLength)
+                }
+                buffer.lock.unlock()
             }
-            buffer.lock.unlock()
         }
         var cursor = 0
         for index in segments.indices {
             let segmentSize = segments[index].segmentSize
-            if scatter, segmentSize > 0, index < gatheredCounts.count, gatheredCounts[index] > 0 {
-                let end = cursor + gatheredCounts[index]
+            let length = segments[index].payloadLength
+            let hasPieces =
+                !block.detached
+                && TCPThread.covers(offset: segments[index].sendQueueOffset, length: length, queued: queued)
+            if scatter, segmentSize > 0, hasPieces {
+                let end = piecesEnd(from: cursor, covering: length)
                 transmitGathered(
                     segments[index], pieces: Array(gathered[cursor..<end]), hop: hop, block: block, skip: skip)
                 cursor = end
@@ -398,17 +417,16 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // was copied for each: the array could change under an opaque call).
             let header = segments[index].header
             let headerLength = header.encodedLength
-            let length = segments[index].payloadLength
-            let chunk = takeSharedChunk(atLeast: headerLength + length, headroom: headroom)
+            let chunk = takeChunk(atLeast: headerLength + length, headroom: headroom)
             let payloadStart = headroom + headerLength
             if length > 0 {
                 var copied = 0
                 if block.detached {
                     copied = block.detachedQueue.copyOut(
                         from: segments[index].sendQueueOffset, into: mutableRegion(chunk, payloadStart, length))
-                } else if index < gatheredCounts.count {
-                    let end = cursor + gatheredCounts[index]
-                    while cursor < end {
+                } else if hasPieces {
+                    // The pieces gathered for this segment cover exactly its bytes.
+                    while copied < length, cursor < gathered.count {
                         let slice = gathered[cursor]
                         let n = Swift.min(slice.count, length - copied)
                         (chunk.base + payloadStart + copied).copyMemory(
@@ -448,15 +466,33 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         gathered.clearKeepingCapacity()
     }
 
+    /// Whether `gather` found `length` bytes at `offset` of a send queue `queued` bytes long (and
+    /// so appended the pieces that cover them).
+    @inline(__always)
+    private static func covers(offset: Int, length: Int, queued: Int) -> Bool {
+        length > 0 && offset >= 0 && offset <= queued - length
+    }
+
+    /// One past the last of the gathered pieces from `cursor` that together hold `length` bytes.
+    private func piecesEnd(from cursor: Int, covering length: Int) -> Int {
+        var end = cursor
+        var covered = 0
+        while covered < length, end < gathered.count {
+            covered += gathered[end].count
+            end += 1
+        }
+        return end
+    }
+
     /// Sends a large segment as its header in a small chunk followed by `pieces`, the send
     /// queue's slices (shared, not copied); the checksum field holds the pseudo-header's sum for
     /// the interface or its peer to finish per segment (or nothing where checksums are skipped).
     private func transmitGathered(
         _ segment: TCPOutboundSegment, pieces: [ByteSlice], hop: NextHop, block: TCPControlBlock, skip: Bool
     ) {
-        let headroom = InetThread.transportHeadroom
+        let headroom = transportHeadroom
         let headerLength = segment.header.encodedLength
-        let chunk = takeSharedChunk(atLeast: headerLength, headroom: headroom)
+        let chunk = takeChunk(atLeast: headerLength, headroom: headroom)
         chunk.filled = headroom + headerLength
         let region = mutableRegion(chunk, headroom, headerLength)
         guard
@@ -478,15 +514,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             segmentSize: Int(segment.segmentSize), gathered: pieces)
     }
 
-    /// Appends to `gathered` the pieces of `buffer`'s chain covering `length` bytes from `offset`;
-    /// returns how many pieces (none when the chain is shorter). The caller holds the buffer's
-    /// lock; the chain is read where it lies (passing it as a value copied it, a retain and a
-    /// release of its storage).
-    private func gather(from buffer: SocketBuffer, offset: Int, length: Int) -> Int {
-        guard length > 0, offset >= 0, offset + length <= buffer.chain.count else { return 0 }
+    /// Appends to `gathered` the pieces of `buffer`'s chain covering `length` bytes from `offset`
+    /// (none when the chain is shorter: see `covers`). The caller holds the buffer's lock; the
+    /// chain is read where it lies (passing it as a value copied it, a retain and a release of
+    /// its storage).
+    private func gather(from buffer: SocketBuffer, offset: Int, length: Int) {
+        guard TCPThread.covers(offset: offset, length: length, queued: buffer.chain.count) else { return }
         var skip = offset
         var wanted = length
-        var pieces = 0
         for index in 0..<buffer.chain.slices.count where wanted > 0 {
             let count = buffer.chain.slices[index].count
             if skip >= count {
@@ -499,17 +534,21 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             slice.end = slice.start + Swift.min(slice.count, wanted)
             wanted -= slice.count
             gathered.append(slice)
-            pieces += 1
         }
-        return pieces
+    }
+
+    /// A chunk from the shared pool for `size` bytes after `headroom`.
+    @inline(__always)
+    private func takeChunk(atLeast size: Int, headroom: Int) -> ByteChunk {
+        chunkPool._withUnsafeGuaranteedRef { $0.take(atLeast: size, headroom: headroom) }
     }
 
     /// Sends a segment that belongs to no connection (a RST, a TIME_WAIT ACK).
     func transmitBare(_ header: TCPHeader, from source: IPv4Address, to destination: IPv4Address) {
         guard let hop = inet.transportRoute(to: destination, from: source) else { return }
-        let headroom = InetThread.transportHeadroom
+        let headroom = transportHeadroom
         let length = header.encodedLength
-        let chunk = takeSharedChunk(atLeast: length, headroom: headroom)
+        let chunk = takeChunk(atLeast: length, headroom: headroom)
         chunk.filled = headroom + length
         guard
             (try? header.emit(
@@ -862,11 +901,4 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 extension TCPConnection {
     /// Runs `body` on this value in place (through optional chaining on its owner's property).
     fileprivate mutating func update(_ body: (inout TCPConnection) -> Void) { body(&self) }
-}
-
-/// A chunk from the shared pool, borrowed for the call (`ChunkPool.withShared`): a plain
-/// `ChunkPool.shared.take` retained and released the pool, one each per segment.
-@inline(__always)
-private func takeSharedChunk(atLeast size: Int, headroom: Int) -> ByteChunk {
-    ChunkPool.withShared { $0.take(atLeast: size, headroom: headroom) }
 }

@@ -173,4 +173,44 @@ final class CongestionControlTests: XCTestCase {
         XCTAssertTrue(early.connection.congestionControl is NewReno)
         XCTAssertEqual(early.connection.congestionControl.congestionWindow, 14_600)
     }
+
+    /// The connection keeps a copy of the controller's window for the send path: after every kind of
+    /// change (the handshake's start, ACKs, a loss and its recovery, a timeout, a switch of
+    /// algorithm) it is the controller's own figure, and the figure the RFCs give.
+    func testTheConnectionsWindowIsTheControllersAfterEveryChange() {
+        func assertWindow(_ harness: Harness, _ expected: Int, _ step: String, line: UInt = #line) {
+            XCTAssertEqual(harness.connection.congestionWindow, expected, step, line: line)
+            XCTAssertEqual(harness.connection.congestionControl.congestionWindow, expected, step, line: line)
+        }
+        var early = Harness.connecting(plainConfiguration())
+        assertWindow(early, 10 * 536, "before the handshake: IW10 for the default MSS of 536")
+        early.receive(peer([.syn, .ack], 5000, 1001, options: TCPOptions(maximumSegmentSize: 1460)))
+        assertWindow(early, 14_600, "the handshake settled the MSS: IW10")
+
+        var harness = established(.cubic)
+        harness.run { $0.send(count: 40 * 1460, now: $1, into: &$2) }
+        for segment in 1...4 {
+            harness.receive(peer(.ack, 5001, 1001 + UInt32(segment) * 1460))
+        }
+        assertWindow(harness, 14 * 1460, "slow start: one MSS per ACK")
+        for _ in 0..<3 {
+            harness.receive(peer(.ack, 5001, 1001 + 4 * 1460))
+        }
+        XCTAssertTrue(harness.connection.inFastRecovery)
+        assertWindow(harness, 14_308 + 3 * 1460, "loss: 0.7 of the flight of 14 MSS, plus the 3 duplicates")
+        harness.receive(peer(.ack, 5001, harness.connection.sendMax.rawValue))
+        XCTAssertFalse(harness.connection.inFastRecovery)
+        assertWindow(harness, 2 * 1460, "recovery over, nothing in flight: RFC 6582's flight + 1 MSS, 1 MSS least")
+        XCTAssertEqual(harness.sent.count, 2)
+        harness.fireNext()
+        XCTAssertEqual(harness.connection.consecutiveRetransmissions, 1)
+        assertWindow(harness, 1460, "timeout: one MSS")
+        harness.connection.setCongestionControl(.newReno)
+        assertWindow(harness, 1460, "switched to NewReno with the window")
+        harness.connection.setCongestionControl(.bbr)
+        XCTAssertTrue(harness.connection.congestionControl is BBR)
+        XCTAssertEqual(
+            harness.connection.congestionWindow, harness.connection.congestionControl.congestionWindow,
+            "switched to BBR: its own window")
+    }
 }

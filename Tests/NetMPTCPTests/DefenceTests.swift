@@ -28,8 +28,13 @@ final class DefenceTests: XCTestCase {
         XCTAssertEqual(harness.actions.segments, [], "nothing but the challenge")
         XCTAssertEqual(harness.actions.challengeACK.map(Wire.init), Wire(.ack, 1001, 5001))
         XCTAssertEqual(harness.actions.challengeACK?.header.window, 60_000)
+        XCTAssertTrue(harness.actions.hasChallengeACK, "the integration sends what the flag says is there")
         XCTAssertEqual(harness.actions.dropped, .resetNotExact)
         XCTAssertNil(harness.actions.error)
+        var cleared = harness.actions
+        cleared.clear()
+        XCTAssertNil(cleared.challengeACK)
+        XCTAssertFalse(cleared.hasChallengeACK)
         // The last octet of the window is still in it.
         harness.receive(peer([.rst, .ack], 5001 + 59_999, 1001))
         XCTAssertEqual(harness.sent, [Wire(.ack, 1001, 5001)])
