@@ -147,7 +147,7 @@ struct SACKScoreboard: Sendable {
     /// An ACK of everything outstanding (the usual one when a request's answer arrives): every
     /// entry goes, so the counts, which sum the live entries, are zero after it without a walk
     /// that takes each entry out of them.
-    private mutating func acknowledgeAll(_ delivered: (Segment) -> Void) {
+    @inline(__always) private mutating func acknowledgeAll(_ delivered: (Segment) -> Void) {
         for index in indices where !storage[index].sacked {
             delivered(storage[index])
         }

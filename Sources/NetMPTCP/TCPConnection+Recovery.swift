@@ -131,7 +131,9 @@ extension TCPConnection {
         let (acknowledged, rtt) = takeAcknowledgment(ack, header: header, now: now, &actions)
         limitedTransmitBytes = 0
         duplicateACKs = 0
-        tailLossProbeAcknowledged(ack, duplicateSACK: false, now: now)
+        if tailLossProbeEnd != nil {
+            tailLossProbeAcknowledged(ack, duplicateSACK: false, now: now)
+        }
         // What `detectLosses` does with a board in order.
         cancel(.reorderTimeout)
         if recoveryPoint < ack {
