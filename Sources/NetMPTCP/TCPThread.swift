@@ -84,6 +84,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var finAcknowledged = false
         var deadline: Int64?
         var readsBeforeWindowUpdate = 1
+        var sendBufferSizing: SendBufferSizing?
         // The connection is changed where it lives (a copy in and out costs more than the event):
         // the body is the state machine alone, and what runs after it sees the new value.
         let ran: Void? = block.connection?.update { connection in
@@ -106,6 +107,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             finAcknowledged = connection.finAcknowledged
             deadline = connection.nextDeadline
             readsBeforeWindowUpdate = connection.readsBeforeWindowUpdate
+            if !closing {
+                sendBufferSizing = SendBufferSizing(connection)
+            }
         }
         guard ran != nil else { return }
         if closing { block.connection = nil }
@@ -124,8 +128,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
         if !closing {
             publishWindowUpdateThreshold(block, readsBeforeWindowUpdate)
-            block.connection?.update { autoSizeSendBuffer(block, $0) }
             // An event `apply` ran (an abort) may have changed the connection: then it is read again.
+            if eventCount == serial {
+                if let sendBufferSizing { autoSizeSendBuffer(block, sendBufferSizing) }
+            } else {
+                block.connection?.update { connection in
+                    if let sizing = SendBufferSizing(connection) { autoSizeSendBuffer(block, sizing) }
+                }
+            }
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
         if deliverLast { deliver(&actions.delivered, block) }
@@ -188,15 +198,27 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         connection.configuration.receiveBufferSize = size
     }
 
+    /// What send-buffer auto-sizing needs of a connection, read while the event has it at hand (a
+    /// second access to the block's connection after `apply` cost more than the reading).
+    private struct SendBufferSizing {
+        var congestionWindow: Int
+        var limit: Int
+
+        /// Nil when the connection does not auto-tune its buffers.
+        init?(_ connection: borrowing TCPConnection<ByteSlice>) {
+            guard connection.configuration.bufferAutoTuning else { return nil }
+            congestionWindow = connection.congestionControl.congestionWindow
+            limit = connection.configuration.maximumSendBufferSize
+        }
+    }
+
     /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
-    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ connection: TCPConnection<ByteSlice>) {
-        guard connection.configuration.bufferAutoTuning else { return }
+    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ sizing: SendBufferSizing) {
         block.withSendBuffer { buffer in
             guard !buffer.sizeSetByUser.load(ordering: .relaxed),
                 let size = TCPBufferAutoTuning.sendBufferSize(
-                    congestionWindow: connection.congestionControl.congestionWindow,
-                    current: buffer.highWater.load(ordering: .relaxed),
-                    limit: connection.configuration.maximumSendBufferSize)
+                    congestionWindow: sizing.congestionWindow, current: buffer.highWater.load(ordering: .relaxed),
+                    limit: sizing.limit)
             else { return }
             buffer.highWater.store(size, ordering: .sequentiallyConsistent)
             // Writers waiting for room may fit now.
