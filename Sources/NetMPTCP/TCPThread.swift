@@ -145,7 +145,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Tells the block's readers how much to read before a *rcvd* message is worth sending. A
     /// reader that added its reads before it saw the new threshold did not post: checked here after
     /// the store (both sequentially consistent), so a due window update is never left waiting.
-    private func publishWindowUpdateThreshold(_ block: TCPControlBlock, _ threshold: Int) {
+    /// Inlined: most events leave the threshold as it was, and the call cost more than the test.
+    @inline(__always) private func publishWindowUpdateThreshold(_ block: TCPControlBlock, _ threshold: Int) {
         guard block.windowUpdateThreshold.load(ordering: .relaxed) != threshold else { return }
         block.windowUpdateThreshold.store(threshold, ordering: .sequentiallyConsistent)
         if block.unreportedReads.load(ordering: .sequentiallyConsistent) >= threshold {
@@ -156,7 +157,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Keeps the thread's count of out-of-order bytes after an event changed `connection`'s
     /// queue, and prunes that queue (the one that grew, never another) when the thread holds
     /// more than its share of the stack's bound. A closing connection's bytes leave the count.
-    private func accountOutOfOrder(_ connection: inout TCPConnection<ByteSlice>, before: Int, closing: Bool) {
+    /// Inlined: most events leave the queue as it was, and the call cost more than the test.
+    @inline(__always) private func accountOutOfOrder(
+        _ connection: inout TCPConnection<ByteSlice>, before: Int, closing: Bool
+    ) {
         let after = connection.outOfOrder.byteCount
         guard after != before || closing else { return }
         statistics.outOfOrderBytes += after - before
@@ -230,13 +234,18 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// needed, stays as it is, and when it fires the connection's own deadline decides
     /// (`calloutFired`). Most events only move the deadline later (an ACK restarts the
     /// retransmission timer, data restarts the delayed ACK), so this spares a heap push and a
-    /// stale entry per event.
-    private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
+    /// stale entry per event. (Inlined into every event: only the first makes the callout.)
+    @inline(__always) private func rearm(_ block: TCPControlBlock, deadline: Int64?) {
         guard let deadline else { return }
         if let callout = block.callout {
             callout.arm(notAfter: deadline)
             return
         }
+        makeCallout(block, deadline: deadline)
+    }
+
+    /// The connection's first timer: its callout is made and armed at `deadline`.
+    private func makeCallout(_ block: TCPControlBlock, deadline: Int64) {
         // The callout names its connection by tuple, not by a reference: a weak one would give
         // every block a side table, and so a slower retain and release on every packet.
         guard let key = block.key else { return }
