@@ -191,15 +191,20 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock, _ connection: inout TCPConnection<ByteSlice>, read: Int, now: Int64
     ) {
         guard connection.configuration.bufferAutoTuning else { return }
-        let buffer = block.socket.receiveBuffer
-        guard !buffer.sizeSetByUser.load(ordering: .relaxed),
-            let size = block.autoTuning.receiveBufferSize(
-                afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
-                current: buffer.highWater.load(ordering: .relaxed),
-                limit: connection.configuration.maximumReceiveBufferSize)
-        else { return }
-        buffer.highWater.store(size, ordering: .sequentiallyConsistent)
-        connection.configuration.receiveBufferSize = size
+        let roundTrip = connection.retransmissionTimeout.smoothedRTT
+        let limit = connection.configuration.maximumReceiveBufferSize
+        // The buffer by the block's unretained reference (a strong one was a retain per read).
+        let grown: Int? = block.withReceiveBuffer { buffer in
+            guard !buffer.sizeSetByUser.load(ordering: .relaxed),
+                let size = block.autoTuning.receiveBufferSize(
+                    afterReading: read, now: now, roundTrip: roundTrip,
+                    current: buffer.highWater.load(ordering: .relaxed),
+                    limit: limit)
+            else { return nil }
+            buffer.highWater.store(size, ordering: .sequentiallyConsistent)
+            return size
+        }
+        if let grown { connection.configuration.receiveBufferSize = grown }
     }
 
     /// What send-buffer auto-sizing needs of a connection, read while the event has it at hand (a
