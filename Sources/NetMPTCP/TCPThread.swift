@@ -50,8 +50,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Events
 
-    /// Runs one event on `block`'s connection and applies what it asks.
-    func event(
+    /// Runs one event on `block`'s connection and applies what it asks. (Inlined into each caller:
+    /// as a call of its own it retained what the caller's closure captured, such as a payload's
+    /// chunk, for the call's length.)
+    @inline(__always) func event(
         _ block: TCPControlBlock,
         _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
     ) {
