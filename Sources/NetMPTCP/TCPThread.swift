@@ -691,7 +691,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             // Not for a connection's data path: the usual way, from one contiguous copy.
             payload = ByteSlice(chunk: datagram.chunk, start: start, end: end).joined(with: datagram.gathered)
         } else {
-            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end)
+            // The chunk's reference taken alone: passed from the datagram as is, the optimizer
+            // copied the whole datagram (through its value witness) to retain it.
+            let chunk = Unmanaged.passUnretained(datagram.chunk)
+            payload = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
         }
         if let block = connections[key] {
             block.segmentsIn &+= 1
