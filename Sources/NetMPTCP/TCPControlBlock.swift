@@ -237,12 +237,17 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
 
     var block: TCPControlBlock { blockReference.takeUnretainedValue() }
 
-    /// Run from the owner's queue: drops the hold `postOnce` took on the socket.
+    /// Run from the owner's queue: drops the hold `postOnce` took on the socket. The block is
+    /// reached unretained, as in `run`: the hold keeps the socket and so the block (a strong
+    /// reference was a retain and a release per message).
     func handle() {
-        let held = Unmanaged.passUnretained(block.socket)
-        guard block.port.isOwnerCurrent else {
+        let (held, isOwner) = blockReference._withUnsafeGuaranteedRef { block in
+            (Unmanaged.passUnretained(block.socket), block.port.isOwnerCurrent)
+        }
+        guard isOwner else {
             // Queued before connect moved the block: follow it (after the migrating message).
-            if !block.port.post(self) { held.release() }
+            let posted = blockReference._withUnsafeGuaranteedRef { $0.port.post(self) }
+            if !posted { held.release() }
             return
         }
         run()
