@@ -182,8 +182,13 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// The user appended bytes or read some (the embedded *output* and *rcvd* messages): the
     /// reads are reported first, so the window the output advertises is current.
     func userDataChanged(_ block: TCPControlBlock) {
+        // Captured unretained (the caller's reference keeps the block): captured as is, it was
+        // retained for the closure.
+        let unretained = Unmanaged.passUnretained(block)
         event(block) { connection, time, actions in
-            let appended = block.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
+            let appended = unretained._withUnsafeGuaranteedRef {
+                $0.unsentAppended.exchange(0, ordering: .sequentiallyConsistent)
+            }
             if appended > 0 { connection.send(count: appended, now: time, into: &actions) }
         }
     }
@@ -680,7 +685,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         let start = datagram.payloadStart + packet.payloadRange.lowerBound
         let end = datagram.payloadStart + packet.payloadRange.upperBound
-        let payload: ByteSlice
+        // The chunk by an unretained reference (the datagram keeps it alive): retained from the
+        // datagram as is, the optimizer copied the whole datagram (through its value witness).
+        let chunk = Unmanaged.passUnretained(datagram.chunk)
+        var joined: ByteSlice?
         if datagram.isGathered {
             if start == end, let block = connections[key] {
                 block.segmentsIn &+= 1
@@ -689,21 +697,25 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 return
             }
             // Not for a connection's data path: the usual way, from one contiguous copy.
-            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end).joined(with: datagram.gathered)
-        } else {
-            // The chunk's reference taken alone: passed from the datagram as is, the optimizer
-            // copied the whole datagram (through its value witness) to retain it.
-            let chunk = Unmanaged.passUnretained(datagram.chunk)
-            payload = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
+            joined = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end).joined(
+                with: datagram.gathered)
         }
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
+            if let joined {
+                receiveJoined(header, payload: joined, congestionExperienced: marked, block)
+                return
+            }
             event(block) { connection, time, actions in
+                // The payload made where it is used: made before, it was retained once more for
+                // this closure.
+                let payload = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
                 connection.receive(header, payload: payload, congestionExperienced: marked, now: time, into: &actions)
             }
             return
         }
+        let payload = joined ?? ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
         var reusing: TCPTimeWait?
         if let record = timeWaits[key] {
             if record.deadline > now && !record.admits(header) {
@@ -722,6 +734,16 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             reusing = record
         }
         listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    /// A segment for `block`'s connection whose gathered payload was joined into one slice.
+    private func receiveJoined(
+        _ header: TCPHeader, payload: ByteSlice, congestionExperienced: Bool, _ block: TCPControlBlock
+    ) {
+        event(block) { connection, time, actions in
+            connection.receive(
+                header, payload: payload, congestionExperienced: congestionExperienced, now: time, into: &actions)
+        }
     }
 
     /// A segment whose payload came as slices of the sender's send buffer (loopback's
