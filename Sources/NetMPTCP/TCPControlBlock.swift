@@ -245,13 +245,18 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
             (Unmanaged.passUnretained(block.socket), block.port.isOwnerCurrent)
         }
         guard isOwner else {
-            // Queued before connect moved the block: follow it (after the migrating message).
-            let posted = blockReference._withUnsafeGuaranteedRef { $0.port.post(self) }
-            if !posted { held.release() }
+            follow(held)
             return
         }
         run()
         held.release()
+    }
+
+    /// Queued before connect moved the block: the message follows it (after the migrating one).
+    /// The block by a strong reference: once posted, the message may run and drop the hold.
+    @inline(never) private func follow(_ held: Unmanaged<Socket>) {
+        let block = self.block
+        if !block.port.post(self) { held.release() }
     }
 
     /// Runs as the owner (queued, or dispatched by the caller, who keeps the socket alive).
