@@ -102,10 +102,11 @@ struct SACKScoreboard: Sendable {
                 last.rate = rate
             }
         } else {
-            storage.append(
-                Segment(
-                    start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate))
-            account(storage[storage.count - 1], sign: 1)
+            let segment = Segment(
+                start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate)
+            storage.append(segment)
+            // `account` for an original transmission, which counts toward `pipe` only.
+            pipe += segment.length
         }
     }
 
