@@ -102,17 +102,21 @@ struct SACKScoreboard: Sendable {
                 last.rate = rate
             }
         } else {
-            let entry = Segment(
+            let segment = Segment(
                 start: SequenceNumber.max(tail, start), end: end, sentAt: now, transmission: number, rate: rate)
-            storage.append(entry)
-            // What `account` adds for a new entry: neither SACKed nor lost, it is in flight.
-            pipe += entry.length
+            storage.append(segment)
+            // `account` for an original transmission, which counts toward `pipe` only.
+            pipe += segment.length
         }
     }
 
     /// Drops everything before the cumulative ACK `ack`, trimming an entry it splits.
     /// Calls `delivered` with each entry (or the acknowledged part of one) that was not SACKed before.
     mutating func acknowledge(through ack: SequenceNumber, _ delivered: (Segment) -> Void) {
+        if isEmpty || !(ack < storage[storage.count - 1].end) {
+            acknowledgeAll(delivered)
+            return
+        }
         var removed = 0
         for index in indices {
             let segment = storage[index]
@@ -130,18 +134,35 @@ struct SACKScoreboard: Sendable {
             removed += 1
         }
         head += removed
-        if isEmpty {
-            // All acknowledged: an idle connection keeps no large board (a burst's storage goes).
-            if storage.capacity > SACKScoreboard.idleCapacity {
-                storage = []
-            } else {
-                storage.clearKeepingCapacity()
-            }
-            head = 0
-        } else if head >= SACKScoreboard.compactionThreshold, head * 2 >= storage.count {
+        if head >= SACKScoreboard.compactionThreshold, head * 2 >= storage.count {
             storage.removeFirst(head)
             head = 0
         }
+    }
+
+    /// `acknowledge(through:_:)` with RACK told of each delivered entry (RFC 8985 6.2 steps 1–3).
+    mutating func acknowledge(through ack: SequenceNumber, delivering rack: inout RACK, now: Int64) {
+        acknowledge(through: ack) { rack.delivered($0, now: now) }
+    }
+
+    /// An ACK of everything outstanding (the usual one when a request's answer arrives): every
+    /// entry goes, so the counts, which sum the live entries, are zero after it without a walk
+    /// that takes each entry out of them.
+    @inline(__always) private mutating func acknowledgeAll(_ delivered: (Segment) -> Void) {
+        for index in indices where !storage[index].sacked {
+            delivered(storage[index])
+        }
+        sackedBytes = 0
+        lostBytes = 0
+        pipe = 0
+        retransmittedBytes = 0
+        // An idle connection keeps no large board (a burst's storage goes).
+        if storage.capacity > SACKScoreboard.idleCapacity {
+            storage = []
+        } else {
+            storage.clearKeepingCapacity()
+        }
+        head = 0
     }
 
     /// Marks the entries inside `block` SACKed, splitting entries its edges fall in, and calls

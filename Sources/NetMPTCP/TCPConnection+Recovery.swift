@@ -10,6 +10,26 @@ extension TCPConnection {
     mutating func sackAcknowledgment(
         _ ack: SequenceNumber, header: TCPHeader, duplicate: Bool, now: Int64, _ actions: inout TCPActions<Payload>
     ) {
+        if takesInOrderAcknowledgment(ack, header: header) {
+            inOrderAcknowledgment(ack, header: header, now: now, &actions)
+        } else {
+            generalSACKAcknowledgment(ack, header: header, duplicate: duplicate, now: now, &actions)
+        }
+    }
+
+    /// Whether `inOrderAcknowledgment` handles this ACK: it advances, carries no SACK blocks, no
+    /// recovery is under way, no rate-based sender samples it, and the scoreboard holds original
+    /// transmissions only (nothing SACKed, lost or resent).
+    func takesInOrderAcknowledgment(_ ack: SequenceNumber, header: TCPHeader) -> Bool {
+        sendUnacknowledged < ack && header.options.sackBlocks.isEmpty && !inFastRecovery
+            && rateBasedSending == nil && scoreboard.isInOrder
+    }
+
+    /// Any ACK of a SACK connection (`sackAcknowledgment` passes the usual one to
+    /// `inOrderAcknowledgment`, which comes to the same for it).
+    mutating func generalSACKAcknowledgment(
+        _ ack: SequenceNumber, header: TCPHeader, duplicate: Bool, now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
         let advanced = sendUnacknowledged < ack
         let blocks = header.options.sackBlocks
         // RFC 6937's DeliveredData: the advance of SND.UNA plus the change in SACKed bytes.
@@ -93,6 +113,39 @@ extension TCPConnection {
             cancel(.lossProbe)
             cancel(.reorderTimeout)
         } else if advanced {
+            arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
+            armTailLossProbe(now: now, restart: true)
+        }
+    }
+
+    /// The usual ACK of a transfer without loss (`takesInOrderAcknowledgment`): what
+    /// `generalSACKAcknowledgment` does with it, without the steps that cannot change anything
+    /// there: no D-SACK, no block to apply, no loss for the detector to find on a board in order
+    /// (it only cancels the reordering timer), no recovery to enter (nothing lost, no duplicate
+    /// ACKs), no rate sample.
+    mutating func inOrderAcknowledgment(
+        _ ack: SequenceNumber, header: TCPHeader, now: Int64, _ actions: inout TCPActions<Payload>
+    ) {
+        // Distinct stored properties: RACK is changed in place, without a copy in and out.
+        scoreboard.acknowledge(through: ack, delivering: &rack, now: now)
+        let (acknowledged, rtt) = takeAcknowledgment(ack, header: header, now: now, &actions)
+        limitedTransmitBytes = 0
+        duplicateACKs = 0
+        if tailLossProbeEnd != nil {
+            tailLossProbeAcknowledged(ack, duplicateSACK: false, now: now)
+        }
+        // What `detectLosses` does with a board in order.
+        cancel(.reorderTimeout)
+        if recoveryPoint < ack {
+            // Keep "recover" just behind SND.UNA so the comparison never wraps.
+            recoveryPoint = ack - 1
+        }
+        congestionControl.acknowledged(acknowledgmentSample(bytes: acknowledged, rtt: rtt, now: now))
+        if sendUnacknowledged == sendMax {
+            cancel(.retransmission)
+            cancel(.lossProbe)
+            cancel(.reorderTimeout)
+        } else {
             arm(.retransmission, at: now &+ retransmissionTimeout.timeout)
             armTailLossProbe(now: now, restart: true)
         }

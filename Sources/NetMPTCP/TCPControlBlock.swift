@@ -237,16 +237,26 @@ final class TCPBlockMessage: EmbeddedMessage, @unchecked Sendable {
 
     var block: TCPControlBlock { blockReference.takeUnretainedValue() }
 
-    /// Run from the owner's queue: drops the hold `postOnce` took on the socket.
+    /// Run from the owner's queue: drops the hold `postOnce` took on the socket. The block is
+    /// reached unretained, as in `run`: the hold keeps the socket and so the block (a strong
+    /// reference was a retain and a release per message).
     func handle() {
-        let held = Unmanaged.passUnretained(block.socket)
-        guard block.port.isOwnerCurrent else {
-            // Queued before connect moved the block: follow it (after the migrating message).
-            if !block.port.post(self) { held.release() }
+        let (held, isOwner) = blockReference._withUnsafeGuaranteedRef { block in
+            (Unmanaged.passUnretained(block.socket), block.port.isOwnerCurrent)
+        }
+        guard isOwner else {
+            follow(held)
             return
         }
         run()
         held.release()
+    }
+
+    /// Queued before connect moved the block: the message follows it (after the migrating one).
+    /// The block by a strong reference: once posted, the message may run and drop the hold.
+    @inline(never) private func follow(_ held: Unmanaged<Socket>) {
+        let block = self.block
+        if !block.port.post(self) { held.release() }
     }
 
     /// Runs as the owner (queued, or dispatched by the caller, who keeps the socket alive).

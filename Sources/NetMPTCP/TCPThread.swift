@@ -54,8 +54,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
 
     // MARK: Events
 
-    /// Runs one event on `block`'s connection and applies what it asks.
-    func event(
+    /// Runs one event on `block`'s connection and applies what it asks. (Inlined into each caller:
+    /// as a call of its own it retained what the caller's closure captured, such as a payload's
+    /// chunk, for the call's length.)
+    @inline(__always) func event(
         _ block: TCPControlBlock,
         _ body: (inout TCPConnection<ByteSlice>, Int64, inout TCPActions<ByteSlice>) -> Void
     ) {
@@ -88,6 +90,7 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         var finAcknowledged = false
         var deadline: Int64?
         var readsBeforeWindowUpdate = 1
+        var sendBufferSizing: SendBufferSizing?
         // The connection is changed where it lives (a copy in and out costs more than the event):
         // the body is the state machine alone, and what runs after it sees the new value.
         let ran: Void? = block.connection?.update { connection in
@@ -110,6 +113,9 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             finAcknowledged = connection.finAcknowledged
             deadline = connection.nextDeadline
             readsBeforeWindowUpdate = connection.readsBeforeWindowUpdate
+            if !closing {
+                sendBufferSizing = SendBufferSizing(connection)
+            }
         }
         guard ran != nil else { return }
         if closing { block.connection = nil }
@@ -128,8 +134,14 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         if sendFinished && !closing { block.socket.sendBuffer.wake() }
         if !closing {
             publishWindowUpdateThreshold(block, readsBeforeWindowUpdate)
-            block.connection?.update { autoSizeSendBuffer(block, $0) }
             // An event `apply` ran (an abort) may have changed the connection: then it is read again.
+            if eventCount == serial {
+                if let sendBufferSizing { autoSizeSendBuffer(block, sendBufferSizing) }
+            } else {
+                block.connection?.update { connection in
+                    if let sizing = SendBufferSizing(connection) { autoSizeSendBuffer(block, sizing) }
+                }
+            }
             rearm(block, deadline: eventCount == serial ? deadline : block.connection?.nextDeadline)
         }
         if deliverLast { deliver(&actions.delivered, block) }
@@ -139,7 +151,8 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Tells the block's readers how much to read before a *rcvd* message is worth sending. A
     /// reader that added its reads before it saw the new threshold did not post: checked here after
     /// the store (both sequentially consistent), so a due window update is never left waiting.
-    private func publishWindowUpdateThreshold(_ block: TCPControlBlock, _ threshold: Int) {
+    /// Inlined: most events leave the threshold as it was, and the call cost more than the test.
+    @inline(__always) private func publishWindowUpdateThreshold(_ block: TCPControlBlock, _ threshold: Int) {
         guard block.windowUpdateThreshold.load(ordering: .relaxed) != threshold else { return }
         block.windowUpdateThreshold.store(threshold, ordering: .sequentiallyConsistent)
         if block.unreportedReads.load(ordering: .sequentiallyConsistent) >= threshold {
@@ -150,7 +163,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
     /// Keeps the thread's count of out-of-order bytes after an event changed `connection`'s
     /// queue, and prunes that queue (the one that grew, never another) when the thread holds
     /// more than its share of the stack's bound. A closing connection's bytes leave the count.
-    private func accountOutOfOrder(_ connection: inout TCPConnection<ByteSlice>, before: Int, closing: Bool) {
+    /// Inlined: most events leave the queue as it was, and the call cost more than the test.
+    @inline(__always) private func accountOutOfOrder(
+        _ connection: inout TCPConnection<ByteSlice>, before: Int, closing: Bool
+    ) {
         let after = connection.outOfOrder.byteCount
         guard after != before || closing else { return }
         statistics.outOfOrderBytes += after - before
@@ -183,30 +199,43 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
         _ block: TCPControlBlock, _ connection: inout TCPConnection<ByteSlice>, read: Int, now: Int64
     ) {
         guard connection.configuration.bufferAutoTuning else { return }
-        // The buffer unretained (`withReceiveBuffer`): a retain was an atomic on the header of
-        // the buffer the reader locks.
-        let size: Int? = block.withReceiveBuffer { buffer in
+        let roundTrip = connection.retransmissionTimeout.smoothedRTT
+        let limit = connection.configuration.maximumReceiveBufferSize
+        // The buffer by the block's unretained reference (a strong one was a retain per read).
+        let grown: Int? = block.withReceiveBuffer { buffer in
             guard !buffer.sizeSetByUser.load(ordering: .relaxed),
                 let size = block.autoTuning.receiveBufferSize(
-                    afterReading: read, now: now, roundTrip: connection.retransmissionTimeout.smoothedRTT,
+                    afterReading: read, now: now, roundTrip: roundTrip,
                     current: buffer.highWater.load(ordering: .relaxed),
-                    limit: connection.configuration.maximumReceiveBufferSize)
+                    limit: limit)
             else { return nil }
             buffer.highWater.store(size, ordering: .sequentiallyConsistent)
             return size
         }
-        if let size { connection.configuration.receiveBufferSize = size }
+        if let grown { connection.configuration.receiveBufferSize = grown }
+    }
+
+    /// What send-buffer auto-sizing needs of a connection, read while the event has it at hand (a
+    /// second access to the block's connection after `apply` cost more than the reading).
+    private struct SendBufferSizing {
+        var congestionWindow: Int
+        var limit: Int
+
+        /// Nil when the connection does not auto-tune its buffers.
+        init?(_ connection: borrowing TCPConnection<ByteSlice>) {
+            guard connection.configuration.bufferAutoTuning else { return nil }
+            congestionWindow = connection.congestionWindow
+            limit = connection.configuration.maximumSendBufferSize
+        }
     }
 
     /// Send-buffer auto-sizing (`TCPBufferAutoTuning`): room for twice the congestion window.
-    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ connection: TCPConnection<ByteSlice>) {
-        guard connection.configuration.bufferAutoTuning else { return }
+    private func autoSizeSendBuffer(_ block: TCPControlBlock, _ sizing: SendBufferSizing) {
         block.withSendBuffer { buffer in
             guard !buffer.sizeSetByUser.load(ordering: .relaxed),
                 let size = TCPBufferAutoTuning.sendBufferSize(
-                    congestionWindow: connection.congestionControl.congestionWindow,
-                    current: buffer.highWater.load(ordering: .relaxed),
-                    limit: connection.configuration.maximumSendBufferSize)
+                    congestionWindow: sizing.congestionWindow, current: buffer.highWater.load(ordering: .relaxed),
+                    limit: sizing.limit)
             else { return }
             buffer.highWater.store(size, ordering: .sequentiallyConsistent)
             // Writers waiting for room may fit now.
@@ -687,7 +716,10 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             remoteAddress: .ipv4(datagram.source), remotePort: header.sourcePort)
         let start = datagram.payloadStart + packet.payloadRange.lowerBound
         let end = datagram.payloadStart + packet.payloadRange.upperBound
-        let payload: ByteSlice
+        // The chunk by an unretained reference (the datagram keeps it alive): retained from the
+        // datagram as is, the optimizer copied the whole datagram (through its value witness).
+        let chunk = Unmanaged.passUnretained(datagram.chunk)
+        var joined: ByteSlice?
         if datagram.isGathered {
             if start == end, let block = connections[key] {
                 block.segmentsIn &+= 1
@@ -696,18 +728,25 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
                 return
             }
             // Not for a connection's data path: the usual way, from one contiguous copy.
-            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end).joined(with: datagram.gathered)
-        } else {
-            payload = ByteSlice(chunk: datagram.chunk, start: start, end: end)
+            joined = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end).joined(
+                with: datagram.gathered)
         }
         if let block = connections[key] {
             block.segmentsIn &+= 1
             let marked = datagram.ecn == TCPExplicitCongestion.congestionExperiencedCodepoint
+            if let joined {
+                receiveJoined(header, payload: joined, congestionExperienced: marked, block)
+                return
+            }
             event(block) { connection, time, actions in
+                // The payload made where it is used: made before, it was retained once more for
+                // this closure.
+                let payload = ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
                 connection.receive(header, payload: payload, congestionExperienced: marked, now: time, into: &actions)
             }
             return
         }
+        let payload = joined ?? ByteSlice(chunk: chunk.takeUnretainedValue(), start: start, end: end)
         var reusing: TCPTimeWait?
         if let record = timeWaits[key] {
             if record.deadline > now && !record.admits(header) {
@@ -726,6 +765,16 @@ package final class TCPThread: InetTransportHandler, @unchecked Sendable {
             reusing = record
         }
         listenInput(header, payload: payload, key: key, datagram: datagram, reusing: reusing)
+    }
+
+    /// A segment for `block`'s connection whose gathered payload was joined into one slice.
+    private func receiveJoined(
+        _ header: TCPHeader, payload: ByteSlice, congestionExperienced: Bool, _ block: TCPControlBlock
+    ) {
+        event(block) { connection, time, actions in
+            connection.receive(
+                header, payload: payload, congestionExperienced: congestionExperienced, now: time, into: &actions)
+        }
     }
 
     /// A segment whose payload came as slices of the sender's send buffer (loopback's

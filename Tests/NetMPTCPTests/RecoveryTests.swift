@@ -10,12 +10,14 @@ final class RecoveryTests: XCTestCase {
 
     /// A SACK-permitted child (port 80), established with a 10 ms handshake RTT at t = 10 ms, that
     /// queued `queued` full segments and sent what the initial window allows (10 segments).
-    static func sackSender(_ detection: TCPLossDetection, queued: Int) -> Harness {
+    static func sackSender(
+        _ detection: TCPLossDetection, queued: Int, congestionControl: TCPCongestionAlgorithm = .newReno
+    ) -> Harness {
         var configuration = plainConfiguration()
         configuration.noDelay = true
         configuration.lossDetection = detection
         // The windows asserted are NewReno's (loss detection is what these tests are about).
-        configuration.congestionControl = .newReno
+        configuration.congestionControl = congestionControl
         var harness = Harness.accepting(
             configuration, syn: incomingSYN(5000, options: TCPOptions(maximumSegmentSize: 1460, sackPermitted: true)))
         harness.now = 10 * milliseconds
@@ -447,4 +449,5 @@ final class RecoveryTests: XCTestCase {
             }
         }
     }
+
 }
