@@ -9,21 +9,21 @@ import Synchronization
 /// request can never reach the new owner before the block does. A request queued on the old
 /// owner before the switch finds the port pointing elsewhere when it runs and is sent on (after
 /// the migrating message); a synchronous call that lands there is retried by its caller.
+/// `dispatch`, which only runs a request as the owner and never queues, reads the owner without
+/// the lock and again once it holds that owner's run token (see there).
 package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     let lock = NetLock()
     private var current: ProtocolThread  // under lock
-    /// `current.identity`, written with it under `lock`: what `isOwnerCurrent` reads without it.
+    /// `current.identity` (its unretained address), written with it under `lock`: what
+    /// `isOwnerCurrent` and `dispatch` read without it (the stack keeps every thread, so an old
+    /// owner's address stays valid).
     private let currentIdentity: Atomic<UInt>
-    /// `current`'s address, unretained, written with it under `lock`: what `dispatch` reads
-    /// without the lock (the stack keeps every thread, so an old owner's address stays valid).
-    private let currentAddress: Atomic<UInt>
     /// A stack's threads share one mode, so a move never changes it (read per socket wait).
     package let isDriven: Bool
 
     init(_ thread: ProtocolThread) {
         current = thread
         currentIdentity = Atomic(thread.identity)
-        currentAddress = Atomic(UInt(bitPattern: Unmanaged.passUnretained(thread).toOpaque()))
         isDriven = thread.isDriven
     }
 
@@ -39,7 +39,6 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
         lock.lock()
         current = target
         currentIdentity.store(target.identity, ordering: .releasing)
-        currentAddress.store(UInt(bitPattern: Unmanaged.passUnretained(target).toOpaque()), ordering: .releasing)
         let queued = target.sendQueued(message)
         lock.unlock()
         return queued
@@ -95,14 +94,14 @@ package final class TCPOwnerPort: MessagePort, @unchecked Sendable {
     /// two more): once the caller holds a thread's run token, the block cannot move off it (only
     /// its owner moves it), so the owner read again then is the owner for the whole run.
     func dispatch(_ message: TCPBlockMessage) -> Bool {
-        let address = currentAddress.load(ordering: .acquiring)
+        let address = currentIdentity.load(ordering: .acquiring)
         guard let pointer = UnsafeRawPointer(bitPattern: address) else { return false }
         let target = Unmanaged<ProtocolThread>.fromOpaque(pointer)
         guard target._withUnsafeGuaranteedRef({ $0.mayDispatchPost() && $0.beginDirectDispatch() }) else {
             return false
         }
         // Moved before the token was taken: the request goes to the new owner's queue.
-        guard currentAddress.load(ordering: .acquiring) == address else {
+        guard currentIdentity.load(ordering: .acquiring) == address else {
             target._withUnsafeGuaranteedRef { $0.endDirectDispatch() }
             return false
         }
