@@ -250,13 +250,14 @@ struct SoakBuffers {
 /// `attempts` times) until its echo comes back byte for byte. Late or duplicated echoes of
 /// earlier datagrams must be intact too.
 func soakUDPFlow(
-    stack: NetworkStack, server: SocketAddress, seed: UInt64, deadline: Int64, tally: SoakTally,
+    stack: NetworkStack, server: SocketAddress, localPort: UInt16, seed: UInt64, deadline: Int64, tally: SoakTally,
     buffers: inout SoakBuffers
 ) throws -> Int {
     var random = SeededRandom(seed: seed)
     let count = 1 + Int(random.next() % 32)
     let socket = try stack.socket(.inet, .datagram)
     defer { socket.close() }
+    try socket.bind(to: .ipv4(.unspecified, port: localPort))
     try socket.connect(to: server)
     let start = monotonicNanoseconds()
     let attempts = 12

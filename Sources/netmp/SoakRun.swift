@@ -226,16 +226,30 @@ final class SoakRun: Sendable {
         }
     }
 
+    /// The client ports the UDP workers share out (below the ephemeral range, which TCP's
+    /// clients and the servers' stacks draw from).
+    static let udpClientPorts: ClosedRange<UInt16> = 16384...32767
+
     private func runUDPClient(_ worker: Int, stack: NetworkStack, server: SocketAddress) {
         var buffers = SoakBuffers()
         buffers.scratch = [UInt8](repeating: 0, count: 65536)
         var random = SeededRandom(seed: plan.seed ^ UInt64(worker + 1) &* 0xD6E8_FEB8_6659_FD93)
+        // Each worker binds its flows to ports of a block of its own, in turn. With ephemeral
+        // ports a new flow could get, within milliseconds, the port of a flow that had just ended,
+        // and an echo of that flow's last datagram still on its way (one the server answered
+        // late, after a resend was answered too) then reached the new flow, which took it for a
+        // stack that delivered another socket's datagram (a CI soak failed so once).
+        let block = Swift.max(1, SoakRun.udpClientPorts.count / Swift.max(1, plan.udpWorkers))
+        let first = Int(SoakRun.udpClientPorts.lowerBound) + worker * block
+        var flow = 0
         while !tally.isStopping {
             let seed = random.next()
+            let port = UInt16(truncatingIfNeeded: first + flow % block)
+            flow += 1
             do {
                 let bytes = try soakUDPFlow(
-                    stack: stack, server: server, seed: seed, deadline: plan.flowDeadline, tally: tally,
-                    buffers: &buffers)
+                    stack: stack, server: server, localPort: port, seed: seed, deadline: plan.flowDeadline,
+                    tally: tally, buffers: &buffers)
                 tally.bytesChecked.add(bytes, ordering: .relaxed)
                 tally.udpFlows.add(1, ordering: .relaxed)
             } catch {
